@@ -1,0 +1,65 @@
+"""Exit codes and the error types that carry them.
+
+Only cli.py turns these into messages and exit codes; everything else raises.
+Messages must never contain a secret: build them from paths, counts and fingerprints.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    FAILURE = 1  # something went wrong while working (appliance, I/O, drift found by --check)
+    USAGE = 2  # bad flags or bad input: nothing was touched
+    IMAGE_UNUSABLE = 3  # not a disk image we can seed: corrupt, encrypted, no persist partition...
+    IMAGE_IN_USE = 4  # another process (a running VM) holds the image's write lock
+    INTERRUPTED = 130  # Ctrl-C
+
+
+class ProvisionError(Exception):
+    """Base of every error the tool reports to the user without a traceback."""
+
+    exit_code: ExitCode = ExitCode.FAILURE
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UsageError(ProvisionError):
+    """Bad flags or bad input (a malformed key, a weak password...). Raised before the image is opened."""
+
+    exit_code = ExitCode.USAGE
+
+
+class ImageUnusableError(ProvisionError):
+    """The image cannot be seeded as it is: not a disk image, truncated, encrypted, no persist partition..."""
+
+    exit_code = ExitCode.IMAGE_UNUSABLE
+
+
+class ImageInUseError(ProvisionError):
+    """A running VM (or another tool) holds the image's lock."""
+
+    exit_code = ExitCode.IMAGE_IN_USE
+
+
+class ApplianceError(ProvisionError):
+    """The libguestfs appliance failed to start or to work."""
+
+    exit_code = ExitCode.FAILURE
+
+
+class UnsafeEntryError(ProvisionError):
+    """A path inside persist is a symlink, hard link, device... where the contract wants a file or directory."""
+
+    exit_code = ExitCode.IMAGE_UNUSABLE
+
+
+class Aborted(ProvisionError):
+    """The person stopped the run (Ctrl-C, or answered No at the confirmation)."""
+
+    exit_code = ExitCode.INTERRUPTED
