@@ -288,5 +288,55 @@ def sample_disk_command(
     print(f"created {out} ({size}, GPT: ESP, nix, persist)")
 
 
+@app.command(
+    "batch",
+    help="Make one seeded image per user of MANIFEST: DIR/<name>.qcow2, plus DIR/report.json.\n\n"
+    "MANIFEST is a CSV file with the header name,ssh_keys,password_hash,netbird_setup_key,netbird_management_url "
+    "(or TOML [[user]] tables with those fields). ssh_keys lists key files separated by ';', relative to the "
+    "manifest's folder; an empty password_hash generates a password, written to DIR/initial-passwords.csv "
+    "(mode 0600). Every row is checked first: any bad row means exit 2 and nothing created.\n\n"
+    "Running it again resumes: complete images are kept unless --force. With --overlay the images are small "
+    "qcow2 overlays backed by the base: the base must travel with them, at the same absolute path, unchanged.\n\n"
+    + EXIT_CODES_HELP,
+)
+@reports_errors
+def batch_command(
+    manifest: Annotated[Path, typer.Argument(help="The manifest (.csv, or .toml).", show_default=False)],
+    base: Annotated[Path, typer.Option("--base", help="The zvm base image every copy starts from.", metavar="IMAGE")],
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="Where the images and reports go.", metavar="DIR")],
+    overlay: Annotated[
+        bool, typer.Option("--overlay", help="Make qcow2 overlays backed by the base instead of full copies.")
+    ] = False,
+    jobs: Annotated[
+        int, typer.Option("--jobs", help="Appliances running at once (0: one per core, each with several disks).",
+                          min=0, max=64)
+    ] = 0,
+    shard: Annotated[
+        str | None, typer.Option("--shard", help="Only the K-th of N slices of the manifest, e.g. 2/4.", metavar="K/N")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Make every image again, even complete ones.")] = False,
+    json_out: JsonOut = False,
+    accel: Accel = "auto",
+    debug: Debug = False,
+) -> None:
+    from provision import batch
+    from provision.manifest import parse_shard
+
+    check_accel(accel)
+    options = batch.BatchOptions(
+        manifest=manifest, base=base, out_dir=out_dir, overlay=overlay, jobs=jobs,
+        shard=parse_shard(shard) if shard is not None else None, force=force, accel=accel,
+    )
+    result = batch.run_batch(options, batch.default_progress(json_out))
+    for warning in result.warnings:
+        print(f"zvm-provision: warning: {warning}", file=sys.stderr)
+    if json_out:
+        print(result.report_path.read_text(encoding="utf-8"), end="")
+    else:
+        print(batch.render_result(result))
+    if result.failed:
+        raise typer.Exit(int(ExitCode.FAILURE))
+
+
 def main() -> None:
     app(prog_name="zvm-provision")

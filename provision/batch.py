@@ -1,0 +1,775 @@
+"""`zvm-provision batch`: one seeded image per employee, from a manifest.
+
+How a run goes:
+
+1. The whole manifest is validated (manifest.py); any bad row stops the run before anything is written.
+2. Outputs that already exist are checked in one read-only appliance (resume): complete ones are skipped
+   unless --force, the others are made again.
+3. Generated passwords are written to DIR/initial-passwords.csv (0600 from its creation) before any image
+   carrying them gets its final name, and hashed in a process pool while the copies and the launch go on.
+4. Images are made in chunks of up to MAX_DISKS_PER_APPLIANCE disks: each chunk's copies are made under a
+   hidden temporary name, all of them added to ONE appliance (clones share labels and UUIDs: each disk's
+   persist is found by its device), seeded one after the other through seed.run_seed (the one seeding path),
+   and only after the appliance shut down cleanly are they renamed to DIR/<name>.qcow2. So a file under
+   its final name is always a complete image. --jobs chunks run in parallel threads (launch releases the GIL).
+5. DIR/report.json records every user: no secrets in it.
+
+A failure on one image is reported and the others go on; the exit is 1 if any failed.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import csv
+import fcntl
+import io
+import json
+import math
+import multiprocessing
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from provision.errors import ImageInUseError, ProvisionError, UsageError
+from provision.manifest import Manifest, User, load_manifest
+
+if TYPE_CHECKING:
+    from provision.diskformat import ImageInfo
+    from provision.image import Appliance, PersistFS
+    from provision.plan import Operation, Plan
+    from provision.secret import Secret
+    from provision.state import ImageState
+
+MAX_DISKS_PER_APPLIANCE = 24  # 20 disks launch in ~29 s under TCG; more per handle only lengthens one chain
+MIN_DISKS_PER_APPLIANCE = 4  # below this, a second appliance costs more than it saves
+MAX_AUTO_JOBS = 4
+PASSWORDS_FILE = "initial-passwords.csv"
+REPORT_FILE = "report.json"
+LOCK_FILE = ".zvm-provision-batch.lock"
+PARTIAL_SUFFIX = ".partial"
+PASSWORD_ALPHABET = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/l/I
+PASSWORD_GROUPS, PASSWORD_GROUP_SIZE = 5, 5  # 25 random characters (~146 bits) in 5 dash-separated groups
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    manifest: Path
+    base: Path
+    out_dir: Path
+    overlay: bool = False
+    jobs: int = 0  # 0: automatic
+    shard: tuple[int, int] | None = None
+    force: bool = False
+    accel: str = "auto"
+    max_disks: int = MAX_DISKS_PER_APPLIANCE
+
+
+@dataclass
+class UserResult:
+    user: User
+    image: Path
+    status: str = "pending"  # seeded | skipped | failed
+    error: str | None = None
+    redone: str | None = None  # why an existing image was made again
+    password_generated: bool = False
+    authorized_keys: tuple = ()
+    host_public_line: str | None = None
+    machine_id: str | None = None
+    netbird_setup_key: bool = False
+    netbird_management_url: str | None = None
+
+    def to_json(self, overlay: bool, base: Path) -> dict[str, Any]:
+        from provision import report
+
+        return {
+            "name": self.user.name,
+            "image": str(self.image),
+            "status": self.status,
+            "error": self.error,
+            "redone": self.redone,
+            "overlay_of": str(base) if overlay else None,
+            "password": "generated" if self.password_generated else "given",
+            "authorized_keys": [report.key_summary(key) for key in self.authorized_keys],
+            "host_key": report.host_key_summary(self.host_public_line),
+            "machine_id": self.machine_id,
+            "netbird_setup_key_given": self.netbird_setup_key,
+            "netbird_management_url": self.netbird_management_url,
+        }
+
+
+@dataclass
+class BatchResult:
+    options: BatchOptions
+    manifest: Manifest
+    results: list[UserResult]
+    report_path: Path
+    passwords_path: Path | None
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.results if r.status == status)
+
+    @property
+    def failed(self) -> list[UserResult]:
+        return [r for r in self.results if r.status == "failed"]
+
+
+# -- progress ---------------------------------------------------------------------------------------
+
+
+class Progress:
+    """Plain lines on stderr (logs, CI); RichProgress draws a bar on a terminal."""
+
+    def __init__(self, stream=None) -> None:
+        self._stream = stream or sys.stderr
+        self._lock = threading.Lock()
+        self.total = 0
+        self.done = 0
+
+    def start(self, total: int) -> None:
+        self.total = total
+
+    def note(self, message: str) -> None:
+        with self._lock:
+            print(f"batch: {message}", file=self._stream, flush=True)
+
+    def finished(self, name: str, ok: bool, detail: str = "") -> None:
+        with self._lock:
+            self.done += 1
+            done = self.done
+        self.note(f"[{done}/{self.total}] {name}: {'done' if ok else 'FAILED'}{': ' + detail if detail else ''}")
+
+    def stop(self) -> None:
+        pass
+
+
+class RichProgress(Progress):
+    def __init__(self) -> None:
+        super().__init__()
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress as Bar
+
+        self._bar = Bar(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=Console(stderr=True), transient=False,
+        )
+        self._task = None
+
+    def start(self, total: int) -> None:
+        super().start(total)
+        self._bar.start()
+        self._task = self._bar.add_task("seeding", total=total)
+
+    def note(self, message: str) -> None:
+        self._bar.console.print(f"batch: {message}", markup=False, highlight=False)
+
+    def finished(self, name: str, ok: bool, detail: str = "") -> None:
+        if not ok:
+            self.note(f"{name}: FAILED{': ' + detail if detail else ''}")
+        if self._task is not None:
+            self._bar.update(self._task, advance=1, description=f"seeding (last: {name})")
+
+    def stop(self) -> None:
+        self._bar.stop()
+
+
+def default_progress(json_out: bool) -> Progress:
+    return RichProgress() if sys.stderr.isatty() else Progress()
+
+
+# -- the run ------------------------------------------------------------------------------------------
+
+
+def run_batch(options: BatchOptions, progress: Progress | None = None) -> BatchResult:
+    progress = progress or Progress()
+    started = time.monotonic()
+    manifest = load_manifest(options.manifest)  # every row validated; ManifestError (exit 2) otherwise
+    users = manifest.shard(*options.shard) if options.shard else manifest.users
+    base_info = _check_base(options.base)
+    out_dir = _check_out_dir(options.out_dir, users, base_info)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = {u.name: UserResult(u, out_dir / u.image_name) for u in users}
+    passwords_path = None
+    with _DirectoryLock(out_dir), _Cancel() as cancel:
+        _remove_partials(out_dir, users)
+        todo = list(users)
+        existing = [u for u in users if os.path.lexists(out_dir / u.image_name)]
+        if existing and not options.force:
+            todo = [u for u in users if u not in existing]
+            progress.note(f"checking {len(existing)} existing image(s) (resume; --force makes them again)")
+            for user, problems in _check_existing(existing, out_dir, results, options.accel, options.max_disks):
+                if problems:
+                    results[user.name].redone = "; ".join(problems)
+                    todo.append(user)
+                else:
+                    results[user.name].status = "skipped"
+            order = {u.name: i for i, u in enumerate(users)}
+            todo.sort(key=lambda u: order[u.name])
+        elif existing:
+            for user in existing:
+                results[user.name].redone = "--force"
+
+        if todo:
+            _check_space(base_info, out_dir, len(todo), options.overlay)
+            plain = {u.name: generate_password() for u in todo if u.password_hash is None}
+            if plain:
+                passwords_path = write_passwords(out_dir, plain)
+            with _Hasher(plain) as hasher:
+                jobs, chunks = plan_chunks(len(todo), options.jobs, options.max_disks)
+                progress.start(len(todo))
+                progress.note(
+                    f"{len(todo)} image(s) to make in {len(chunks)} appliance launch(es), {jobs} at a time"
+                    + (f"; {len(users) - len(todo)} already complete" if len(users) > len(todo) else "")
+                )
+                try:
+                    worker = _ChunkWorker(options, base_info, out_dir, results, hasher, progress, cancel)
+                    batches = [todo[start:end] for start, end in chunks]
+                    with concurrent.futures.ThreadPoolExecutor(jobs, thread_name_prefix="zvm-batch") as pool:
+                        futures = [pool.submit(worker.run, number, batch) for number, batch in enumerate(batches, 1)]
+                        cancel.wait_for(futures)
+                finally:
+                    progress.stop()
+        elif passwords_path is None and (out_dir / PASSWORDS_FILE).exists():
+            passwords_path = out_dir / PASSWORDS_FILE
+
+        ordered = [results[u.name] for u in users]
+        report_path = write_report(out_dir, ordered, options)
+    return BatchResult(options, manifest, ordered, report_path, passwords_path, time.monotonic() - started,
+                       list(manifest.warnings))
+
+
+def plan_chunks(count: int, jobs: int, max_disks: int) -> tuple[int, list[tuple[int, int]]]:
+    """How many appliances run at once, and which [start, end) slice of the images each launch takes."""
+    if count <= 0:
+        return 1, []
+    if jobs <= 0:  # automatic: one appliance per core, each with at least a few disks
+        jobs = max(1, min(os.cpu_count() or 1, MAX_AUTO_JOBS, count // MIN_DISKS_PER_APPLIANCE))
+    launches = max(jobs, math.ceil(count / max_disks))
+    launches = min(launches, count)
+    size = math.ceil(count / launches)
+    chunks = [(start, min(start + size, count)) for start in range(0, count, size)]
+    return min(jobs, len(chunks)), chunks
+
+
+def generate_password() -> str:
+    groups = ("".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(PASSWORD_GROUP_SIZE))
+              for _ in range(PASSWORD_GROUPS))
+    return "-".join(groups)
+
+
+# -- checks before anything is written ----------------------------------------------------------
+
+
+def _check_base(base: Path) -> ImageInfo:
+    from provision.diskformat import probe_image
+
+    return probe_image(base)
+
+
+def _check_out_dir(out_dir: Path, users: Sequence[User], base: ImageInfo) -> Path:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--out-dir {out_dir} exists and is not a directory")
+    out_dir = out_dir.absolute()
+    base_real = os.path.realpath(base.path)
+    for user in users:
+        target = out_dir / user.image_name
+        if os.path.realpath(target) == base_real:
+            raise UsageError(f"{target} is the base image itself; choose another --out-dir")
+        if os.path.islink(target):
+            raise UsageError(f"{target} is a symbolic link; move it away (batch never writes through a link)")
+        if target.exists() and not target.is_file():
+            raise UsageError(f"{target} exists and is not a regular file; move it away")
+    return out_dir
+
+
+def _check_space(base: ImageInfo, out_dir: Path, count: int, overlay: bool) -> None:
+    per_image = 4 << 20 if overlay else _measure(base)
+    needed = per_image * count
+    free = shutil.disk_usage(out_dir).free
+    if needed > free:
+        raise ProvisionError(
+            f"not enough space in {out_dir}: {count} image(s) need about {_size(needed)}, {_size(free)} is free",
+            hint="free some space, use --overlay (small images backed by the base), or split the run with --shard",
+        )
+
+
+def _measure(base: ImageInfo) -> int:
+    try:
+        out = subprocess.run(
+            ["qemu-img", "measure", "--output=json", "-f", base.format, "-O", "qcow2", str(base.path)],
+            capture_output=True, text=True, timeout=120, check=True,
+        ).stdout
+        return int(json.loads(out)["required"])
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError):
+        return os.stat(base.path).st_blocks * 512  # what the base occupies: an upper bound for a sparse copy
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+class _DirectoryLock:
+    """One batch run per output folder at a time."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.path = out_dir / LOCK_FILE
+        self._fd: int | None = None
+
+    def __enter__(self) -> _DirectoryLock:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ImageInUseError(f"another zvm-provision batch is writing to {self.path.parent}") from None
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+
+
+def _partial_path(out_dir: Path, user: User) -> Path:
+    return out_dir / f".{user.image_name}{PARTIAL_SUFFIX}"
+
+
+def _remove_partials(out_dir: Path, users: Sequence[User]) -> None:
+    """A run that was killed may leave its temporary copies behind: they are ours, and never complete."""
+    for user in users:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(_partial_path(out_dir, user))
+
+
+# -- resume: which existing images are complete ---------------------------------------------------
+
+
+def _check_existing(
+    users: Sequence[User], out_dir: Path, results: dict[str, UserResult], accel: str, max_disks: int
+) -> Iterator[tuple[User, list[str]]]:
+    """Yield (user, problems) for each existing output; no problems means complete for this manifest."""
+    from provision.diskformat import probe_image
+    from provision.image import Appliance
+
+    openable: list[tuple[User, ImageInfo]] = []
+    for user in users:
+        try:
+            openable.append((user, probe_image(out_dir / user.image_name)))
+        except ProvisionError as exc:
+            yield user, [f"cannot open it: {exc.message}"]
+    for start in range(0, len(openable), max_disks):
+        chunk = openable[start : start + max_disks]
+        try:
+            with Appliance([info for _, info in chunk], readonly=True, accel=accel) as appliance:
+                appliance.launch()
+                for index, (user, _) in enumerate(chunk):
+                    try:
+                        with appliance.mount_persist(index, writable=False) as fs:
+                            problems = image_problems(fs, user, results[user.name])
+                    except ProvisionError as exc:
+                        problems = [exc.message]
+                    yield user, problems
+        except ProvisionError as exc:
+            for user, _ in chunk:
+                yield user, [f"cannot check it: {exc.message}"]
+
+
+def image_problems(fs: PersistFS, user: User, result: UserResult) -> list[str]:
+    """Why an existing image is not a complete seeding of this user's row (empty: complete).
+
+    The contract part is inspect's check_image_contract once it is merged; this stand-in checks every
+    required contract path's kind, owner and mode, then the row's own content (keys, given hash, Netbird).
+    """
+    from provision.layout import load_layout
+    from provision.state import read_state
+
+    layout = load_layout()
+    state = read_state(fs, layout)
+    problems = contract_problems(state, layout)
+    if {k.blob for k in state.authorized_keys} != {k.blob for k in user.keys}:
+        problems.append("its authorized keys differ from the manifest's")
+    if user.password_hash is not None and state.password is not None and state.password.state == "set":
+        held = fs.read_file(layout.role("password-hash").path, 4096).decode("ascii", "replace").strip()
+        if held != user.password_hash.reveal():
+            problems.append("its password hash differs from the manifest's")
+    if user.netbird_setup_key is not None and not state.netbird_setup_key_present:
+        problems.append("it has no Netbird setup key")
+    if user.netbird_management_url is not None and state.netbird_management_url != user.netbird_management_url:
+        problems.append("its Netbird management URL differs from the manifest's")
+    result.authorized_keys = state.authorized_keys
+    result.host_public_line = state.host_public_line
+    result.machine_id = state.machine_id
+    result.netbird_setup_key = state.netbird_setup_key_present
+    result.netbird_management_url = state.netbird_management_url
+    result.password_generated = user.password_hash is None
+    return problems
+
+
+def contract_problems(state: ImageState, layout) -> list[str]:
+    problems = []
+    for entry in layout.entries:
+        stat = state.stat(entry.path)
+        if stat is None:
+            if entry.required:
+                problems.append(f"{entry.path} is missing")
+            continue
+        if (stat.kind, stat.uid, stat.gid, stat.mode) != (entry.kind, entry.uid, entry.gid, entry.mode):
+            problems.append(f"{entry.path} is {stat.kind} {stat.uid}:{stat.gid} {stat.mode:04o}, "
+                            f"expected {entry.kind} {entry.uid}:{entry.gid} {entry.mode:04o}")
+    if state.password is None or state.password.state != "set":
+        problems.append("no valid password hash")
+    if not state.authorized_keys or state.authorized_keys_problems:
+        problems.append("no valid authorized keys")
+    if not state.has_host_key:
+        problems.append("no host key")
+    if state.machine_id is None:
+        problems.append("no valid machine-id")
+    return problems
+
+
+# -- secrets files ----------------------------------------------------------------------------------
+
+
+def _create_private(path: Path) -> int:
+    """A new file that is 0600 from its creation (O_EXCL: never an existing file, never through a link)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_passwords(out_dir: Path, plain: dict[str, str]) -> Path:
+    """DIR/initial-passwords.csv (name,password): rows of an earlier run are kept unless made again here."""
+    path = out_dir / PASSWORDS_FILE
+    kept: list[tuple[str, str]] = []
+    if os.path.lexists(path):
+        if os.path.islink(path) or not path.is_file():
+            raise ProvisionError(f"{path} is not a regular file; move it away")
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+        if not rows or rows[0] != ["name", "password"] or any(len(r) != 2 for r in rows[1:]):
+            raise ProvisionError(f"{path} is not a name,password file written by zvm-provision; move it away")
+        kept = [(r[0], r[1]) for r in rows[1:] if r[0] not in plain]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["name", "password"])
+    writer.writerows([*kept, *plain.items()])
+    tmp = out_dir / f".{PASSWORDS_FILE}.tmp"
+    fd = _create_private(tmp)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(buffer.getvalue())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(out_dir)
+    return path
+
+
+def write_report(out_dir: Path, results: Sequence[UserResult], options: BatchOptions) -> Path:
+    """DIR/report.json: one entry per user (no secrets); entries of users not in this run are kept."""
+    path = out_dir / REPORT_FILE
+    mine = {r.user.name for r in results}
+    kept = []
+    with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+        previous = json.loads(path.read_text(encoding="utf-8"))
+        kept = [u for u in previous.get("users", []) if isinstance(u, dict) and u.get("name") not in mine]
+    data = {
+        "base": str(options.base.absolute()),
+        "overlay": options.overlay,
+        "users": [*kept, *(r.to_json(options.overlay, options.base.absolute()) for r in results)],
+    }
+    tmp = out_dir / f".{REPORT_FILE}.tmp"
+    fd = _create_private(tmp)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(data, indent=2) + "\n")
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+    return path
+
+
+class _Hasher:
+    """Hash generated passwords in a process pool (656000 sha-512 rounds: ~0.7 s each) while the rest goes on."""
+
+    def __init__(self, plain: dict[str, str]) -> None:
+        self._plain = plain
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._futures: dict[str, concurrent.futures.Future[str]] = {}
+
+    def __enter__(self) -> _Hasher:
+        if self._plain:
+            # spawn, not fork: appliance threads may be running, and a forked child would inherit their locks
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                min(len(self._plain), os.cpu_count() or 1), mp_context=multiprocessing.get_context("spawn")
+            )
+            self._futures = {name: self._pool.submit(_hash_one, pw) for name, pw in self._plain.items()}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def hash_for(self, name: str) -> Secret:
+        from provision.credentials import validate_password_hash
+
+        return validate_password_hash(self._futures[name].result())
+
+
+def _hash_one(password: str) -> str:
+    from provision.credentials import hash_password
+
+    return hash_password(password).reveal()  # a Secret cannot be pickled back to the parent
+
+
+class _Cancel:
+    """Ctrl-C in the main thread: workers stop at the next image, remove their temporary copies, return."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def __enter__(self) -> _Cancel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def check(self) -> None:
+        if self.event.is_set():
+            raise KeyboardInterrupt
+
+    def wait_for(self, futures: Sequence[concurrent.futures.Future]) -> None:
+        try:
+            pending = set(futures)
+            while pending:
+                _, pending = concurrent.futures.wait(pending, timeout=0.2)
+        except KeyboardInterrupt:
+            self.event.set()
+            concurrent.futures.wait(futures)
+            raise
+        for future in futures:
+            future.result()  # a bug in a worker surfaces here
+
+
+# -- one chunk: copies, one appliance, seeding, rename ---------------------------------------------
+
+
+class _Disk:
+    """One disk of a shared appliance, shaped like seed.ImageSession so seed.run_seed seeds it.
+
+    Persist is mounted read-write once for reading the state, applying and verifying: these are fresh
+    copies this run owns, so the read-only first look that protects a person's own image is not needed.
+    """
+
+    def __init__(self, appliance: Appliance, index: int, info: ImageInfo, user: User) -> None:
+        self.appliance = appliance
+        self.index = index
+        self.info = info
+        self.user = user
+        self._stack = contextlib.ExitStack()
+        self._fs: PersistFS | None = None
+
+    def read_state(self) -> ImageState:
+        from provision.layout import load_layout
+        from provision.state import read_state
+
+        self._fs = self._stack.enter_context(self.appliance.mount_persist(self.index, writable=True))
+        state = read_state(self._fs, load_layout())
+        if state.netbird_setup_key_present and self.user.netbird_setup_key is None:
+            raise ProvisionError(
+                "the base image carries a Netbird setup key, which every copy would share; "
+                "give this user a netbird_setup_key or use a base without one"
+            )
+        return state
+
+    def apply(self, plan: Plan, progress: Callable[[Operation], None] | None = None) -> None:
+        from provision.apply import apply_plan, verify_plan
+
+        assert self._fs is not None
+        apply_plan(plan, self._fs, progress)
+        verify_plan(plan, self._fs)
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+class _ChunkWorker:
+    def __init__(self, options, base, out_dir, results, hasher, progress, cancel) -> None:
+        self.options: BatchOptions = options
+        self.base: ImageInfo = base
+        self.out_dir: Path = out_dir
+        self.results: dict[str, UserResult] = results
+        self.hasher: _Hasher = hasher
+        self.progress: Progress = progress
+        self.cancel: _Cancel = cancel
+
+    def fail(self, user: User, message: str) -> None:
+        result = self.results[user.name]
+        result.status, result.error = "failed", message
+        self.progress.finished(user.name, False, message)
+
+    def run(self, number: int, users: list[User]) -> None:
+        partials = {u.name: _partial_path(self.out_dir, u) for u in users}
+        try:
+            self._run(number, users, partials)
+        except Exception as exc:  # a bug or a host I/O error: this chunk's unfinished images fail, others go on
+            for user in users:
+                if self.results[user.name].status not in ("seeded", "failed"):
+                    self.fail(user, f"internal error ({type(exc).__name__}: {exc})")
+        finally:
+            for path in partials.values():
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+
+    def _run(self, number: int, users: list[User], partials: dict[str, Path]) -> None:
+        from provision.diskformat import probe_image
+        from provision.image import Appliance
+
+        self.cancel.check()
+        copied: list[tuple[User, ImageInfo]] = []
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            copies = {u.name: pool.submit(self.copy, partials[u.name]) for u in users}
+            for user in users:
+                try:
+                    copies[user.name].result()
+                    copied.append((user, probe_image(partials[user.name])))
+                except ProvisionError as exc:
+                    self.fail(user, exc.message)
+        if not copied:
+            return
+        self.cancel.check()
+        self.progress.note(f"launch {number}: starting an appliance with {len(copied)} disk(s)")
+        appliance = Appliance([info for _, info in copied], readonly=False, accel=self.options.accel)
+        seeded: list[User] = []
+        try:
+            appliance.launch()
+            for index, (user, info) in enumerate(copied):
+                self.cancel.check()
+                try:
+                    self.seed_one(appliance, index, info, user)
+                    seeded.append(user)
+                except ProvisionError as exc:
+                    self.fail(user, exc.message)
+                except Exception as exc:  # a bug: this image fails, the others go on
+                    self.fail(user, f"internal error ({type(exc).__name__})")
+            appliance.close()  # umount, sync, checked shutdown: only then are the copies complete
+        except ProvisionError as exc:
+            with contextlib.suppress(ProvisionError):
+                appliance.close()
+            for user, _ in copied:
+                if self.results[user.name].status != "failed":
+                    self.fail(user, exc.message)
+            return
+        except BaseException:
+            with contextlib.suppress(ProvisionError):
+                appliance.close()
+            raise
+        for user in seeded:
+            os.replace(partials[user.name], self.out_dir / user.image_name)
+            self.results[user.name].status = "seeded"
+            self.progress.finished(user.name, True)
+        _fsync_dir(self.out_dir)
+
+    def copy(self, target: Path) -> None:
+        """A standalone sparse qcow2 copy of the base, or an overlay backed by it (absolute path, format given)."""
+        base = self.base
+        if self.options.overlay:
+            command = ["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(Path(base.path).absolute()),
+                       "-F", base.format, str(target)]
+        else:
+            command = ["qemu-img", "convert", "-q", "-f", base.format, "-O", "qcow2", str(base.path), str(target)]
+        try:
+            subprocess.run(command, capture_output=True, text=True, check=True, stdin=subprocess.DEVNULL)
+        except FileNotFoundError:
+            raise ProvisionError("qemu-img is not installed (Debian: apt-get install qemu-utils)") from None
+        except subprocess.CalledProcessError as exc:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(target)
+            text = (exc.stderr or "").strip()
+            if "No space left" in text:
+                raise ProvisionError(f"the host disk is full: no space left in {self.out_dir} to copy the base") from None
+            first = text.splitlines()[-1] if text else f"exit status {exc.returncode}"
+            raise ProvisionError(f"qemu-img could not copy the base: {first}") from None
+
+    def seed_one(self, appliance: Appliance, index: int, info: ImageInfo, user: User) -> None:
+        from provision.request import PasswordChoice, SeedRequest
+        from provision.seed import run_seed
+
+        result = self.results[user.name]
+        if user.password_hash is not None:
+            hashed = user.password_hash
+        else:
+            hashed = self.hasher.hash_for(user.name)
+            result.password_generated = True
+        request = SeedRequest(
+            password=PasswordChoice.from_hash(hashed),
+            keys=user.keys,
+            replace_keys=True,  # only this user's keys, whatever the base holds
+            host_keys=True,
+            new_host_keys=True,  # every copy its own host key and machine-id
+            new_machine_id=True,
+            netbird_setup_key=user.netbird_setup_key,
+            netbird_management_url=user.netbird_management_url,
+        )
+        disk = _Disk(appliance, index, info, user)
+        try:
+            outcome = run_seed(disk, request, dry_run=False)  # type: ignore[arg-type]
+        finally:
+            disk.close()
+        plan = outcome.plan
+        result.authorized_keys = plan.authorized_keys
+        result.host_public_line = plan.host_public_line
+        result.machine_id = plan.machine_id
+        result.netbird_setup_key = user.netbird_setup_key is not None
+        result.netbird_management_url = user.netbird_management_url
+
+
+# -- what the command prints -----------------------------------------------------------------------
+
+
+def render_result(result: BatchResult) -> str:
+    lines = []
+    for r in result.results:
+        detail = r.error if r.status == "failed" else (f"made again: {r.redone}" if r.redone else "")
+        lines.append(f"  {r.status:<8} {r.user.name:<24} {r.image.name}" + (f"  ({detail})" if detail else ""))
+    lines.append("")
+    lines.append(
+        f"{result.count('seeded')} seeded, {result.count('skipped')} already complete, "
+        f"{result.count('failed')} failed in {result.seconds:.0f} s. Report: {result.report_path}"
+    )
+    if result.passwords_path is not None:
+        lines.append(
+            f"Generated passwords are in {result.passwords_path} (mode 0600): hand them over, then delete the file."
+        )
+    if result.options.overlay:
+        lines.append(
+            f"The images are overlays backed by {result.options.base.absolute()}: copy the base along with "
+            "them, to the same path, and never change it."
+        )
+    return "\n".join(lines)
