@@ -25,7 +25,8 @@ from provision.secret import Secret
 # --------------------------------------------------------------------------------------------------
 # Passwords
 
-SHA512_DEFAULT_ROUNDS = 656000  # passlib's default; libxcrypt's implicit 5000 is "too low for modern hardware"
+# passlib's default; libxcrypt calls its own implicit 5000 "too low for modern hardware"
+SHA512_DEFAULT_ROUNDS = 656000
 SHA512_IMPLICIT_ROUNDS = 5000  # what libxcrypt uses when a $6$ hash has no rounds= field
 SHA512_MIN_ROUNDS = 1000  # libxcrypt refuses (returns "*0", locking the user out) outside this range
 SHA512_MAX_ROUNDS = 999_999_999
@@ -104,7 +105,8 @@ def _parse_hash(text: str) -> tuple[str, int | None]:
         m = _SHA512_RE.fullmatch(line)
         if not m:
             raise UsageError(
-                "malformed sha-512 ($6$) hash: expected $6$[rounds=N$]salt$hash in the crypt alphabet [./0-9A-Za-z]"
+                "malformed sha-512 ($6$) hash: expected $6$[rounds=N$]salt$hash"
+                " in the crypt alphabet [./0-9A-Za-z]"
             )
         rounds = _sha512_rounds(m.group(1))
         if not 1 <= len(m.group(2)) <= 16:
@@ -123,7 +125,7 @@ def _parse_hash(text: str) -> tuple[str, int | None]:
 
 
 def validate_password_hash(text: str) -> Secret:
-    """A pre-made hash (e.g. from mkpasswd), checked the way libxcrypt will read it, returned without newline."""
+    """A pre-made hash (e.g. from mkpasswd), checked as libxcrypt will read it; returned without newline."""
     _parse_hash(text)
     return Secret(_one_line(text, "the password hash"))
 
@@ -176,7 +178,9 @@ _KEY_TYPES = {
     _SK_ED25519: ("ED25519-SK", 2),
     _SK_ECDSA: ("ECDSA-SK", 3),
 }
-_ACCEPTED_TYPES_TEXT = "ssh-ed25519, ecdsa-sha2-nistp256/384/521, ssh-rsa, sk-ssh-ed25519, sk-ecdsa-sha2-nistp256"
+_ACCEPTED_TYPES_TEXT = (
+    "ssh-ed25519, ecdsa-sha2-nistp256/384/521, ssh-rsa, sk-ssh-ed25519, sk-ecdsa-sha2-nistp256"
+)
 
 # authorized_keys options (sshd.8). Valued ones take name="value"; the others are bare flags.
 _VALUED_OPTIONS = frozenset(
@@ -190,9 +194,14 @@ _FLAG_OPTIONS = frozenset(
     }
 )  # fmt: skip
 _OPTION_NAME_RE = re.compile(r"[A-Za-z0-9-]+", re.ASCII)
+# exactly one double-quoted string; \" is OpenSSH's only escape, a lone backslash is literal
+_QUOTED_VALUE_RE = re.compile(r'"(?:\\"|\\(?!")|[^"\\])*"', re.DOTALL)
 
 # Markers of a private key pasted where a public one belongs (PEM, OpenSSH, PuTTY).
 _PRIVATE_KEY_RE = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----|PuTTY-User-Key-File-")
+
+
+_FIELD_SEP = re.compile("[ \t]+")  # sshd separates fields with spaces and tabs only
 
 
 class _BadLine(Exception):
@@ -226,41 +235,35 @@ def _fingerprint(blob: bytes) -> str:
     return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode("ascii").rstrip("=")
 
 
-def _split_options(line: str) -> tuple[str, str]:
-    """Split `options rest` at the first whitespace outside double quotes (backslash escapes a quote)."""
+def _unquoted(text: str, separators: str):
+    """Yield the indexes of separator characters outside double quotes (inside them, \\" is a quote)."""
     quoted = False
     i = 0
-    while i < len(line):
-        c = line[i]
-        if quoted and c == "\\" and i + 1 < len(line):
-            i += 2
-            continue
-        if c == '"':
+    while i < len(text):
+        c = text[i]
+        if quoted and c == "\\" and text[i + 1 : i + 2] == '"':  # OpenSSH's only escape: \"
+            i += 1
+        elif c == '"':
             quoted = not quoted
-        elif c in " \t" and not quoted:
-            return line[:i], line[i:].lstrip(" \t")
+        elif c in separators and not quoted:
+            yield i
         i += 1
     if quoted:
         raise _BadLine("unterminated quoted string in the options")
-    return line, ""
+
+
+def _split_options(line: str) -> tuple[str, str]:
+    """Split `options rest` at the first space or tab outside double quotes."""
+    i = next(_unquoted(line, " \t"), None)
+    if i is None:
+        return line, ""
+    return line[:i], line[i:].lstrip(" \t")
 
 
 def _check_options(options: str) -> None:
     """Each comma-separated option must be a known keyword, with a quoted value exactly when it takes one."""
-    items: list[str] = []
-    quoted, start, i = False, 0, 0
-    while i < len(options):
-        c = options[i]
-        if quoted and c == "\\" and i + 1 < len(options):
-            i += 2
-            continue
-        if c == '"':
-            quoted = not quoted
-        elif c == "," and not quoted:
-            items.append(options[start:i])
-            start = i + 1
-        i += 1
-    items.append(options[start:])
+    bounds = [-1, *_unquoted(options, ","), len(options)]
+    items = [options[a + 1 : b] for a, b in zip(bounds, bounds[1:])]
     for n, item in enumerate(items, 1):
         name, eq, value = item.partition("=")
         if not _OPTION_NAME_RE.fullmatch(name):
@@ -269,7 +272,7 @@ def _check_options(options: str) -> None:
         if name in _FLAG_OPTIONS and not eq:
             continue
         if name in _VALUED_OPTIONS:
-            if not (eq and len(value) >= 2 and value.startswith('"') and value.endswith('"')):
+            if not (eq and _QUOTED_VALUE_RE.fullmatch(value)):
                 raise _BadLine(f'option {n} ({name}) needs a value in double quotes: {name}="..."')
             continue
         if name in _FLAG_OPTIONS:
@@ -344,14 +347,16 @@ def _parse_key_line(raw: str) -> AuthorizedKey:
         raise _BadLine(f"the line is longer than {MAX_KEY_LINE_BYTES} bytes")
     if "\x00" in line:
         raise _BadLine("the line contains a NUL character")
-    first = line.split(None, 1)[0]
+    if not line:
+        raise _BadLine("the line is empty")
+    first = _FIELD_SEP.split(line, 1)[0]
     options: str | None = None
     rest = line
     if not _is_type_name(first):
         opts, after = _split_options(line)
-        if after and _is_type_name(after.split(None, 1)[0]):
+        if after and _is_type_name(_FIELD_SEP.split(after, 1)[0]):
             options, rest = opts, after
-    parts = rest.split(None, 2)
+    parts = _FIELD_SEP.split(rest, 2)
     key_type = parts[0]
     if key_type == "ssh-dss":
         raise _BadLine("ssh-dss (DSA) keys are not accepted")
@@ -377,7 +382,7 @@ def _parse_key_line(raw: str) -> AuthorizedKey:
     if offset != len(blob):
         raise _BadLine("the key data has trailing bytes")
     bits = _key_bits(key_type, blob, fields)
-    comment = parts[2].strip() if len(parts) > 2 else ""
+    comment = parts[2].strip(" \t") if len(parts) > 2 else ""
     return AuthorizedKey(line=line, options=options, key_type=key_type, blob=blob, comment=comment, bits=bits)
 
 
@@ -409,7 +414,7 @@ def parse_authorized_keys(text: str, source: str) -> list[AuthorizedKey]:
 
 
 def parse_authorized_keys_lenient(text: str) -> tuple[list[AuthorizedKey], list[str]]:
-    """For files read from an image (untrusted): the keys that parse, plus one problem per bad line. Never raises."""
+    """For files read from an image (untrusted): good keys and one problem per bad line; never raises."""
     keys: list[AuthorizedKey] = []
     problems: list[str] = []
     for lineno, raw in _key_lines(text):
@@ -508,7 +513,7 @@ def generate_host_key(comment: str = "root@zvm") -> HostKey:
 
 
 def generate_user_keypair(*, comment: str, passphrase: Secret | None = None) -> tuple[bytes, str]:
-    """A new ed25519 key pair for the wizard: (OpenSSH private key, encrypted if a passphrase is given; public line)."""
+    """A new ed25519 key pair (OpenSSH private key, encrypted if given a passphrase; public line)."""
     from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, NoEncryption
 
@@ -526,7 +531,7 @@ def generate_user_keypair(*, comment: str, passphrase: Secret | None = None) -> 
 
 
 def _create_exclusive(path: Path, data: bytes, mode: int) -> None:
-    """Create path with `mode` from the first instant (no window with wider permissions), never overwriting."""
+    """Create path with `mode` from its first instant (no window with wider permissions); never overwrite."""
     flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC
     fd = os.open(path, flags, mode)
     try:
