@@ -201,6 +201,7 @@ _QUOTED_VALUE_RE = re.compile(r'"(?:\\"|\\(?!")|[^"\\])*"', re.DOTALL)
 _PRIVATE_KEY_RE = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----|PuTTY-User-Key-File-")
 
 
+_CONTROL_RE = re.compile("[\x01-\x08\x0a-\x1f\x7f-\x9f]")  # C0 (tab allowed), DEL, C1
 _FIELD_SEP = re.compile("[ \t]+")  # sshd separates fields with spaces and tabs only
 
 
@@ -347,6 +348,8 @@ def _parse_key_line(raw: str) -> AuthorizedKey:
         raise _BadLine(f"the line is longer than {MAX_KEY_LINE_BYTES} bytes")
     if "\x00" in line:
         raise _BadLine("the line contains a NUL character")
+    if _CONTROL_RE.search(line):  # a comment with escape sequences would reach the terminal via reports
+        raise _BadLine("the line contains control characters")
     if not line:
         raise _BadLine("the line is empty")
     first = _FIELD_SEP.split(line, 1)[0]

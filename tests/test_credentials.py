@@ -260,7 +260,8 @@ def test_describe_password_file():
     assert c.describe_password_file((YESCRYPT_PW + "\n").encode()) == c.PasswordInfo("set", "yescrypt", None)
     locked = c.PasswordInfo("locked", None, None)
     assert c.LOCKED_PASSWORD_LINE == "!"
-    locked_lines = (b"!", b"*", b"*\n", b"!!", f"!{implicit}\n".encode(), (c.LOCKED_PASSWORD_LINE + "\n").encode())
+    written = (c.LOCKED_PASSWORD_LINE + "\n").encode()
+    locked_lines = (b"!", b"*", b"*\n", b"!!", f"!{implicit}\n".encode(), written)
     for content in locked_lines:
         assert c.describe_password_file(content) == locked, content
     invalid = c.PasswordInfo("invalid", None, None)
@@ -456,6 +457,8 @@ def test_fields_are_separated_by_space_or_tab_only(lines):
 
 def test_refuses_nul_and_overlong_lines(lines):
     assert "NUL" in refusal(lines["ed25519"] + "\x00")
+    for control in ("\x1b[31m", "\r", "\x7f", "\x9b"):
+        assert refusal(lines["ed25519"] + control + "x").endswith("the line contains control characters")
     long_comment = lines["ed25519"] + " " + "c" * c.MAX_KEY_LINE_BYTES
     assert "longer than 8192 bytes" in refusal(long_comment)
 
