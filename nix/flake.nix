@@ -79,7 +79,9 @@
         ];
         LIBGUESTFS_PATH = "${pkgs.libguestfs-appliance}";
         LIBGUESTFS_BACKEND = "direct";
-        OVMF_FD = "${pkgs.OVMF.fd}/FV/OVMF.fd";
+        # Read by scripts/start.sh.
+        OVMF_CODE = "${pkgs.OVMF.fd}/FV/OVMF_CODE.fd";
+        OVMF_VARS = "${pkgs.OVMF.fd}/FV/OVMF_VARS.fd";
       };
 
       formatter.${system} = pkgs.nixfmt;
