@@ -26,9 +26,13 @@ in
       config.services.netbird.package
       pkgs.coreutils
     ];
+    # No network yet, or the management server is down: try again (the key stays until enrolment works).
+    unitConfig.StartLimitIntervalSec = 0;
     serviceConfig = {
       Type = "oneshot";
       RemainAfterExit = true;
+      Restart = "on-failure";
+      RestartSec = "30s";
       UMask = "0077";
     };
     script = ''

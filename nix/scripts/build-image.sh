@@ -13,7 +13,9 @@ out=${1:-main.raw}
 
 require_nix_flakes
 
-link=$(mktemp -d)/image
+tmp=$(mktemp -d)
+trap 'rm -rf -- "$tmp"' EXIT
+link=$tmp/image
 say "building $ZVM_FLAKE#image ..."
 "${NIX[@]}" build "$ZVM_FLAKE#image" --out-link "$link"
 [[ -f $link/main.raw ]] || die "the build has no main.raw (got: $(ls "$link"))"
@@ -22,6 +24,5 @@ say "building $ZVM_FLAKE#image ..."
 rm -f -- "$out"
 cp --sparse=always -- "$link/main.raw" "$out"
 chmod u+w -- "$out"
-rm -f -- "$link"
 say "wrote $out ($(du -h --apparent-size -- "$out" | cut -f1) virtual, $(du -h -- "$out" | cut -f1) on disk)"
 say "next: seed it with zvm-provision $out, then ${ZVM_SCRIPTS_DIR}/start.sh $out"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the system and the image twice and compares them.
-#  - The system closure (nixosConfigurations.zvm's toplevel) must be bit-for-bit reproducible: the
-#    second build is a `nix build --rebuild`, which fails if any output differs. Exit 1 if it does.
+#  - The system (nixosConfigurations.zvm's toplevel) must be reproducible: the second build is a
+#    `nix build --rebuild` of the toplevel derivation, which fails if its output is not bit-for-bit
+#    identical, and the two closures (every store path the system refers to) must be the same list.
+#    Exit 1 if either differs.
 #  - main.raw is compared too (sha256 + cmp), but a difference is only reported: ext4 inode timestamps
 #    are written by the kernel at build time (see nix/README.md). ZVM_STRICT_IMAGE=1 makes it fatal.
 set -euo pipefail
@@ -24,7 +26,7 @@ say "[1/4] building the system closure"
 top1=$(readlink -f "$work/toplevel")
 "${NIX[@]}" path-info --recursive "$top1" | sort >"$work/closure-1"
 
-say "[2/4] rebuilding it and comparing every output"
+say "[2/4] rebuilding the toplevel and comparing it and its closure"
 if "${NIX[@]}" build --rebuild "$ZVM_FLAKE#toplevel" --out-link "$work/toplevel-2"; then
 	top2=$(readlink -f "$work/toplevel-2")
 	"${NIX[@]}" path-info --recursive "$top2" | sort >"$work/closure-2"
