@@ -84,7 +84,10 @@ def test_the_flake_has_every_expected_file() -> None:
 @pytest.mark.parametrize("path", NIX_FILES, ids=lambda p: str(p.relative_to(NIX_DIR)))
 def test_nix_file_parses(path: Path) -> None:
     result = subprocess.run(
-        [NIX_INSTANTIATE, "--parse", str(path)], capture_output=True, text=True, timeout=60  # type: ignore[list-item]
+        [NIX_INSTANTIATE, "--parse", str(path)],  # type: ignore[list-item]
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
 
@@ -152,7 +155,12 @@ def test_impermanence_user_directories_are_relative_to_home_with_their_modes() -
     layout = load_layout()
     home = f"/home/{layout.user_name}/"
     expected = [
-        {"directory": e.path.removeprefix(home), "user": _owner(e.uid), "group": _group(e.gid), "mode": e.mode}
+        {
+            "directory": e.path.removeprefix(home),
+            "user": _owner(e.uid),
+            "group": _group(e.gid),
+            "mode": e.mode,
+        }
         for e in layout.entries
         if e.persist == "user-directory"
     ]
@@ -202,6 +210,15 @@ def test_authorized_keys_file_is_the_contract_path_with_percent_u() -> None:
     assert (keys.uid, keys.gid) == (layout.uid, layout.gid)
 
 
+def _e(path: str, kind: str, mode: str, uid: int = 0, gid: int = 0, **extra: str) -> dict:
+    return {"path": path, "kind": kind, "uid": uid, "gid": gid, "mode": mode, **extra}
+
+
+def _contract_of(layout: dict) -> str:
+    """A Nix expression: contract.nix applied to LAYOUT instead of persist-layout.json."""
+    return f"(import ./nix/contract.nix {{ layout = builtins.fromJSON {json.dumps(json.dumps(layout))}; }})"
+
+
 @needs_nix
 def test_contract_nix_follows_a_changed_layout() -> None:
     """contract.nix derives everything from the JSON; nothing is typed twice."""
@@ -212,31 +229,28 @@ def test_contract_nix_follows_a_changed_layout() -> None:
         "mountPoint": "/state",
         "user": {"name": "ada", "uid": 1001, "group": "users", "gid": 100},
         "entries": [
-            {"path": "/", "kind": "dir", "uid": 0, "gid": 0, "mode": "0755"},
-            {"path": "/pw", "kind": "dir", "uid": 0, "gid": 0, "mode": "0700"},
-            {"path": "/pw/ada", "kind": "file", "uid": 0, "gid": 0, "mode": "0600", "role": "password-hash"},
-            {"path": "/home/ada/.ssh/keys", "kind": "file", "uid": 1001, "gid": 100, "mode": "0600",
-             "role": "authorized-keys"},
-            {"path": "/home/ada/.local", "kind": "dir", "uid": 1001, "gid": 100, "mode": "0750",
-             "persist": "user-directory"},
-            {"path": "/ssh/ssh_host_rsa_key", "kind": "file", "uid": 0, "gid": 0, "mode": "0600", "role": "host-key"},
-            {"path": "/ssh/ssh_host_rsa_key.pub", "kind": "file", "uid": 0, "gid": 0, "mode": "0644",
-             "role": "host-key-public"},
-            {"path": "/etc", "kind": "dir", "uid": 0, "gid": 0, "mode": "0711"},
-            {"path": "/etc/machine-id", "kind": "file", "uid": 0, "gid": 0, "mode": "0444", "role": "machine-id",
-             "persist": "file"},
-            {"path": "/nb", "kind": "dir", "uid": 0, "gid": 0, "mode": "0700", "persist": "directory"},
-            {"path": "/nb/k", "kind": "file", "uid": 0, "gid": 0, "mode": "0600", "role": "netbird-setup-key"},
-            {"path": "/nb/u", "kind": "file", "uid": 0, "gid": 0, "mode": "0644", "role": "netbird-management-url"},
+            _e("/", "dir", "0755"),
+            _e("/pw", "dir", "0700"),
+            _e("/pw/ada", "file", "0600", role="password-hash"),
+            _e("/home/ada/.ssh/keys", "file", "0600", uid=1001, gid=100, role="authorized-keys"),
+            _e("/home/ada/.local", "dir", "0750", uid=1001, gid=100, persist="user-directory"),
+            _e("/ssh/ssh_host_rsa_key", "file", "0600", role="host-key"),
+            _e("/ssh/ssh_host_rsa_key.pub", "file", "0644", role="host-key-public"),
+            _e("/etc", "dir", "0711"),
+            _e("/etc/machine-id", "file", "0444", role="machine-id", persist="file"),
+            _e("/nb", "dir", "0700", persist="directory"),
+            _e("/nb/k", "file", "0600", role="netbird-setup-key"),
+            _e("/nb/u", "file", "0644", role="netbird-management-url"),
         ],
     }
-    expr = f"import ./nix/contract.nix {{ layout = builtins.fromJSON {json.dumps(json.dumps(layout))}; }}"
-    c = nix_eval(expr)
+    c = nix_eval(_contract_of(layout))
     assert c["device"] == "/dev/disk/by-label/state"
     assert c["passwordFile"] == "/state/pw/ada"
     assert c["authorizedKeysFile"] == "/state/home/%u/.ssh/keys"
     assert c["hostKeys"] == [{"path": "/state/ssh/ssh_host_rsa_key", "type": "rsa"}]
-    assert c["persistence"]["directories"] == [{"directory": "/nb", "user": "root", "group": "root", "mode": "0700"}]
+    assert c["persistence"]["directories"] == [
+        {"directory": "/nb", "user": "root", "group": "root", "mode": "0700"}
+    ]
     assert c["persistence"]["files"] == [
         {"file": "/etc/machine-id", "parentDirectory": {"user": "root", "group": "root", "mode": "0711"}}
     ]
@@ -250,7 +264,7 @@ def test_contract_nix_follows_a_changed_layout() -> None:
 def test_contract_nix_rejects_a_missing_role() -> None:
     layout = json.loads((NIX_DIR / "persist-layout.json").read_text())
     layout["entries"] = [e for e in layout["entries"] if e.get("role") != "password-hash"]
-    expr = f"(import ./nix/contract.nix {{ layout = builtins.fromJSON {json.dumps(json.dumps(layout))}; }}).passwordFile"
+    expr = _contract_of(layout) + ".passwordFile"
     result = subprocess.run(
         [NIX_INSTANTIATE, "--eval", "--strict", "--json", "-E", expr],  # type: ignore[list-item]
         cwd=REPO, capture_output=True, text=True, timeout=60,
@@ -315,7 +329,7 @@ def test_feature_tmpfs_root_and_labelled_filesystems() -> None:
 
 @needs_nix
 def test_feature_persisted_allowlist_is_the_seeds() -> None:
-    """The seed's README: host keys, machine-id, /var/lib/nixos, Netbird (system and user), /var/log, password."""
+    """The seed's README: host keys, machine-id, /var/lib/nixos, Netbird, /var/log, password."""
     s, c = stub(), contract()
     p = s["modules"]["ephemeral"]["environment"]["persistence"]["/persist"]
     assert {d["directory"] for d in p["directories"]} == {"/var/lib/nixos", "/var/lib/netbird", "/var/log"}
@@ -396,6 +410,7 @@ def test_feature_netbird_daemon_and_first_boot_enrolment() -> None:
     assert "network-online.target" in enrol["after"]
     assert enrol["wantedBy"] == ["multi-user.target"]
     assert enrol["serviceConfig"]["Type"] == "oneshot"
+    assert enrol["serviceConfig"]["Restart"] == "on-failure"  # no network yet: try again, keep the key
     script = enrol["script"]
     assert script.startswith("set -euo pipefail")
     assert '--setup-key-file "$key_file"' in script
@@ -451,7 +466,8 @@ def test_flake_inputs_and_outputs() -> None:
     assert f["nixosConfigurations"] == ["zvm"]
     assert {"image", "zvm-provision"} <= set(f["packages"])
     assert f["image"] == "/nix/store/stub-image"
-    assert f["apps"]["zvm-provision"] == {"type": "app", "program": "/nix/store/stub-zvm-provision/bin/zvm-provision"}
+    program = "/nix/store/stub-zvm-provision/bin/zvm-provision"
+    assert f["apps"]["zvm-provision"] == {"type": "app", "program": program}
     assert f["devShells"] == ["default"]
     assert f["formatter"].endswith("nixfmt")
     shell = f["devShell"]
@@ -498,6 +514,14 @@ def run_script(name: str, tmp_path: Path, *args: str, **env: str) -> subprocess.
 EXIT_MISSING = 3
 
 
+def fake_tool(tmp_path: Path, name: str, body: str) -> None:
+    """Puts a shell script called NAME on the scripts' PATH."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+    (bin_dir / name).chmod(0o755)
+
+
 @pytest.mark.parametrize("script", ["build-image.sh", "verify-reproducible.sh"])
 def test_nix_scripts_say_nix_is_missing(script: str, tmp_path: Path) -> None:
     result = run_script(script, tmp_path)
@@ -506,10 +530,7 @@ def test_nix_scripts_say_nix_is_missing(script: str, tmp_path: Path) -> None:
 
 
 def test_nix_scripts_say_when_nix_has_no_flakes(tmp_path: Path) -> None:
-    fake = tmp_path / "bin"
-    fake.mkdir()
-    (fake / "nix").write_text("#!/bin/sh\n[ \"$1\" = --version ] && echo 'nix (Nix) 2.3.16' && exit 0\nexit 1\n")
-    (fake / "nix").chmod(0o755)
+    fake_tool(tmp_path, "nix", "[ \"$1\" = --version ] && echo 'nix (Nix) 2.3.16' && exit 0\nexit 1")
     result = run_script("build-image.sh", tmp_path)
     assert result.returncode == EXIT_MISSING
     assert "no flake support" in result.stderr and "2.3.16" in result.stderr
@@ -522,22 +543,16 @@ def test_start_says_qemu_is_missing(tmp_path: Path) -> None:
 
 
 def test_start_says_ovmf_is_missing(tmp_path: Path) -> None:
-    fake = tmp_path / "bin"
-    fake.mkdir()
-    (fake / "qemu-system-x86_64").write_text("#!/bin/sh\nexit 0\n")
-    (fake / "qemu-system-x86_64").chmod(0o755)
+    fake_tool(tmp_path, "qemu-system-x86_64", "exit 0")
     result = run_script("start.sh", tmp_path, OVMF_SEARCH_DIRS=str(tmp_path / "nowhere"))
     assert result.returncode == EXIT_MISSING
     assert "no OVMF" in result.stderr and "apt install ovmf" in result.stderr
 
 
 def test_start_finds_split_ovmf_and_boots_the_image(tmp_path: Path) -> None:
-    fake = tmp_path / "bin"
-    fake.mkdir()
-    (fake / "qemu-system-x86_64").write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$HOME/qemu-args"\n')
-    (fake / "qemu-system-x86_64").chmod(0o755)
+    fake_tool(tmp_path, "qemu-system-x86_64", 'printf "%s\\n" "$@" > "$HOME/qemu-args"')
     for tool in ("cp", "chmod"):
-        (fake / tool).symlink_to(shutil.which(tool) or f"/bin/{tool}")
+        (tmp_path / "bin" / tool).symlink_to(shutil.which(tool) or f"/bin/{tool}")
     firmware = tmp_path / "fw"
     firmware.mkdir()
     (firmware / "OVMF_CODE_4M.fd").write_bytes(b"code")
@@ -547,7 +562,7 @@ def test_start_finds_split_ovmf_and_boots_the_image(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     args = (tmp_path / "qemu-args").read_text().splitlines()
     assert f"if=pflash,format=raw,unit=0,readonly=on,file={firmware}/OVMF_CODE_4M.fd" in args
-    assert f"if=pflash,format=raw,unit=1,file=main.ovmf_vars.fd" in args
+    assert "if=pflash,format=raw,unit=1,file=main.ovmf_vars.fd" in args
     assert "file=main.raw,format=raw,if=virtio" in args
     assert (tmp_path / "main.ovmf_vars.fd").read_bytes() == b"vars"
 
@@ -574,7 +589,9 @@ def test_package_makes_a_compressed_qcow2(tmp_path: Path) -> None:
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
 def test_scripts_are_shellcheck_clean() -> None:
     scripts = sorted(str(p) for p in SCRIPTS.glob("*.sh"))
-    result = subprocess.run(["shellcheck", "-x", *scripts], cwd=REPO, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        ["shellcheck", "-x", *scripts], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stdout
 
 

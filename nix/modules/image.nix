@@ -29,7 +29,12 @@ let
     nix = 12 * 1024;
     persist = disk - esp - nix - 1;
   };
-  fixed = mib: {
+  # A repart.d [Partition] section of a fixed size.
+  partition = type: format: label: uuid: mib: {
+    Type = type;
+    Format = format;
+    Label = label;
+    UUID = uuid;
     SizeMinBytes = "${toString mib}M";
     SizeMaxBytes = "${toString mib}M";
   };
@@ -107,13 +112,7 @@ in
           "/loader/entries/nixos-generation-1.conf".source = loaderEntry;
           "/loader/loader.conf".source = loaderConf;
         };
-        repartConfig = {
-          Type = "esp";
-          Format = "vfat";
-          Label = contract.disk.espLabel;
-          UUID = pinned.esp;
-        }
-        // fixed sizeMiB.esp;
+        repartConfig = partition "esp" "vfat" contract.disk.espLabel pinned.esp sizeMiB.esp;
       };
 
       "20-nix" = {
@@ -121,23 +120,14 @@ in
         # The partition is mounted at /nix: the store goes to /store, the database to /var/nix.
         nixStorePrefix = "/store";
         contents."/var/nix".source = nixState;
-        repartConfig = {
-          Type = "linux-generic";
-          Format = "ext4";
-          Label = contract.disk.nixLabel;
-          UUID = pinned.nix;
-        }
-        // fixed sizeMiB.nix;
+        repartConfig = partition "linux-generic" "ext4" contract.disk.nixLabel pinned.nix sizeMiB.nix;
       };
 
       "30-persist" = {
-        repartConfig = {
-          Type = "linux-generic";
-          Format = contract.fsType;
-          Label = contract.disk.persistLabel;
-          UUID = pinned.persist;
-        }
-        // fixed sizeMiB.persist;
+        # Type linux-generic (not var/home): systemd's gpt-auto-generator must never mount it by itself.
+        repartConfig =
+          partition "linux-generic" contract.fsType contract.disk.persistLabel pinned.persist
+            sizeMiB.persist;
       };
     };
   };
