@@ -380,7 +380,7 @@ def _check_existing(
                 appliance.launch()
                 for index, (user, _) in enumerate(chunk):
                     try:
-                        with appliance.mount_persist(index, writable=False) as fs:
+                        with appliance.mount_persist(index) as fs:
                             problems = image_problems(fs, user, results[user.name])
                     except ProvisionError as exc:
                         problems = [exc.message]
@@ -599,7 +599,7 @@ class _Disk:
         from provision.layout import load_layout
         from provision.state import read_state
 
-        self._fs = self._stack.enter_context(self.appliance.mount_persist(self.index, writable=True))
+        self._fs = self._stack.enter_context(self.appliance.mount_persist(self.index))  # the handle is read-write
         state = read_state(self._fs, load_layout())
         if state.netbird_setup_key_present and self.user.netbird_setup_key is None:
             raise ProvisionError(
