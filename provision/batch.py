@@ -677,7 +677,11 @@ class _ChunkWorker:
                 except ProvisionError as exc:
                     self.fail(user, exc.message)
                 except Exception as exc:  # a bug: this image fails, the others go on
-                    self.fail(user, f"internal error ({type(exc).__name__})")
+                    if os.environ.get("ZVM_PROVISION_DEBUG") == "1":
+                        import traceback
+
+                        traceback.print_exc()
+                    self.fail(user, f"internal error ({type(exc).__name__}); set ZVM_PROVISION_DEBUG=1 to see where")
             appliance.close()  # umount, sync, checked shutdown: only then are the copies complete
         except ProvisionError as exc:
             with contextlib.suppress(ProvisionError):
