@@ -272,6 +272,41 @@ def print_outcome(outcome: Any, *, dry_run: bool, json_out: bool) -> None:
         print(report.render_summary(outcome))
 
 
+@app.command(
+    "inspect",
+    help="Show what IMAGE's persist partition carries: every contract path (kind, owner, mode), the password "
+    "(set or locked, never the hash), SSH keys, host key, machine-id, Netbird, and anything unexpected.\n\n"
+    "The image is opened read-only: not one byte of the file changes. With --check, print only the verdict "
+    "and exit 1 if the image departs from the persist contract.\n\n" + EXIT_CODES_HELP,
+)
+@reports_errors
+def inspect_command(
+    image: Annotated[Path, typer.Argument(help="The zvm disk image (qcow2 or raw).", show_default=False)],
+    check: Annotated[
+        bool, typer.Option("--check", help="Exit 1 if the image departs from the contract, naming each problem.")
+    ] = False,
+    json_out: JsonOut = False,
+    accel: Accel = "auto",
+    debug: Debug = False,
+) -> None:
+    from provision.diskformat import probe_image
+    from provision.inspect import check_image_contract, inspect_image, print_report, render_check, report_to_json
+
+    check_accel(accel)
+    report = inspect_image(probe_image(image), accel=accel)
+    problems = check_image_contract(report)
+    if json_out:
+        print(json.dumps(report_to_json(report, problems), indent=2))
+    elif check:
+        print(render_check(problems))
+    else:
+        from rich.console import Console
+
+        print_report(report, Console(highlight=False, emoji=False), problems)
+    if check and problems:
+        raise typer.Exit(int(ExitCode.FAILURE))
+
+
 @app.command("sample-disk", help="Create a blank qcow2 disk OUT with the zvm layout (GPT: ESP, ext4 nix, ext4 persist),"
              " to try the tool on and for tests.")
 @reports_errors

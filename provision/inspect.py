@@ -141,6 +141,7 @@ class PathReport:
     stat: Stat | None  # None when absent (or not reachable through a real directory)
     status: str  # ok | missing (required, absent) | absent (optional, absent) | drift
     problems: tuple[str, ...] = ()
+    required: bool = False  # a required file, or a directory on the way to one
 
 
 @dataclass(frozen=True)
@@ -239,10 +240,10 @@ def _path_report(entry: Entry, stat: Stat | None, required: bool, broken_parent:
     if broken_parent is not None:
         return PathReport(
             entry, None, "missing" if required else "absent",
-            (f"not reachable: {broken_parent} is not a real directory",) if required else (),
+            (f"not reachable: {broken_parent} is not a real directory",) if required else (), required,
         )
     if stat is None:
-        return PathReport(entry, None, "missing" if required else "absent", ("missing",) if required else ())
+        return PathReport(entry, None, "missing" if required else "absent", ("missing",) if required else (), required)
     problems = []
     if stat.kind != entry.kind:
         problems.append(f"is a {stat.kind}, not a {entry.kind}")
@@ -261,7 +262,7 @@ def _path_report(entry: Entry, stat: Stat | None, required: bool, broken_parent:
             problems.append(f"mode {stat.mode:04o}{note}, expected {entry.mode:04o}")
         if entry.kind == "file" and stat.nlink > 1:
             problems.append(f"has {stat.nlink} hard links (another name shares its content)")
-    return PathReport(entry, stat, "drift" if problems else "ok", tuple(problems))
+    return PathReport(entry, stat, "drift" if problems else "ok", tuple(problems), required)
 
 
 def build_report(
@@ -471,10 +472,12 @@ def inspect_disk(appliance: Appliance, index: int, info: ImageInfo, layout: Layo
     from provision.layout import load_layout
     from provision.state import read_state
 
+    if not appliance.readonly:
+        raise ValueError("inspect needs a read-only appliance: the image must not change")
     layout = layout or load_layout()
     partitions = appliance.partitions(index)
     persist = appliance.find_persist(index)
-    with appliance.mount_persist(index, writable=False) as fs:
+    with appliance.mount_persist(index) as fs:  # a read-only appliance mounts read-only ("ro")
         state = read_state(fs, layout)
         walk = walk_persist(fs, layout)
     return build_report(info, partitions, state, walk, layout, persist_device=persist.device)
@@ -514,7 +517,7 @@ def report_to_json(report: InspectReport, problems: list[str] | None = None) -> 
             {
                 "path": p.entry.path,
                 "role": p.entry.role,
-                "required": p.entry.required,
+                "required": p.required,
                 "expected": {
                     "kind": p.entry.kind, "owner": _owner(p.entry.uid, p.entry.gid), "mode": f"{p.entry.mode:04o}",
                 },
@@ -582,21 +585,18 @@ def print_report(report: InspectReport, console: Console, problems: list[str] | 
     console.print(Text(f"persist: {report.persist_device or 'not found'}, mounted read-only "
                        "(seen at /persist in the VM)"))
 
-    table = Table(title="Persist contract", title_justify="left", show_lines=False)
-    for column in ("path", "status", "kind", "owner", "mode", "expected", "problem"):
+    table = Table(title="Persist contract (paths inside persist)", title_justify="left")
+    for column in ("path", "status", "kind", "owner", "mode"):  # what is wrong: listed under the tables
         table.add_column(column, overflow="fold")
     for p in report.paths:
         stat = p.stat
-        expected = f"{p.entry.kind} {_owner(p.entry.uid, p.entry.gid)} {p.entry.mode:04o}"
-        status = p.status if p.entry.required or p.status != "absent" else "absent (optional)"
+        status = p.status
         table.add_row(
             Text(p.entry.path),
             Text(status, style=_STATUS_STYLE.get(p.status, "")),
             Text(stat.kind if stat else "-"),
             Text(_owner(stat.uid, stat.gid) if stat else "-"),
             Text(f"{stat.mode:04o}" if stat else "-"),
-            Text(expected, style="dim"),
-            Text("; ".join(p.problems)),
         )
     console.print(table)
 
@@ -613,7 +613,7 @@ def print_report(report: InspectReport, console: Console, problems: list[str] | 
         host_text = f"{host_text + ': ' if host_text else ''}{host.fingerprint} ({host.type})"
     facts.add_row("host key", Text(host_text))
     facts.add_row("netbird setup key", Text(report.netbird.setup_key))
-    facts.add_row("netbird management", Text(report.netbird.management_url or "default (Netbird cloud)"))
+    facts.add_row("netbird management", Text(report.netbird.management_url or "not set (Netbird's default)"))
     console.print(facts)
 
     keys = Table(title=f"Authorized SSH keys ({len(report.authorized_keys)})", title_justify="left")
