@@ -476,11 +476,13 @@ def inspect_disk(appliance: Appliance, index: int, info: ImageInfo, layout: Layo
         raise ValueError("inspect needs a read-only appliance: the image must not change")
     layout = layout or load_layout()
     partitions = appliance.partitions(index)
-    persist = appliance.find_persist(index)
-    with appliance.mount_persist(index) as fs:  # a read-only appliance mounts read-only ("ro")
+    # mount_persist finds persist itself (and refuses an image without exactly one); a read-only appliance
+    # mounts it read-only ("ro").
+    with appliance.mount_persist(index) as fs:
         state = read_state(fs, layout)
         walk = walk_persist(fs, layout)
-    return build_report(info, partitions, state, walk, layout, persist_device=persist.device)
+        device = fs.device
+    return build_report(info, partitions, state, walk, layout, persist_device=device)
 
 
 def inspect_image(info: ImageInfo, *, accel: str) -> InspectReport:

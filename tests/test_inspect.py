@@ -266,3 +266,157 @@ def test_human_report_shows_the_items_of_the_issue():
                      "zvm ssh-ed25519 AAAA", "https://netbird.example.org", "meets the persist contract"):
         assert expected in text, expected
     assert render_check([]) == "OK: the image meets the persist contract"
+
+
+# ------------------------------------------------------------------------------------------------
+# The command line without the appliance: usage errors
+
+
+def test_usage_errors_exit_2_before_the_image_is_opened(tmp_path):
+    from typer.testing import CliRunner
+
+    from provision.cli import app
+
+    runner = CliRunner()
+    assert runner.invoke(app, ["inspect"]).exit_code == 2
+    assert runner.invoke(app, ["inspect", "--accel", "bogus", str(tmp_path / "x.qcow2")]).exit_code == 2
+    assert runner.invoke(app, ["inspect", str(tmp_path / "absent.qcow2")]).exit_code == 2
+    assert runner.invoke(app, ["inspect", "--help"]).exit_code == 0
+
+
+# ------------------------------------------------------------------------------------------------
+# Through the real appliance (launches: sample disk 1, seeding 1, subprocess 2, shared inspection 1)
+
+SECRET_PASSWORD = "correct horse battery staple 7Q!"
+ACCEL = os.environ.get("ZVM_PROVISION_ACCEL", "tcg")
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ZVM_PROVISION_ACCEL": ACCEL, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    return subprocess.run([sys.executable, "-m", "provision", *args], capture_output=True, text=True, env=env,
+                          timeout=600, check=False)
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    """A blank sample disk and two copies of it, both seeded (each with its own identity); the second then
+    damaged: authorized_keys made world-writable, the password file removed, a symlink planted."""
+    from provision.credentials import hash_password
+    from provision.diskformat import probe_image
+    from provision.image import Appliance
+    from provision.sampledisk import create_sample_disk
+    from provision.seed import fresh_material
+
+    folder = tmp_path_factory.mktemp("inspect")
+    blank, seeded, damaged = folder / "blank.qcow2", folder / "seeded.qcow2", folder / "damaged.qcow2"
+    create_sample_disk(blank, "128M", accel=ACCEL)
+    shutil.copyfile(blank, seeded)
+    shutil.copyfile(blank, damaged)
+
+    password_hash = hash_password(SECRET_PASSWORD, rounds=5000)
+    keys = tuple(parse_authorized_keys(public_line(comment="alice@laptop") + "\n", "test"))
+    secrets = [SECRET_PASSWORD, password_hash.reveal(), SETUP_KEY]
+    with Appliance([probe_image(seeded), probe_image(damaged)], readonly=False, accel=ACCEL) as appliance:
+        appliance.launch()
+        for index in (0, 1):
+            fresh = fresh_material()
+            private = fresh.host_key.private_openssh.reveal()
+            secrets += [private, *private.splitlines()[1:-1]]
+            request = SeedRequest(
+                password=PasswordChoice.from_hash(password_hash), keys=keys, netbird_setup_key=Secret(SETUP_KEY),
+                netbird_management_url="https://netbird.example.org",
+            )
+            with appliance.mount_persist(index) as fs:
+                plan = build_plan(request, read_state(fs, LAYOUT), LAYOUT, fresh)
+                apply_plan(plan, fs)
+                verify_plan(plan, fs)
+                if index == 1:
+                    fs.set_owner_mode("/home/zvm/.ssh/authorized_keys", 1000, 100, 0o666)
+                    fs.remove("/passwords/zvm")
+                    appliance.handle.ln_s("/etc/shadow", "/home/zvm/.ssh/rc")  # PersistFS makes no links
+        appliance.close()
+    return {"blank": blank, "seeded": seeded, "damaged": damaged, "secrets": secrets}
+
+
+def assert_no_secret(text: str, secrets: list[str]) -> None:
+    for secret in secrets:
+        assert secret not in text
+    assert SETUP_KEY[:8] not in text
+
+
+@pytest.mark.appliance
+def test_cli_json_of_a_seeded_image_changes_not_one_byte_and_shows_no_secret(images):
+    image = images["seeded"]
+    before = sha256(image)
+    result = run_cli("inspect", "--json", str(image))
+    assert result.returncode == 0, result.stderr
+    assert sha256(image) == before
+    assert_no_secret(result.stdout + result.stderr, images["secrets"])
+    data = json.loads(result.stdout)
+    assert data["schema_version"] == 1 and data["contract_ok"] is True, data["problems"]
+    assert data["image"]["format"] == "qcow2"
+    assert [p["label"] for p in data["partitions"] if p["persist"]] == ["persist"]
+    assert all(p["status"] == "ok" for p in data["paths"]), data["paths"]
+    assert data["password"] == {"state": "set", "algorithm": "sha512-crypt", "rounds": 5000}
+    assert [k["comment"] for k in data["authorized_keys"]["keys"]] == ["alice@laptop"]
+    assert data["host_key"]["state"] == "present" and data["host_key"]["known_hosts"].startswith("zvm ssh-ed25519 ")
+    assert data["machine_id"]["state"] == "valid"
+    assert data["netbird"] == {"setup_key": "present", "management_url": "https://netbird.example.org"}
+    assert data["unexpected"] == [] and "/var/log" in data["walk"]["not_examined"]
+
+
+@pytest.mark.appliance
+def test_cli_check_names_each_drift_and_exits_1(images):
+    image = images["damaged"]
+    before = sha256(image)
+    result = run_cli("inspect", "--check", str(image))
+    assert sha256(image) == before
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.splitlines() == [
+        "DRIFT: 3 problems",
+        "  /passwords/zvm: missing",
+        "  /home/zvm/.ssh/authorized_keys: mode 0666 (world-writable), expected 0600",
+        "  /home/zvm/.ssh/rc: symlink (not named by the contract) -> /etc/shadow",
+    ]
+    assert_no_secret(result.stdout + result.stderr, images["secrets"])
+
+
+@pytest.mark.appliance
+def test_inspect_blank_and_seeded_copies_in_one_read_only_launch(images):
+    from provision.diskformat import probe_image
+    from provision.image import Appliance
+    from provision.inspect import inspect_disk
+
+    names = ("blank", "seeded", "damaged")
+    hashes = {name: sha256(images[name]) for name in names}
+    infos = [probe_image(images[name]) for name in names]
+    with Appliance(infos, readonly=True, accel=ACCEL) as appliance:
+        appliance.launch()
+        reports = dict(zip(names, (inspect_disk(appliance, i, info) for i, info in enumerate(infos)), strict=True))
+        appliance.close()
+    assert {name: sha256(images[name]) for name in names} == hashes
+
+    blank = reports["blank"]
+    problems = check_image_contract(blank)
+    assert {"/passwords/zvm: missing", "/home/zvm/.ssh/authorized_keys: missing", "/etc/machine-id: missing"} <= set(
+        problems)
+    text = render_text(blank)
+    assert "missing" in text and "Drift from the contract" in text
+    data = report_to_json(blank)
+    assert data["contract_ok"] is False and data["password"]["state"] == "missing"
+    assert data["host_key"]["state"] == "missing" and data["netbird"]["setup_key"] == "missing"
+    assert data["unexpected"] == []  # lost+found is ext4's own
+
+    seeded_text = render_text(reports["seeded"])
+    assert "meets the persist contract" in seeded_text and "set, sha512-crypt, 5000 rounds" in seeded_text
+    assert_no_secret(seeded_text + json.dumps(report_to_json(reports["seeded"])), images["secrets"])
+
+    # Identity of copies: two copies of one base, each seeded, differ in machine-id and host key.
+    seeded, damaged = reports["seeded"], reports["damaged"]
+    assert seeded.machine_id.value and damaged.machine_id.value
+    assert seeded.machine_id.value != damaged.machine_id.value
+    assert seeded.host_key.fingerprint != damaged.host_key.fingerprint
