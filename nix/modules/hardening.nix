@@ -1,0 +1,31 @@
+# No privilege escalation, no Nix daemon for the user, SSH with keys only.
+{ ... }:
+let
+  contract = import ../contract.nix { };
+in
+{
+  security.sudo.enable = false;
+  security.sudo-rs.enable = false;
+
+  # Only root may talk to the Nix daemon (trusted-users stays the module's [ "root" ]).
+  nix.settings.allowed-users = [ "root" ];
+
+  services.openssh = {
+    enable = true;
+    settings = {
+      PasswordAuthentication = false;
+      KbdInteractiveAuthentication = false;
+      PermitRootLogin = "no";
+      StrictModes = true;
+      AuthenticationMethods = "publickey";
+      AllowUsers = [ contract.user.name ];
+      X11Forwarding = false;
+    };
+    # Keys come from the persist partition (the module still appends /etc/ssh/authorized_keys.d/%u,
+    # for keys declared in users.users.<name>.openssh.authorizedKeys).
+    authorizedKeysInHomedir = false;
+    authorizedKeysFiles = [ contract.authorizedKeysFile ];
+    # Host keys live on /persist directly: persisting the whole /etc/ssh would hide sshd_config.
+    inherit (contract) hostKeys;
+  };
+}

@@ -1,0 +1,134 @@
+# The disk image: main.raw built by systemd-repart (image.repart), 20 GiB virtual, three partitions:
+#   ESP      vfat, systemd-boot, the kernel, the initrd and one loader entry
+#   nix      ext4, the system closure under /store and a registered Nix database under /var/nix
+#            (mounted at /nix, so nixos-rebuild and autoUpgrade on the VM see a valid store)
+#   persist  ext4, empty: zvm-provision seeds it before first boot (persist-layout.json)
+# The repart seed, every partition UUID and the ext4 hash seed are pinned, so the partition table and
+# filesystem identities do not change between builds.
+{
+  config,
+  lib,
+  pkgs,
+  modulesPath,
+  ...
+}:
+let
+  contract = import ../contract.nix { };
+
+  inherit (pkgs.stdenv.hostPlatform) efiArch;
+  loader = config.system.boot.loader;
+  toplevel = config.system.build.toplevel;
+  systemdBoot = "${config.systemd.package}/lib/systemd/boot/efi/systemd-boot${efiArch}.efi";
+
+  # Sizes in MiB. Together with 1 MiB for the GPT and alignment they make the 20 GiB virtual disk
+  # (repart builds with --size=auto, i.e. the sum of the partitions). The nix partition is fixed and
+  # generous because autoUpgrade builds new generations into it on the VM.
+  sizeMiB = rec {
+    disk = 20 * 1024;
+    esp = 512;
+    nix = 12 * 1024;
+    persist = disk - esp - nix - 1;
+  };
+  # A repart.d [Partition] section of a fixed size.
+  partition = type: format: label: uuid: mib: {
+    Type = type;
+    Format = format;
+    Label = label;
+    UUID = uuid;
+    SizeMinBytes = "${toString mib}M";
+    SizeMaxBytes = "${toString mib}M";
+  };
+
+  pinned = {
+    seed = "0867da16-f251-457d-a9e8-c31f9a3c220b";
+    esp = "05cf8017-48b1-4b7d-8b3e-3d56c6508e1c";
+    nix = "1054da5b-323f-4340-a0e0-bf1b84dc286b";
+    persist = "c8d7092a-1a29-4c00-97fa-af8c2f93465c";
+    # systemd-repart before systemd PR #40323 lets mke2fs pick a random directory hash seed.
+    ext4HashSeed = "6a25746b-f1a3-4eab-b0ab-8f3055f9a5b8";
+  };
+
+  # The closure registered in a Nix database, as nixpkgs' image/interactive.nix does.
+  nixState =
+    pkgs.runCommand "zvm-nix-state" { nativeBuildInputs = [ pkgs.buildPackages.nix ]; }
+      ''
+        mkdir -p $out/profiles
+        ln -s ${toplevel} $out/profiles/system-1-link
+        ln -s /nix/var/nix/profiles/system-1-link $out/profiles/system
+        export NIX_STATE_DIR=$out
+        nix-store --load-db < ${pkgs.closureInfo { rootPaths = [ toplevel ]; }}/registration
+      '';
+
+  loaderEntry = pkgs.writeText "nixos-generation-1.conf" ''
+    title NixOS (zvm)
+    linux /EFI/nixos/${loader.kernelFile}
+    initrd /EFI/nixos/${loader.initrdFile}
+    options init=${toplevel}/init ${toString config.boot.kernelParams}
+  '';
+  loaderConf = pkgs.writeText "loader.conf" ''
+    timeout 1
+    editor no
+  '';
+in
+{
+  imports = [ "${modulesPath}/image/repart.nix" ];
+
+  boot.loader.grub.enable = false;
+  boot.loader.systemd-boot.enable = true;
+  # A kernel command line edited at the boot menu (init=/bin/sh) would bypass everything else here.
+  boot.loader.systemd-boot.editor = false;
+  # Built offline: OVMF boots \EFI\BOOT\BOOTX64.EFI without NVRAM entries.
+  boot.loader.efi.canTouchEfiVariables = false;
+
+  fileSystems."/boot" = {
+    device = "/dev/disk/by-label/${contract.disk.espLabel}";
+    fsType = "vfat";
+    options = [
+      "fmask=0077"
+      "dmask=0077"
+    ];
+  };
+
+  image.repart = {
+    name = "main"; # => ${config.system.build.image}/main.raw
+    version = null;
+    inherit (pinned) seed;
+    sectorSize = 512; # OVMF does not boot 4096-byte sectors
+    mkfsOptions.ext4 = [
+      "-E"
+      "hash_seed=${pinned.ext4HashSeed},nodiscard,lazy_itable_init=1"
+    ];
+
+    # Attribute names are the repart.d file names: they fix the on-disk order.
+    partitions = {
+      "10-esp" = {
+        contents = {
+          "/EFI/BOOT/BOOT${lib.toUpper efiArch}.EFI".source = systemdBoot;
+          "/EFI/systemd/systemd-boot${efiArch}.efi".source = systemdBoot;
+          "/EFI/nixos/${loader.kernelFile}".source =
+            "${config.boot.kernelPackages.kernel}/${loader.kernelFile}";
+          "/EFI/nixos/${loader.initrdFile}".source =
+            "${config.system.build.initialRamdisk}/${loader.initrdFile}";
+          "/loader/entries/nixos-generation-1.conf".source = loaderEntry;
+          "/loader/loader.conf".source = loaderConf;
+        };
+        repartConfig = partition "esp" "vfat" contract.disk.espLabel pinned.esp sizeMiB.esp;
+      };
+
+      "20-nix" = {
+        storePaths = [ toplevel ];
+        # The partition is mounted at /nix: the store goes to /store, the database to /var/nix.
+        nixStorePrefix = "/store";
+        contents."/var/nix".source = nixState;
+        repartConfig = partition "linux-generic" "ext4" contract.disk.nixLabel pinned.nix sizeMiB.nix;
+      };
+
+      "30-persist" = {
+        # Type linux-generic (not var/home): systemd's gpt-auto-generator must never mount it by itself.
+        repartConfig =
+          partition "linux-generic" contract.fsType contract.disk.persistLabel pinned.persist
+            sizeMiB.persist;
+      };
+    };
+  };
+}

@@ -1,0 +1,653 @@
+"""The only module that imports guestfs: open images, find persist, safe writes, clean shutdown.
+
+guestfs is imported lazily inside functions so that `zvm-provision --help` never loads it.
+
+Safety rules (docs: shared/reference/security-notes.md section 1):
+- every image is added with the format diskformat.probe_image found (never probed by qemu);
+- tracing and verbose output are forced off (a trace prints write payloads: secrets);
+- network stays off; the direct backend runs qemu as our own child;
+- only persist is mounted, with mount_vfs and an explicit ext4 type;
+- no path operation follows a symlink: every component is lstat-checked; files are written to a
+  temp name in the same directory and renamed over the destination.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import secrets
+import stat as statmod
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from provision.diskformat import ImageInfo
+from provision.errors import ApplianceError, ImageInUseError, ImageUnusableError, UnsafeEntryError
+from provision.layout import load_layout
+
+ACCEL_CHOICES = ("auto", "kvm", "tcg")
+KVM_LAUNCH_TIMEOUT = 60.0  # a working KVM launch takes 2-5 s; a broken nested KVM hangs forever
+TCG_LAUNCH_TIMEOUT = 600.0  # about 15 s here; libguestfs itself would wait 20 minutes
+APPLIANCE_HINT = "run libguestfs-test-tool to diagnose libguestfs"
+TEMP_PREFIX = ".zvm-provision."
+
+_KIND_BY_FMT = {
+    statmod.S_IFREG: "file",
+    statmod.S_IFDIR: "dir",
+    statmod.S_IFLNK: "symlink",
+    statmod.S_IFIFO: "fifo",
+    statmod.S_IFSOCK: "socket",
+    statmod.S_IFCHR: "char",
+    statmod.S_IFBLK: "block",
+}
+_LOCK_RE = re.compile(r'Failed to get (?:shared )?"write" lock|Is another process using the image')
+_LOCK_PATH_RE = re.compile(r"Is another process using the image \[([^\]]+)\]")
+_READ_ONLY_RE = re.compile(r"Permission denied|Operation not permitted|Read-only file system")
+
+
+@dataclass(frozen=True)
+class Stat:
+    kind: str  # "file" "dir" "symlink" "fifo" "socket" "char" "block"
+    uid: int
+    gid: int
+    mode: int  # permission bits & 0o7777
+    nlink: int
+    size: int
+
+
+@dataclass(frozen=True)
+class Partition:
+    device: str
+    label: str | None
+    fs_type: str | None
+    size: int
+
+    def describe(self) -> str:
+        label = "no label" if self.label is None else f"label {_shown(self.label)}"
+        fs_type = "unknown filesystem" if self.fs_type is None else _shown(self.fs_type, quote=False)
+        return f"{self.device} ({label}, {fs_type}, {self.size} bytes)"
+
+
+@dataclass(frozen=True)
+class NewPartition:
+    """One partition for Appliance.create_gpt_layout (sectors of 512 bytes, end inclusive)."""
+
+    name: str  # GPT partition name
+    start: int
+    end: int
+    fs_type: str  # "vfat", "ext4"...
+    label: str
+    gpt_type: str | None = None  # GPT type GUID, e.g. the EFI system partition's
+
+
+def _shown(text: str, *, quote: bool = True) -> str:
+    """Text read from the guest is untrusted: cap and escape it before it reaches a terminal."""
+    text = text if len(text) <= 64 else text[:64] + "..."
+    return repr(text) if quote else text.encode("unicode_escape").decode("ascii")
+
+
+def _check_path(path: str) -> list[str]:
+    """Validate an absolute persist path; return it and its ancestors, root first ('/', '/a', '/a/b')."""
+    if not isinstance(path, str) or not path.startswith("/") or "\x00" in path:
+        raise ValueError(f"not an absolute persist path: {path!r}")
+    if path == "/":
+        return ["/"]
+    parts = path[1:].split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"not a normalised persist path: {path!r}")
+    return ["/"] + ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def _where(path: str) -> str:
+    return f"persist:{path}"
+
+
+class PersistFS:
+    """A mounted persist filesystem. Every path is absolute inside persist ("/home/zvm/.ssh")."""
+
+    def __init__(self, g, *, readonly: bool, device: str) -> None:
+        self._g = g
+        self.readonly = readonly
+        self.device = device
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def lstat(self, path: str) -> Stat | None:
+        _check_path(path)
+        try:
+            st = self._g.lstatns(path)
+        except RuntimeError as exc:
+            if self._g.last_errno() in (errno.ENOENT, errno.ENOTDIR):
+                return None
+            raise ApplianceError(f"cannot stat {_where(path)}: {exc}", hint=APPLIANCE_HINT) from None
+        mode = st["st_mode"]
+        return Stat(
+            kind=_KIND_BY_FMT.get(statmod.S_IFMT(mode), "unknown"),
+            uid=st["st_uid"],
+            gid=st["st_gid"],
+            mode=mode & 0o7777,
+            nlink=st["st_nlink"],
+            size=st["st_size"],
+        )
+
+    def read_file(self, path: str, limit: int = 1 << 20) -> bytes:
+        st = self._checked_final(path)
+        if st is None:
+            raise UnsafeEntryError(f"{_where(path)} does not exist")
+        if st.kind != "file":
+            raise UnsafeEntryError(f"{_where(path)} is a {st.kind}, not a regular file; refusing to read it")
+        if st.size > limit:
+            raise UnsafeEntryError(f"{_where(path)} is {st.size} bytes, more than the {limit} expected")
+        data = self._call("read", path, self._g.read_file, path)
+        if len(data) > limit:
+            raise UnsafeEntryError(f"{_where(path)} is more than the {limit} bytes expected")
+        return data
+
+    def readlink(self, path: str) -> str:
+        st = self._checked_final(path)
+        if st is None or st.kind != "symlink":
+            raise UnsafeEntryError(f"{_where(path)} is not a symbolic link")
+        return self._call("read the link", path, self._g.readlink, path)
+
+    def listdir(self, path: str) -> list[str]:
+        st = self._checked_final(path)
+        if st is None or st.kind != "dir":
+            raise UnsafeEntryError(f"{_where(path)} is not a directory")
+        return sorted(self._call("list", path, self._g.ls, path))
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def make_dir(self, path: str, uid: int, gid: int, mode: int) -> None:
+        """Create one directory level (the parent must be a real directory).
+
+        An existing real directory is kept and given the owner and mode; anything else there is refused.
+        """
+        st = self._checked_final(path)
+        if st is not None and st.kind != "dir":
+            raise UnsafeEntryError(f"{_where(path)} is a {st.kind} where a directory is expected")
+        if st is None:
+            self._call("create", path, self._g.mkdir_mode, path, 0o700)
+        self._call("set the owner of", path, self._g.lchown, uid, gid, path)
+        self._call("set the mode of", path, self._g.chmod, mode, path)
+
+    def set_owner_mode(self, path: str, uid: int, gid: int, mode: int) -> None:
+        st = self._checked_final(path)
+        if st is None:
+            raise UnsafeEntryError(f"{_where(path)} does not exist")
+        if st.kind == "symlink":
+            raise UnsafeEntryError(f"{_where(path)} is a symbolic link; refusing to follow it")
+        # lchown first (chown clears set-id bits), then chmod, which would follow a link: checked above.
+        self._call("set the owner of", path, self._g.lchown, uid, gid, path)
+        self._call("set the mode of", path, self._g.chmod, mode, path)
+
+    def write_file(self, path: str, data: bytes, uid: int, gid: int, mode: int) -> None:
+        """Atomically replace `path` with `data`, never following a link.
+
+        The parents must be real directories. Whatever sits at the final component (a regular file, a
+        symbolic link, a fifo...) is replaced by rename(2), which does not follow it; a directory is refused.
+        """
+        if not isinstance(data, bytes):
+            raise TypeError("write_file takes bytes")
+        st = self._checked_final(path)
+        if st is not None and st.kind == "dir":
+            raise UnsafeEntryError(f"{_where(path)} is a directory where a file is expected")
+        parent = str(PurePosixPath(path).parent)
+        tmp = f"{parent.rstrip('/')}/{TEMP_PREFIX}{secrets.token_hex(8)}"
+        if self.lstat(tmp) is not None:
+            raise UnsafeEntryError(f"{_where(tmp)} already exists")
+        try:
+            # The handle's umask is 077, so the temp file is born 0600: a secret is never readable by others.
+            self._call("write", tmp, self._g.write, tmp, data)
+            self._call("set the owner of", tmp, self._g.lchown, uid, gid, tmp)
+            self._call("set the mode of", tmp, self._g.chmod, mode, tmp)
+            written = self.lstat(tmp)
+            if written is None or written.kind != "file" or written.nlink != 1 or written.size != len(data):
+                raise UnsafeEntryError(f"{_where(tmp)} changed while it was written")
+            self._call("rename", path, self._g.rename, tmp, path)
+        except BaseException:
+            try:
+                self._g.rm_f(tmp)
+            except RuntimeError:
+                pass
+            raise
+
+    def remove(self, path: str) -> None:
+        """Unlink a non-directory entry (never follows it). Absent: nothing to do."""
+        st = self._checked_final(path)
+        if st is None:
+            return
+        if st.kind == "dir":
+            raise UnsafeEntryError(f"{_where(path)} is a directory; remove_tree removes directories")
+        self._call("remove", path, self._g.rm, path)
+
+    def remove_tree(self, path: str) -> None:
+        """Remove a directory and everything below it (rm -rf never follows links). Absent: nothing to do."""
+        if path == "/":
+            raise ValueError("refusing to remove the root of persist")
+        st = self._checked_final(path)
+        if st is None:
+            return
+        self._call("remove", path, self._g.rm_rf, path)
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _checked_final(self, path: str) -> Stat | None:
+        """lstat every ancestor of `path` (each must be a real directory), then return lstat(path)."""
+        chain = _check_path(path)
+        for ancestor in chain[:-1]:
+            st = self.lstat(ancestor)
+            if st is None:
+                raise UnsafeEntryError(f"{_where(ancestor)} does not exist (needed for {_where(path)})")
+            if st.kind == "symlink":
+                raise UnsafeEntryError(
+                    f"{_where(ancestor)} is a symbolic link; refusing to follow it to reach {_where(path)}"
+                )
+            if st.kind != "dir":
+                raise UnsafeEntryError(f"{_where(ancestor)} is a {st.kind} where a directory is expected")
+        return self.lstat(path)
+
+    def _call(self, what: str, path: str, fn, *args):
+        if self.readonly and what not in ("read", "read the link", "list"):
+            raise ApplianceError(f"cannot {what} {_where(path)}: persist is mounted read-only")
+        try:
+            return fn(*args)
+        except RuntimeError as exc:
+            # The libguestfs message names the call and the path, never the data written.
+            raise ApplianceError(f"cannot {what} {_where(path)}: {exc}", hint=APPLIANCE_HINT) from None
+
+
+class _LaunchTimeout(Exception):
+    pass
+
+
+def _qemu_children() -> set[int]:
+    """Pids of qemu processes that are direct children of this process."""
+    me = os.getpid()
+    found = set()
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as fh:
+                raw = fh.read()
+        except OSError:
+            continue
+        comm = raw[raw.find(b"(") + 1 : raw.rfind(b")")]
+        fields = raw[raw.rfind(b")") + 2 :].split()
+        if len(fields) > 1 and int(fields[1]) == me and comm.startswith(b"qemu"):
+            found.add(int(name))
+    return found
+
+
+class _Watchdog:
+    """Kills the qemu that a launch started if the appliance is not up within `timeout` seconds.
+
+    The clock starts when qemu appears (building the appliance with supermin comes first and may take
+    a while on a first run). g.get_pid() cannot be used: it needs the handle, which launch() holds
+    (it blocks the whole interpreter until launch returns), so qemu is found in /proc as a new child.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.fired = False
+        self._before = _qemu_children()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="zvm-launch-watchdog", daemon=True)
+
+    def __enter__(self) -> _Watchdog:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with self._lock:
+            self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        seen_at = None
+        while not self._stop.wait(0.5):
+            new = _qemu_children() - self._before
+            if not new:
+                continue
+            now = time.monotonic()
+            seen_at = seen_at or now
+            if now - seen_at < self.timeout:
+                continue
+            with self._lock:
+                if self._stop.is_set():
+                    return
+                self.fired = True
+                for pid in new:
+                    try:
+                        os.kill(pid, 9)
+                    except OSError:
+                        pass
+            return
+
+
+def _cache_file() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "zvm-provision" / "accel.json"
+
+
+def _host_key(hv: str) -> str:
+    try:
+        out = subprocess.run([hv, "--version"], capture_output=True, text=True, timeout=20).stdout
+        qemu = out.splitlines()[0].strip() if out else "unknown qemu"
+    except (OSError, subprocess.SubprocessError):
+        qemu = "unknown qemu"
+    return f"{os.uname().release} | {qemu}"
+
+
+def _read_verdicts() -> dict:
+    try:
+        data = json.loads(_cache_file().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _remember_kvm_hangs(key: str) -> None:
+    path = _cache_file()
+    verdicts = _read_verdicts()
+    verdicts[key] = {"kvm": "hangs", "recorded": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(verdicts, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # only an optimisation: the next run will wait for the watchdog again
+
+
+def _kvm_usable() -> bool:
+    return os.path.exists("/dev/kvm") and os.access("/dev/kvm", os.R_OK | os.W_OK)
+
+
+class Appliance:
+    """One libguestfs handle over one or more images (batch seeds many disks per launch)."""
+
+    def __init__(
+        self,
+        images: Sequence[ImageInfo],
+        *,
+        readonly: bool,
+        accel: str = "auto",
+        kvm_timeout: float = KVM_LAUNCH_TIMEOUT,
+        tcg_timeout: float = TCG_LAUNCH_TIMEOUT,
+    ) -> None:
+        if accel not in ACCEL_CHOICES:
+            raise ValueError(f"accel must be one of {ACCEL_CHOICES}, not {accel!r}")
+        if not images:
+            raise ValueError("an appliance needs at least one image")
+        self.images = tuple(images)
+        self.readonly = readonly
+        self.accel = accel
+        self.kvm_timeout = kvm_timeout
+        self.tcg_timeout = tcg_timeout
+        self.accel_used: str | None = None  # "kvm" or "tcg" once launched
+        self._g = None
+        self._mounted = False
+
+    # -- launch ----------------------------------------------------------------------------------
+
+    def launch(self) -> None:
+        """Start the appliance. Blocking; the GIL is released, so a caller may run it in a thread.
+
+        Ctrl-C: the handle uses set_pgroup(True), so qemu runs in its own process group and a
+        terminal's SIGINT (sent to the foreground process group) never reaches it; only this process
+        gets it and can then shut the appliance down cleanly (close()). Blocking SIGINT with
+        pthread_sigmask around launch() was not used: qemu may reset its signal mask, while the process
+        group is decided by libguestfs in the forked child before exec, which is reliable.
+        """
+        if self._g is not None:
+            raise RuntimeError("the appliance is already launched")
+        if not self.readonly:
+            for info in self.images:
+                if info.read_only_file:
+                    raise ImageUnusableError(
+                        f"{info.path} is read-only (no write permission); make it writable "
+                        "or use inspect / --dry-run, which do not write"
+                    )
+        if self.accel == "tcg":
+            self._launch_once("tcg")
+        elif self.accel == "kvm":
+            self._launch_once("kvm")
+        elif not _kvm_usable():
+            self._launch_once("tcg")
+        else:
+            self._launch_auto()
+
+    def _launch_auto(self) -> None:
+        g = self._new_handle("kvm")
+        key = _host_key(g.get_hv())
+        if _read_verdicts().get(key, {}).get("kvm") == "hangs":
+            g.close()
+            self._launch_once("tcg")
+            return
+        try:
+            self._launch_once("kvm", handle=g)
+        except ApplianceError:
+            # e.g. "force_kvm supplied but kvm not available": software emulation may still work.
+            self._launch_once("tcg")
+        except _LaunchTimeout:
+            print(
+                f"KVM did not start the appliance within {self.kvm_timeout:g} s; "
+                "retrying with software emulation (TCG)",
+                file=sys.stderr,
+                flush=True,
+            )
+            _remember_kvm_hangs(key)
+            self._launch_once("tcg")
+
+    def _new_handle(self, accel: str):
+        import guestfs  # lazily: only this module imports it, and only when an image is opened
+
+        g = guestfs.GuestFS(python_return_dict=True, environment=True, close_on_exit=True)
+        # environment=True lets an administrator set LIBGUESTFS_PATH, _MEMSIZE, _CACHEDIR...; the
+        # settings that matter for safety are forced here, after it was read.
+        g.set_trace(False)  # a trace prints the first 256 bytes of every write: secrets
+        g.set_verbose(False)
+        g.set_network(False)
+        g.set_backend("direct")  # qemu as our child: watchdog, process group and lock messages rely on it
+        g.set_backend_settings(["force_tcg"] if accel == "tcg" else ["force_kvm"])
+        g.set_pgroup(True)  # keep the terminal's Ctrl-C away from qemu (see launch())
+        g.set_autosync(True)
+        for info in self.images:
+            g.add_drive_opts(str(info.path), readonly=self.readonly, format=info.format)
+        return g
+
+    def _launch_once(self, accel: str, *, handle=None) -> None:
+        g = handle if handle is not None else self._new_handle(accel)
+        timeout = self.kvm_timeout if accel == "kvm" else self.tcg_timeout
+        watchdog = _Watchdog(timeout)
+        try:
+            with watchdog:
+                g.launch()
+        except RuntimeError as exc:
+            g.close()
+            if watchdog.fired:
+                if accel == "kvm" and self.accel == "auto":
+                    raise _LaunchTimeout() from None
+                raise ApplianceError(
+                    f"the appliance did not start within {timeout:g} s ({accel.upper()})"
+                    + ("; try --accel tcg" if accel == "kvm" else ""),
+                    hint=APPLIANCE_HINT,
+                ) from None
+            raise self._launch_error(str(exc)) from None
+        except BaseException:  # Ctrl-C right after launch returned: do not leak the handle
+            g.close()
+            raise
+        g.umask(0o077)  # files and directories are born private; final modes are set explicitly
+        self._g = g
+        self.accel_used = accel
+
+    def _launch_error(self, text: str) -> Exception:
+        if _LOCK_RE.search(text):
+            match = _LOCK_PATH_RE.search(text)
+            where = match.group(1) if match else ", ".join(str(i.path) for i in self.images)
+            return ImageInUseError(
+                f"{where} is in use by another process (a running VM?); shut the VM down and try again",
+                hint="a disk must not be seeded while a VM runs from it",
+            )
+        if _READ_ONLY_RE.search(text) and not self.readonly:
+            paths = ", ".join(str(i.path) for i in self.images)
+            return ImageUnusableError(
+                f"{paths}: the image file is read-only (permission denied when opening it for writing)"
+            )
+        first = text.strip().splitlines()[0] if text.strip() else "unknown error"
+        return ApplianceError(f"the libguestfs appliance failed to start: {first}", hint=APPLIANCE_HINT)
+
+    @property
+    def handle(self):
+        if self._g is None:
+            raise RuntimeError("the appliance is not launched")
+        return self._g
+
+    def qemu_pid(self) -> int:
+        return self.handle.get_pid()
+
+    # -- partitions ------------------------------------------------------------------------------
+
+    def device(self, index: int) -> str:
+        devices = self.handle.list_devices()
+        if not 0 <= index < len(devices):
+            raise IndexError(f"no disk number {index}; the appliance has {len(devices)}")
+        return devices[index]
+
+    def partitions(self, index: int) -> list[Partition]:
+        g = self.handle
+        disk = self.device(index)
+        result = []
+        for dev in g.list_partitions():
+            if g.part_to_dev(dev) != disk:
+                continue
+            result.append(
+                Partition(
+                    device=dev,
+                    label=self._optional(g.vfs_label, dev),
+                    fs_type=self._optional(g.vfs_type, dev),
+                    size=g.blockdev_getsize64(dev),
+                )
+            )
+        return result
+
+    @staticmethod
+    def _optional(fn, dev: str) -> str | None:
+        try:
+            value = fn(dev)
+        except RuntimeError:
+            return None
+        return value or None
+
+    def find_persist(self, index: int) -> Partition:
+        layout = load_layout()
+        parts = self.partitions(index)
+        labelled = [p for p in parts if p.label == layout.label]
+        if len(labelled) == 1 and labelled[0].fs_type == layout.fs_type:
+            return labelled[0]
+        found = "; ".join(p.describe() for p in parts) or "none"
+        image = self.images[index].path
+        if not labelled:
+            problem = f"no partition labelled {layout.label!r}"
+        elif len(labelled) > 1:
+            problem = f"{len(labelled)} partitions labelled {layout.label!r} (exactly one is expected)"
+        else:
+            problem = f"the partition labelled {layout.label!r} is not {layout.fs_type}"
+        raise ImageUnusableError(f"{image}: {problem}; partitions found: {found}")
+
+    @contextmanager
+    def mount_persist(self, index: int) -> Iterator[PersistFS]:
+        """Mount one disk's persist at the appliance's / (one at a time); unmount on exit."""
+        if self._mounted:
+            raise RuntimeError("a persist filesystem is already mounted; unmount it first")
+        g = self.handle
+        part = self.find_persist(index)
+        fs_type = load_layout().fs_type
+        try:
+            g.mount_vfs("ro" if self.readonly else "", fs_type, part.device, "/")
+        except RuntimeError as exc:
+            raise ImageUnusableError(
+                f"{self.images[index].path}: cannot mount persist ({part.device}): {exc}"
+            ) from None
+        self._mounted = True
+        try:
+            yield PersistFS(g, readonly=self.readonly, device=part.device)
+        finally:
+            self._mounted = False
+            try:
+                g.umount("/")
+                if not self.readonly:
+                    g.sync()
+            except RuntimeError as exc:
+                raise ApplianceError(f"cannot unmount persist ({part.device}): {exc}", hint=APPLIANCE_HINT)
+
+    def create_gpt_layout(self, index: int, partitions: Sequence[NewPartition]) -> None:
+        """Write a new GPT with formatted partitions on disk `index` (sample disks, test fixtures)."""
+        if self.readonly:
+            raise RuntimeError("create_gpt_layout needs a writable appliance")
+        g = self.handle
+        disk = self.device(index)
+        g.part_init(disk, "gpt")
+        for number, part in enumerate(partitions, start=1):
+            g.part_add(disk, "p", part.start, part.end)
+            g.part_set_name(disk, number, part.name)
+            if part.gpt_type:
+                g.part_set_gpt_type(disk, number, part.gpt_type)
+        devices = [p for p in g.list_partitions() if g.part_to_dev(p) == disk]
+        for dev, part in zip(devices, partitions, strict=True):
+            g.mkfs(part.fs_type, dev, label=part.label)
+
+    # -- shutdown --------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Durable end: umount_all, sync, shutdown (its error is checked), close. Idempotent."""
+        g, self._g = self._g, None
+        if g is None:
+            return
+        failure = None
+        try:
+            for step in (g.umount_all, g.sync, g.shutdown):
+                try:
+                    step()
+                except RuntimeError as exc:
+                    failure = failure or exc
+                    if step is not g.umount_all:
+                        break
+        finally:
+            g.close()
+        if failure is not None:
+            raise ApplianceError(
+                f"the appliance did not shut down cleanly; the image may not be completely written: {failure}",
+                hint=APPLIANCE_HINT,
+            )
+        if not self.readonly:
+            for info in self.images:
+                try:
+                    fd = os.open(info.path, os.O_RDONLY)
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+                except OSError:
+                    pass
+
+    def __enter__(self) -> Appliance:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except ApplianceError:
+            pass  # the original exception already reports the failure
