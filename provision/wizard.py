@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from provision.state import ImageState
 
 Validator = Callable[[str], "bool | str"]
+ListValidator = Callable[[list[str]], "bool | str"]
+Options = Sequence["Option"]
 ABORTED_MESSAGE = "stopped by user; the image was not changed"
 MIN_PASSWORD_CHARS = 8
 BENCH_ENV = "ZVM_PROVISION_BENCH_FILE"  # when set, the wizard appends "confirmed <time.monotonic()>" to it
@@ -59,17 +61,23 @@ class Prompter(Protocol):
     """One method per kind of question. `name` is stable and identifies the question (tests answer by it).
     Each method returns the answer or raises `Aborted` (Ctrl-C)."""
 
-    def text(self, name: str, message: str, *, default: str = "", validate: Validator | None = None) -> str: ...
+    def text(
+        self, name: str, message: str, *, default: str = "", validate: Validator | None = None
+    ) -> str: ...
 
     def password(self, name: str, message: str, *, validate: Validator | None = None) -> str: ...
 
     def confirm(self, name: str, message: str, *, default: bool = False) -> bool: ...
 
-    def select(self, name: str, message: str, options: Sequence[Option], *, default: str | None = None) -> str: ...
+    def select(self, name: str, message: str, options: Options, *, default: str | None = None) -> str: ...
 
     def checkbox(
-        self, name: str, message: str, options: Sequence[Option], *, validate: Callable[[list[str]], bool | str] | None = None
+        self, name: str, message: str, options: Options, *, validate: ListValidator | None = None
     ) -> list[str]: ...
+
+
+def _always(_: Any) -> bool:
+    return True
 
 
 def _answered(answer: Any) -> Any:
@@ -85,19 +93,20 @@ class QuestionaryPrompter:
     def text(self, name: str, message: str, *, default: str = "", validate: Validator | None = None) -> str:
         import questionary
 
-        return _answered(questionary.text(message, default=default, validate=validate or (lambda _: True)).ask())
+        question = questionary.text(message, default=default, validate=validate or _always)
+        return _answered(question.ask())
 
     def password(self, name: str, message: str, *, validate: Validator | None = None) -> str:
         import questionary
 
-        return _answered(questionary.password(message, validate=validate or (lambda _: True)).ask())
+        return _answered(questionary.password(message, validate=validate or _always).ask())
 
     def confirm(self, name: str, message: str, *, default: bool = False) -> bool:
         import questionary
 
         return bool(_answered(questionary.confirm(message, default=default).ask()))
 
-    def select(self, name: str, message: str, options: Sequence[Option], *, default: str | None = None) -> str:
+    def select(self, name: str, message: str, options: Options, *, default: str | None = None) -> str:
         import questionary
 
         choices = [questionary.Choice(option.title, value=option.value) for option in options]
@@ -105,14 +114,13 @@ class QuestionaryPrompter:
         return _answered(questionary.select(message, choices=choices, default=initial).ask())
 
     def checkbox(
-        self, name: str, message: str, options: Sequence[Option], *, validate: Callable[[list[str]], bool | str] | None = None
+        self, name: str, message: str, options: Options, *, validate: ListValidator | None = None
     ) -> list[str]:
         import questionary
 
-        choices = [questionary.Choice(option.title, value=option.value, checked=option.checked) for option in options]
-        return list(
-            _answered(questionary.checkbox(message, choices=choices, validate=validate or (lambda _: True)).ask())
-        )
+        choices = [questionary.Choice(o.title, value=o.value, checked=o.checked) for o in options]
+        question = questionary.checkbox(message, choices=choices, validate=validate or _always)
+        return list(_answered(question.ask()))
 
 
 DEFAULT = object()  # a ScriptedPrompter answer: take the question's default (checked options for a checkbox)
@@ -135,7 +143,7 @@ class ScriptedPrompter:
     answers: dict[str, Any]
     asked: list[str] = field(default_factory=list)
     refused: dict[str, list[str]] = field(default_factory=dict)  # question -> validator messages shown
-    seen: dict[str, dict[str, Any]] = field(default_factory=dict)  # question -> last message, options, default
+    seen: dict[str, dict[str, Any]] = field(default_factory=dict)  # question -> message, options, default
 
     def _next(self, name: str) -> Any:
         turn = self.asked.count(name)
@@ -176,7 +184,7 @@ class ScriptedPrompter:
         answer = self._next(name)
         return default if answer is DEFAULT else bool(answer)
 
-    def select(self, name: str, message: str, options: Sequence[Option], *, default: str | None = None) -> str:
+    def select(self, name: str, message: str, options: Options, *, default: str | None = None) -> str:
         self.seen[name] = {"message": message, "options": list(options), "default": default}
         answer = self._next(name)
         answer = default if answer is DEFAULT else answer
@@ -185,7 +193,7 @@ class ScriptedPrompter:
         return answer
 
     def checkbox(
-        self, name: str, message: str, options: Sequence[Option], *, validate: Callable[[list[str]], bool | str] | None = None
+        self, name: str, message: str, options: Options, *, validate: ListValidator | None = None
     ) -> list[str]:
         self.seen[name] = {"message": message, "options": list(options)}
         while True:
@@ -339,7 +347,7 @@ def run_wizard(
     say: Callable[[str], None] | None = None,
     home: Path | None = None,
 ) -> WizardResult:
-    """Ask for whatever `flags` left open, show the plan, confirm. Raises `Aborted` (exit 130) on Ctrl-C or No.
+    """Ask for whatever `flags` left open, show the plan, confirm. `Aborted` (exit 130) on Ctrl-C or No.
 
     `session` needs `info`, `wait()`, `read_state()` and `appliance.partitions(0)` (a `seed.ImageSession`).
     """
@@ -359,8 +367,8 @@ def _print(line: str) -> None:
 
 class _Wizard:
     def __init__(
-        self, session: Any, flags: SeedFlags, *, dry_run: bool, prompter: Prompter, say: Callable[[str], None],
-        home: Path,
+        self, session: Any, flags: SeedFlags, *, dry_run: bool, prompter: Prompter,
+        say: Callable[[str], None], home: Path,
     ) -> None:
         self.session = session
         self.flags = flags
@@ -385,7 +393,8 @@ class _Wizard:
         plan = plan_seed(self.session, request)
         self.show_summary(plan)
         if self.dry_run:
-            self.say("Dry run: nothing will be written" + (", and the new key pair is not saved." if self.key_pair else "."))
+            unsaved = ", and the new key pair is not saved." if self.key_pair else "."
+            self.say(f"Dry run: nothing will be written{unsaved}")
             return WizardResult(request, plan)
         if not plan.changes and self.key_pair is None:
             return WizardResult(request, plan)
@@ -407,9 +416,10 @@ class _Wizard:
         persist = getattr(self.session, "persist", None)
         self.say("Partitions:")
         for part in self.session.appliance.partitions(0):
-            mark = "  <- persist" if persist is not None and part.device == getattr(persist, "device", None) else ""
-            label = part.label or "-"
-            self.say(f"  {part.device:<10} {part.fs_type or '-':<6} {label:<10} {human_size(part.size)}{mark}")
+            is_persist = persist is not None and part.device == getattr(persist, "device", None)
+            mark = "  <- persist" if is_persist else ""
+            fs_type, label = part.fs_type or "-", part.label or "-"
+            self.say(f"  {part.device:<10} {fs_type:<6} {label:<10} {human_size(part.size)}{mark}")
         state = self.session.read_state()
         for line in describe_state(state):
             self.say(line)
@@ -439,12 +449,15 @@ class _Wizard:
         if how == "none":
             return PasswordChoice.locked()
         if how == "hash":
-            pasted = self.ask.password("password_hash", "Paste the hash (not shown):", validate=hash_validator())
+            pasted = self.ask.password(
+                "password_hash", "Paste the hash (not shown):", validate=hash_validator()
+            )
             return PasswordChoice.from_hash(validate_password_hash(pasted.strip()))
+        keep_hint = ", empty keeps the current one" if keepable else ""
         while True:
             first = self.ask.password(
                 "password",
-                f"Password (at least {MIN_PASSWORD_CHARS} characters{', empty keeps the current one' if keepable else ''}):",
+                f"Password (at least {MIN_PASSWORD_CHARS} characters{keep_hint}):",
                 validate=password_validator(empty_keeps=keepable),
             )
             if first == "" and keepable:
@@ -463,7 +476,8 @@ class _Wizard:
         found = find_local_public_keys(self.home)
         existing = state.authorized_keys
         if existing and not self.flags.replace_keys:
-            self.say(f"The image already lets in {_count(len(existing), 'key')}; they stay. You can add more.")
+            count = _count(len(existing), "key")
+            self.say(f"The image already lets in {count}; they stay. You can add more.")
         options = [
             Option(f"file:{path}", f"{_tilde(path, self.home)}  {key.describe()}", checked=len(found) == 1)
             for path, key in found
@@ -480,8 +494,10 @@ class _Wizard:
                 return "choose at least one: zvm logs in over SSH with a key only"
             return True
 
-        chosen = self.ask.checkbox("ssh_keys", "SSH public keys to let in as zvm (space toggles, enter accepts):",
-                                   options, validate=check)
+        chosen = self.ask.checkbox(
+            "ssh_keys", "SSH public keys to let in as zvm (space toggles, enter accepts):", options,
+            validate=check,
+        )
         keys: list[AuthorizedKey] = []
         by_value = {f"file:{path}": key for path, key in found}
         for value in chosen:
@@ -494,7 +510,9 @@ class _Wizard:
                 )
                 keys = merge_keys(keys, parse_authorized_keys(text, "the pasted key"), replace=False)
             elif value == "path":
-                text = self.ask.text("ssh_key_file", "Path of the public key file:", validate=key_file_validator())
+                text = self.ask.text(
+                    "ssh_key_file", "Path of the public key file:", validate=key_file_validator()
+                )
                 keys = merge_keys(keys, read_key_files([Path(text.strip()).expanduser()]), replace=False)
             elif value == "generate":
                 keys = merge_keys(keys, [self.ask_new_key_pair()], replace=False)
@@ -511,7 +529,9 @@ class _Wizard:
         )
         path = Path(text.strip()).expanduser()
         while True:
-            passphrase = self.ask.password("keygen_passphrase", "Passphrase for the new key (empty for none):")
+            passphrase = self.ask.password(
+                "keygen_passphrase", "Passphrase for the new key (empty for none):"
+            )
             if passphrase:
                 again = self.ask.password("keygen_passphrase_again", "The same passphrase again:")
                 if again != passphrase:
@@ -579,7 +599,8 @@ class _Wizard:
         self.say(report.render_summary(outcome))
         if self.key_pair is not None:
             where = "would be saved" if self.dry_run else "will be saved, after you confirm,"
-            self.say(f"\nThe new key pair {where} to {self.key_pair.path} (0600) and {self.key_pair.path}.pub")
+            path = self.key_pair.path
+            self.say(f"\nThe new key pair {where} to {path} (0600) and {path}.pub")
         self.say("")
 
 
@@ -616,7 +637,7 @@ def _password_words(info: Any) -> str:
 
 
 def find_local_public_keys(home: Path) -> list[tuple[Path, AuthorizedKey]]:
-    """The keys in ~/.ssh/*.pub that parse; unreadable or odd files are skipped (the person can give a path)."""
+    """The keys in ~/.ssh/*.pub that parse; unreadable or odd files are skipped (a path can be given)."""
     from provision.sources import read_key_files
 
     found: list[tuple[Path, AuthorizedKey]] = []

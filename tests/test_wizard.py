@@ -183,7 +183,8 @@ def test_pasted_hash_is_validated(home):
     del answers["password"], answers["password_again"]
     result, prompter, _ = wizard(blank_state(), answers)
     assert result.request.password == PasswordChoice.from_hash(Secret(HASH))
-    assert len(prompter.refused["password_hash"]) == 1 and "$6$nope" not in prompter.refused["password_hash"][0]
+    [refusal] = prompter.refused["password_hash"]
+    assert "$6$nope" not in refusal
 
 
 def test_no_password_is_an_explicit_choice(home):
@@ -256,15 +257,15 @@ def test_generated_key_path_must_be_new(home):
     with_pub(home, "id_ed25519.pub")
     taken = home / ".ssh" / "id_ed25519"
     taken.write_text("x")
-    answers = dict(BLANK_ANSWERS, ssh_keys=["generate"], keygen_path=Turns([str(taken), str(home / "nodir" / "k"),
-                                                                             str(home / ".ssh" / "fresh")]),
-                   keygen_passphrase="")
+    paths = Turns([str(taken), str(home / "nodir" / "k"), str(home / ".ssh" / "fresh")])
+    answers = dict(BLANK_ANSWERS, ssh_keys=["generate"], keygen_path=paths, keygen_passphrase="")
     wizard(blank_state(), answers)
     assert (home / ".ssh" / "fresh").exists()
 
 
 def test_abort_at_confirmation_writes_nothing_anywhere(home):
-    answers = dict(BLANK_ANSWERS, ssh_keys=["generate"], keygen_path=DEFAULT, keygen_passphrase="", confirm=False)
+    answers = dict(BLANK_ANSWERS, ssh_keys=["generate"], keygen_path=DEFAULT, keygen_passphrase="",
+                   confirm=False)
     with pytest.raises(Aborted) as caught:
         wizard(blank_state(), answers)
     assert caught.value.exit_code == ExitCode.INTERRUPTED == 130
@@ -280,7 +281,8 @@ def test_ctrl_c_at_any_question_aborts(home, question):
     answers[question] = None  # what questionary's ask() returns on Ctrl-C
     prompter = ScriptedPrompter(answers)
     with pytest.raises(Aborted):
-        run_wizard(FakeSession(blank_state()), SeedFlags(), dry_run=False, prompter=prompter, say=lambda _: None)
+        run_wizard(FakeSession(blank_state()), SeedFlags(), dry_run=False, prompter=prompter,
+                   say=lambda _: None)
     assert prompter.asked[-1] == question
 
 
@@ -324,8 +326,8 @@ def test_netbird_empty_url_means_the_default_service(home):
 
 def test_flags_given_are_not_asked_again(home):
     key = tuple(parse_authorized_keys(public_line(comment="flag") + "\n", "flag"))
-    flags = SeedFlags(password_plain=Secret("from a file 123"), keys=key, netbird_setup_key=Secret(NETBIRD_KEY),
-                      netbird_management_url="https://nb.example")
+    flags = SeedFlags(password_plain=Secret("from a file 123"), keys=key,
+                      netbird_setup_key=Secret(NETBIRD_KEY), netbird_management_url="https://nb.example")
     result, prompter, _ = wizard(blank_state(), {"confirm": True}, flags)
     assert prompter.asked == ["confirm"]
     assert verifies(result.request.password, "from a file 123")  # hashed on the way, as the scripted run does
@@ -335,7 +337,8 @@ def test_flags_given_are_not_asked_again(home):
 def test_partial_flags_ask_only_the_rest(home):
     with_pub(home, "id_ed25519.pub")
     flags = SeedFlags(password=PasswordChoice.locked())
-    result, prompter, _ = wizard(blank_state(), {"ssh_keys": DEFAULT, "netbird": False, "confirm": True}, flags)
+    answers = {"ssh_keys": DEFAULT, "netbird": False, "confirm": True}
+    result, prompter, _ = wizard(blank_state(), answers, flags)
     assert prompter.asked == ["ssh_keys", "netbird", "confirm"]
     assert result.request.password == PasswordChoice.locked()
 

@@ -63,7 +63,8 @@ def test_keystrokes_seed_the_image(sample_disk, open_readonly, tmp_path):
     child = spawn(sample_disk, home, ZVM_PROVISION_BENCH_FILE=str(bench))
     try:
         child.expect("qcow2")
-        child.expect("Password for the user zvm", timeout=LAUNCH_TIMEOUT)  # select: "Type a password" is the default
+        # the select's default is "Type a password"
+        child.expect("Password for the user zvm", timeout=LAUNCH_TIMEOUT)
         child.send(ENTER)
         child.expect(r"Password \(at least 8")
         child.send("short" + ENTER)  # refused in place; the prompt stays open
