@@ -241,10 +241,9 @@ def seed_command(
 
     interactive = not yes and not json_out and sys.stdin.isatty() and sys.stdout.isatty()
     if not interactive and not flags.has_password_source and flags.keys is None:
-        raise UsageError(
-            "nothing to seed and no terminal to ask on: give --password-stdin, --password-file, "
-            "--password-hash-file or --no-password, and --ssh-key FILE"
-        )
+        from provision.wizard import missing_flags, missing_flags_message
+
+        raise UsageError(missing_flags_message(missing_flags(flags, None), image_read=False))
 
     info = probe_image(image)
     if info.read_only_file and not dry_run:
@@ -252,12 +251,19 @@ def seed_command(
 
     with ImageSession(info, readonly=dry_run, accel=accel).start() as session:
         if interactive:
+            from provision.seed import apply_planned
             from provision.wizard import run_wizard
 
-            request = run_wizard(session, flags, dry_run=dry_run)
+            # the plan shown before the confirmation is the one applied (same host key fingerprint)
+            outcome = apply_planned(session, run_wizard(session, flags, dry_run=dry_run).plan, dry_run=dry_run)
         else:
+            from provision.wizard import missing_flags, missing_flags_message
+
             request = flags.to_request()  # hashing overlaps the appliance launch
-        outcome = run_seed(session, request, dry_run=dry_run)
+            missing = missing_flags(flags, session.read_state())
+            if missing:
+                raise UsageError(missing_flags_message(missing, image_read=True))
+            outcome = run_seed(session, request, dry_run=dry_run)
     print_outcome(outcome, dry_run=dry_run, json_out=json_out)
 
 
