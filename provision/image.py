@@ -267,6 +267,20 @@ class _LaunchTimeout(Exception):
     pass
 
 
+_OUTPUT_LIMIT = 1 << 16
+
+
+def _events() -> int:
+    import guestfs
+
+    return guestfs.EVENT_APPLIANCE | guestfs.EVENT_LIBRARY | guestfs.EVENT_WARNING
+
+
+def _collect(output: list[str], buf) -> None:
+    if sum(map(len, output)) < _OUTPUT_LIMIT:
+        output.append(buf.decode("utf-8", "replace") if isinstance(buf, bytes) else str(buf))
+
+
 def _qemu_children() -> set[int]:
     """Pids of qemu processes that are direct children of this process."""
     me = os.getpid()
@@ -469,11 +483,20 @@ class Appliance:
         g = handle if handle is not None else self._new_handle(accel)
         timeout = self.kvm_timeout if accel == "kvm" else self.tcg_timeout
         watchdog = _Watchdog(timeout)
+        # qemu's own stderr (e.g. the lock message) reaches only event callbacks, not the exception text.
+        # Only the launch is listened to: no write happens during it, so nothing secret is captured.
+        output: list[str] = []
+        event_handle = g.set_event_callback(
+            lambda _ev, _eh, buf, _arr: _collect(output, buf),
+            _events(),
+        )
         try:
             with watchdog:
                 g.launch()
+            g.delete_event_callback(event_handle)
         except RuntimeError as exc:
             g.close()
+            text = str(exc) + "\n" + "".join(output)
             if watchdog.fired:
                 if accel == "kvm" and self.accel == "auto":
                     raise _LaunchTimeout() from None
@@ -482,7 +505,7 @@ class Appliance:
                     + ("; try --accel tcg" if accel == "kvm" else ""),
                     hint=APPLIANCE_HINT,
                 ) from None
-            raise self._launch_error(str(exc)) from None
+            raise self._launch_error(text) from None
         except BaseException:  # Ctrl-C right after launch returned: do not leak the handle
             g.close()
             raise
@@ -503,7 +526,9 @@ class Appliance:
             return ImageUnusableError(
                 f"{paths}: the image file is read-only (permission denied when opening it for writing)"
             )
-        first = text.strip().splitlines()[0] if text.strip() else "unknown error"
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        qemu_lines = [line for line in lines if line.startswith("qemu")]
+        first = (qemu_lines or lines or ["unknown error"])[-1 if qemu_lines else 0]
         return ApplianceError(f"the libguestfs appliance failed to start: {first}", hint=APPLIANCE_HINT)
 
     @property
