@@ -562,15 +562,21 @@ class Appliance:
         if not devices:
             return []
         sizes = {p["part_num"]: p["part_size"] for p in g.part_list(disk)}
-        return [
-            Partition(
-                device=dev,
-                label=self._optional(g.vfs_label, dev),
-                fs_type=self._optional(g.vfs_type, dev),
-                size=sizes.get(int(dev[len(disk) :]), 0),
+        result = []
+        for dev in devices:
+            try:
+                probe = g.blkid(dev)  # label and type in one call (vfs_label + vfs_type would be two)
+            except RuntimeError:
+                probe = {}
+            result.append(
+                Partition(
+                    device=dev,
+                    label=probe.get("LABEL") or None,
+                    fs_type=probe.get("TYPE") or None,
+                    size=sizes.get(int(dev[len(disk) :]), 0),
+                )
             )
-            for dev in devices
-        ]
+        return result
 
     def _partition_devices(self, disk: str) -> list[str]:
         # Each call costs ~0.3 s under TCG, so no part_to_dev per partition: /dev/sdb's partitions are
@@ -578,14 +584,6 @@ class Appliance:
         return [
             dev for dev in self.handle.list_partitions() if dev.startswith(disk) and dev[len(disk) :].isdigit()
         ]
-
-    @staticmethod
-    def _optional(fn, dev: str) -> str | None:
-        try:
-            value = fn(dev)
-        except RuntimeError:
-            return None
-        return value or None
 
     def find_persist(self, index: int) -> Partition:
         layout = load_layout()
@@ -620,14 +618,22 @@ class Appliance:
         self._mounted = True
         try:
             yield PersistFS(g, readonly=self.readonly, device=part.device)
-        finally:
-            self._mounted = False
-            try:
-                g.umount("/")
-                if not self.readonly:
-                    g.sync()
-            except RuntimeError as exc:
-                raise ApplianceError(f"cannot unmount persist ({part.device}): {exc}", hint=APPLIANCE_HINT)
+        except BaseException:
+            self._unmount(g, part.device, quiet=True)  # the exception in flight tells what went wrong
+            raise
+        self._unmount(g, part.device, quiet=False)
+
+    def _unmount(self, g, device: str, *, quiet: bool) -> None:
+        self._mounted = False
+        if self._g is not g:
+            return  # close() ran meanwhile, and its umount_all unmounted persist
+        try:
+            g.umount("/")
+            if not self.readonly:
+                g.sync()
+        except RuntimeError as exc:
+            if not quiet:
+                raise ApplianceError(f"cannot unmount persist ({device}): {exc}", hint=APPLIANCE_HINT) from None
 
     def create_gpt_layout(self, index: int, partitions: Sequence[NewPartition]) -> None:
         """Write a new GPT with formatted partitions on disk `index` (sample disks, test fixtures)."""
