@@ -109,6 +109,14 @@ def _where(path: str) -> str:
     return f"persist:{path}"
 
 
+def _not_a(path: str, st: Stat | None, wanted: str) -> str:
+    if st is None:
+        return f"{_where(path)} does not exist"
+    if st.kind == "symlink":
+        return f"{_where(path)} is a symbolic link; refusing to follow it"
+    return f"{_where(path)} is a {st.kind}, not a {wanted}"
+
+
 class PersistFS:
     """A mounted persist filesystem. Every path is absolute inside persist ("/home/zvm/.ssh")."""
 
@@ -124,7 +132,8 @@ class PersistFS:
         try:
             st = self._g.lstatns(path)
         except RuntimeError as exc:
-            if self._g.last_errno() in (errno.ENOENT, errno.ENOTDIR):
+            # The Python binding has no last_errno(): the daemon's message carries strerror.
+            if any(os.strerror(code) in str(exc) for code in (errno.ENOENT, errno.ENOTDIR)):
                 return None
             raise ApplianceError(f"cannot stat {_where(path)}: {exc}", hint=APPLIANCE_HINT) from None
         mode = st["st_mode"]
@@ -139,10 +148,8 @@ class PersistFS:
 
     def read_file(self, path: str, limit: int = 1 << 20) -> bytes:
         st = self._checked_final(path)
-        if st is None:
-            raise UnsafeEntryError(f"{_where(path)} does not exist")
-        if st.kind != "file":
-            raise UnsafeEntryError(f"{_where(path)} is a {st.kind}, not a regular file; refusing to read it")
+        if st is None or st.kind != "file":
+            raise UnsafeEntryError(_not_a(path, st, "regular file"))
         if st.size > limit:
             raise UnsafeEntryError(f"{_where(path)} is {st.size} bytes, more than the {limit} expected")
         data = self._call("read", path, self._g.read_file, path)
@@ -159,7 +166,7 @@ class PersistFS:
     def listdir(self, path: str) -> list[str]:
         st = self._checked_final(path)
         if st is None or st.kind != "dir":
-            raise UnsafeEntryError(f"{_where(path)} is not a directory")
+            raise UnsafeEntryError(_not_a(path, st, "directory"))
         return sorted(self._call("list", path, self._g.ls, path))
 
     # -- writing ---------------------------------------------------------------------------------
@@ -265,6 +272,20 @@ class PersistFS:
 
 class _LaunchTimeout(Exception):
     pass
+
+
+_OUTPUT_LIMIT = 1 << 16
+
+
+def _events() -> int:
+    import guestfs
+
+    return guestfs.EVENT_APPLIANCE | guestfs.EVENT_LIBRARY | guestfs.EVENT_WARNING
+
+
+def _collect(output: list[str], buf) -> None:
+    if sum(map(len, output)) < _OUTPUT_LIMIT:
+        output.append(buf.decode("utf-8", "replace") if isinstance(buf, bytes) else str(buf))
 
 
 def _qemu_children() -> set[int]:
@@ -469,11 +490,20 @@ class Appliance:
         g = handle if handle is not None else self._new_handle(accel)
         timeout = self.kvm_timeout if accel == "kvm" else self.tcg_timeout
         watchdog = _Watchdog(timeout)
+        # qemu's own stderr (e.g. the lock message) reaches only event callbacks, not the exception text.
+        # Only the launch is listened to: no write happens during it, so nothing secret is captured.
+        output: list[str] = []
+        event_handle = g.set_event_callback(
+            lambda _ev, _eh, buf, _arr: _collect(output, buf),
+            _events(),
+        )
         try:
             with watchdog:
                 g.launch()
+            g.delete_event_callback(event_handle)
         except RuntimeError as exc:
             g.close()
+            text = str(exc) + "\n" + "".join(output)
             if watchdog.fired:
                 if accel == "kvm" and self.accel == "auto":
                     raise _LaunchTimeout() from None
@@ -482,7 +512,7 @@ class Appliance:
                     + ("; try --accel tcg" if accel == "kvm" else ""),
                     hint=APPLIANCE_HINT,
                 ) from None
-            raise self._launch_error(str(exc)) from None
+            raise self._launch_error(text) from None
         except BaseException:  # Ctrl-C right after launch returned: do not leak the handle
             g.close()
             raise
@@ -503,7 +533,9 @@ class Appliance:
             return ImageUnusableError(
                 f"{paths}: the image file is read-only (permission denied when opening it for writing)"
             )
-        first = text.strip().splitlines()[0] if text.strip() else "unknown error"
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        qemu_lines = [line for line in lines if line.startswith("qemu")]
+        first = (qemu_lines or lines or ["unknown error"])[-1 if qemu_lines else 0]
         return ApplianceError(f"the libguestfs appliance failed to start: {first}", hint=APPLIANCE_HINT)
 
     @property
@@ -526,27 +558,32 @@ class Appliance:
     def partitions(self, index: int) -> list[Partition]:
         g = self.handle
         disk = self.device(index)
+        devices = self._partition_devices(disk)
+        if not devices:
+            return []
+        sizes = {p["part_num"]: p["part_size"] for p in g.part_list(disk)}
         result = []
-        for dev in g.list_partitions():
-            if g.part_to_dev(dev) != disk:
-                continue
+        for dev in devices:
+            try:
+                probe = g.blkid(dev)  # label and type in one call (vfs_label + vfs_type would be two)
+            except RuntimeError:
+                probe = {}
             result.append(
                 Partition(
                     device=dev,
-                    label=self._optional(g.vfs_label, dev),
-                    fs_type=self._optional(g.vfs_type, dev),
-                    size=g.blockdev_getsize64(dev),
+                    label=probe.get("LABEL") or None,
+                    fs_type=probe.get("TYPE") or None,
+                    size=sizes.get(int(dev[len(disk) :]), 0),
                 )
             )
         return result
 
-    @staticmethod
-    def _optional(fn, dev: str) -> str | None:
-        try:
-            value = fn(dev)
-        except RuntimeError:
-            return None
-        return value or None
+    def _partition_devices(self, disk: str) -> list[str]:
+        # Each call costs ~0.3 s under TCG, so no part_to_dev per partition: /dev/sdb's partitions are
+        # /dev/sdb<N> (and /dev/sdbc1 belongs to /dev/sdbc, whose suffix is not all digits).
+        return [
+            dev for dev in self.handle.list_partitions() if dev.startswith(disk) and dev[len(disk) :].isdigit()
+        ]
 
     def find_persist(self, index: int) -> Partition:
         layout = load_layout()
@@ -581,14 +618,22 @@ class Appliance:
         self._mounted = True
         try:
             yield PersistFS(g, readonly=self.readonly, device=part.device)
-        finally:
-            self._mounted = False
-            try:
-                g.umount("/")
-                if not self.readonly:
-                    g.sync()
-            except RuntimeError as exc:
-                raise ApplianceError(f"cannot unmount persist ({part.device}): {exc}", hint=APPLIANCE_HINT)
+        except BaseException:
+            self._unmount(g, part.device, quiet=True)  # the exception in flight tells what went wrong
+            raise
+        self._unmount(g, part.device, quiet=False)
+
+    def _unmount(self, g, device: str, *, quiet: bool) -> None:
+        self._mounted = False
+        if self._g is not g:
+            return  # close() ran meanwhile, and its umount_all unmounted persist
+        try:
+            g.umount("/")
+            if not self.readonly:
+                g.sync()
+        except RuntimeError as exc:
+            if not quiet:
+                raise ApplianceError(f"cannot unmount persist ({device}): {exc}", hint=APPLIANCE_HINT) from None
 
     def create_gpt_layout(self, index: int, partitions: Sequence[NewPartition]) -> None:
         """Write a new GPT with formatted partitions on disk `index` (sample disks, test fixtures)."""
@@ -602,7 +647,7 @@ class Appliance:
             g.part_set_name(disk, number, part.name)
             if part.gpt_type:
                 g.part_set_gpt_type(disk, number, part.gpt_type)
-        devices = [p for p in g.list_partitions() if g.part_to_dev(p) == disk]
+        devices = self._partition_devices(disk)
         for dev, part in zip(devices, partitions, strict=True):
             g.mkfs(part.fs_type, dev, label=part.label)
 
