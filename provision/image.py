@@ -417,6 +417,12 @@ class Appliance:
         self.accel_used: str | None = None  # "kvm" or "tcg" once launched
         self._g = None
         self._mounted = False
+        self._partitions: dict[int, list[Partition]] = {}
+        # libguestfs's "print errors to stderr" handler is switched off per thread, in the thread that made
+        # the handle. Make the handles here, in the caller's thread, which later runs the calls that may
+        # fail on purpose (lstat of an absent path), even when launch() runs in a background thread.
+        wanted = {"auto": ("kvm", "tcg")}.get(accel, (accel,))
+        self._spare_handles = {name: self._make_handle(name) for name in wanted}
 
     # -- launch ----------------------------------------------------------------------------------
 
@@ -470,6 +476,10 @@ class Appliance:
             self._launch_once("tcg")
 
     def _new_handle(self, accel: str):
+        spare = self._spare_handles.pop(accel, None)
+        return spare if spare is not None else self._make_handle(accel)
+
+    def _make_handle(self, accel: str):
         import guestfs  # lazily: only this module imports it, and only when an image is opened
 
         g = guestfs.GuestFS(python_return_dict=True, environment=True, close_on_exit=True)
@@ -556,6 +566,13 @@ class Appliance:
         return devices[index]
 
     def partitions(self, index: int) -> list[Partition]:
+        """Partitions of disk `index`, by device (clones share labels and UUIDs). Listed once per disk:
+        each blkid costs a round trip to the appliance."""
+        if index not in self._partitions:
+            self._partitions[index] = self._list_partitions(index)
+        return list(self._partitions[index])
+
+    def _list_partitions(self, index: int) -> list[Partition]:
         g = self.handle
         disk = self.device(index)
         devices = self._partition_devices(disk)
@@ -602,34 +619,42 @@ class Appliance:
         raise ImageUnusableError(f"{image}: {problem}; partitions found: {found}")
 
     @contextmanager
-    def mount_persist(self, index: int) -> Iterator[PersistFS]:
-        """Mount one disk's persist at the appliance's / (one at a time); unmount on exit."""
+    def mount_persist(self, index: int, *, writable: bool | None = None) -> Iterator[PersistFS]:
+        """Mount one disk's persist at the appliance's / (one at a time); unmount on exit.
+
+        writable=False mounts read-only even on a writable appliance: reading the state that way leaves
+        the image byte-identical (a read-write mount of ext4 updates its superblock). The default is
+        read-write exactly when the appliance is.
+        """
+        readonly = self.readonly if writable is None else not writable
+        if writable and self.readonly:
+            raise RuntimeError("a read-only appliance cannot mount persist for writing")
         if self._mounted:
             raise RuntimeError("a persist filesystem is already mounted; unmount it first")
         g = self.handle
         part = self.find_persist(index)
         fs_type = load_layout().fs_type
         try:
-            g.mount_vfs("ro" if self.readonly else "", fs_type, part.device, "/")
+            g.mount_vfs("ro" if readonly else "", fs_type, part.device, "/")
         except RuntimeError as exc:
             raise ImageUnusableError(
                 f"{self.images[index].path}: cannot mount persist ({part.device}): {exc}"
             ) from None
         self._mounted = True
         try:
-            yield PersistFS(g, readonly=self.readonly, device=part.device)
+            yield PersistFS(g, readonly=readonly, device=part.device)
         except BaseException:
-            self._unmount(g, part.device, quiet=True)  # the exception in flight tells what went wrong
+            self._unmount(g, part.device, readonly=readonly, quiet=True)  # the exception in flight says why
             raise
-        self._unmount(g, part.device, quiet=False)
+        self._unmount(g, part.device, readonly=readonly, quiet=False)
 
-    def _unmount(self, g, device: str, *, quiet: bool) -> None:
+    def _unmount(self, g, device: str, *, readonly: bool, quiet: bool) -> None:
         self._mounted = False
         if self._g is not g:
             return  # close() ran meanwhile, and its umount_all unmounted persist
         try:
             g.umount("/")
-            if not self.readonly:
+            if not readonly:
                 g.sync()
         except RuntimeError as exc:
             if not quiet:
@@ -639,6 +664,7 @@ class Appliance:
         """Write a new GPT with formatted partitions on disk `index` (sample disks, test fixtures)."""
         if self.readonly:
             raise RuntimeError("create_gpt_layout needs a writable appliance")
+        self._partitions.pop(index, None)
         g = self.handle
         disk = self.device(index)
         g.part_init(disk, "gpt")
@@ -655,6 +681,9 @@ class Appliance:
 
     def close(self) -> None:
         """Durable end: umount_all, sync, shutdown (its error is checked), close. Idempotent."""
+        for spare in self._spare_handles.values():
+            spare.close()
+        self._spare_handles.clear()
         g, self._g = self._g, None
         if g is None:
             return
