@@ -54,7 +54,7 @@ def test_layout_scales_and_fits(size):
     total = parse_size(size) // 512
     esp, nix, persist = plan_partitions(parse_size(size))
     assert [p.name for p in (esp, nix, persist)] == ["esp", "nix", "persist"]
-    assert (esp.fs_type, esp.label, nix.label, persist.label, persist.fs_type) == ("vfat", "ESP", "nix", "persist", "ext4")
+    assert (esp.fs_type, esp.label, nix.label, persist.label, persist.fs_type) == ("vfat", "BOOT", "nix", "persist", "ext4")
     assert esp.start == 2048 and nix.start == esp.end + 1 and persist.start == nix.end + 1
     assert persist.end <= total - 34
     if size == "20G":
