@@ -6,7 +6,6 @@ appliance reads both back.
 
 from __future__ import annotations
 
-import crypt  # noqa: F401 (deprecated, still in 3.11): an independent check of passlib's hashes
 import hashlib
 import json
 import os
