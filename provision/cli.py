@@ -241,10 +241,9 @@ def seed_command(
 
     interactive = not yes and not json_out and sys.stdin.isatty() and sys.stdout.isatty()
     if not interactive and not flags.has_password_source and flags.keys is None:
-        raise UsageError(
-            "nothing to seed and no terminal to ask on: give --password-stdin, --password-file, "
-            "--password-hash-file or --no-password, and --ssh-key FILE"
-        )
+        from provision.wizard import missing_flags, missing_flags_message
+
+        raise UsageError(missing_flags_message(missing_flags(flags, None), image_read=False))
 
     info = probe_image(image)
     if info.read_only_file and not dry_run:
@@ -252,12 +251,19 @@ def seed_command(
 
     with ImageSession(info, readonly=dry_run, accel=accel).start() as session:
         if interactive:
+            from provision.seed import apply_planned
             from provision.wizard import run_wizard
 
-            request = run_wizard(session, flags, dry_run=dry_run)
+            # the plan shown before the confirmation is the one applied (same host key fingerprint)
+            outcome = apply_planned(session, run_wizard(session, flags, dry_run=dry_run).plan, dry_run=dry_run)
         else:
+            from provision.wizard import missing_flags, missing_flags_message
+
             request = flags.to_request()  # hashing overlaps the appliance launch
-        outcome = run_seed(session, request, dry_run=dry_run)
+            missing = missing_flags(flags, session.read_state())
+            if missing:
+                raise UsageError(missing_flags_message(missing, image_read=True))
+            outcome = run_seed(session, request, dry_run=dry_run)
     print_outcome(outcome, dry_run=dry_run, json_out=json_out)
 
 
@@ -270,6 +276,41 @@ def print_outcome(outcome: Any, *, dry_run: bool, json_out: bool) -> None:
     print(report.render_plan(outcome, dry_run=dry_run))
     if not dry_run:
         print(report.render_summary(outcome))
+
+
+@app.command(
+    "inspect",
+    help="Show what IMAGE's persist partition carries: every contract path (kind, owner, mode), the password "
+    "(set or locked, never the hash), SSH keys, host key, machine-id, Netbird, and anything unexpected.\n\n"
+    "The image is opened read-only: not one byte of the file changes. With --check, print only the verdict "
+    "and exit 1 if the image departs from the persist contract.\n\n" + EXIT_CODES_HELP,
+)
+@reports_errors
+def inspect_command(
+    image: Annotated[Path, typer.Argument(help="The zvm disk image (qcow2 or raw).", show_default=False)],
+    check: Annotated[
+        bool, typer.Option("--check", help="Exit 1 if the image departs from the contract, naming each problem.")
+    ] = False,
+    json_out: JsonOut = False,
+    accel: Accel = "auto",
+    debug: Debug = False,
+) -> None:
+    from provision.diskformat import probe_image
+    from provision.inspect import check_image_contract, inspect_image, print_report, render_check, report_to_json
+
+    check_accel(accel)
+    report = inspect_image(probe_image(image), accel=accel)
+    problems = check_image_contract(report)
+    if json_out:
+        print(json.dumps(report_to_json(report, problems), indent=2))
+    elif check:
+        print(render_check(problems))
+    else:
+        from rich.console import Console
+
+        print_report(report, Console(highlight=False, emoji=False), problems)
+    if check and problems:
+        raise typer.Exit(int(ExitCode.FAILURE))
 
 
 @app.command("sample-disk", help="Create a blank qcow2 disk OUT with the zvm layout (GPT: ESP, ext4 nix, ext4 persist),"

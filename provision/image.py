@@ -109,6 +109,14 @@ def _where(path: str) -> str:
     return f"persist:{path}"
 
 
+def _not_a(path: str, st: Stat | None, wanted: str) -> str:
+    if st is None:
+        return f"{_where(path)} does not exist"
+    if st.kind == "symlink":
+        return f"{_where(path)} is a symbolic link; refusing to follow it"
+    return f"{_where(path)} is a {st.kind}, not a {wanted}"
+
+
 class PersistFS:
     """A mounted persist filesystem. Every path is absolute inside persist ("/home/zvm/.ssh")."""
 
@@ -124,7 +132,8 @@ class PersistFS:
         try:
             st = self._g.lstatns(path)
         except RuntimeError as exc:
-            if self._g.last_errno() in (errno.ENOENT, errno.ENOTDIR):
+            # The Python binding has no last_errno(): the daemon's message carries strerror.
+            if any(os.strerror(code) in str(exc) for code in (errno.ENOENT, errno.ENOTDIR)):
                 return None
             raise ApplianceError(f"cannot stat {_where(path)}: {exc}", hint=APPLIANCE_HINT) from None
         mode = st["st_mode"]
@@ -139,10 +148,8 @@ class PersistFS:
 
     def read_file(self, path: str, limit: int = 1 << 20) -> bytes:
         st = self._checked_final(path)
-        if st is None:
-            raise UnsafeEntryError(f"{_where(path)} does not exist")
-        if st.kind != "file":
-            raise UnsafeEntryError(f"{_where(path)} is a {st.kind}, not a regular file; refusing to read it")
+        if st is None or st.kind != "file":
+            raise UnsafeEntryError(_not_a(path, st, "regular file"))
         if st.size > limit:
             raise UnsafeEntryError(f"{_where(path)} is {st.size} bytes, more than the {limit} expected")
         data = self._call("read", path, self._g.read_file, path)
@@ -159,7 +166,7 @@ class PersistFS:
     def listdir(self, path: str) -> list[str]:
         st = self._checked_final(path)
         if st is None or st.kind != "dir":
-            raise UnsafeEntryError(f"{_where(path)} is not a directory")
+            raise UnsafeEntryError(_not_a(path, st, "directory"))
         return sorted(self._call("list", path, self._g.ls, path))
 
     # -- writing ---------------------------------------------------------------------------------
@@ -265,6 +272,20 @@ class PersistFS:
 
 class _LaunchTimeout(Exception):
     pass
+
+
+_OUTPUT_LIMIT = 1 << 16
+
+
+def _events() -> int:
+    import guestfs
+
+    return guestfs.EVENT_APPLIANCE | guestfs.EVENT_LIBRARY | guestfs.EVENT_WARNING
+
+
+def _collect(output: list[str], buf) -> None:
+    if sum(map(len, output)) < _OUTPUT_LIMIT:
+        output.append(buf.decode("utf-8", "replace") if isinstance(buf, bytes) else str(buf))
 
 
 def _qemu_children() -> set[int]:
@@ -396,6 +417,12 @@ class Appliance:
         self.accel_used: str | None = None  # "kvm" or "tcg" once launched
         self._g = None
         self._mounted = False
+        self._partitions: dict[int, list[Partition]] = {}
+        # libguestfs's "print errors to stderr" handler is switched off per thread, in the thread that made
+        # the handle. Make the handles here, in the caller's thread, which later runs the calls that may
+        # fail on purpose (lstat of an absent path), even when launch() runs in a background thread.
+        wanted = {"auto": ("kvm", "tcg")}.get(accel, (accel,))
+        self._spare_handles = {name: self._make_handle(name) for name in wanted}
 
     # -- launch ----------------------------------------------------------------------------------
 
@@ -449,6 +476,10 @@ class Appliance:
             self._launch_once("tcg")
 
     def _new_handle(self, accel: str):
+        spare = self._spare_handles.pop(accel, None)
+        return spare if spare is not None else self._make_handle(accel)
+
+    def _make_handle(self, accel: str):
         import guestfs  # lazily: only this module imports it, and only when an image is opened
 
         g = guestfs.GuestFS(python_return_dict=True, environment=True, close_on_exit=True)
@@ -469,11 +500,20 @@ class Appliance:
         g = handle if handle is not None else self._new_handle(accel)
         timeout = self.kvm_timeout if accel == "kvm" else self.tcg_timeout
         watchdog = _Watchdog(timeout)
+        # qemu's own stderr (e.g. the lock message) reaches only event callbacks, not the exception text.
+        # Only the launch is listened to: no write happens during it, so nothing secret is captured.
+        output: list[str] = []
+        event_handle = g.set_event_callback(
+            lambda _ev, _eh, buf, _arr: _collect(output, buf),
+            _events(),
+        )
         try:
             with watchdog:
                 g.launch()
+            g.delete_event_callback(event_handle)
         except RuntimeError as exc:
             g.close()
+            text = str(exc) + "\n" + "".join(output)
             if watchdog.fired:
                 if accel == "kvm" and self.accel == "auto":
                     raise _LaunchTimeout() from None
@@ -482,7 +522,7 @@ class Appliance:
                     + ("; try --accel tcg" if accel == "kvm" else ""),
                     hint=APPLIANCE_HINT,
                 ) from None
-            raise self._launch_error(str(exc)) from None
+            raise self._launch_error(text) from None
         except BaseException:  # Ctrl-C right after launch returned: do not leak the handle
             g.close()
             raise
@@ -503,7 +543,9 @@ class Appliance:
             return ImageUnusableError(
                 f"{paths}: the image file is read-only (permission denied when opening it for writing)"
             )
-        first = text.strip().splitlines()[0] if text.strip() else "unknown error"
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        qemu_lines = [line for line in lines if line.startswith("qemu")]
+        first = (qemu_lines or lines or ["unknown error"])[-1 if qemu_lines else 0]
         return ApplianceError(f"the libguestfs appliance failed to start: {first}", hint=APPLIANCE_HINT)
 
     @property
@@ -524,29 +566,41 @@ class Appliance:
         return devices[index]
 
     def partitions(self, index: int) -> list[Partition]:
+        """Partitions of disk `index`, by device (clones share labels and UUIDs). Listed once per disk:
+        each blkid costs a round trip to the appliance."""
+        if index not in self._partitions:
+            self._partitions[index] = self._list_partitions(index)
+        return list(self._partitions[index])
+
+    def _list_partitions(self, index: int) -> list[Partition]:
         g = self.handle
         disk = self.device(index)
+        devices = self._partition_devices(disk)
+        if not devices:
+            return []
+        sizes = {p["part_num"]: p["part_size"] for p in g.part_list(disk)}
         result = []
-        for dev in g.list_partitions():
-            if g.part_to_dev(dev) != disk:
-                continue
+        for dev in devices:
+            try:
+                probe = g.blkid(dev)  # label and type in one call (vfs_label + vfs_type would be two)
+            except RuntimeError:
+                probe = {}
             result.append(
                 Partition(
                     device=dev,
-                    label=self._optional(g.vfs_label, dev),
-                    fs_type=self._optional(g.vfs_type, dev),
-                    size=g.blockdev_getsize64(dev),
+                    label=probe.get("LABEL") or None,
+                    fs_type=probe.get("TYPE") or None,
+                    size=sizes.get(int(dev[len(disk) :]), 0),
                 )
             )
         return result
 
-    @staticmethod
-    def _optional(fn, dev: str) -> str | None:
-        try:
-            value = fn(dev)
-        except RuntimeError:
-            return None
-        return value or None
+    def _partition_devices(self, disk: str) -> list[str]:
+        # Each call costs ~0.3 s under TCG, so no part_to_dev per partition: /dev/sdb's partitions are
+        # /dev/sdb<N> (and /dev/sdbc1 belongs to /dev/sdbc, whose suffix is not all digits).
+        return [
+            dev for dev in self.handle.list_partitions() if dev.startswith(disk) and dev[len(disk) :].isdigit()
+        ]
 
     def find_persist(self, index: int) -> Partition:
         layout = load_layout()
@@ -565,35 +619,52 @@ class Appliance:
         raise ImageUnusableError(f"{image}: {problem}; partitions found: {found}")
 
     @contextmanager
-    def mount_persist(self, index: int) -> Iterator[PersistFS]:
-        """Mount one disk's persist at the appliance's / (one at a time); unmount on exit."""
+    def mount_persist(self, index: int, *, writable: bool | None = None) -> Iterator[PersistFS]:
+        """Mount one disk's persist at the appliance's / (one at a time); unmount on exit.
+
+        writable=False mounts read-only even on a writable appliance: reading the state that way leaves
+        the image byte-identical (a read-write mount of ext4 updates its superblock). The default is
+        read-write exactly when the appliance is.
+        """
+        readonly = self.readonly if writable is None else not writable
+        if writable and self.readonly:
+            raise RuntimeError("a read-only appliance cannot mount persist for writing")
         if self._mounted:
             raise RuntimeError("a persist filesystem is already mounted; unmount it first")
         g = self.handle
         part = self.find_persist(index)
         fs_type = load_layout().fs_type
         try:
-            g.mount_vfs("ro" if self.readonly else "", fs_type, part.device, "/")
+            g.mount_vfs("ro" if readonly else "", fs_type, part.device, "/")
         except RuntimeError as exc:
             raise ImageUnusableError(
                 f"{self.images[index].path}: cannot mount persist ({part.device}): {exc}"
             ) from None
         self._mounted = True
         try:
-            yield PersistFS(g, readonly=self.readonly, device=part.device)
-        finally:
-            self._mounted = False
-            try:
-                g.umount("/")
-                if not self.readonly:
-                    g.sync()
-            except RuntimeError as exc:
-                raise ApplianceError(f"cannot unmount persist ({part.device}): {exc}", hint=APPLIANCE_HINT)
+            yield PersistFS(g, readonly=readonly, device=part.device)
+        except BaseException:
+            self._unmount(g, part.device, readonly=readonly, quiet=True)  # the exception in flight says why
+            raise
+        self._unmount(g, part.device, readonly=readonly, quiet=False)
+
+    def _unmount(self, g, device: str, *, readonly: bool, quiet: bool) -> None:
+        self._mounted = False
+        if self._g is not g:
+            return  # close() ran meanwhile, and its umount_all unmounted persist
+        try:
+            g.umount("/")
+            if not readonly:
+                g.sync()
+        except RuntimeError as exc:
+            if not quiet:
+                raise ApplianceError(f"cannot unmount persist ({device}): {exc}", hint=APPLIANCE_HINT) from None
 
     def create_gpt_layout(self, index: int, partitions: Sequence[NewPartition]) -> None:
         """Write a new GPT with formatted partitions on disk `index` (sample disks, test fixtures)."""
         if self.readonly:
             raise RuntimeError("create_gpt_layout needs a writable appliance")
+        self._partitions.pop(index, None)
         g = self.handle
         disk = self.device(index)
         g.part_init(disk, "gpt")
@@ -602,7 +673,7 @@ class Appliance:
             g.part_set_name(disk, number, part.name)
             if part.gpt_type:
                 g.part_set_gpt_type(disk, number, part.gpt_type)
-        devices = [p for p in g.list_partitions() if g.part_to_dev(p) == disk]
+        devices = self._partition_devices(disk)
         for dev, part in zip(devices, partitions, strict=True):
             g.mkfs(part.fs_type, dev, label=part.label)
 
@@ -610,6 +681,9 @@ class Appliance:
 
     def close(self) -> None:
         """Durable end: umount_all, sync, shutdown (its error is checked), close. Idempotent."""
+        for spare in self._spare_handles.values():
+            spare.close()
+        self._spare_handles.clear()
         g, self._g = self._g, None
         if g is None:
             return

@@ -55,7 +55,7 @@ def plan_partitions(size: int):
     result = []
     start = MIB_SECTORS
     for name, mib, fs_type, label, gpt_type in (
-        ("esp", esp_mib, "vfat", "ESP", ESP_GPT_TYPE),
+        ("esp", esp_mib, "vfat", "BOOT", ESP_GPT_TYPE),  # the flake mounts /boot by-label/BOOT
         ("nix", nix_mib, "ext4", "nix", None),
         (layout.label, persist_mib, layout.fs_type, layout.label, None),
     ):

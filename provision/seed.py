@@ -112,7 +112,17 @@ def run_seed(
     dry_run: bool,
     progress: Callable[[Operation], None] | None = None,
 ) -> SeedOutcome:
-    plan = plan_seed(session, request)
+    return apply_planned(session, plan_seed(session, request), dry_run=dry_run, progress=progress)
+
+
+def apply_planned(
+    session: ImageSession,
+    plan: Plan,
+    *,
+    dry_run: bool,
+    progress: Callable[[Operation], None] | None = None,
+) -> SeedOutcome:
+    """Apply a plan already made (and shown: the wizard's summary), so its random host key is the one written."""
     applied = False
     if not dry_run and plan.changes:
         session.apply(plan, progress)

@@ -1,0 +1,76 @@
+"""Shared fixtures. Appliance launches cost ~15 s each under TCG: share them, and pass accel="tcg"."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+TEST_ACCEL = "tcg"  # nested KVM hangs on these machines; tests never depend on ZVM_PROVISION_ACCEL
+SAMPLE_SIZE = "512M"
+
+
+def copy_disk(src: Path, dst: Path) -> Path:
+    """An independent copy of a (sparse) disk image, cheap."""
+    subprocess.run(["cp", "--sparse=always", str(src), str(dst)], check=True)
+    return dst
+
+
+def run_qemu_img(*args: str) -> None:
+    subprocess.run(["qemu-img", *args], check=True, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="session")
+def qemu_img() -> Callable[..., None]:
+    """qemu_img("create", "-f", "qcow2", ...): run qemu-img, failing the test on an error."""
+    if shutil.which("qemu-img") is None:
+        pytest.skip("qemu-img is not installed")
+    return run_qemu_img
+
+
+@pytest.fixture(scope="session")
+def sample_disk_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One blank zvm-layout disk (ESP, nix, persist) per session. Never write to it: copy it."""
+    if shutil.which("qemu-img") is None:
+        pytest.skip("qemu-img is not installed")
+    from provision.sampledisk import create_sample_disk
+
+    path = tmp_path_factory.mktemp("sample") / "template.qcow2"
+    create_sample_disk(path, SAMPLE_SIZE, accel=TEST_ACCEL)
+    return path
+
+
+@pytest.fixture(scope="session")
+def make_disk_copy(sample_disk_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """For module-scoped fixtures: make_disk_copy("name") -> a fresh copy of the sample disk."""
+
+    def make(name: str) -> Path:
+        return copy_disk(sample_disk_template, tmp_path_factory.mktemp(name) / f"{name}.qcow2")
+
+    return make
+
+
+@pytest.fixture
+def sample_disk(sample_disk_template: Path, tmp_path: Path) -> Path:
+    """This test's own copy of the sample disk."""
+    return copy_disk(sample_disk_template, tmp_path / "disk.qcow2")
+
+
+@pytest.fixture(scope="session")
+def open_readonly():
+    """open_readonly(path) -> context manager yielding (appliance, PersistFS) on a FRESH read-only handle."""
+    from provision.diskformat import probe_image
+    from provision.image import Appliance
+
+    @contextmanager
+    def opener(path: Path, *, accel: str = TEST_ACCEL, **options) -> Iterator:
+        with Appliance([probe_image(path)], readonly=True, accel=accel, **options) as appliance:
+            appliance.launch()
+            with appliance.mount_persist(0) as fs:
+                yield appliance, fs
+
+    return opener
