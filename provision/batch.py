@@ -45,6 +45,7 @@ from provision.manifest import Manifest, User, load_manifest
 if TYPE_CHECKING:
     from provision.diskformat import ImageInfo
     from provision.image import Appliance, PersistFS
+    from provision.inspect import InspectReport
     from provision.plan import Operation, Plan
     from provision.secret import Secret
     from provision.state import ImageState
@@ -82,7 +83,7 @@ class UserResult:
     redone: str | None = None  # why an existing image was made again
     password_generated: bool = False
     authorized_keys: tuple = ()
-    host_public_line: str | None = None
+    host_key: dict[str, str | None] | None = None  # type, fingerprint, known_hosts
     machine_id: str | None = None
     netbird_setup_key: bool = False
     netbird_management_url: str | None = None
@@ -99,7 +100,7 @@ class UserResult:
             "overlay_of": str(base) if overlay else None,
             "password": "generated" if self.password_generated else "given",
             "authorized_keys": [report.key_summary(key) for key in self.authorized_keys],
-            "host_key": report.host_key_summary(self.host_public_line),
+            "host_key": self.host_key,
             "machine_id": self.machine_id,
             "netbird_setup_key_given": self.netbird_setup_key,
             "netbird_management_url": self.netbird_management_url,
@@ -366,6 +367,7 @@ def _check_existing(
     """Yield (user, problems) for each existing output; no problems means complete for this manifest."""
     from provision.diskformat import probe_image
     from provision.image import Appliance
+    from provision.inspect import check_image_contract, inspect_disk
 
     openable: list[tuple[User, ImageInfo]] = []
     for user in users:
@@ -378,10 +380,12 @@ def _check_existing(
         try:
             with Appliance([info for _, info in chunk], readonly=True, accel=accel) as appliance:
                 appliance.launch()
-                for index, (user, _) in enumerate(chunk):
+                for index, (user, info) in enumerate(chunk):
                     try:
-                        with appliance.mount_persist(index) as fs:
-                            problems = image_problems(fs, user, results[user.name])
+                        report = inspect_disk(appliance, index, info)
+                        problems = check_image_contract(report) + row_problems(report, user, results[user.name])
+                        if not problems and user.password_hash is not None:
+                            problems = _hash_problems(appliance, index, user)
                     except ProvisionError as exc:
                         problems = [exc.message]
                     yield user, problems
@@ -390,57 +394,38 @@ def _check_existing(
                 yield user, [f"cannot check it: {exc.message}"]
 
 
-def image_problems(fs: PersistFS, user: User, result: UserResult) -> list[str]:
-    """Why an existing image is not a complete seeding of this user's row (empty: complete).
-
-    The contract part is inspect's check_image_contract once it is merged; this stand-in checks every
-    required contract path's kind, owner and mode, then the row's own content (keys, given hash, Netbird).
-    """
-    from provision.layout import load_layout
-    from provision.state import read_state
-
-    layout = load_layout()
-    state = read_state(fs, layout)
-    problems = contract_problems(state, layout)
-    if {k.blob for k in state.authorized_keys} != {k.blob for k in user.keys}:
+def row_problems(report: InspectReport, user: User, result: UserResult) -> list[str]:
+    """Beyond inspect's contract check: does the image hold what this user's row asks for?"""
+    problems = []
+    if report.password.state != "set":
+        problems.append(f"its password is {report.password.state}")
+    if {k.blob for k in report.authorized_keys} != {k.blob for k in user.keys}:
         problems.append("its authorized keys differ from the manifest's")
-    if user.password_hash is not None and state.password is not None and state.password.state == "set":
-        held = fs.read_file(layout.role("password-hash").path, 4096).decode("ascii", "replace").strip()
-        if held != user.password_hash.reveal():
-            problems.append("its password hash differs from the manifest's")
-    if user.netbird_setup_key is not None and not state.netbird_setup_key_present:
+    if report.host_key.state != "present":
+        problems.append(f"its host key is {report.host_key.state}")
+    if report.machine_id.state != "valid":
+        problems.append(f"its machine-id is {report.machine_id.state}")
+    if user.netbird_setup_key is not None and report.netbird.setup_key != "present":
         problems.append("it has no Netbird setup key")
-    if user.netbird_management_url is not None and state.netbird_management_url != user.netbird_management_url:
+    if user.netbird_management_url is not None and report.netbird.management_url != user.netbird_management_url:
         problems.append("its Netbird management URL differs from the manifest's")
-    result.authorized_keys = state.authorized_keys
-    result.host_public_line = state.host_public_line
-    result.machine_id = state.machine_id
-    result.netbird_setup_key = state.netbird_setup_key_present
-    result.netbird_management_url = state.netbird_management_url
+    result.authorized_keys = report.authorized_keys
+    host = report.host_key
+    result.host_key = {"type": host.type, "fingerprint": host.fingerprint, "known_hosts": host.known_hosts}
+    result.machine_id = report.machine_id.value
+    result.netbird_setup_key = report.netbird.setup_key == "present"
+    result.netbird_management_url = report.netbird.management_url
     result.password_generated = user.password_hash is None
     return problems
 
 
-def contract_problems(state: ImageState, layout) -> list[str]:
-    problems = []
-    for entry in layout.entries:
-        stat = state.stat(entry.path)
-        if stat is None:
-            if entry.required:
-                problems.append(f"{entry.path} is missing")
-            continue
-        if (stat.kind, stat.uid, stat.gid, stat.mode) != (entry.kind, entry.uid, entry.gid, entry.mode):
-            problems.append(f"{entry.path} is {stat.kind} {stat.uid}:{stat.gid} {stat.mode:04o}, "
-                            f"expected {entry.kind} {entry.uid}:{entry.gid} {entry.mode:04o}")
-    if state.password is None or state.password.state != "set":
-        problems.append("no valid password hash")
-    if not state.authorized_keys or state.authorized_keys_problems:
-        problems.append("no valid authorized keys")
-    if not state.has_host_key:
-        problems.append("no host key")
-    if state.machine_id is None:
-        problems.append("no valid machine-id")
-    return problems
+def _hash_problems(appliance: Appliance, index: int, user: User) -> list[str]:
+    from provision.layout import load_layout
+
+    assert user.password_hash is not None
+    with appliance.mount_persist(index) as fs:
+        held = fs.read_file(load_layout().role("password-hash").path, 4096).decode("ascii", "replace").strip()
+    return [] if held == user.password_hash.reveal() else ["its password hash differs from the manifest's"]
 
 
 # -- secrets files ----------------------------------------------------------------------------------
@@ -628,11 +613,16 @@ class _ChunkWorker:
         self.hasher: _Hasher = hasher
         self.progress: Progress = progress
         self.cancel: _Cancel = cancel
+        self.counted: set[str] = set()  # users the progress bar has counted
 
     def fail(self, user: User, message: str) -> None:
         result = self.results[user.name]
         result.status, result.error = "failed", message
-        self.progress.finished(user.name, False, message)
+        if user.name in self.counted:
+            self.progress.note(f"{user.name}: FAILED: {message}")
+        else:
+            self.counted.add(user.name)
+            self.progress.finished(user.name, False, message)
 
     def run(self, number: int, users: list[User]) -> None:
         partials = {u.name: _partial_path(self.out_dir, u) for u in users}
@@ -665,15 +655,18 @@ class _ChunkWorker:
             return
         self.cancel.check()
         self.progress.note(f"launch {number}: starting an appliance with {len(copied)} disk(s)")
-        appliance = Appliance([info for _, info in copied], readonly=False, accel=self.options.accel)
+        appliance: Appliance | None = None
         seeded: list[User] = []
         try:
+            appliance = Appliance([info for _, info in copied], readonly=False, accel=self.options.accel)
             appliance.launch()
             for index, (user, info) in enumerate(copied):
                 self.cancel.check()
                 try:
                     self.seed_one(appliance, index, info, user)
                     seeded.append(user)
+                    self.counted.add(user.name)
+                    self.progress.finished(user.name, True)
                 except ProvisionError as exc:
                     self.fail(user, exc.message)
                 except Exception as exc:  # a bug: this image fails, the others go on
@@ -684,20 +677,21 @@ class _ChunkWorker:
                     self.fail(user, f"internal error ({type(exc).__name__}); set ZVM_PROVISION_DEBUG=1 to see where")
             appliance.close()  # umount, sync, checked shutdown: only then are the copies complete
         except ProvisionError as exc:
-            with contextlib.suppress(ProvisionError):
-                appliance.close()
+            if appliance is not None:
+                with contextlib.suppress(ProvisionError):
+                    appliance.close()
             for user, _ in copied:
                 if self.results[user.name].status != "failed":
                     self.fail(user, exc.message)
             return
         except BaseException:
-            with contextlib.suppress(ProvisionError):
-                appliance.close()
+            if appliance is not None:
+                with contextlib.suppress(ProvisionError):
+                    appliance.close()
             raise
         for user in seeded:
             os.replace(partials[user.name], self.out_dir / user.image_name)
             self.results[user.name].status = "seeded"
-            self.progress.finished(user.name, True)
         _fsync_dir(self.out_dir)
 
     def copy(self, target: Path) -> None:
@@ -722,6 +716,7 @@ class _ChunkWorker:
             raise ProvisionError(f"qemu-img could not copy the base: {first}") from None
 
     def seed_one(self, appliance: Appliance, index: int, info: ImageInfo, user: User) -> None:
+        from provision import report
         from provision.request import PasswordChoice, SeedRequest
         from provision.seed import run_seed
 
@@ -748,7 +743,7 @@ class _ChunkWorker:
             disk.close()
         plan = outcome.plan
         result.authorized_keys = plan.authorized_keys
-        result.host_public_line = plan.host_public_line
+        result.host_key = report.host_key_summary(plan.host_public_line)
         result.machine_id = plan.machine_id
         result.netbird_setup_key = user.netbird_setup_key is not None
         result.netbird_management_url = user.netbird_management_url
