@@ -35,7 +35,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -115,7 +115,6 @@ class BatchResult:
     report_path: Path
     passwords_path: Path | None
     seconds: float = 0.0
-    warnings: list[str] = field(default_factory=list)
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.results if r.status == status)
@@ -185,7 +184,8 @@ class RichProgress(Progress):
         self._bar.stop()
 
 
-def default_progress(json_out: bool) -> Progress:
+def default_progress() -> Progress:
+    """A bar on a terminal; plain lines (logs, CI) otherwise. Both on stderr: --json output stays clean."""
     return RichProgress() if sys.stderr.isatty() else Progress()
 
 
@@ -196,6 +196,8 @@ def run_batch(options: BatchOptions, progress: Progress | None = None) -> BatchR
     progress = progress or Progress()
     started = time.monotonic()
     manifest = load_manifest(options.manifest)  # every row validated; ManifestError (exit 2) otherwise
+    for warning in manifest.warnings:
+        progress.note(f"warning: {warning}")
     users = manifest.shard(*options.shard) if options.shard else manifest.users
     base_info = _check_base(options.base)
     out_dir = _check_out_dir(options.out_dir, users, base_info)
@@ -247,8 +249,7 @@ def run_batch(options: BatchOptions, progress: Progress | None = None) -> BatchR
 
         ordered = [results[u.name] for u in users]
         report_path = write_report(out_dir, ordered, options)
-    return BatchResult(options, manifest, ordered, report_path, passwords_path, time.monotonic() - started,
-                       list(manifest.warnings))
+    return BatchResult(options, manifest, ordered, report_path, passwords_path, time.monotonic() - started)
 
 
 def plan_chunks(count: int, jobs: int, max_disks: int) -> tuple[int, list[tuple[int, int]]]:

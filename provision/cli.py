@@ -368,9 +368,7 @@ def batch_command(
         manifest=manifest, base=base, out_dir=out_dir, overlay=overlay, jobs=jobs,
         shard=parse_shard(shard) if shard is not None else None, force=force, accel=accel,
     )
-    result = batch.run_batch(options, batch.default_progress(json_out))
-    for warning in result.warnings:
-        print(f"zvm-provision: warning: {warning}", file=sys.stderr)
+    result = batch.run_batch(options, batch.default_progress())
     if json_out:
         print(result.report_path.read_text(encoding="utf-8"), end="")
     else:

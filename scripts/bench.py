@@ -188,6 +188,10 @@ def main() -> None:
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "bench@zvm", "-f", str(key_file)],
                            check=True, stdin=subprocess.DEVNULL)
             key_file = key_file.with_name("id_ed25519.pub")
+            print("bench: warming up (one guestfish launch: appliance cache, page cache)...", file=sys.stderr)
+            warm_up = work / "warm-up.gf"
+            warm_up.write_text("run\nexit\n")
+            run(["guestfish", "--ro", "--format=qcow2", "-a", str(base), "-f", str(warm_up)], environ)
             if "a" in parts:
                 print("bench: (a) one image...", file=sys.stderr)
                 rows.append(bench_one(work, base, hash_file, key_file, args.persist_device, environ, args.accel))
