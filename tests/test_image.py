@@ -126,7 +126,7 @@ def layouts(make_disk_copy, tmp_path_factory, qemu_img):
 def test_partitions_are_addressed_by_device_of_their_disk(layouts):
     parts = layouts.partitions(0)
     assert [(p.device, p.label, p.fs_type) for p in parts] == [
-        ("/dev/sda1", "ESP", "vfat"),
+        ("/dev/sda1", "BOOT", "vfat"),
         ("/dev/sda2", "nix", "ext4"),
         ("/dev/sda3", "persist", "ext4"),
     ]
