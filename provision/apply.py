@@ -26,6 +26,8 @@ class VerificationError(ProvisionError):
 
 
 def apply_plan(plan: Plan, fs: WritableFS, progress: Callable[[Operation], None] | None = None) -> None:
+    for path in plan.stale_temps:
+        fs.remove(path)
     for op in plan.operations:
         if not op.changes:
             continue
@@ -44,6 +46,9 @@ def apply_plan(plan: Plan, fs: WritableFS, progress: Callable[[Operation], None]
 
 def verify_plan(plan: Plan, fs: WritableFS) -> None:
     """Read back kind, owner, mode and (for written files) content of every path the plan touched."""
+    for path in plan.stale_temps:
+        if fs.lstat(path) is not None:
+            raise VerificationError(f"after removing it, {path} is still there")
     for op in plan.operations:
         entry = op.entry
         if not op.changes:

@@ -26,7 +26,7 @@ Exit codes:
   2    bad usage or input; nothing was touched
   3    the image cannot be used (not a disk image, corrupt, encrypted, no persist partition, unsafe entries)
   4    the image is in use by another process (a running VM)
-  130  interrupted (Ctrl-C); the image is left as it was or as a completed earlier run left it
+  130  interrupted (Ctrl-C); the image is left as it was, or fully seeded if writing had begun
 """
 
 MAIN_HELP = f"""Seed a zvm disk image's persist partition before its first boot.

@@ -517,20 +517,14 @@ def generate_host_key(comment: str = "root@zvm") -> HostKey:
 
 def generate_user_keypair(*, comment: str, passphrase: Secret | None = None) -> tuple[bytes, str]:
     """A new ed25519 key pair (OpenSSH private key, encrypted if given a passphrase; public line)."""
-    from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, NoEncryption
 
     secret = passphrase.reveal() if passphrase is not None else ""
     if "\x00" in secret:
         raise UsageError("the passphrase contains a NUL character")
+    # OpenSSH's bcrypt-pbkdf encryption needs the bcrypt package (a declared dependency).
     encryption = BestAvailableEncryption(secret.encode("utf-8")) if secret else NoEncryption()
-    try:
-        return _new_ed25519(comment, encryption)
-    except UnsupportedAlgorithm:
-        # cryptography needs the bcrypt package for OpenSSH's bcrypt-pbkdf key encryption.
-        raise UsageError(
-            "encrypting the private key needs the Python package 'bcrypt'; install it or use no passphrase"
-        ) from None
+    return _new_ed25519(comment, encryption)
 
 
 def _create_exclusive(path: Path, data: bytes, mode: int) -> None:

@@ -217,6 +217,9 @@ class PersistFS:
             written = self.lstat(tmp)
             if written is None or written.kind != "file" or written.nlink != 1 or written.size != len(data):
                 raise UnsafeEntryError(f"{_where(tmp)} changed while it was written")
+            # Data on disk before the rename is: if the run dies (SIGKILL, power), the final name holds the old
+            # file or the whole new one, never an empty or partial one (ext4 delays allocating a new file's blocks).
+            self._call("sync", tmp, self._g.sync)
             self._call("rename", path, self._g.rename, tmp, path)
         except BaseException:
             try:

@@ -59,10 +59,11 @@ class Plan:
     authorized_keys: tuple[AuthorizedKey, ...]  # what authorized_keys holds after the plan
     host_public_line: str | None  # the host key after the plan
     machine_id: str | None
+    stale_temps: tuple[str, ...] = ()  # temporary files of an interrupted run, removed first
 
     @property
     def changes(self) -> bool:
-        return any(op.changes for op in self.operations)
+        return bool(self.stale_temps) or any(op.changes for op in self.operations)
 
     def operation(self, path: str) -> Operation:
         for op in self.operations:
@@ -127,7 +128,7 @@ def build_plan(request: SeedRequest, state: ImageState, layout: Layout, fresh: F
         if entry.kind == "dir" and op.action == "create":
             made_afresh.add(entry.path)
         operations.append(op)
-    return Plan(tuple(operations), keys, host_public, machine_id)
+    return Plan(tuple(operations), keys, host_public, machine_id, state.stale_temps)
 
 
 def _plan_entry(entry: Entry, stat: Stat | None, new: tuple[bytes | Secret | None, str] | None) -> Operation:

@@ -51,6 +51,7 @@ def outcome_to_json(outcome: SeedOutcome, *, dry_run: bool) -> dict[str, Any]:
             }
             for op in plan.operations
         ],
+        "stale_temporary_files": list(plan.stale_temps),
         "authorized_keys": [key_summary(key) for key in plan.authorized_keys],
         "host_key": host_key_summary(plan.host_public_line),
         "machine_id": plan.machine_id,
@@ -62,6 +63,8 @@ def render_plan(outcome: SeedOutcome, *, dry_run: bool) -> str:
     title = "Plan (dry run, nothing written)" if dry_run else "Changes"
     lines = [f"{title} for {outcome.info.path} (persist, mounted at /persist in the VM):"]
     width = max(len(op.entry.path) for op in plan.operations)
+    for path in plan.stale_temps:
+        lines.append(f"  {'remove':<8} file {path}  temporary file left by an interrupted run")
     for op in plan.operations:
         if not dry_run and not op.changes:
             continue

@@ -8,7 +8,11 @@ something, so a refused or empty run leaves the image exactly as it was.
 
 from __future__ import annotations
 
+import signal
+import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -72,9 +76,10 @@ class ImageSession:
 
     def apply(self, plan: Plan, progress: Callable[[Operation], None] | None = None) -> None:
         self.wait()
-        with self.appliance.mount_persist(0, writable=True) as fs:
-            apply_plan(plan, fs, progress)
-            verify_plan(plan, fs)
+        with writes_finish_before_ctrl_c():
+            with self.appliance.mount_persist(0, writable=True) as fs:
+                apply_plan(plan, fs, progress)
+                verify_plan(plan, fs)
 
     def close(self) -> None:
         if self._thread is not None and self._thread.is_alive():
@@ -86,6 +91,33 @@ class ImageSession:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@contextmanager
+def writes_finish_before_ctrl_c() -> Iterator[None]:
+    """A first Ctrl-C while the plan is being written lets the writes finish (a second or so), then stops:
+    the image holds the old state or the whole new one, never half a seeding. A second Ctrl-C stops at once
+    (every file is still written under a temporary name and renamed, so no file is ever half written)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    interrupted = False
+
+    def on_sigint(_signum: int, _frame: object) -> None:
+        nonlocal interrupted
+        if interrupted:
+            raise KeyboardInterrupt
+        interrupted = True
+        print("\nzvm-provision: finishing the writes already begun; Ctrl-C again to stop at once",
+              file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if interrupted:
+        raise KeyboardInterrupt
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ _FILE_LIMITS = {
 class ReadableFS(Protocol):
     def lstat(self, path: str) -> Stat | None: ...
     def read_file(self, path: str, limit: int = ...) -> bytes: ...
+    def listdir(self, path: str) -> list[str]: ...
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,8 @@ class ImageState:
     machine_id_raw: bytes | None = None
     netbird_setup_key_present: bool = False
     netbird_management_url: str | None = None
+    # temporary files (image.TEMP_PREFIX) that a killed run left next to contract files; the next run removes them
+    stale_temps: tuple[str, ...] = ()
 
     def stat(self, path: str) -> Stat | None:
         return self.stats.get(path)
@@ -66,13 +69,38 @@ def is_safe_to_read(stats: dict[str, Stat | None], entry: Entry) -> bool:
     stat = stats.get(entry.path)
     if stat is None or stat.kind != "file":
         return False
-    parent = entry.parent
-    while parent != "/":
-        parent_stat = stats.get(parent)
-        if parent_stat is None or parent_stat.kind != "dir":
+    return _real_directory(stats, entry.parent)
+
+
+def _real_directory(stats: dict[str, Stat | None], path: str) -> bool:
+    """`path` and every parent below / are real directories (lstat: no link on the way)."""
+    while path != "/":
+        stat = stats.get(path)
+        if stat is None or stat.kind != "dir":
             return False
-        parent = parent.rsplit("/", 1)[0] or "/"
+        path = path.rsplit("/", 1)[0] or "/"
     return True
+
+
+def find_stale_temps(fs: ReadableFS, stats: dict[str, Stat | None], layout: Layout) -> tuple[str, ...]:
+    """Temporary files left by a run killed between writing a file and renaming it into place.
+
+    Only the folders the tool writes files into are listed, and only regular files with the tool's own prefix
+    count: a directory or a link with that name is not something the tool made.
+    """
+    from provision.image import TEMP_PREFIX
+
+    found = []
+    for folder in sorted({entry.parent for entry in layout.files}):
+        if not _real_directory(stats, folder):
+            continue
+        for name in fs.listdir(folder):
+            if name.startswith(TEMP_PREFIX):
+                path = f"{folder.rstrip('/')}/{name}"
+                stat = fs.lstat(path)
+                if stat is not None and stat.kind == "file":
+                    found.append(path)
+    return tuple(found)
 
 
 def read_state(fs: ReadableFS, layout: Layout) -> ImageState:
@@ -127,6 +155,7 @@ def read_state(fs: ReadableFS, layout: Layout) -> ImageState:
         machine_id_raw=machine_id_raw,
         netbird_setup_key_present="netbird-setup-key" in contents,
         netbird_management_url=_first_line(contents.get("netbird-management-url")),
+        stale_temps=find_stale_temps(fs, stats, layout),
     )
 
 

@@ -74,3 +74,27 @@ def open_readonly():
                 yield appliance, fs
 
     return opener
+
+
+@contextmanager
+def qemu_holding_lock(disk: Path) -> Iterator[subprocess.Popen]:
+    """A paused qemu that holds `disk`'s write lock, as a running VM would; killed on exit."""
+    import time
+
+    qemu = subprocess.Popen(
+        ["qemu-system-x86_64", "-nodefaults", "-display", "none", "-S",
+         "-drive", f"file={disk},format=qcow2,if=none,id=d0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while qemu.poll() is None and time.monotonic() < deadline:
+            # wait until qemu holds the lock: qemu-img refuses to open a locked image without -U
+            if subprocess.run(["qemu-img", "info", str(disk)], capture_output=True).returncode != 0:
+                break
+            time.sleep(0.2)
+        assert qemu.poll() is None, "the paused qemu did not start"
+        yield qemu
+    finally:
+        qemu.kill()
+        qemu.wait()

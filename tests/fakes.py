@@ -85,6 +85,10 @@ class MemoryFS:
         self.nodes[path] = Node("file", uid, gid, mode, data)
         self.writes.append(path)
 
+    def listdir(self, path: str) -> list[str]:
+        prefix = path.rstrip("/") + "/"
+        return sorted(p[len(prefix):] for p in self.nodes if p.startswith(prefix) and "/" not in p[len(prefix):])
+
     def remove(self, path: str) -> None:
         del self.nodes[path]
         self.writes.append(path)

@@ -94,6 +94,7 @@ def test_nothing_given_without_a_terminal_fails_at_once(fake_disk):
         (b"nul\x00inside\n", "NUL"),
         (b"x" * 5000 + b"\n", "4096"),
     ],
+    ids=["nothing", "empty-line", "two-lines", "nul", "too-long"],
 )
 def test_bad_passwords_on_stdin_are_refused_before_the_image_is_opened(fake_disk, key_file, stdin, reason):
     before = sha256(fake_disk)

@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -20,6 +19,7 @@ from provision.diskformat import probe_image
 from provision.errors import ImageInUseError, ImageUnusableError, UnsafeEntryError, UsageError
 from provision.image import Appliance, NewPartition
 from provision.sampledisk import create_sample_disk, parse_size, plan_partitions
+from tests.conftest import qemu_holding_lock
 
 
 TEST_ACCEL = "tcg"
@@ -126,7 +126,7 @@ def layouts(make_disk_copy, tmp_path_factory, qemu_img):
 def test_partitions_are_addressed_by_device_of_their_disk(layouts):
     parts = layouts.partitions(0)
     assert [(p.device, p.label, p.fs_type) for p in parts] == [
-        ("/dev/sda1", "ESP", "vfat"),
+        ("/dev/sda1", "BOOT", "vfat"),
         ("/dev/sda2", "nix", "ext4"),
         ("/dev/sda3", "persist", "ext4"),
     ]
@@ -163,25 +163,9 @@ def test_find_persist_refusals_list_every_partition(layouts, index, problem, lis
 
 @pytest.mark.appliance
 def test_image_in_use_by_a_running_qemu_is_detected(sample_disk):
-    qemu = subprocess.Popen(
-        ["qemu-system-x86_64", "-nodefaults", "-display", "none", "-S",
-         "-drive", f"file={sample_disk},format=qcow2,if=none,id=d0"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 20
-        while qemu.poll() is None and time.monotonic() < deadline:
-            # wait until qemu holds the lock: qemu-img refuses to open a locked image without -U
-            if subprocess.run(["qemu-img", "info", str(sample_disk)], capture_output=True).returncode != 0:
-                break
-            time.sleep(0.2)
-        assert qemu.poll() is None, "the paused qemu did not start"
-        with pytest.raises(ImageInUseError) as info:
-            Appliance([probe_image(sample_disk)], readonly=False, accel=TEST_ACCEL).launch()
-        assert f"{sample_disk} is in use by another process" in info.value.message
-    finally:
-        qemu.kill()
-        qemu.wait()
+    with qemu_holding_lock(sample_disk), pytest.raises(ImageInUseError) as info:
+        Appliance([probe_image(sample_disk)], readonly=False, accel=TEST_ACCEL).launch()
+    assert f"{sample_disk} is in use by another process" in info.value.message
 
 
 # -- PersistFS writes --------------------------------------------------------------------------------
