@@ -17,7 +17,10 @@ class WritableFS(Protocol):
     def read_file(self, path: str, limit: int = ...) -> bytes: ...
     def make_dir(self, path: str, uid: int, gid: int, mode: int) -> None: ...
     def set_owner_mode(self, path: str, uid: int, gid: int, mode: int) -> None: ...
-    def write_file(self, path: str, data: bytes, uid: int, gid: int, mode: int) -> None: ...
+    def stage_file(self, path: str, data: bytes, uid: int, gid: int, mode: int) -> str: ...
+    def commit_file(self, tmp: str, path: str) -> None: ...
+    def discard(self, tmp: str) -> None: ...
+    def sync(self) -> None: ...
     def remove(self, path: str) -> None: ...
 
 
@@ -26,22 +29,39 @@ class VerificationError(ProvisionError):
 
 
 def apply_plan(plan: Plan, fs: WritableFS, progress: Callable[[Operation], None] | None = None) -> None:
+    """Directories first, in contract order; files are staged under temporary names, synced once, then
+    renamed into place, so each final name holds either the old file or the whole new one."""
     for path in plan.stale_temps:
         fs.remove(path)
-    for op in plan.operations:
-        if not op.changes:
-            continue
-        entry = op.entry
-        if op.remove_first:
-            fs.remove(entry.path)
-        if op.action == "fix":
-            fs.set_owner_mode(entry.path, entry.uid, entry.gid, entry.mode)
-        elif entry.kind == "dir":
-            fs.make_dir(entry.path, entry.uid, entry.gid, entry.mode)
-        else:
-            fs.write_file(entry.path, op.content_bytes(), entry.uid, entry.gid, entry.mode)
-        if progress is not None:
-            progress(op)
+    staged: list[tuple[Operation, str]] = []
+    try:
+        for op in plan.operations:
+            if not op.changes:
+                continue
+            entry = op.entry
+            if op.action == "fix":
+                fs.set_owner_mode(entry.path, entry.uid, entry.gid, entry.mode)
+            elif entry.kind == "dir":
+                if op.remove_first:
+                    fs.remove(entry.path)  # a link or fifo where a directory belongs; its target is untouched
+                fs.make_dir(entry.path, entry.uid, entry.gid, entry.mode)
+            else:
+                # rename replaces a link or fifo at the final name without following it: no remove needed
+                staged.append((op, fs.stage_file(entry.path, op.content_bytes(), entry.uid, entry.gid, entry.mode)))
+                continue
+            if progress is not None:
+                progress(op)
+        if staged:
+            fs.sync()
+        while staged:
+            op, tmp = staged[0]
+            fs.commit_file(tmp, op.entry.path)
+            staged.pop(0)
+            if progress is not None:
+                progress(op)
+    finally:
+        for _op, tmp in staged:  # not committed: leave no temporary file behind
+            fs.discard(tmp)
 
 
 def verify_plan(plan: Plan, fs: WritableFS) -> None:

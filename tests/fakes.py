@@ -89,6 +89,24 @@ class MemoryFS:
         prefix = path.rstrip("/") + "/"
         return sorted(p[len(prefix):] for p in self.nodes if p.startswith(prefix) and "/" not in p[len(prefix):])
 
+    def stage_file(self, path: str, data: bytes, uid: int, gid: int, mode: int) -> str:
+        tmp = f"{path.rsplit('/', 1)[0]}/.zvm-provision.staged{len(self.nodes)}"
+        self.write_file(tmp, data, uid, gid, mode)
+        return tmp
+
+    def commit_file(self, tmp: str, path: str) -> None:
+        existing = self.nodes.get(path)
+        if existing is not None and existing.kind == "dir":
+            raise UnsafeEntryError(f"{path} is a directory")
+        self.nodes[path] = self.nodes.pop(tmp)
+        self.writes.append(path)
+
+    def discard(self, tmp: str) -> None:
+        self.nodes.pop(tmp, None)
+
+    def sync(self) -> None:
+        self.writes.append("<sync>")
+
     def remove(self, path: str) -> None:
         del self.nodes[path]
         self.writes.append(path)
