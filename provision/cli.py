@@ -146,7 +146,7 @@ def check_accel(accel: str) -> str:
 )
 @reports_errors
 def seed_command(
-    image: Annotated[Path, typer.Argument(help="The zvm disk image (qcow2 or raw).", show_default=False)],
+    image: Annotated[Path, typer.Argument(help="The zvm disk image (qcow2 or raw).", show_default=False, metavar="IMAGE")],
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password (one line) from standard input.")
     ] = False,
@@ -287,7 +287,7 @@ def print_outcome(outcome: Any, *, dry_run: bool, json_out: bool) -> None:
 )
 @reports_errors
 def inspect_command(
-    image: Annotated[Path, typer.Argument(help="The zvm disk image (qcow2 or raw).", show_default=False)],
+    image: Annotated[Path, typer.Argument(help="The zvm disk image (qcow2 or raw).", show_default=False, metavar="IMAGE")],
     check: Annotated[
         bool, typer.Option("--check", help="Exit 1 if the image departs from the contract, naming each problem.")
     ] = False,
@@ -342,7 +342,7 @@ def sample_disk_command(
 )
 @reports_errors
 def batch_command(
-    manifest: Annotated[Path, typer.Argument(help="The manifest (.csv, or .toml).", show_default=False)],
+    manifest: Annotated[Path, typer.Argument(help="The manifest (.csv, or .toml).", show_default=False, metavar="MANIFEST")],
     base: Annotated[Path, typer.Option("--base", help="The zvm base image every copy starts from.", metavar="IMAGE")],
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Where the images and reports go.", metavar="DIR")],
     overlay: Annotated[
@@ -350,7 +350,7 @@ def batch_command(
     ] = False,
     jobs: Annotated[
         int, typer.Option("--jobs", help="Appliances running at once (0: one per core, each with several disks).",
-                          min=0, max=64)
+                          min=0, max=64, metavar="N")
     ] = 0,
     shard: Annotated[
         str | None, typer.Option("--shard", help="Only the K-th of N slices of the manifest, e.g. 2/4.", metavar="K/N")
