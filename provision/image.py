@@ -18,8 +18,8 @@ import json
 import os
 import re
 import secrets
+import shutil
 import stat as statmod
-import subprocess
 import sys
 import threading
 import time
@@ -391,11 +391,15 @@ def _cache_file() -> Path:
 
 
 def _host_key(hv: str) -> str:
+    """What a KVM verdict depends on: this kernel and this qemu binary. Read from the binary's metadata
+    rather than by running `qemu --version`, which is slower and can time out on a loaded host (and a
+    key that changes from run to run would make every run wait for the watchdog again)."""
+    path = shutil.which(hv) or hv
     try:
-        out = subprocess.run([hv, "--version"], capture_output=True, text=True, timeout=20).stdout
-        qemu = out.splitlines()[0].strip() if out else "unknown qemu"
-    except (OSError, subprocess.SubprocessError):
-        qemu = "unknown qemu"
+        st = os.stat(path)
+        qemu = f"{os.path.realpath(path)} {st.st_size} {int(st.st_mtime)}"
+    except OSError:
+        qemu = f"{hv} (missing)"
     return f"{os.uname().release} | {qemu}"
 
 
