@@ -16,10 +16,10 @@ How a run goes:
 
 A failure on one image is reported and the others go on; the exit is 1 if any failed.
 
-Where the time goes (TCG, 2 cores, measured with scripts/bench.py): a launch with 8 disks ~15 s; then per
-disk ~4.6 s inside the appliance, of which ~2.7 s is finding persist (list_partitions, part_list and one
-blkid per partition, each spawning a program in the appliance) and ~1.9 s mounting, reading, writing,
-verifying and unmounting. Two appliances in parallel beat one on 2 cores; four are slower (CPU-bound TCG).
+Where the time goes (TCG, 2 cores, measured with scripts/bench.py): a launch with 10 disks ~18 s; then
+about 1 s per disk inside the appliance (finding persist from the partitions' superblocks, mounting, reading,
+writing, one sync, verifying, unmounting). Two appliances in parallel beat one on 2 cores; four are slower
+(CPU-bound TCG).
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ import re
 import secrets
 import shutil
 import stat as statmod
+import struct
 import sys
 import threading
 import time
@@ -430,14 +431,31 @@ def _kvm_usable() -> bool:
 
 _READ_CHUNK = 1 << 20  # below the protocol's message limit
 _EXT_SUPERBLOCK_OFFSET = 1024
-_EXT_SUPERBLOCK_SIZE = 136  # up to the end of s_volume_name
+_EXT_SUPERBLOCK_SIZE = 512
+# Features an ext3 driver understands; anything beyond makes blkid call the filesystem ext4.
+_EXT3_INCOMPAT = 0x0002 | 0x0004 | 0x0010  # filetype, recover, meta_bg
+_EXT3_RO_COMPAT = 0x0001 | 0x0002 | 0x0004  # sparse_super, large_file, btree_dir
+_EXT_HAS_JOURNAL, _EXT_INCOMPAT_JOURNAL_DEV, _EXT_INCOMPAT_64BIT = 0x0004, 0x0008, 0x0080
 
 
-def _ext_label(superblock: bytes) -> str | None:
-    """The volume label of an ext2/3/4 superblock, or None when it is not one."""
-    if len(superblock) < _EXT_SUPERBLOCK_SIZE or superblock[0x38:0x3A] != b"\x53\xef":
+def _ext_probe(superblock: bytes) -> tuple[str, str, int] | None:
+    """(label, "ext2"/"ext3"/"ext4" as blkid names them, size in bytes) of an ext superblock, or None when
+    it is not one. Reading it takes one pread_device, where blkid starts a program in the appliance."""
+    if len(superblock) < 0x154 or superblock[0x38:0x3A] != b"\x53\xef":
         return None
-    return superblock[0x78:0x88].split(b"\0", 1)[0].decode("utf-8", "replace")
+    compat, incompat, ro_compat = struct.unpack_from("<III", superblock, 0x5C)
+    if incompat & _EXT_INCOMPAT_JOURNAL_DEV:
+        return None  # an external journal, not a filesystem
+    if incompat & ~_EXT3_INCOMPAT or ro_compat & ~_EXT3_RO_COMPAT:
+        kind = "ext4"
+    else:
+        kind = "ext3" if compat & _EXT_HAS_JOURNAL else "ext2"
+    blocks = struct.unpack_from("<I", superblock, 0x04)[0]
+    if incompat & _EXT_INCOMPAT_64BIT:
+        blocks |= struct.unpack_from("<I", superblock, 0x150)[0] << 32
+    block_size = 1024 << struct.unpack_from("<I", superblock, 0x18)[0]
+    label = superblock[0x78:0x88].split(b"\0", 1)[0].decode("utf-8", "replace")
+    return label, kind, blocks * block_size
 
 
 class Appliance:
@@ -662,27 +680,22 @@ class Appliance:
         return self._persist[index]
 
     def _quick_persist(self, index: int) -> Partition | None:
-        """The common case, fast: exactly one partition whose ext superblock carries the label, and blkid
-        confirms it is ext4. Anything unusual falls back to the full listing (and its error message)."""
+        """The common case, fast: exactly one partition whose superblock says ext4 with the persist label
+        (size: the filesystem's own, which fills the partition). Anything unusual falls back to the full
+        listing with blkid, and its error message."""
         layout = load_layout()
-        g = self.handle
-        labelled = []
+        found = []
         for dev in self._partition_devices(self.device(index)):
             try:
-                superblock = g.pread_device(dev, _EXT_SUPERBLOCK_SIZE, _EXT_SUPERBLOCK_OFFSET)
+                probe = _ext_probe(self.handle.pread_device(dev, _EXT_SUPERBLOCK_SIZE, _EXT_SUPERBLOCK_OFFSET))
             except RuntimeError:
                 return None
-            if _ext_label(superblock) == layout.label:
-                labelled.append(dev)
-        if len(labelled) != 1:
+            if probe is not None and probe[0] == layout.label:
+                found.append((dev, probe))
+        if len(found) != 1 or found[0][1][1] != layout.fs_type:
             return None
-        try:
-            if g.vfs_type(labelled[0]) != layout.fs_type:
-                return None
-        except RuntimeError:
-            return None
-        return Partition(device=labelled[0], label=layout.label, fs_type=layout.fs_type,
-                         size=g.blockdev_getsize64(labelled[0]))
+        dev, (label, fs_type, size) = found[0]
+        return Partition(device=dev, label=label, fs_type=fs_type, size=size)
 
     def _persist_from_listing(self, index: int) -> Partition:
         layout = load_layout()
@@ -726,18 +739,16 @@ class Appliance:
         try:
             yield PersistFS(g, readonly=readonly, device=part.device)
         except BaseException:
-            self._unmount(g, part.device, readonly=readonly, quiet=True)  # the exception in flight says why
+            self._unmount(g, part.device, quiet=True)  # the exception in flight says why
             raise
-        self._unmount(g, part.device, readonly=readonly, quiet=False)
+        self._unmount(g, part.device, quiet=False)
 
-    def _unmount(self, g, device: str, *, readonly: bool, quiet: bool) -> None:
+    def _unmount(self, g, device: str, *, quiet: bool) -> None:
         self._mounted = False
         if self._g is not g:
             return  # close() ran meanwhile, and its umount_all unmounted persist
         try:
-            g.umount("/")
-            if not readonly:
-                g.sync()
+            g.umount("/")  # no sync here: close() syncs once, and an image is complete only after it
         except RuntimeError as exc:
             if not quiet:
                 raise ApplianceError(f"cannot unmount persist ({device}): {exc}", hint=APPLIANCE_HINT) from None
