@@ -264,16 +264,22 @@ def seed_command(
             if missing:
                 raise UsageError(missing_flags_message(missing, image_read=True))
             outcome = run_seed(session, request, dry_run=dry_run)
-    print_outcome(outcome, dry_run=dry_run, json_out=json_out)
+    print_outcome(outcome, dry_run=dry_run, json_out=json_out, plan_shown=interactive)
 
 
-def print_outcome(outcome: Any, *, dry_run: bool, json_out: bool) -> None:
+def print_outcome(outcome: Any, *, dry_run: bool, json_out: bool, plan_shown: bool = False) -> None:
+    """The plan (unless the wizard already showed it before the confirmation) and the hand-over summary."""
     from provision import report
 
     if json_out:
         print(json.dumps(report.outcome_to_json(outcome, dry_run=dry_run), indent=2))
         return
-    print(report.render_plan(outcome, dry_run=dry_run))
+    if plan_shown:
+        if not dry_run:
+            changed = sum(op.changes for op in outcome.plan.operations)
+            print(f"Done: {outcome.info.path} seeded ({changed} paths written and read back).")
+    else:
+        print(report.render_plan(outcome, dry_run=dry_run))
     if not dry_run:
         print(report.render_summary(outcome))
 

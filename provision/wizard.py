@@ -441,7 +441,7 @@ class _Wizard:
             Option("none", "No password: key-only login over SSH (the password is locked)"),
         ]
         how = self.ask.select(
-            "password_method", "Password for the user zvm (console and SSH fallback):", options,
+            "password_method", "Password for the user zvm (console login; SSH takes keys only):", options,
             default="keep" if keepable else "type",
         )
         if how == "keep":
