@@ -20,13 +20,16 @@ import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from provision.errors import UsageError
 
 if TYPE_CHECKING:
     from provision.credentials import AuthorizedKey
     from provision.secret import Secret
+
+T = TypeVar("T")
 
 FIELDS = ("name", "ssh_keys", "password_hash", "netbird_setup_key", "netbird_management_url")
 REQUIRED_FIELDS = ("name", "ssh_keys")
@@ -235,29 +238,9 @@ def _validate_row(folder: Path, where: str, row: dict[str, str]) -> tuple[User |
         except UsageError as exc:
             reasons.append(exc.message)
 
-    password_hash = None
-    text = row.get("password_hash", "").strip()
-    if text:
-        try:
-            password_hash = credentials.validate_password_hash(text)
-        except UsageError as exc:
-            reasons.append(f"password_hash: {exc.message}")
-
-    setup_key = None
-    text = row.get("netbird_setup_key", "").strip()
-    if text:
-        try:
-            setup_key = credentials.validate_netbird_setup_key(text)
-        except UsageError as exc:
-            reasons.append(f"netbird_setup_key: {exc.message}")
-
-    url = None
-    text = row.get("netbird_management_url", "").strip()
-    if text:
-        try:
-            url = credentials.validate_management_url(text)
-        except UsageError as exc:
-            reasons.append(f"netbird_management_url: {exc.message}")
+    password_hash = _optional_field(row, "password_hash", credentials.validate_password_hash, reasons)
+    setup_key = _optional_field(row, "netbird_setup_key", credentials.validate_netbird_setup_key, reasons)
+    url = _optional_field(row, "netbird_management_url", credentials.validate_management_url, reasons)
 
     if reasons:
         return None, reasons
@@ -281,3 +264,16 @@ def _check_permissions(path: Path, has_setup_keys: bool, problems: list[tuple[st
     elif mode & 0o040:
         return [f"{path} holds Netbird setup keys and its group can read it (mode {mode:04o}); consider chmod 600"]
     return []
+
+
+def _optional_field(row: dict[str, str], field: str, validate: Callable[[str], T], reasons: list[str]) -> T | None:
+    """An optional field: None when empty, else the validated value; a refusal is added to `reasons`
+    (the validators never put the value itself in their message)."""
+    text = row.get(field, "").strip()
+    if not text:
+        return None
+    try:
+        return validate(text)
+    except UsageError as exc:
+        reasons.append(f"{field}: {exc.message}")
+        return None
