@@ -83,3 +83,9 @@ def verify_plan(plan: Plan, fs: WritableFS) -> None:
             )
         if entry.kind == "file" and op.action != "fix" and fs.read_file(entry.path) != op.content_bytes():
             raise VerificationError(f"after writing, {entry.path} does not hold what was written")
+
+
+def apply_and_verify(plan: Plan, fs: WritableFS, progress: Callable[[Operation], None] | None = None) -> None:
+    """Write the plan, then read every change back: the one way a plan reaches an image."""
+    apply_plan(plan, fs, progress)
+    verify_plan(plan, fs)

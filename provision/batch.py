@@ -600,11 +600,10 @@ class _Disk:
         return state
 
     def apply(self, plan: Plan, progress: Callable[[Operation], None] | None = None) -> None:
-        from provision.apply import apply_plan, verify_plan
+        from provision.apply import apply_and_verify
 
         assert self._fs is not None
-        apply_plan(plan, self._fs, progress)
-        verify_plan(plan, self._fs)
+        apply_and_verify(plan, self._fs, progress)
 
     def close(self) -> None:
         self._stack.close()

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from provision.apply import apply_plan, verify_plan
+from provision.apply import apply_and_verify
 from provision.layout import load_layout
 from provision.plan import FreshMaterial, Plan, build_plan
 from provision.state import ImageState, read_state
@@ -78,8 +78,7 @@ class ImageSession:
         self.wait()
         with writes_finish_before_ctrl_c():
             with self.appliance.mount_persist(0, writable=True) as fs:
-                apply_plan(plan, fs, progress)
-                verify_plan(plan, fs)
+                apply_and_verify(plan, fs, progress)
 
     def close(self) -> None:
         if self._thread is not None and self._thread.is_alive():
