@@ -172,7 +172,7 @@ def seed_command(
     ] = False,
     netbird_setup_key_file: Annotated[
         Path | None,
-        typer.Option("--netbird-setup-key-file", help="A Netbird setup key (uppercase UUID) to enrol on first boot.",
+        typer.Option("--netbird-setup-key-file", help="A Netbird setup key (a UUID, any letter case) to enrol on first boot.",
                      metavar="F"),
     ] = None,
     netbird_management_url: Annotated[

@@ -571,14 +571,12 @@ _MAX_URL_CHARS = 2048
 
 
 def validate_netbird_setup_key(text: str) -> Secret:
-    """Netbird's server generates upper-case UUIDs; anything else is a paste error. Never echoes the input."""
-    key = text.strip()
+    """A Netbird setup key is a UUID. The dashboard shows it in upper case, other tools print it in lower case:
+    any letter case is accepted and the key is stored upper case, as Netbird issued it. Never echoes the input."""
+    key = text.strip().upper()
     if _NETBIRD_KEY_RE.fullmatch(key):
         return Secret(key)
-    hint = " (it is in lower case)" if _NETBIRD_KEY_RE.fullmatch(key.upper()) else ""
-    raise UsageError(
-        f"the Netbird setup key must be an uppercase UUID such as XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX{hint}"
-    )
+    raise UsageError("the Netbird setup key must be a UUID such as XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX")
 
 
 def validate_management_url(url: str) -> str:

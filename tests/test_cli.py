@@ -137,6 +137,17 @@ def test_bad_netbird_key_and_url_are_refused(fake_disk, key_file, tmp_path):
     assert "https" in result.stderr
 
 
+def test_a_netbird_key_in_lower_case_is_accepted(tmp_path, key_file):
+    nb = tmp_path / "nb"
+    nb.write_text("a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d\n")
+    nb.chmod(0o600)
+    not_an_image = tmp_path / "notes.txt"
+    not_an_image.write_text("hello\n" * 1000)
+    result = run(str(not_an_image), "--no-password", "--ssh-key", str(key_file), "--netbird-setup-key-file", str(nb))
+    assert result.returncode == 3, result.stderr  # past the input checks: only the image is refused
+    assert "disk image" in result.stderr
+
+
 def test_missing_key_file_and_missing_image_are_clear(fake_disk, tmp_path):
     result = run(str(fake_disk), "--no-password", "--ssh-key", str(tmp_path / "nope.pub"))
     assert result.returncode == 2 and "no such file" in result.stderr
