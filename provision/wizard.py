@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from provision.credentials import MIN_PASSWORD_CHARS
 from provision.errors import Aborted, UsageError
 from provision.request import PasswordChoice
 from provision.secret import Secret
@@ -37,7 +38,6 @@ Validator = Callable[[str], "bool | str"]
 ListValidator = Callable[[list[str]], "bool | str"]
 Options = Sequence["Option"]
 ABORTED_MESSAGE = "stopped by user; the image was not changed"
-MIN_PASSWORD_CHARS = 8
 BENCH_ENV = "ZVM_PROVISION_BENCH_FILE"  # when set, the wizard appends "confirmed <time.monotonic()>" to it
 
 PASSWORD_FLAGS = "--password-stdin, --password-file F, --password-hash-file F or --no-password"
@@ -261,7 +261,7 @@ def password_validator(*, empty_keeps: bool) -> Validator:
     def check(text: str) -> None:
         if text == "" and empty_keeps:
             return
-        if len(text) < MIN_PASSWORD_CHARS:
+        if text == "":  # questionary shows this under the prompt: say what is wanted, not just "empty"
             raise UsageError(f"the password must be at least {MIN_PASSWORD_CHARS} characters long")
         check_password(text)
 

@@ -93,8 +93,9 @@ def test_nothing_given_without_a_terminal_fails_at_once(fake_disk):
         (b"two\nlines\n", "one line"),
         (b"nul\x00inside\n", "NUL"),
         (b"x" * 5000 + b"\n", "4096"),
+        (b"7 chars\n", "at least 8 characters"),  # the wizard's rule: one policy on every path
     ],
-    ids=["nothing", "empty-line", "two-lines", "nul", "too-long"],
+    ids=["nothing", "empty-line", "two-lines", "nul", "too-long", "too-short"],
 )
 def test_bad_passwords_on_stdin_are_refused_before_the_image_is_opened(fake_disk, key_file, stdin, reason):
     before = sha256(fake_disk)
@@ -114,6 +115,17 @@ def test_a_private_key_given_as_ssh_key_is_refused_and_never_echoed(fake_disk, t
     assert "private key" in result.stderr
     body = pem.splitlines()[1]
     assert body not in result.stderr and body not in result.stdout
+    assert sha256(fake_disk) == before
+
+
+def test_a_short_password_file_is_refused_as_the_wizard_refuses_it(fake_disk, key_file, tmp_path):
+    pw = tmp_path / "pw"
+    pw.write_text("short1\n")
+    pw.chmod(0o600)
+    before = sha256(fake_disk)
+    result = run(str(fake_disk), "--password-file", str(pw), "--ssh-key", str(key_file))
+    assert result.returncode == 2, result.stderr
+    assert "at least 8 characters" in result.stderr and "short1" not in result.stderr
     assert sha256(fake_disk) == before
 
 
