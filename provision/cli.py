@@ -148,10 +148,11 @@ def check_accel(accel: str) -> str:
 def seed_command(
     image: Annotated[Path, typer.Argument(help="The zvm disk image (qcow2 or raw).", show_default=False, metavar="IMAGE")],
     password_stdin: Annotated[
-        bool, typer.Option("--password-stdin", help="Read the password (one line) from standard input.")
+        bool, typer.Option("--password-stdin", help="Read the password (one line, at least 8 characters) from standard input.")
     ] = False,
     password_file: Annotated[
-        Path | None, typer.Option("--password-file", help="Read the password (one line) from a file.", metavar="F")
+        Path | None, typer.Option("--password-file", help="Read the password (one line, at least 8 characters) from a file "
+                                     "readable by its owner only.", metavar="F")
     ] = None,
     password_hash_file: Annotated[
         Path | None,

@@ -71,6 +71,7 @@ def test_no_secret_flag_takes_a_value_on_the_command_line():
 def test_two_password_sources_are_a_usage_error(fake_disk, key_file, tmp_path):
     pw = tmp_path / "pw"
     pw.write_text(SECRET_PASSWORD + "\n")
+    pw.chmod(0o600)
     result = run(str(fake_disk), "--password-stdin", "--password-file", str(pw), "--ssh-key", str(key_file),
                  stdin=SECRET_PASSWORD.encode())
     assert result.returncode == 2
@@ -129,9 +130,58 @@ def test_a_short_password_file_is_refused_as_the_wizard_refuses_it(fake_disk, ke
     assert sha256(fake_disk) == before
 
 
+HASH_LINE = "$6$rounds=5000$saltsalt$" + "h" * 86
+NETBIRD_KEY = "0B1C2D3E-4F50-6172-8394-A5B6C7D8E9F0"
+
+
+@pytest.mark.parametrize(
+    ("flag", "content", "mode", "readers"),
+    [
+        ("--password-file", SECRET_PASSWORD, 0o644, "every user"),
+        ("--password-file", SECRET_PASSWORD, 0o640, "its group"),
+        ("--password-file", SECRET_PASSWORD, 0o604, "every user"),
+        ("--netbird-setup-key-file", NETBIRD_KEY, 0o644, "every user"),
+        ("--netbird-setup-key-file", NETBIRD_KEY, 0o640, "its group"),
+        ("--password-hash-file", HASH_LINE, 0o644, "every user"),
+    ],
+    ids=["password-644", "password-640", "password-604", "netbird-644", "netbird-640", "hash-644"],
+)
+def test_a_secret_file_others_can_read_is_refused_with_the_chmod_to_run(
+    fake_disk, key_file, tmp_path, flag, content, mode, readers
+):
+    secret = tmp_path / "my secret"  # a space: the chmod line must be quoted to be pasted as it is
+    secret.write_text(content + "\n")
+    secret.chmod(mode)
+    before = sha256(fake_disk)
+    extra = ["--no-password"] if flag == "--netbird-setup-key-file" else []
+    result = run(str(fake_disk), flag, str(secret), *extra, "--ssh-key", str(key_file))
+    assert result.returncode == 2, result.stderr
+    assert readers in result.stderr
+    assert f"chmod go-rwx '{secret}'" in result.stderr
+    assert content not in result.stderr and content not in result.stdout
+    assert sha256(fake_disk) == before
+
+
+def test_a_batch_manifest_with_secrets_others_can_read_is_refused_with_the_chmod_to_run(tmp_path, key_file):
+    base = tmp_path / "base.raw"
+    base.write_bytes(b"\0" * (1 << 20))
+    for column, value in (("password_hash", HASH_LINE), ("netbird_setup_key", NETBIRD_KEY)):
+        for mode in (0o644, 0o640):
+            manifest = tmp_path / f"{column}.csv"
+            manifest.write_text(f"name,ssh_keys,{column}\nalice,{key_file.name},{value}\n")
+            manifest.chmod(mode)
+            out = tmp_path / "out"
+            result = run("batch", str(manifest), "--base", str(base), "--out-dir", str(out))
+            assert result.returncode == 2, (column, mode, result.stderr)
+            assert f"chmod go-rwx {manifest}" in result.stderr, (column, mode, result.stderr)
+            assert value not in result.stderr
+            assert not out.exists()
+
+
 def test_bad_hash_file_is_refused_without_echoing_it(fake_disk, key_file, tmp_path):
     bad = tmp_path / "hash"
     bad.write_text("$6$rounds=10$salt$" + "b" * 86 + "\n")
+    bad.chmod(0o600)
     result = run(str(fake_disk), "--password-hash-file", str(bad), "--ssh-key", str(key_file))
     assert result.returncode == 2
     assert "b" * 86 not in result.stderr
@@ -140,6 +190,7 @@ def test_bad_hash_file_is_refused_without_echoing_it(fake_disk, key_file, tmp_pa
 def test_bad_netbird_key_and_url_are_refused(fake_disk, key_file, tmp_path):
     nb = tmp_path / "nb"
     nb.write_text("not-a-uuid-but-a-secret\n")
+    nb.chmod(0o600)
     result = run(str(fake_disk), "--no-password", "--ssh-key", str(key_file), "--netbird-setup-key-file", str(nb))
     assert result.returncode == 2
     assert "not-a-uuid-but-a-secret" not in result.stderr
