@@ -6,13 +6,11 @@ Heavy libraries (guestfs, cryptography, passlib, questionary) are imported insid
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -22,7 +20,7 @@ from provision.errors import ExitCode, ProvisionError, UsageError
 EXIT_CODES_HELP = """\b
 Exit codes:
   0    done
-  1    failure while working (appliance, I/O), or drift found by inspect --check
+  1    failure while working (appliance, host I/O, no libguestfs), or drift found by inspect --check
   2    bad usage or input; nothing was touched
   3    the image cannot be used (not a disk image, corrupt, encrypted, no persist partition, unsafe entries)
   4    the image is in use by another process (a running VM)
@@ -53,6 +51,22 @@ class DefaultToSeed(TyperGroup):
             args = ["seed", *args]
         return super().parse_args(ctx, args)
 
+    def invoke(self, ctx: Any) -> Any:
+        # typer turns a KeyboardInterrupt into a silent exit 130; carry it to main()'s handler instead,
+        # which says what the interrupted command left behind.
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            raise Interrupted(ctx.invoked_subcommand) from exc
+
+
+class Interrupted(Exception):
+    """A Ctrl-C in `command`, on its way to report_error (the KeyboardInterrupt is its __cause__)."""
+
+    def __init__(self, command: str | None) -> None:
+        super().__init__(command)
+        self.command = command
+
 
 app = typer.Typer(
     cls=DefaultToSeed,
@@ -64,40 +78,91 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-F = TypeVar("F", bound=Callable[..., Any])
+_debug_requested = False
 
 
-def reports_errors(command: F) -> F:
-    """Turn the tool's errors into one message on stderr and the documented exit code; no traceback
-    unless --debug."""
+def _request_debug(value: bool) -> bool:
+    """--debug, noted while the flags are parsed, so that main()'s handler knows it whatever fails later."""
+    global _debug_requested
+    _debug_requested = _debug_requested or value
+    return value
 
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        debug = kwargs.get("debug", False) or os.environ.get("ZVM_PROVISION_DEBUG") == "1"
-        try:
-            return command(*args, **kwargs)
-        except ProvisionError as exc:
-            if debug:
-                raise
-            print(f"zvm-provision: error: {exc.message}", file=sys.stderr)
-            if exc.hint:
-                print(f"hint: {exc.hint}", file=sys.stderr)
-            raise typer.Exit(int(exc.exit_code)) from None
-        except KeyboardInterrupt:
-            print("\nzvm-provision: stopped by user; nothing more was written", file=sys.stderr)
-            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
-        except (typer.Exit, typer.Abort, SystemExit):
-            raise
-        except Exception as exc:  # an unexpected bug: say so, without a traceback that could show secrets
-            if debug:
-                raise
-            print(
-                f"zvm-provision: internal error ({type(exc).__name__}); run again with --debug to see where",
-                file=sys.stderr,
-            )
-            raise typer.Exit(int(ExitCode.FAILURE)) from None
 
-    return wrapper  # type: ignore[return-value]
+def debug_enabled() -> bool:
+    return _debug_requested or os.environ.get("ZVM_PROVISION_DEBUG") == "1"
+
+
+# What each command leaves behind when Ctrl-C stops it (a second Ctrl-C while writing brings its own words).
+INTERRUPTED_MESSAGES = {
+    "seed": "stopped by user (Ctrl-C) before anything was written: the image was not changed",
+    "inspect": "stopped by user (Ctrl-C); inspect changes nothing",
+    "sample-disk": "stopped by user (Ctrl-C); no disk was created",
+    "batch": "stopped by user (Ctrl-C): finished images are kept, unfinished copies removed; "
+             "run the same command again to resume",
+}
+
+
+def report_error(exc: BaseException, *, debug: bool) -> int:
+    """The one error handler: every failure becomes a message on stderr (never a secret) and its exit code.
+
+    With --debug (or ZVM_PROVISION_DEBUG=1) the traceback comes first and the exit code stays the documented
+    one. A traceback shows source lines and exception messages, never local variables, and the tool's
+    messages never hold a secret.
+    """
+    if isinstance(exc, typer.TyperException) and hasattr(exc, "show"):  # typer's own usage errors: exit 2
+        exc.show()
+        return int(exc.exit_code)
+    if debug:
+        import traceback
+
+        traceback.print_exception(exc)
+    hint = None
+    if isinstance(exc, Interrupted):
+        words = getattr(exc.__cause__, "message", None)  # a second Ctrl-C while writing says what it stopped
+        message = words or INTERRUPTED_MESSAGES.get(exc.command or "", "stopped by user (Ctrl-C)")
+        code = ExitCode.INTERRUPTED
+    elif isinstance(exc, KeyboardInterrupt):
+        message, code = "stopped by user (Ctrl-C)", ExitCode.INTERRUPTED
+    elif isinstance(exc, typer.Abort):  # typer's word for standard input closed while a question waited
+        message, code = "stopped: standard input was closed", ExitCode.FAILURE
+    elif isinstance(exc, ProvisionError):
+        message, hint, code = exc.message, exc.hint, exc.exit_code
+    elif isinstance(exc, ImportError) and (exc.name or "").split(".")[0] == "guestfs":
+        message = "the libguestfs Python binding (module guestfs) is not installed"
+        hint = ("on Debian: apt-get install python3-guestfs, and make the virtual environment with "
+                "--system-site-packages (scripts/install.sh does both)")
+        code = ExitCode.FAILURE
+    elif isinstance(exc, OSError):
+        message, hint, code = describe_os_error(exc), os_error_hint(exc), ExitCode.FAILURE
+    else:  # a bug: say so, without a traceback unless asked for
+        message = f"internal error ({type(exc).__name__}); run again with --debug to see where"
+        code = ExitCode.FAILURE
+    print(f"zvm-provision: error: {message}", file=sys.stderr)
+    if hint:
+        print(f"hint: {hint}", file=sys.stderr)
+    return int(code)
+
+
+def describe_os_error(exc: OSError) -> str:
+    """`path: reason`, as the host said it (a host error names paths, never a file's content)."""
+    reason = exc.strerror or str(exc)
+    if exc.filename is None:
+        return f"on the host: {reason}"
+    if exc.filename2 is not None:
+        return f"{exc.filename} -> {exc.filename2}: {reason}"
+    return f"{exc.filename}: {reason}"
+
+
+def os_error_hint(exc: OSError) -> str | None:
+    import errno
+
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "free some space on that disk, then run the same command again"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "check that you may write there (owner, mode, a read-only mount)"
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return "check the path: every folder on the way must exist"
+    return None
 
 
 def version_callback(value: bool) -> None:
@@ -127,7 +192,10 @@ Accel = Annotated[
         show_default=True,
     ),
 ]
-Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks (never shows secrets' values).")]
+Debug = Annotated[
+    bool,
+    typer.Option("--debug", callback=_request_debug, help="Show the traceback of an error (never a secret's value)."),
+]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
 
@@ -144,7 +212,6 @@ def check_accel(accel: str) -> str:
     "(exit 2). Running it again on a seeded image keeps what is there and adds what you give.\n\n"
     + EXIT_CODES_HELP,
 )
-@reports_errors
 def seed_command(
     image: Annotated[Path, typer.Argument(help="The zvm disk image (qcow2 or raw).", show_default=False, metavar="IMAGE")],
     password_stdin: Annotated[
@@ -292,7 +359,6 @@ def print_outcome(outcome: Any, *, dry_run: bool, json_out: bool, plan_shown: bo
     "The image is opened read-only: not one byte of the file changes. With --check, print only the verdict "
     "and exit 1 if the image departs from the persist contract.\n\n" + EXIT_CODES_HELP,
 )
-@reports_errors
 def inspect_command(
     image: Annotated[Path, typer.Argument(help="The zvm disk image (qcow2 or raw).", show_default=False, metavar="IMAGE")],
     check: Annotated[
@@ -322,7 +388,6 @@ def inspect_command(
 
 @app.command("sample-disk", help="Create a blank qcow2 disk OUT with the zvm layout (GPT: ESP, ext4 nix, ext4 persist),"
              " to try the tool on and for tests.")
-@reports_errors
 def sample_disk_command(
     out: Annotated[Path, typer.Argument(help="Where to create the disk (must not exist).", show_default=False)],
     size: Annotated[str, typer.Option("--size", help="Virtual size, e.g. 20G or 512M.")] = "20G",
@@ -347,7 +412,6 @@ def sample_disk_command(
     "qcow2 overlays backed by the base: the base must travel with them, at the same absolute path, unchanged.\n\n"
     + EXIT_CODES_HELP,
 )
-@reports_errors
 def batch_command(
     manifest: Annotated[Path, typer.Argument(help="The manifest (.csv, or .toml).", show_default=False, metavar="MANIFEST")],
     base: Annotated[Path, typer.Option("--base", help="The zvm base image every copy starts from.", metavar="IMAGE")],
@@ -384,5 +448,13 @@ def batch_command(
         raise typer.Exit(int(ExitCode.FAILURE))
 
 
-def main() -> None:
-    app(prog_name="zvm-provision")
+def main(argv: list[str] | None = None) -> None:
+    """The command: every error, of every command, goes through report_error here and nowhere else."""
+    try:
+        code = app(args=argv, prog_name="zvm-provision", standalone_mode=False)
+        sys.stdout.flush()  # a full disk or a closed pipe shows here, while it can still be reported
+    except SystemExit:
+        raise
+    except BaseException as exc:  # the one place that turns every failure into an exit code
+        code = report_error(exc, debug=debug_enabled())
+    sys.exit(code if isinstance(code, int) else 0)

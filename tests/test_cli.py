@@ -19,13 +19,17 @@ from tests.keyfactory import private_pem, public_line
 SECRET_PASSWORD = "correct horse battery staple 7Q!"
 
 
-def run(*args: str, stdin: bytes = b"", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "ZVM_PROVISION_ACCEL": "tcg", **(env or {})}
+def run(*args: str, stdin: bytes = b"", env: dict[str, str] | None = None, stdout=subprocess.PIPE
+        ) -> subprocess.CompletedProcess[str]:
+    inherited = {k: v for k, v in os.environ.items() if k != "ZVM_PROVISION_DEBUG"}
+    full_env = {**inherited, "ZVM_PROVISION_ACCEL": "tcg", **(env or {})}
     result = subprocess.run(
         [sys.executable, "-m", "provision", *args],
-        input=stdin, capture_output=True, env=full_env, timeout=120, check=False,
+        input=stdin, stdout=stdout, stderr=subprocess.PIPE, env=full_env, timeout=120, check=False,
     )
-    return subprocess.CompletedProcess(result.args, result.returncode, result.stdout.decode(), result.stderr.decode())
+    return subprocess.CompletedProcess(
+        result.args, result.returncode, (result.stdout or b"").decode(), result.stderr.decode()
+    )
 
 
 def sha256(path: Path) -> str:
@@ -232,3 +236,74 @@ def test_a_text_file_is_not_an_image(tmp_path, key_file):
 def test_bad_accel_is_a_usage_error(fake_disk, key_file):
     result = run(str(fake_disk), "--no-password", "--ssh-key", str(key_file), "--accel", "warp")
     assert result.returncode == 2
+
+
+# -- one error handler for every command ---------------------------------------------------------------
+
+
+def no_guestfs(tmp_path: Path) -> dict[str, str]:
+    """An environment in which `import guestfs` fails as it does where python3-guestfs is not installed."""
+    shim = tmp_path / "no-guestfs"
+    shim.mkdir()
+    (shim / "guestfs.py").write_text('raise ModuleNotFoundError("No module named \'guestfs\'", name="guestfs")\n')
+    return {"PYTHONPATH": os.pathsep.join([str(shim), str(Path(__file__).resolve().parent.parent)])}
+
+
+@pytest.mark.parametrize("command", ["seed", "inspect"])
+def test_a_missing_libguestfs_binding_is_a_plain_message(fake_disk, key_file, tmp_path, command):
+    args = [str(fake_disk), "--no-password", "--ssh-key", str(key_file)] if command == "seed" else [str(fake_disk)]
+    result = run(command, *args, env=no_guestfs(tmp_path))
+    assert result.returncode == 1, result.stderr
+    assert "libguestfs" in result.stderr and "python3-guestfs" in result.stderr
+    assert "internal error" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_host_os_error_is_a_plain_message_naming_the_path(tmp_path, key_file):
+    base = tmp_path / "base.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(base), "64M"], check=True)
+    manifest = tmp_path / "staff.csv"
+    manifest.write_text(f"name,ssh_keys\nalice,{key_file.name}\n")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder\n")
+    result = run("batch", str(manifest), "--base", str(base), "--out-dir", str(a_file / "images"))
+    assert result.returncode == 1, result.stderr
+    assert str(a_file) in result.stderr and "Not a directory" in result.stderr
+    assert "internal error" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_output_to_a_full_disk_is_a_plain_message():
+    with open("/dev/full", "wb") as full:
+        result = run("--help", stdout=full)
+    assert result.returncode == 1, result.stderr
+    assert "No space left on device" in result.stderr
+    assert "internal error" not in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("error", "words"),
+    [
+        (PermissionError(13, "Permission denied", "/srv/images/out"), ["/srv/images/out: Permission denied"]),
+        (OSError(28, "No space left on device", "/srv/images/x.qcow2"), ["No space left on device", "free"]),
+        (FileNotFoundError(2, "No such file or directory", "/nope/x"), ["/nope/x: No such file or directory"]),
+        (OSError(5, "Input/output error"), ["Input/output error"]),
+    ],
+    ids=["permission", "full", "missing", "no-path"],
+)
+def test_every_host_os_error_gives_its_path_and_reason_and_exit_1(capsys, error, words):
+    from provision.cli import report_error
+
+    assert report_error(error, debug=False) == 1
+    err = capsys.readouterr().err
+    for word in words:
+        assert word in err
+    assert "internal error" not in err and "Traceback" not in err
+
+
+def test_debug_shows_the_traceback_and_keeps_the_exit_code(tmp_path, key_file):
+    text = tmp_path / "notes.txt"
+    text.write_text("hello\n" * 1000)
+    for env, flag in (({}, ["--debug"]), ({"ZVM_PROVISION_DEBUG": "1"}, [])):
+        result = run(str(text), "--no-password", "--ssh-key", str(key_file), *flag, env=env)
+        assert result.returncode == 3, result.stderr
+        assert "Traceback" in result.stderr and "ImageUnusableError" in result.stderr
+        assert "zvm-provision: error:" in result.stderr and "disk image" in result.stderr
