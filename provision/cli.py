@@ -15,14 +15,15 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from provision.errors import ExitCode, ProvisionError, UsageError
+from provision.errors import ExitCode, ImageUnusableError, ProvisionError, UsageError
 
 EXIT_CODES_HELP = """\b
 Exit codes:
   0    done
   1    failure while working (appliance, host I/O, no libguestfs), or drift found by inspect --check
   2    bad usage or input; nothing was touched
-  3    the image cannot be used (not a disk image, corrupt, encrypted, no persist partition, unsafe entries)
+  3    the image cannot be used (not a disk image, corrupt, encrypted, read-only, no persist partition,
+       unsafe entries)
   4    the image is in use by another process (a running VM)
   130  interrupted (Ctrl-C); the image is left as it was, or fully seeded if writing had begun
 """
@@ -314,8 +315,10 @@ def seed_command(
         raise UsageError(missing_flags_message(missing_flags(flags, None), image_read=False))
 
     info = probe_image(image)
-    if info.read_only_file and not dry_run:
-        raise UsageError(f"{image} is read-only (no write permission); use --dry-run to look, or fix its permissions")
+    if info.read_only_file and not dry_run:  # exit 3, as when the appliance is the one to notice it
+        raise ImageUnusableError(
+            f"{image} is read-only (no write permission); make it writable, or use --dry-run to look without writing"
+        )
 
     with ImageSession(info, readonly=dry_run, accel=accel).start() as session:
         if interactive:

@@ -233,6 +233,17 @@ def test_a_text_file_is_not_an_image(tmp_path, key_file):
     assert "Traceback" not in result.stderr
 
 
+def test_a_read_only_image_is_unusable_exit_3_as_the_appliance_says_it(fake_disk, key_file):
+    """The same exit code whichever path notices it: here the check before the launch (the appliance's own
+    refusal, image.Appliance.launch, raises ImageUnusableError too)."""
+    fake_disk.chmod(0o444)
+    before = sha256(fake_disk)
+    result = run(str(fake_disk), "--no-password", "--ssh-key", str(key_file), env={"LIBGUESTFS_HV": "/nonexistent"})
+    assert result.returncode == 3, result.stderr
+    assert "read-only" in result.stderr and "--dry-run" in result.stderr
+    assert sha256(fake_disk) == before
+
+
 def test_bad_accel_is_a_usage_error(fake_disk, key_file):
     result = run(str(fake_disk), "--no-password", "--ssh-key", str(key_file), "--accel", "warp")
     assert result.returncode == 2

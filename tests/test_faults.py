@@ -564,7 +564,7 @@ def test_a_read_only_image_is_refused_saying_so(sample_disk, tmp_path):
     before = sha256(sample_disk)
     run = Run("read-only", tmp_path, str(sample_disk), "--no-password", "--ssh-key", str(key),
               env={"LIBGUESTFS_HV": "/nonexistent/qemu"}).wait()
-    assert run.code == 2, run  # refused before the appliance: a flag (--dry-run) or a chmod fixes it
+    assert run.code == 3, run  # refused before the appliance, with the appliance's exit code for it
     assert "read-only" in run.stderr
     no_traceback(run)
     assert sha256(sample_disk) == before
