@@ -20,7 +20,8 @@ from provision.errors import ExitCode, ImageUnusableError, ProvisionError, Usage
 EXIT_CODES_HELP = """\b
 Exit codes:
   0    done
-  1    failure while working (appliance, host I/O, no libguestfs), or drift found by inspect --check
+  1    failure while working (appliance, host I/O, no libguestfs), drift found by inspect --check,
+       or "no" at the confirmation (nothing was written)
   2    bad usage or input; nothing was touched
   3    the image cannot be used (not a disk image, corrupt, encrypted, read-only, no persist partition,
        unsafe entries)

@@ -60,6 +60,13 @@ class UnsafeEntryError(ProvisionError):
 
 
 class Aborted(ProvisionError):
-    """The person stopped the run (Ctrl-C, or answered No at the confirmation)."""
+    """The person stopped the run with Ctrl-C at a question, before anything was written."""
 
     exit_code = ExitCode.INTERRUPTED
+
+
+class Declined(ProvisionError):
+    """The person answered No at the confirmation: nothing was written. An answer, not an interrupt (130 is
+    for signals)."""
+
+    exit_code = ExitCode.FAILURE

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from provision.credentials import MIN_PASSWORD_CHARS
-from provision.errors import Aborted, UsageError
+from provision.errors import Aborted, Declined, UsageError
 from provision.request import PasswordChoice
 from provision.secret import Secret
 
@@ -38,6 +38,7 @@ Validator = Callable[[str], "bool | str"]
 ListValidator = Callable[[list[str]], "bool | str"]
 Options = Sequence["Option"]
 ABORTED_MESSAGE = "stopped by user; the image was not changed"
+DECLINED_MESSAGE = "you answered no: nothing was written"
 BENCH_ENV = "ZVM_PROVISION_BENCH_FILE"  # when set, the wizard appends "confirmed <time.monotonic()>" to it
 
 PASSWORD_FLAGS = "--password-stdin, --password-file F, --password-hash-file F or --no-password"
@@ -347,7 +348,8 @@ def run_wizard(
     say: Callable[[str], None] | None = None,
     home: Path | None = None,
 ) -> WizardResult:
-    """Ask for whatever `flags` left open, show the plan, confirm. `Aborted` (exit 130) on Ctrl-C or No.
+    """Ask for whatever `flags` left open, show the plan, confirm. `Aborted` (exit 130) on Ctrl-C, `Declined`
+    (exit 1) on No.
 
     `session` needs `info`, `wait()`, `read_state()` and `appliance.partitions(0)` (a `seed.ImageSession`).
     """
@@ -399,7 +401,7 @@ class _Wizard:
         if not plan.changes and self.key_pair is None:
             return WizardResult(request, plan)
         if not self.ask.confirm("confirm", f"Write this to {self.session.info.path}?", default=True):
-            raise Aborted(ABORTED_MESSAGE)
+            raise Declined(DECLINED_MESSAGE)
         _bench_mark("confirmed")
         saved = self.save_key_pair()
         return WizardResult(request, plan, saved)

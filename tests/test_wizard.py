@@ -14,7 +14,7 @@ from provision.credentials import (
     parse_authorized_keys,
     render_authorized_keys,
 )
-from provision.errors import Aborted, ExitCode
+from provision.errors import Aborted, Declined, ExitCode
 from provision.request import PasswordChoice, SeedFlags
 from provision.secret import Secret
 from provision.state import ImageState
@@ -263,13 +263,13 @@ def test_generated_key_path_must_be_new(home):
     assert (home / ".ssh" / "fresh").exists()
 
 
-def test_abort_at_confirmation_writes_nothing_anywhere(home):
+def test_no_at_the_confirmation_is_exit_1_not_an_interrupt_and_writes_nothing_anywhere(home):
     answers = dict(BLANK_ANSWERS, ssh_keys=["generate"], keygen_path=DEFAULT, keygen_passphrase="",
                    confirm=False)
-    with pytest.raises(Aborted) as caught:
+    with pytest.raises(Declined) as caught:
         wizard(blank_state(), answers)
-    assert caught.value.exit_code == ExitCode.INTERRUPTED == 130
-    assert caught.value.message == "stopped by user; the image was not changed"
+    assert caught.value.exit_code == ExitCode.FAILURE == 1  # 130 is for signals
+    assert "nothing was written" in caught.value.message
     assert not (home / ".ssh").exists()  # the generated pair is saved only after a yes
 
 

@@ -117,3 +117,28 @@ def test_ctrl_c_mid_wizard_leaves_the_image_byte_identical(sample_disk, tmp_path
     assert child.exitstatus == 130, child.before
     assert "the image was not changed" in (child.before or "")
     assert sha256(sample_disk) == before
+
+
+def test_no_at_the_confirmation_exits_1_saying_nothing_was_written(sample_disk, tmp_path):
+    home, _ = home_with_one_key(tmp_path)
+    before = sha256(sample_disk)
+    child = spawn(sample_disk, home)
+    try:
+        child.expect("Password for the user zvm", timeout=LAUNCH_TIMEOUT)
+        child.send(ENTER)
+        child.expect(r"Password \(at least 8")
+        child.send(PASSWORD + ENTER)
+        child.expect("The same password again")
+        child.send(PASSWORD + ENTER)
+        child.expect("SSH public keys")
+        child.send(ENTER)
+        child.expect("Join a Netbird network on first boot")
+        child.send("n")
+        child.expect("Write this to")
+        child.send("n")
+        child.expect(pexpect.EOF, timeout=120)
+    finally:
+        child.close()
+    assert child.exitstatus == 1, child.before  # an answer, not an interrupt (130 is for signals)
+    assert "nothing was written" in (child.before or "")
+    assert sha256(sample_disk) == before
