@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from provision.errors import ExitCode, ImageUnusableError, ProvisionError, UsageError
+from provision.errors import Declined, ExitCode, ImageUnusableError, ProvisionError, UsageError
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -26,7 +26,8 @@ Exit codes:
   3    the image cannot be used (not a disk image, corrupt, encrypted, read-only, no persist partition,
        unsafe entries)
   4    the image is in use by another process (a running VM)
-  130  interrupted (Ctrl-C); the image is left as it was, or fully seeded if writing had begun
+  130  interrupted (Ctrl-C): before writing, the image is left as it was; while writing, the writes
+       finish and the summary is printed (a second Ctrl-C stops at once, every file old or whole)
 """
 
 MAIN_HELP = f"""Seed a zvm disk image's persist partition before its first boot.
@@ -139,7 +140,8 @@ def report_error(exc: BaseException, *, debug: bool) -> int:
     else:  # a bug: say so, without a traceback unless asked for
         message = f"internal error ({type(exc).__name__}); run again with --debug to see where"
         code = ExitCode.FAILURE
-    print(f"zvm-provision: error: {message}", file=sys.stderr)
+    label = "" if code == ExitCode.INTERRUPTED or isinstance(exc, Declined) else "error: "  # a stop, not a failure
+    print(f"zvm-provision: {label}{message}", file=sys.stderr)
     if hint:
         print(f"hint: {hint}", file=sys.stderr)
     return int(code)
@@ -273,7 +275,8 @@ def seed_command(
     from provision.diskformat import probe_image
     from provision.request import PasswordChoice, SeedFlags
     from provision.secret import Secret
-    from provision.seed import ImageSession, run_seed
+    from provision.errors import SeededDespiteCtrlC
+    from provision.seed import CtrlCWhileWriting, ImageSession, run_seed
 
     check_accel(accel)
     chosen = [name for name, given in (
@@ -321,22 +324,29 @@ def seed_command(
             f"{image} is read-only (no write permission); make it writable, or use --dry-run to look without writing"
         )
 
-    with ImageSession(info, readonly=dry_run, accel=accel).start() as session:
-        if interactive:
-            from provision.seed import apply_planned
-            from provision.wizard import run_wizard
+    # Ctrl-C once the writes have begun lets them finish; the summary is printed all the same (see seed.py).
+    with CtrlCWhileWriting() as ctrl_c:
+        with ImageSession(info, readonly=dry_run, accel=accel, ctrl_c=ctrl_c).start() as session:
+            if interactive:
+                from provision.seed import apply_planned
+                from provision.wizard import run_wizard
 
-            # the plan shown before the confirmation is the one applied (same host key fingerprint)
-            outcome = apply_planned(session, run_wizard(session, flags, dry_run=dry_run).plan, dry_run=dry_run)
-        else:
-            from provision.wizard import missing_flags, missing_flags_message
+                # the plan shown before the confirmation is the one applied (same host key fingerprint)
+                plan = run_wizard(session, flags, dry_run=dry_run).plan
+                outcome = apply_planned(session, plan, dry_run=dry_run)
+            else:
+                from provision.wizard import missing_flags, missing_flags_message
 
-            request = flags.to_request()  # hashing overlaps the appliance launch
-            missing = missing_flags(flags, session.read_state())
-            if missing:
-                raise UsageError(missing_flags_message(missing, image_read=True))
-            outcome = run_seed(session, request, dry_run=dry_run)
-    print_outcome(outcome, dry_run=dry_run, json_out=json_out, plan_shown=interactive)
+                request = flags.to_request()  # hashing overlaps the appliance launch
+                missing = missing_flags(flags, session.read_state())
+                if missing:
+                    raise UsageError(missing_flags_message(missing, image_read=True))
+                outcome = run_seed(session, request, dry_run=dry_run)
+        print_outcome(outcome, dry_run=dry_run, json_out=json_out, plan_shown=interactive)
+    if ctrl_c.interrupted:
+        raise SeededDespiteCtrlC(
+            f"stopped by user (Ctrl-C) once the writes had finished: {image} was seeded, as the summary above says"
+        )
 
 
 def print_outcome(outcome: Any, *, dry_run: bool, json_out: bool, plan_shown: bool = False) -> None:

@@ -70,3 +70,19 @@ class Declined(ProvisionError):
     for signals)."""
 
     exit_code = ExitCode.FAILURE
+
+
+class StoppedWhileWriting(KeyboardInterrupt):
+    """A second Ctrl-C while the image was being written: the run stops at once. A KeyboardInterrupt, so that
+    everything on the way unwinds as for any Ctrl-C; `message` says what the image holds now."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class SeededDespiteCtrlC(ProvisionError):
+    """Ctrl-C came while writing; the writes were let finish, so the image was seeded. Exit 130 all the same:
+    the run was interrupted, and a script should know."""
+
+    exit_code = ExitCode.INTERRUPTED
