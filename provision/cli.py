@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -271,7 +273,7 @@ def seed_command(
     accel: Accel = "auto",
     debug: Debug = False,
 ) -> None:
-    from provision import sources
+    from provision import sources, status
     from provision.diskformat import probe_image
     from provision.request import PasswordChoice, SeedFlags
     from provision.secret import Secret
@@ -313,6 +315,7 @@ def seed_command(
     )
 
     interactive = not yes and not json_out and sys.stdin.isatty() and sys.stdout.isatty()
+    show_status = status.wanted(json_out=json_out)
     if not interactive and not flags.has_password_source and flags.keys is None:
         from provision.wizard import missing_flags, missing_flags_message
 
@@ -323,6 +326,11 @@ def seed_command(
         raise ImageUnusableError(
             f"{image} is read-only (no write permission); make it writable, or use --dry-run to look without writing"
         )
+
+    launch_started = time.monotonic()
+
+    def appliance_starting() -> AbstractContextManager[None]:  # a live line on a terminal, nothing otherwise
+        return status.appliance_starting(since=launch_started) if show_status else nullcontext()
 
     # Ctrl-C once the writes have begun lets them finish; the summary is printed all the same (see seed.py).
     with CtrlCWhileWriting() as ctrl_c:
@@ -338,6 +346,8 @@ def seed_command(
                 from provision.wizard import missing_flags, missing_flags_message
 
                 request = flags.to_request()  # hashing overlaps the appliance launch
+                with appliance_starting():
+                    session.wait()
                 missing = missing_flags(flags, session.read_state())
                 if missing:
                     raise UsageError(missing_flags_message(missing, image_read=True))
