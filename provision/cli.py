@@ -340,7 +340,7 @@ def seed_command(
                 from provision.wizard import run_wizard
 
                 # the plan shown before the confirmation is the one applied (same host key fingerprint)
-                plan = run_wizard(session, flags, dry_run=dry_run).plan
+                plan = run_wizard(session, flags, dry_run=dry_run, status=appliance_starting).plan
                 outcome = apply_planned(session, plan, dry_run=dry_run)
             else:
                 from provision.wizard import missing_flags, missing_flags_message

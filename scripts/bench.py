@@ -166,16 +166,16 @@ def bench_wizard(work: Path, base: Path, key_file: Path, environ, accel) -> dict
                           encoding="utf-8", timeout=300, dimensions=(50, 200))
     password = "benchmark password 1234"
     try:
-        child.expect("Password for the user zvm")
+        child.expect("SSH public keys")  # asked while the appliance starts
+        child.send("\r")
+        child.expect("Join a Netbird network on first boot")
+        child.send("n")
+        child.expect("Password for the user zvm")  # asked once the image's state is known
         child.send("\r")
         child.expect(r"Password \(at least 8")
         child.send(password + "\r")
         child.expect("The same password again")
         child.send(password + "\r")
-        child.expect("SSH public keys")
-        child.send("\r")
-        child.expect("Join a Netbird network on first boot")
-        child.send("n")
         child.expect("Write this to")
         child.send("y")
         child.expect(pexpect.EOF)
