@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Annotated, Any
@@ -52,9 +53,15 @@ class DefaultToSeed(TyperGroup):
     """Route `zvm-provision IMAGE ...` to the seed command, keeping the documented short form."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+        own_options = {name for param in self.get_params(ctx) for name in (*param.opts, *param.secondary_opts)}
+        if args and args[0] not in self.commands and args[0].split("=")[0] not in own_options:
             args = ["seed", *args]
         return super().parse_args(ctx, args)
+
+    def shell_complete(self, ctx: Any, incomplete: str) -> list[Any]:
+        """The first word is a command or, in the short form, the seed command's IMAGE: offer both."""
+        image = next(param for param in self.commands["seed"].params if param.name == "image")
+        return [*super().shell_complete(ctx, incomplete), *image.shell_complete(ctx, incomplete)]
 
     def invoke(self, ctx: Any) -> Any:
         # typer turns a KeyboardInterrupt into a silent exit 130; carry it to main()'s handler instead,
@@ -77,7 +84,7 @@ app = typer.Typer(
     cls=DefaultToSeed,
     help=MAIN_HELP,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion, --show-completion
     pretty_exceptions_enable=False,  # a traceback could show a password held in a local variable
     context_settings={"help_option_names": ["-h", "--help"]},
     rich_markup_mode=None,
@@ -188,6 +195,38 @@ def main_callback(
     pass
 
 
+IMAGE_SUFFIXES = (".qcow2", ".raw", ".img")
+
+
+def _files_ending(suffixes: tuple[str, ...]) -> Callable[[str], list[str]]:
+    """A completer offering the files whose name ends with one of `suffixes`, below the folder typed so far.
+    When none matches it offers nothing, and the shell falls back to its own completion (folders, any file,
+    a block device)."""
+
+    def complete(incomplete: str) -> list[str]:
+        folder_typed, _, prefix = incomplete.rpartition("/")
+        folder_typed = folder_typed + "/" if "/" in incomplete else ""
+        folder = Path(os.path.expanduser(folder_typed or "."))
+        try:
+            names = sorted(entry.name for entry in os.scandir(folder) if entry.is_file())
+        except OSError:
+            return []
+        return [
+            folder_typed + name for name in names
+            if name.startswith(prefix) and name.endswith(suffixes) and (prefix.startswith(".") or name[0] != ".")
+        ]
+
+    return complete
+
+
+complete_images = _files_ending(IMAGE_SUFFIXES)
+complete_public_keys = _files_ending((".pub",))
+
+ImageArgument = Annotated[
+    Path,
+    typer.Argument(help="The zvm disk image (qcow2 or raw).", show_default=False, metavar="IMAGE",
+                   autocompletion=complete_images),
+]
 Accel = Annotated[
     str,
     typer.Option(
@@ -219,7 +258,7 @@ def check_accel(accel: str) -> str:
     + EXIT_CODES_HELP,
 )
 def seed_command(
-    image: Annotated[Path, typer.Argument(help="The zvm disk image (qcow2 or raw).", show_default=False, metavar="IMAGE")],
+    image: ImageArgument,
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password (one line, at least 8 characters) from standard input.")
     ] = False,
@@ -238,6 +277,7 @@ def seed_command(
         list[Path] | None,
         typer.Option(
             "--ssh-key", help="A .pub or authorized_keys file; repeat for more. Added to the keys already there.",
+            autocompletion=complete_public_keys,
             metavar="F",
         ),
     ] = None,
@@ -384,7 +424,7 @@ def print_outcome(outcome: Any, *, dry_run: bool, json_out: bool, plan_shown: bo
     "and exit 1 if the image departs from the persist contract.\n\n" + EXIT_CODES_HELP,
 )
 def inspect_command(
-    image: Annotated[Path, typer.Argument(help="The zvm disk image (qcow2 or raw).", show_default=False, metavar="IMAGE")],
+    image: ImageArgument,
     check: Annotated[
         bool, typer.Option("--check", help="Exit 1 if the image departs from the contract, naming each problem.")
     ] = False,
@@ -438,7 +478,11 @@ def sample_disk_command(
 )
 def batch_command(
     manifest: Annotated[Path, typer.Argument(help="The manifest (.csv, or .toml).", show_default=False, metavar="MANIFEST")],
-    base: Annotated[Path, typer.Option("--base", help="The zvm base image every copy starts from.", metavar="IMAGE")],
+    base: Annotated[
+        Path,
+        typer.Option("--base", help="The zvm base image every copy starts from.", metavar="IMAGE",
+                     autocompletion=complete_images),
+    ],
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Where the images and reports go.", metavar="DIR")],
     overlay: Annotated[
         bool, typer.Option("--overlay", help="Make qcow2 overlays backed by the base instead of full copies.")

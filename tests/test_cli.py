@@ -318,3 +318,66 @@ def test_debug_shows_the_traceback_and_keeps_the_exit_code(tmp_path, key_file):
         assert result.returncode == 3, result.stderr
         assert "Traceback" in result.stderr and "ImageUnusableError" in result.stderr
         assert "zvm-provision: error:" in result.stderr and "disk image" in result.stderr
+
+
+# -- shell completion -----------------------------------------------------------------------------------
+
+
+def complete(cwd: Path, *words: str) -> list[str]:
+    """What bash's completion function gets from the command for the last word of `words`."""
+    env = {"_ZVM_PROVISION_COMPLETE": "complete_bash", "COMP_WORDS": " ".join(["zvm-provision", *words]),
+           "COMP_CWORD": str(len(words))}
+    full_env = {**os.environ, **env}
+    result = subprocess.run([sys.executable, "-m", "provision"], cwd=cwd, env=full_env, capture_output=True,
+                            text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    return sorted(result.stdout.split())
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> Path:
+    for name in ("disk.qcow2", "disk.raw", "data.img", "dump.txt", "id_ed25519.pub", "id_ed25519", "staff.csv",
+                 ".hidden.qcow2"):
+        (tmp_path / name).write_text("x")
+    (tmp_path / "vms").mkdir()
+    (tmp_path / "vms" / "alice.qcow2").write_text("x")
+    (tmp_path / "vms" / "notes.md").write_text("x")
+    return tmp_path
+
+
+def test_image_arguments_complete_disk_image_files(files):
+    assert complete(files, "d") == ["data.img", "disk.qcow2", "disk.raw"]
+    # the first word: a command, or an image for the short form; no hidden file, no other kind of file
+    assert complete(files, "") == ["batch", "data.img", "disk.qcow2", "disk.raw", "inspect", "sample-disk", "seed"]
+    assert complete(files, "vms/") == ["vms/alice.qcow2"]
+    assert complete(files, "inspect", "di") == ["disk.qcow2", "disk.raw"]
+    assert complete(files, "seed", "--dry-run", "da") == ["data.img"]
+    assert complete(files, "batch", "staff.csv", "--base", "d") == ["data.img", "disk.qcow2", "disk.raw"]
+    # nothing of ours matches: nothing is offered, so the shell falls back to its own file completion
+    assert complete(files, "v") == []
+
+
+def test_ssh_key_completes_public_key_files(files):
+    assert complete(files, "disk.qcow2", "--ssh-key", "") == ["id_ed25519.pub"]
+    assert complete(files, "seed", "disk.qcow2", "--ssh-key", "id") == ["id_ed25519.pub"]
+
+
+def test_completion_scripts_are_shown_and_installed_as_typer_does(tmp_path, files):
+    shown = run("--show-completion", "bash")
+    assert shown.returncode == 0, shown.stderr
+    assert "_ZVM_PROVISION_COMPLETE=complete_bash" in shown.stdout and "complete -o default" in shown.stdout
+    # the script, sourced in a real bash, completes IMAGE
+    script = tmp_path / "completion.bash"
+    script.write_text(shown.stdout)
+    probe = (f"source {script}; COMP_WORDS=(zvm-provision di); COMP_CWORD=1; "
+             "_zvm_provision_completion zvm-provision; printf '%s\\n' \"${COMPREPLY[@]}\"")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    bash = subprocess.run(["bash", "--norc", "-c", probe], cwd=files, env=env, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert sorted(bash.stdout.split()) == ["disk.qcow2", "disk.raw"], bash.stderr
+    home = tmp_path / "home"
+    home.mkdir()
+    installed = run("--install-completion", "bash", env={"HOME": str(home)})
+    assert installed.returncode == 0, installed.stderr
+    assert (home / ".bash_completions" / "zvm-provision.sh").read_text().strip() == shown.stdout.strip()
+    assert "zvm-provision.sh" in (home / ".bashrc").read_text()
