@@ -1,0 +1,114 @@
+# Mirrors nixos/modules/services/networking/netbird.nix (nixpkgs 25.11 era): services.netbird.enable is
+# clients.default with name "netbird" (service netbird.service, state /var/lib/netbird, interface wt0, not
+# hardened); each client's environment (NB_CONFIG, NB_DAEMON_ADDR, ...) and its daemon unit.
+{ lib, config, pkgs, ... }:
+let
+  inherit (lib) mkOption mkDefault types;
+  cfg = config.services.netbird;
+in
+{
+  options.services.netbird = {
+    enable = mkOption {
+      type = types.bool;
+      default = false;
+    };
+    package = mkOption {
+      type = types.package;
+      default = pkgs.netbird;
+    };
+    clients = mkOption {
+      default = { };
+      type = types.attrsOf (
+        types.submodule (
+          { name, config, ... }:
+          let
+            client = config;
+          in
+          {
+            options = {
+              port = mkOption { type = types.port; };
+              name = mkOption {
+                type = types.str;
+                default = name;
+              };
+              interface = mkOption {
+                type = types.str;
+                default = "nb-${client.name}";
+              };
+              hardened = mkOption {
+                type = types.bool;
+                default = true;
+              };
+              environment = mkOption { type = types.attrsOf types.str; };
+              suffixedName = mkOption {
+                type = types.str;
+                default = if client.name != "netbird" then "netbird-${client.name}" else client.name;
+              };
+              dir.baseName = mkOption {
+                type = types.str;
+                default = client.suffixedName;
+              };
+              dir.state = mkOption {
+                type = types.path;
+                default = "/var/lib/${client.dir.baseName}";
+              };
+              dir.runtime = mkOption {
+                type = types.path;
+                default = "/var/run/${client.dir.baseName}";
+              };
+              service.name = mkOption {
+                type = types.str;
+                default = client.suffixedName;
+              };
+              login.enable = mkOption {
+                type = types.bool;
+                default = false;
+              };
+              login.setupKeyFile = mkOption {
+                type = types.nullOr types.str;
+                default = null;
+              };
+            };
+            config.environment = {
+              NB_STATE_DIR = client.dir.state;
+              NB_CONFIG = "${client.dir.state}/config.json";
+              NB_DAEMON_ADDR = "unix://${client.dir.runtime}/sock";
+              NB_INTERFACE_NAME = client.interface;
+              NB_LOG_FILE = lib.mkOptionDefault "console";
+              NB_SERVICE = client.service.name;
+              NB_WIREGUARD_PORT = toString client.port;
+            };
+          }
+        )
+      );
+    };
+  };
+
+  config = lib.mkMerge [
+    (lib.mkIf cfg.enable {
+      services.netbird.clients.default = {
+        port = mkDefault 51820;
+        interface = mkDefault "wt0";
+        name = mkDefault "netbird";
+        hardened = mkDefault false;
+      };
+    })
+    {
+      systemd.services = lib.mapAttrs' (
+        _: client:
+        lib.nameValuePair client.service.name {
+          description = "A WireGuard-based mesh network that connects your devices into a single private network";
+          after = [ "network.target" ];
+          wantedBy = [ "multi-user.target" ];
+          environment = client.environment;
+          serviceConfig = {
+            ExecStart = "${lib.getExe cfg.package} service run";
+            Restart = "always";
+            StateDirectory = client.dir.baseName;
+            StateDirectoryMode = "0700";
+          };
+        }
+      ) cfg.clients;
+    }
+  ];
+}

@@ -1,0 +1,35 @@
+# Mirrors the options of nixos/modules/system/boot/kernel.nix that the flake uses or reads.
+{ lib, pkgs, ... }:
+let
+  inherit (lib) mkOption types;
+in
+{
+  options.boot = {
+    kernelPackages = mkOption {
+      type = types.raw;
+      default = pkgs.linuxPackages;
+    };
+    kernelParams = mkOption {
+      type = types.listOf (
+        types.strMatching ''([^"[:space:]]|"[^"]*")+''
+        // {
+          name = "kernelParam";
+          description = "string, with spaces inside double quotes";
+        }
+      );
+      default = [ ];
+    };
+    kernelModules = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+    };
+    initrd.availableKernelModules = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+    };
+    initrd.kernelModules = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+    };
+  };
+}
