@@ -58,6 +58,9 @@ let
     "script"
     "startAt"
   ];
+  toplevel = builtins.tryEval (builtins.seq config.system.build.toplevel.drvPath true);
+  ifBuilt = value: if toplevel.success then value else null;
+
   mount = pick [
     "what"
     "where"
@@ -78,8 +81,8 @@ in
   }) config.assertions;
   inherit (config) warnings;
 
-  # Fails (throws) while an assertion fails, as nixpkgs' toplevel does.
-  toplevel = builtins.tryEval (builtins.seq config.system.build.toplevel.drvPath true);
+  # Fails (throws) while an assertion fails, as nixpkgs' toplevel does; then the parts built from it are null.
+  inherit toplevel;
 
   fileSystems = lib.mapAttrs (
     _: fs:
@@ -208,7 +211,7 @@ in
     };
   };
 
-  image = {
+  image = ifBuilt {
     inherit (config.image) fileName;
     repart = {
       inherit (config.image.repart)
@@ -241,7 +244,7 @@ in
       mainProgram = p.meta.mainProgram;
     };
 
-  outputs = {
+  outputs = ifBuilt {
     nixosConfigurations = lib.attrNames self.nixosConfigurations;
     nixosModules = lib.attrNames self.nixosModules;
     packages = lib.attrNames self.packages.${system};
