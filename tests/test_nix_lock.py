@@ -89,3 +89,19 @@ def test_impermanence_is_locked_to_the_offline_copy_by_its_hash() -> None:
 def test_no_home_manager_is_fetched() -> None:
     assert "home-manager" not in LOCK["nodes"]
     assert LOCK["nodes"]["impermanence"]["inputs"]["home-manager"] == []
+
+
+def test_nix_itself_reads_the_lock_as_up_to_date() -> None:
+    """Nix would re-lock (and fail offline, as autoUpgrade would fail to write) if the lock did not match."""
+    if NIX is None:
+        pytest.skip("nix (Debian: nix-bin) is not installed")
+    if not (NIX_DIR.parent / ".git").exists():
+        pytest.skip("not a git checkout: Nix reads the flake from git")
+    result = subprocess.run(
+        [NIX, "--extra-experimental-features", "nix-command flakes", "flake", "metadata", "--json",
+         "--offline", "--no-update-lock-file", str(NIX_DIR)],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "NIX_PATH": ""},
+    )
+    assert result.returncode == 0, result.stderr
+    locks = json.loads(result.stdout)["locks"]
+    assert locks["nodes"]["nixpkgs"]["locked"]["rev"] == LOCK["nodes"]["nixpkgs"]["locked"]["rev"]
