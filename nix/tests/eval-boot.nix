@@ -5,15 +5,7 @@
 #   nix-instantiate --eval --strict --json -E 'import ./nix/tests/eval-boot.nix { inputs = /path/to/nix-inputs; }'
 { inputs }:
 let
-  lib = import (inputs + "/nixpkgs-lib/lib");
-  nixpkgs = import ./nixpkgs { inherit lib; };
-  impermanenceFlake = import (inputs + "/impermanence/flake.nix");
-  impermanence = impermanenceFlake.outputs {
-    self = impermanence;
-    inherit nixpkgs;
-    home-manager = null;
-  };
-  self = (import ../flake.nix).outputs { inherit self nixpkgs impermanence; };
+  inherit (import ./offline-flake.nix { inherit inputs; }) lib nixpkgs self;
   system = "x86_64-linux";
   pkgs = nixpkgs.legacyPackages.${system};
 

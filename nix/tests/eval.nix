@@ -13,30 +13,7 @@
   settings ? { },
 }:
 let
-  lib = import (inputs + "/nixpkgs-lib/lib");
-  nixpkgs = import ./nixpkgs { inherit lib; };
-
-  # The impermanence flake itself, its outputs called as Nix would (inputs.nixpkgs follows ours;
-  # home-manager follows nothing).
-  impermanenceFlake = import (inputs + "/impermanence/flake.nix");
-  impermanence =
-    impermanenceFlake.outputs {
-      self = impermanence;
-      inherit nixpkgs;
-      home-manager = null;
-    }
-    // {
-      outPath = inputs + "/impermanence";
-    };
-
-  flake = import ../flake.nix;
-  self =
-    flake.outputs {
-      inherit self nixpkgs impermanence;
-    }
-    // {
-      outPath = toString ../.;
-    };
+  inherit (import ./offline-flake.nix { inherit inputs; }) lib flake self;
   system = "x86_64-linux";
 
   zvm = self.nixosConfigurations.zvm.extendModules { modules = [ settings ]; };
