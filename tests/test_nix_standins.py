@@ -1,0 +1,59 @@
+"""The nixpkgs stand-ins (nix/tests/nixpkgs/) refuse what the nixpkgs declarations they mirror refuse.
+
+Each case adds one module to the zvm system (nix/tests/eval-option.nix) and evaluates one option strictly:
+a use nixpkgs accepts must evaluate, a wrong use must fail with nixpkgs' complaint. The wrong uses are the
+ones a stand-in used to accept before it was checked against the nixpkgs source nix/README.md names, so
+each case fails if that stand-in becomes too permissive again.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pytest
+
+from tests.test_nix_support import require_inputs, run_nix
+
+pytestmark = pytest.mark.nix
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    path: list[str]
+    right: str  # a module nixpkgs accepts
+    wrong: str  # a module nixpkgs refuses
+    error: str  # what the refusal says
+    vm: bool = False
+
+
+CASES = [
+    # nixos/modules/config/nix.nix types sandbox; the freeform type alone would take any string.
+    Case(
+        "nix.settings.sandbox",
+        ["nix", "settings", "sandbox"],
+        right='{ nix.settings.sandbox = "relaxed"; }',
+        wrong='{ nix.settings.sandbox = "yes"; }',
+        error="`nix.settings.sandbox' is not of type",
+    ),
+]
+
+
+def eval_option(module: str, path: list[str], *, vm: bool = False):
+    inputs = require_inputs()
+    args = f"inputs = /. + {json.dumps(str(inputs))}; module = {module}; path = [ {' '.join(json.dumps(p) for p in path)} ];"
+    return run_nix(f"import ./nix/tests/eval-option.nix {{ {args} vm = {'true' if vm else 'false'}; }}")
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_a_use_nixpkgs_accepts_evaluates(case: Case) -> None:
+    result = eval_option(case.right, case.path, vm=case.vm)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_a_use_nixpkgs_refuses_fails_with_its_message(case: Case) -> None:
+    result = eval_option(case.wrong, case.path, vm=case.vm)
+    assert result.returncode != 0, f"{case.wrong} was accepted: {result.stdout}"
+    assert case.error in result.stderr, result.stderr
