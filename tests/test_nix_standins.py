@@ -37,6 +37,22 @@ CASES = [
         wrong='{ nix.settings.sandbox = "yes"; }',
         error="`nix.settings.sandbox' is not of type",
     ),
+    # services.openssh.settings' freeform type is pkgs.formats.keyValue's: atoms without paths.
+    Case(
+        "services.openssh.settings freeform",
+        ["services", "openssh", "settings", "Banner"],
+        right='{ services.openssh.settings.Banner = "/etc/issue"; }',
+        wrong="{ services.openssh.settings.Banner = /etc/issue; }",
+        error="`services.openssh.settings.Banner' is not of type",
+    ),
+    # sshd.nix asserts that no two settings differ only in case (sshd_config keywords are case-insensitive).
+    Case(
+        "services.openssh.settings spelling",
+        ["system", "build", "toplevel", "drvPath"],
+        right="{ services.openssh.settings.PasswordAuthentication = false; }",
+        wrong="{ services.openssh.settings.passwordAuthentication = false; }",
+        error="Duplicate sshd config key",
+    ),
 ]
 
 

@@ -1,18 +1,20 @@
 # Mirrors nixos/modules/services/networking/ssh/sshd.nix: the options the flake sets (settings is a freeform
 # submodule of key-value atoms with typed well-known keys, as there), users.users.<name>.openssh, and what
-# the module adds in config: the sshd and sshd-keygen units, `AuthorizedKeysFile` ("%h/.ssh/authorized_keys"
-# only with authorizedKeysInHomedir, then "/etc/ssh/authorized_keys.d/%u") and one `HostKey` per hostKeys.
+# the module adds in config: the duplicate-key assertion, the sshd and sshd-keygen units,
+# `AuthorizedKeysFile` ("%h/.ssh/authorized_keys" only with authorizedKeysInHomedir, then
+# "/etc/ssh/authorized_keys.d/%u") and one `HostKey` per hostKeys.
 { lib, config, pkgs, ... }:
 let
   inherit (lib) mkOption types;
   cfg = config.services.openssh;
+  # settingsFormat.type there is pkgs.formats.keyValue's: attrsOf (nullOr (oneOf [ bool int float str ])),
+  # so a path value or a list under an undeclared key is refused (pkgs/pkgs-lib/formats.nix).
   atom = types.nullOr (
     types.oneOf [
       types.bool
       types.int
       types.float
       types.str
-      types.path
     ]
   );
   nullOrBool = default: mkOption {
@@ -131,6 +133,16 @@ in
   };
 
   config = lib.mkIf cfg.enable {
+    # sshd reads keywords case-insensitively: two spellings of one key would be ambiguous.
+    assertions = [
+      {
+        assertion = lib.all (names: lib.length names == 1) (
+          lib.attrValues (lib.groupBy lib.toLower (lib.attrNames cfg.settings))
+        );
+        message = "Duplicate sshd config key; does your capitalization match the option's?";
+      }
+    ];
+
     users.users.sshd = {
       isSystemUser = true;
       group = "sshd";
