@@ -53,6 +53,14 @@ CASES = [
         wrong="{ services.openssh.settings.passwordAuthentication = false; }",
         error="Duplicate sshd config key",
     ),
+    # users-groups.nix asserts that every user's primary group is declared.
+    Case(
+        "users.users.<name>.group",
+        ["system", "build", "toplevel", "drvPath"],
+        right='{ users.users.other = { isNormalUser = true; group = "other"; }; users.groups.other = { }; }',
+        wrong='{ users.users.other = { isNormalUser = true; group = "other"; }; }',
+        error="have a primary group that is undefined: other",
+    ),
 ]
 
 

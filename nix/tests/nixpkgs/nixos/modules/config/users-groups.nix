@@ -1,6 +1,6 @@
 # Mirrors nixos/modules/config/users-groups.nix: the user and group options the flake sets, the defaults
 # isNormalUser implies, the fixed ids of ids.nix (root 0, wheel 1, users 100) and the assertions that
-# concern a normal user and a configuration without mutable users.
+# concern a normal user, a user's primary group and a configuration without mutable users.
 { lib, config, ... }:
 let
   inherit (lib) mkOption mkDefault types;
@@ -98,6 +98,11 @@ let
       };
     };
 
+  groupNames = lib.mapAttrsToList (_: g: g.name) cfg.groups;
+  usersWithoutExistingGroup = lib.attrNames (
+    lib.filterAttrs (_: u: u.group != "" && !lib.elem u.group groupNames) cfg.users
+  );
+
   allowsLogin = hash: hash == "" || !(lib.elem hash [ null "!" "!!" "*" ]);
 in
 {
@@ -153,11 +158,15 @@ in
             ) (lib.attrValues cfg.users);
           message = "Neither the root account nor any wheel user has a password or SSH authorized key.";
         }
+        {
+          assertion = usersWithoutExistingGroup == [ ];
+          message = "The following users have a primary group that is undefined: ${toString usersWithoutExistingGroup}";
+        }
       ]
       ++ lib.concatMap (u: [
         {
-          # As nixpkgs: a uid below 1000 makes a system user.
-          assertion = (u.isSystemUser || (u.uid != null && u.uid < 1000)) != u.isNormalUser;
+          # As nixpkgs: a uid below 1000 makes a system user (unless isNormalUser, asserted below).
+          assertion = (u.isSystemUser || (u.uid != null && u.uid < 1000 && !u.isNormalUser)) != u.isNormalUser;
           message = "Exactly one of users.users.${u.name}.isSystemUser and users.users.${u.name}.isNormalUser must be set.";
         }
         {
