@@ -278,8 +278,13 @@ def test_netbird_enrolment_runs_only_with_a_seeded_key_after_the_daemon() -> Non
     assert unit["wantedBy"] == ["multi-user.target"]
     assert unit["serviceConfig"]["Type"] == "oneshot"
     assert unit["serviceConfig"]["Restart"] == "on-failure"  # no network yet: try again, keep the key
-    # The CLI must reach the same daemon socket the daemon listens on.
-    assert unit["environment"]["NB_DAEMON_ADDR"] == report["systemd"]["services"]["netbird"]["environment"]["NB_DAEMON_ADDR"]
+    # The CLI must reach the same daemon socket the daemon listens on: nixpkgs' daemon runs the client's
+    # wrapper, whose --set-default arguments carry the client's NB_* environment.
+    client = report["netbird"]["default"]
+    assert report["systemd"]["services"]["netbird"]["serviceConfig"]["ExecStart"] == f"{client['wrapper']}/bin/netbird service run"
+    defaults = dict(zip(client["makeWrapperArgs"][1::3], client["makeWrapperArgs"][2::3]))
+    assert client["makeWrapperArgs"][0::3] == ["--set-default"] * len(defaults)
+    assert unit["environment"]["NB_DAEMON_ADDR"] == defaults["NB_DAEMON_ADDR"]
 
 
 def run_enrol_script(tmp_path: Path, *, key: bool, url: str | None, up_status: int = 0) -> tuple[int, list[str]]:

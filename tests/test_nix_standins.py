@@ -61,6 +61,14 @@ CASES = [
         wrong='{ users.users.other = { isNormalUser = true; group = "other"; }; }',
         error="have a primary group that is undefined: other",
     ),
+    # netbird.nix refuses an interface name Linux cannot have (more than 15 characters).
+    Case(
+        "services.netbird.clients.<name>.interface",
+        ["services", "netbird", "clients", "default", "interface"],
+        right='{ lib, ... }: { services.netbird.clients.default.interface = lib.mkForce "nb-default0"; }',
+        wrong='{ lib, ... }: { services.netbird.clients.default.interface = lib.mkForce "netbird-default0"; }',
+        error="Network interface name must be 15 characters or less",
+    ),
 ]
 
 

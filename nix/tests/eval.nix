@@ -120,6 +120,12 @@ in
       }
   ) config.system.activationScripts;
 
+  netbird = lib.mapAttrs (_: c: {
+    service = c.service.name;
+    wrapper = toString c.wrapper;
+    inherit (c.wrapper) makeWrapperArgs;
+  }) config.services.netbird.clients;
+
   users = {
     inherit (config.users) mutableUsers allowNoPasswordLogin;
     users = lib.mapAttrs (
