@@ -69,6 +69,14 @@ CASES = [
         wrong='{ lib, ... }: { services.netbird.clients.default.interface = lib.mkForce "netbird-default0"; }',
         error="Network interface name must be 15 characters or less",
     ),
+    # An initrd unit takes stage1CommonUnitOptions (nixos/lib/systemd-unit-options.nix): no restartTriggers.
+    Case(
+        "boot.initrd.systemd.mounts",
+        ["boot", "initrd", "systemd", "mounts"],
+        right='{ boot.initrd.systemd.mounts = [ { what = "/sysroot/a"; where = "/sysroot/b"; } ]; }',
+        wrong='{ boot.initrd.systemd.mounts = [ { what = "/sysroot/a"; where = "/sysroot/b"; restartTriggers = [ ]; } ]; }',
+        error="restartTriggers' does not exist",
+    ),
 ]
 
 

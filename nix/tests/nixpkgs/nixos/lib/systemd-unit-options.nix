@@ -1,6 +1,7 @@
 # Mirrors nixos/lib/systemd-unit-options.nix and the checks of nixos/lib/systemd-lib.nix: unit names must
 # end in a unit type (unitNameType), [Unit]/[Service]/... values merge as systemd options do, a service's
-# Type= and Restart= must be values systemd knows, and the options a unit of each kind takes.
+# Type= and Restart= must be values systemd knows, and the options a unit of each kind takes (in the initrd,
+# without restartTriggers: stage1CommonUnitOptions there).
 { lib }:
 let
   inherit (lib) mkOption types;
@@ -70,10 +71,29 @@ let
       wantedBy = units;
       requiredBy = units;
       unitConfig = section;
-      restartTriggers = mkOption {
-        type = types.listOf types.unspecified;
-        default = [ ];
+    };
+  };
+  # Stage 2 only: the initrd's units (boot.initrd.systemd.*) have no restart triggers.
+  stage2 = {
+    imports = [ common ];
+    options.restartTriggers = mkOption {
+      type = types.listOf types.unspecified;
+      default = [ ];
+    };
+  };
+  mountOptions = {
+    options = {
+      what = mkOption { type = types.str; };
+      where = mkOption { type = types.str; };
+      type = mkOption {
+        type = types.str;
+        default = "";
       };
+      options = mkOption {
+        type = types.commas;
+        default = "";
+      };
+      mountConfig = section;
     };
   };
 in
@@ -81,7 +101,7 @@ in
   inherit unitNameType unitOption;
 
   service = {
-    imports = [ common ];
+    imports = [ stage2 ];
     options = {
       environment = mkOption {
         type = types.attrsOf (
@@ -133,24 +153,16 @@ in
   };
 
   timer = {
-    imports = [ common ];
+    imports = [ stage2 ];
     options.timerConfig = section;
   };
 
-  mount = {
-    imports = [ common ];
-    options = {
-      what = mkOption { type = types.str; };
-      where = mkOption { type = types.str; };
-      type = mkOption {
-        type = types.str;
-        default = "";
-      };
-      options = mkOption {
-        type = types.commas;
-        default = "";
-      };
-      mountConfig = section;
-    };
-  };
+  mount.imports = [
+    stage2
+    mountOptions
+  ];
+  initrdMount.imports = [
+    common
+    mountOptions
+  ];
 }

@@ -11,7 +11,7 @@ in
       default = false;
     };
     mounts = mkOption {
-      type = types.listOf (types.submodule unitOptions.mount);
+      type = types.listOf (types.submodule unitOptions.initrdMount);
       default = [ ];
     };
     suppressedUnits = mkOption {
