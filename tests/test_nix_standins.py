@@ -77,6 +77,15 @@ CASES = [
         wrong='{ boot.initrd.systemd.mounts = [ { what = "/sysroot/a"; where = "/sysroot/b"; restartTriggers = [ ]; } ]; }',
         error="restartTriggers' does not exist",
     ),
+    # qemu-vm.nix declares virtualisation.fileSystems as fileSystems itself (the test framework's VM options).
+    Case(
+        "virtualisation.fileSystems",
+        ["virtualisation", "fileSystems", "/x", "fsType"],
+        right='{ virtualisation.fileSystems."/x" = { device = "none"; fsType = "tmpfs"; }; }',
+        wrong='{ virtualisation.fileSystems."/x" = { device = "none"; fsType = 1; }; }',
+        error="`virtualisation.fileSystems.\"/x\".fsType' is not of type",
+        vm=True,
+    ),
 ]
 
 

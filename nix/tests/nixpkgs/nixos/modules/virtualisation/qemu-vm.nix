@@ -1,6 +1,6 @@
 # Mirrors the options of nixos/modules/virtualisation/qemu-vm.nix that tests/boot.nix sets. The NixOS
 # test framework adds this module to every node; it replaces fileSystems with virtualisation.fileSystems.
-{ lib, config, ... }:
+{ lib, config, options, ... }:
 let
   inherit (lib) mkOption types;
 in
@@ -22,10 +22,9 @@ in
       type = types.ints.positive;
       default = 1024;
     };
-    fileSystems = mkOption {
-      type = types.attrsOf types.anything;
-      default = { };
-    };
+    # The very declaration of fileSystems, as there.
+    fileSystems = options.fileSystems;
   };
+  # mkVMOverride there.
   config.fileSystems = lib.mkOverride 10 config.virtualisation.fileSystems;
 }
