@@ -86,6 +86,14 @@ CASES = [
         error="`virtualisation.fileSystems.\"/x\".fsType' is not of type",
         vm=True,
     ),
+    # repart.nix checks partition labels when the image is evaluated (checkAssertWarn on system.build.image).
+    Case(
+        "image.repart.partitions.<name>.repartConfig.Label",
+        ["system", "build", "image", "drvPath"],
+        right='{ lib, ... }: { image.repart.partitions."30-persist".repartConfig.Label = lib.mkForce "persist-b"; }',
+        wrong='{ lib, ... }: { image.repart.partitions."30-persist".repartConfig.Label = lib.mkForce "persist-with-a-label-of-forty-characters"; }',
+        error="maximum label length supported by UEFI",
+    ),
 ]
 
 

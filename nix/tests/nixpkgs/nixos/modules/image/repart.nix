@@ -1,7 +1,8 @@
 # Mirrors nixos/modules/image/repart.nix (with nixStorePrefix, nixpkgs 24.11 and later) and image/file-options.nix:
 # the image options the flake sets, image.baseName/fileName from name and version, the UEFI label-length
-# assertion, and system.build.image (here a stand-in derivation holding the partition definitions).
-{ lib, config, pkgs, ... }:
+# assertion and warning (image.repart.assertions/warnings: checked when system.build.image is evaluated, not
+# with the system's assertions), and system.build.image (here a stand-in derivation holding the partitions).
+{ lib, config, options, pkgs, ... }:
 let
   inherit (lib) mkOption types;
   cfg = config.image.repart;
@@ -63,16 +64,37 @@ in
         type = types.attrsOf (types.submodule partitionOptions);
         default = { };
       };
+      assertions = mkOption {
+        type = options.assertions.type;
+        default = [ ];
+        internal = true;
+      };
+      warnings = mkOption {
+        type = options.warnings.type;
+        default = [ ];
+        internal = true;
+      };
     };
   };
 
   config = {
     image.baseName = cfg.name + lib.optionalString (cfg.version != null) "_${cfg.version}";
     image.extension = "raw";
-    assertions = lib.mapAttrsToList (file: p: {
+    image.repart.assertions = lib.mapAttrsToList (file: p: {
       assertion = p.repartConfig ? Label -> builtins.stringLength p.repartConfig.Label <= GPTMaxLabelLength;
-      message = "The partition label of ${file} is longer than UEFI allows (${toString GPTMaxLabelLength}).";
+      message = "The partition label of ${file} is longer than the maximum label length supported by UEFI (${toString GPTMaxLabelLength}).";
     }) cfg.partitions;
-    system.build.image = pkgs.runCommand cfg.name { passthru.partitions = cfg.partitions; } "";
+    # Room to count up a version in the label (systemd-sysupdate A/B updates).
+    image.repart.warnings = lib.concatLists (
+      lib.mapAttrsToList (
+        file: p:
+        lib.optional (
+          p.repartConfig ? Label && builtins.stringLength p.repartConfig.Label >= GPTMaxLabelLength - 2
+        ) "The partition label of ${file} is ${toString (builtins.stringLength p.repartConfig.Label)} characters long; the suggested maximum is ${toString (GPTMaxLabelLength - 2)}."
+      ) cfg.partitions
+    );
+    system.build.image = lib.asserts.checkAssertWarn cfg.assertions cfg.warnings (
+      pkgs.runCommand cfg.name { passthru.partitions = cfg.partitions; } ""
+    );
   };
 }
