@@ -94,6 +94,14 @@ CASES = [
         wrong='{ lib, ... }: { image.repart.partitions."30-persist".repartConfig.Label = lib.mkForce "persist-with-a-label-of-forty-characters"; }',
         error="maximum label length supported by UEFI",
     ),
+    # sudo-rs.nix asserts that sudo and sudo-rs are not both enabled.
+    Case(
+        "security.sudo-rs.enable",
+        ["system", "build", "toplevel", "drvPath"],
+        right="{ lib, ... }: { security.sudo-rs.enable = lib.mkForce true; }",
+        wrong="{ lib, ... }: { security.sudo-rs.enable = lib.mkForce true; security.sudo.enable = lib.mkForce true; }",
+        error="`security.sudo` and `security.sudo-rs` cannot both be enabled",
+    ),
 ]
 
 
