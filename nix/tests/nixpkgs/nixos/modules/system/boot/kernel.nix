@@ -1,5 +1,6 @@
-# Mirrors the options of nixos/modules/system/boot/kernel.nix that the flake uses or reads.
-{ lib, pkgs, ... }:
+# Mirrors the options of nixos/modules/system/boot/kernel.nix that the flake uses or reads, and the
+# loglevel= parameter that module puts first on every kernel command line.
+{ lib, config, pkgs, ... }:
 let
   inherit (lib) mkOption types;
 in
@@ -19,6 +20,10 @@ in
       );
       default = [ ];
     };
+    consoleLogLevel = mkOption {
+      type = types.int;
+      default = 4;
+    };
     kernelModules = mkOption {
       type = types.listOf types.str;
       default = [ ];
@@ -32,4 +37,5 @@ in
       default = [ ];
     };
   };
+  config.boot.kernelParams = [ "loglevel=${toString config.boot.consoleLogLevel}" ];
 }
