@@ -141,6 +141,36 @@ def test_a_bug_while_closing_fails_the_chunk_and_says_nothing_of_its_text(folder
     assert not (folder / "out" / "alice.qcow2").exists()  # never renamed: the appliance did not close cleanly
 
 
+# -- Ctrl-C between two disks of one appliance ----------------------------------------------------
+
+
+def test_ctrl_c_between_two_disks_keeps_the_finished_image_and_reports_the_other(folder, stand_in, monkeypatch):
+    given = hash_password("a given password!", rounds=5000).reveal()
+    manifest(folder, {"alice": given, "bob": given})
+    out = folder / "out"
+    seeded: list[str] = []
+    closed_with: list[list[str]] = []
+
+    def seed_one(self, appliance, index, info, user):
+        seeded.append(user.name)
+        self.cancel.event.set()  # what the main thread does on Ctrl-C, while alice's image is written
+
+    stand_in.close = lambda self: closed_with.append(sorted(p.name for p in out.iterdir()))
+    monkeypatch.setattr(batch._ChunkWorker, "seed_one", seed_one)
+    with pytest.raises(batch.BatchInterrupted) as caught:
+        batch.run_batch(options(folder, jobs=1), batch.Progress(io.StringIO()))
+    assert caught.value.exit_code == 130
+    assert caught.value.message.startswith("stopped by Ctrl-C: 1 image(s) made, 1 not made; no partial image")
+    assert seeded == ["alice"]  # bob's disk was not started
+    # the appliance was shut down before alice's copy got its final name
+    assert closed_with == [[".alice.qcow2.partial", ".bob.qcow2.partial", ".zvm-provision-batch.lock"]]
+    assert sorted(p.name for p in out.iterdir()) == [".zvm-provision-batch.lock", "alice.qcow2", "report.json"]
+    report = json.loads((out / "report.json").read_text())
+    assert report["interrupted"] is True
+    assert [(u["name"], u["status"], u["error"]) for u in report["users"]] == [
+        ("alice", "seeded", None), ("bob", "interrupted", "stopped by Ctrl-C before it was made")]
+
+
 # -- a stale generated password leaves initial-passwords.csv -------------------------------------
 
 
