@@ -18,7 +18,14 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from provision.errors import Declined, ExitCode, ImageUnusableError, ProvisionError, UsageError
+from provision.errors import (
+    SEED_STOPPED_BEFORE_WRITING,
+    Declined,
+    ExitCode,
+    ImageUnusableError,
+    ProvisionError,
+    UsageError,
+)
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -53,7 +60,7 @@ class DefaultToSeed(TyperGroup):
     """Route `zvm-provision IMAGE ...` to the seed command, keeping the documented short form."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        own_options = {name for param in self.get_params(ctx) for name in (*param.opts, *param.secondary_opts)}
+        own_options = {opt for param in self.get_params(ctx) for opt in (*param.opts, *param.secondary_opts)}
         if args and args[0] not in self.commands and args[0].split("=")[0] not in own_options:
             args = ["seed", *args]
         return super().parse_args(ctx, args)
@@ -106,7 +113,7 @@ def debug_enabled() -> bool:
 
 # What each command leaves behind when Ctrl-C stops it (a second Ctrl-C while writing brings its own words).
 INTERRUPTED_MESSAGES = {
-    "seed": "stopped by user (Ctrl-C) before anything was written: the image was not changed",
+    "seed": SEED_STOPPED_BEFORE_WRITING,
     "inspect": "stopped by user (Ctrl-C); inspect changes nothing",
     "sample-disk": "stopped by user (Ctrl-C); no disk was created",
     "batch": "stopped by user (Ctrl-C): finished images are kept, unfinished copies removed; "
@@ -149,7 +156,8 @@ def report_error(exc: BaseException, *, debug: bool) -> int:
     else:  # a bug: say so, without a traceback unless asked for
         message = f"internal error ({type(exc).__name__}); run again with --debug to see where"
         code = ExitCode.FAILURE
-    label = "" if code == ExitCode.INTERRUPTED or isinstance(exc, Declined) else "error: "  # a stop, not a failure
+    stopped = code == ExitCode.INTERRUPTED or isinstance(exc, Declined)  # a stop or an answer, not a failure
+    label = "" if stopped else "error: "
     print(f"zvm-provision: {label}{message}", file=sys.stderr)
     if hint:
         print(f"hint: {hint}", file=sys.stderr)
@@ -211,10 +219,8 @@ def _files_ending(suffixes: tuple[str, ...]) -> Callable[[str], list[str]]:
             names = sorted(entry.name for entry in os.scandir(folder) if entry.is_file())
         except OSError:
             return []
-        return [
-            folder_typed + name for name in names
-            if name.startswith(prefix) and name.endswith(suffixes) and (prefix.startswith(".") or name[0] != ".")
-        ]
+        shown = [name for name in names if prefix.startswith(".") or not name.startswith(".")]
+        return [folder_typed + name for name in shown if name.startswith(prefix) and name.endswith(suffixes)]
 
     return complete
 
@@ -239,7 +245,8 @@ Accel = Annotated[
 ]
 Debug = Annotated[
     bool,
-    typer.Option("--debug", callback=_request_debug, help="Show the traceback of an error (never a secret's value)."),
+    typer.Option("--debug", callback=_request_debug,
+                 help="Show the traceback of an error (never a secret's value)."),
 ]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
@@ -260,11 +267,13 @@ def check_accel(accel: str) -> str:
 def seed_command(
     image: ImageArgument,
     password_stdin: Annotated[
-        bool, typer.Option("--password-stdin", help="Read the password (one line, at least 8 characters) from standard input.")
+        bool,
+        typer.Option("--password-stdin", help="Read the password (one line, at least 8 characters) from standard input."),
     ] = False,
     password_file: Annotated[
-        Path | None, typer.Option("--password-file", help="Read the password (one line, at least 8 characters) from a file "
-                                     "readable by its owner only.", metavar="F")
+        Path | None,
+        typer.Option("--password-file", metavar="F",
+                     help="Read the password (one line, at least 8 characters) from a file readable by its owner only."),
     ] = None,
     password_hash_file: Annotated[
         Path | None,
@@ -286,8 +295,8 @@ def seed_command(
     ] = False,
     netbird_setup_key_file: Annotated[
         Path | None,
-        typer.Option("--netbird-setup-key-file", help="A Netbird setup key (a UUID, any letter case) to enrol on first boot.",
-                     metavar="F"),
+        typer.Option("--netbird-setup-key-file", metavar="F",
+                     help="A Netbird setup key (a UUID, any letter case) to enrol on first boot."),
     ] = None,
     netbird_management_url: Annotated[
         str | None,
@@ -364,7 +373,8 @@ def seed_command(
     info = probe_image(image)
     if info.read_only_file and not dry_run:  # exit 3, as when the appliance is the one to notice it
         raise ImageUnusableError(
-            f"{image} is read-only (no write permission); make it writable, or use --dry-run to look without writing"
+            f"{image} is read-only (no write permission); make it writable, "
+            "or use --dry-run to look without writing"
         )
 
     launch_started = time.monotonic()
@@ -395,7 +405,8 @@ def seed_command(
         print_outcome(outcome, dry_run=dry_run, json_out=json_out, plan_shown=interactive)
     if ctrl_c.interrupted:
         raise SeededDespiteCtrlC(
-            f"stopped by user (Ctrl-C) once the writes had finished: {image} was seeded, as the summary above says"
+            f"stopped by user (Ctrl-C) once the writes had finished: {image} was seeded, "
+            "as the summary above says"
         )
 
 

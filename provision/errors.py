@@ -59,6 +59,11 @@ class UnsafeEntryError(ProvisionError):
     exit_code = ExitCode.IMAGE_UNUSABLE
 
 
+SEED_STOPPED_BEFORE_WRITING = (
+    "stopped by user (Ctrl-C) before anything was written: the image was not changed"
+)
+
+
 class Aborted(ProvisionError):
     """The person stopped the run with Ctrl-C at a question, before anything was written."""
 

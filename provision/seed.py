@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,8 +25,6 @@ from provision.plan import FreshMaterial, Plan, build_plan
 from provision.state import ImageState, read_state
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from provision.diskformat import ImageInfo
     from provision.image import Appliance, Partition
     from provision.plan import Operation
@@ -35,7 +34,9 @@ if TYPE_CHECKING:
 class ImageSession:
     """One image in one appliance, launched in the background."""
 
-    def __init__(self, info: ImageInfo, *, readonly: bool, accel: str, ctrl_c: CtrlCWhileWriting | None = None) -> None:
+    def __init__(
+        self, info: ImageInfo, *, readonly: bool, accel: str, ctrl_c: CtrlCWhileWriting | None = None
+    ) -> None:
         from provision.image import Appliance
 
         self.info = info
@@ -107,7 +108,10 @@ class ImageSession:
 HOLD_WRITES_ENV = "ZVM_PROVISION_TEST_HOLD_WRITES"  # tests only, see _held_after_first_write
 
 
-def _held_after_first_write(progress: Callable[[Operation], None] | None) -> Callable[[Operation], None] | None:
+Progress = Callable[["Operation"], None]
+
+
+def _held_after_first_write(progress: Progress | None) -> Progress | None:
     """For tests of Ctrl-C during the writes, and nothing else: when HOLD_WRITES_ENV names a folder, the run
     creates `writing` in it right after its first write, then waits (10 minutes at most) until `resume`
     appears there. Without the variable the writes run straight through."""

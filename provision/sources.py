@@ -23,11 +23,12 @@ _MAX_KEY_FILE = 1 << 20
 
 
 def others_can_read(path: Path, mode: int, what: str) -> str | None:
-    """Why a file holding a secret is too open, with the chmod that fixes it; None when only its owner can read it."""
+    """Why a file holding a secret is too open, with the chmod that fixes it; None if only its owner reads it."""
     readers = [who for bit, who in ((0o040, "its group"), (0o004, "every user")) if mode & bit]
     if not readers:
         return None
-    return (f"{what} {path} holds a secret, but {' and '.join(readers)} can read it (mode {mode & 0o777:04o}); "
+    who = " and ".join(readers)
+    return (f"{what} {path} holds a secret, but {who} can read it (mode {mode & 0o777:04o}); "
             f"run: chmod go-rwx {shlex.quote(str(path))}")
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from provision.credentials import MIN_PASSWORD_CHARS
-from provision.errors import Aborted, Declined, UsageError
+from provision.errors import SEED_STOPPED_BEFORE_WRITING, Aborted, Declined, UsageError
 from provision.request import PasswordChoice
 from provision.secret import Secret
 
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 Validator = Callable[[str], "bool | str"]
 ListValidator = Callable[[list[str]], "bool | str"]
 Options = Sequence["Option"]
-ABORTED_MESSAGE = "stopped by user; the image was not changed"
+ABORTED_MESSAGE = SEED_STOPPED_BEFORE_WRITING
 DECLINED_MESSAGE = "you answered no: nothing was written"
 BENCH_ENV = "ZVM_PROVISION_BENCH_FILE"  # when set, the wizard appends "confirmed <time.monotonic()>" to it
 
@@ -359,7 +359,7 @@ def run_wizard(
     (exit 1) on No.
 
     `session` needs `info`, `wait()`, `read_state()` and `appliance.partitions(0)` (a `seed.ImageSession`).
-    `status()` is shown while the wizard waits for the appliance (a live line with the seconds, on a terminal).
+    `status()` is shown while the wizard waits for the appliance (on a terminal: a live line with the seconds).
     """
     wizard = _Wizard(
         session, flags, dry_run=dry_run, prompter=prompter or QuestionaryPrompter(),
@@ -401,8 +401,10 @@ class _Wizard:
         # ...then the image's state, and what depends on it: what stays, keeping the current password.
         state = self.read_state()
         self.say_what_stays(answered, state)
-        if self.flags.keys is None and not answered.keys and (self.flags.replace_keys or not state.authorized_keys):
-            self.say("The image holds no SSH key yet, and zvm logs in over SSH with a key only: choose at least one.")
+        no_key = self.flags.replace_keys or not state.authorized_keys
+        if self.flags.keys is None and not answered.keys and no_key:
+            self.say("The image holds no SSH key yet, and zvm logs in over SSH with a key only: "
+                     "choose at least one.")
             answered = replace(answered, keys=self.ask_keys(need_one=True))
         if not self.flags.has_password_source:
             answered = replace(answered, password=self.ask_password(state))
@@ -612,7 +614,8 @@ class _Wizard:
             else:
                 self.say("The image's Netbird setup key is replaced by the one you gave.")
         if state.netbird_management_url and answered.netbird_management_url is None:
-            self.say(f"The image names the Netbird management server {state.netbird_management_url}; it stays.")
+            url = state.netbird_management_url
+            self.say(f"The image names the Netbird management server {url}; it stays.")
 
     # --- summary
 

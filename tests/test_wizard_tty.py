@@ -127,19 +127,18 @@ def test_keystrokes_seed_the_image(sample_disk, open_readonly, tmp_path):
     assert (stat.uid, stat.gid, stat.mode) == (1000, 100, 0o600)
 
 
-def test_ctrl_c_mid_wizard_leaves_the_image_byte_identical(sample_disk, tmp_path):
+def test_ctrl_c_at_the_first_question_while_the_appliance_starts_leaves_the_image_byte_identical(
+    sample_disk, tmp_path
+):
     home, _ = home_with_keys(tmp_path)
     before = sha256(sample_disk)
     child = spawn(sample_disk, home)
     try:
-        answer_keys_and_netbird(child)
-        child.expect("Password for the user zvm", timeout=LAUNCH_TIMEOUT)
-        child.send(ENTER)
-        child.expect(r"Password \(at least 8")
-        child.send(PASSWORD + ENTER)
-        child.expect("The same password again")
+        child.expect("SSH public keys")
         child.send(CTRL_C)
-        child.expect(pexpect.EOF, timeout=120)
+        # libguestfs cannot stop a launch half-way: the run says it waits for it, then shuts it down
+        child.expect("waiting for the appliance to finish starting")
+        child.expect(pexpect.EOF, timeout=LAUNCH_TIMEOUT)
     finally:
         child.close()
     assert child.exitstatus == 130, child.before
