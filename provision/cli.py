@@ -6,27 +6,38 @@ Heavy libraries (guestfs, cryptography, passlib, questionary) are imported insid
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
-from provision.errors import ExitCode, ProvisionError, UsageError
+from provision.errors import (
+    SEED_STOPPED_BEFORE_WRITING,
+    Declined,
+    ExitCode,
+    ImageUnusableError,
+    ProvisionError,
+    UsageError,
+)
 
 EXIT_CODES_HELP = """\b
 Exit codes:
   0    done
-  1    failure while working (appliance, I/O), or drift found by inspect --check
+  1    failure while working (appliance, host I/O, no libguestfs), drift found by inspect --check,
+       or "no" at the confirmation (nothing was written)
   2    bad usage or input; nothing was touched
-  3    the image cannot be used (not a disk image, corrupt, encrypted, no persist partition, unsafe entries)
+  3    the image cannot be used (not a disk image, corrupt, encrypted, read-only, no persist partition,
+       unsafe entries)
   4    the image is in use by another process (a running VM)
-  130  interrupted (Ctrl-C); the image is left as it was, or fully seeded if writing had begun
+  130  interrupted (Ctrl-C): before writing, the image is left as it was; while writing, the writes
+       finish and the summary is printed (a second Ctrl-C stops at once, every file old or whole)
 """
 
 MAIN_HELP = f"""Seed a zvm disk image's persist partition before its first boot.
@@ -49,55 +60,130 @@ class DefaultToSeed(TyperGroup):
     """Route `zvm-provision IMAGE ...` to the seed command, keeping the documented short form."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+        own_options = {opt for param in self.get_params(ctx) for opt in (*param.opts, *param.secondary_opts)}
+        if args and args[0] not in self.commands and args[0].split("=")[0] not in own_options:
             args = ["seed", *args]
         return super().parse_args(ctx, args)
+
+    def shell_complete(self, ctx: Any, incomplete: str) -> list[Any]:
+        """The first word is a command or, in the short form, the seed command's IMAGE: offer both."""
+        image = next(param for param in self.commands["seed"].params if param.name == "image")
+        return [*super().shell_complete(ctx, incomplete), *image.shell_complete(ctx, incomplete)]
+
+    def invoke(self, ctx: Any) -> Any:
+        # typer turns a KeyboardInterrupt into a silent exit 130; carry it to main()'s handler instead,
+        # which says what the interrupted command left behind.
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            raise Interrupted(ctx.invoked_subcommand) from exc
+
+
+class Interrupted(Exception):
+    """A Ctrl-C in `command`, on its way to report_error (the KeyboardInterrupt is its __cause__)."""
+
+    def __init__(self, command: str | None) -> None:
+        super().__init__(command)
+        self.command = command
 
 
 app = typer.Typer(
     cls=DefaultToSeed,
     help=MAIN_HELP,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion, --show-completion
     pretty_exceptions_enable=False,  # a traceback could show a password held in a local variable
     context_settings={"help_option_names": ["-h", "--help"]},
     rich_markup_mode=None,
 )
 
-F = TypeVar("F", bound=Callable[..., Any])
+_debug_requested = False
 
 
-def reports_errors(command: F) -> F:
-    """Turn the tool's errors into one message on stderr and the documented exit code; no traceback
-    unless --debug."""
+def _request_debug(value: bool) -> bool:
+    """--debug, noted while the flags are parsed, so that main()'s handler knows it whatever fails later."""
+    global _debug_requested
+    _debug_requested = _debug_requested or value
+    return value
 
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        debug = kwargs.get("debug", False) or os.environ.get("ZVM_PROVISION_DEBUG") == "1"
-        try:
-            return command(*args, **kwargs)
-        except ProvisionError as exc:
-            if debug:
-                raise
-            print(f"zvm-provision: error: {exc.message}", file=sys.stderr)
-            if exc.hint:
-                print(f"hint: {exc.hint}", file=sys.stderr)
-            raise typer.Exit(int(exc.exit_code)) from None
-        except KeyboardInterrupt:
-            print("\nzvm-provision: stopped by user; nothing more was written", file=sys.stderr)
-            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
-        except (typer.Exit, typer.Abort, SystemExit):
-            raise
-        except Exception as exc:  # an unexpected bug: say so, without a traceback that could show secrets
-            if debug:
-                raise
-            print(
-                f"zvm-provision: internal error ({type(exc).__name__}); run again with --debug to see where",
-                file=sys.stderr,
-            )
-            raise typer.Exit(int(ExitCode.FAILURE)) from None
 
-    return wrapper  # type: ignore[return-value]
+def debug_enabled() -> bool:
+    return _debug_requested or os.environ.get("ZVM_PROVISION_DEBUG") == "1"
+
+
+# What each command leaves behind when Ctrl-C stops it (a second Ctrl-C while writing brings its own words).
+INTERRUPTED_MESSAGES = {
+    "seed": SEED_STOPPED_BEFORE_WRITING,
+    "inspect": "stopped by user (Ctrl-C); inspect changes nothing",
+    "sample-disk": "stopped by user (Ctrl-C); no disk was created",
+    "batch": "stopped by user (Ctrl-C): finished images are kept, unfinished copies removed; "
+             "run the same command again to resume",
+}
+
+
+def report_error(exc: BaseException, *, debug: bool) -> int:
+    """The one error handler: every failure becomes a message on stderr (never a secret) and its exit code.
+
+    With --debug (or ZVM_PROVISION_DEBUG=1) the traceback comes first and the exit code stays the documented
+    one. A traceback shows source lines and exception messages, never local variables, and the tool's
+    messages never hold a secret.
+    """
+    if isinstance(exc, typer.TyperException) and hasattr(exc, "show"):  # typer's own usage errors: exit 2
+        exc.show()
+        return int(exc.exit_code)
+    if debug:
+        import traceback
+
+        traceback.print_exception(exc)
+    hint = None
+    if isinstance(exc, Interrupted):
+        words = getattr(exc.__cause__, "message", None)  # a second Ctrl-C while writing says what it stopped
+        message = words or INTERRUPTED_MESSAGES.get(exc.command or "", "stopped by user (Ctrl-C)")
+        code = ExitCode.INTERRUPTED
+    elif isinstance(exc, KeyboardInterrupt):
+        message, code = "stopped by user (Ctrl-C)", ExitCode.INTERRUPTED
+    elif isinstance(exc, typer.Abort):  # typer's word for standard input closed while a question waited
+        message, code = "stopped: standard input was closed", ExitCode.FAILURE
+    elif isinstance(exc, ProvisionError):
+        message, hint, code = exc.message, exc.hint, exc.exit_code
+    elif isinstance(exc, ImportError) and (exc.name or "").split(".")[0] == "guestfs":
+        message = "the libguestfs Python binding (module guestfs) is not installed"
+        hint = ("on Debian: apt-get install python3-guestfs, and make the virtual environment with "
+                "--system-site-packages (scripts/install.sh does both)")
+        code = ExitCode.FAILURE
+    elif isinstance(exc, OSError):
+        message, hint, code = describe_os_error(exc), os_error_hint(exc), ExitCode.FAILURE
+    else:  # a bug: say so, without a traceback unless asked for
+        message = f"internal error ({type(exc).__name__}); run again with --debug to see where"
+        code = ExitCode.FAILURE
+    stopped = code == ExitCode.INTERRUPTED or isinstance(exc, Declined)  # a stop or an answer, not a failure
+    label = "" if stopped else "error: "
+    print(f"zvm-provision: {label}{message}", file=sys.stderr)
+    if hint:
+        print(f"hint: {hint}", file=sys.stderr)
+    return int(code)
+
+
+def describe_os_error(exc: OSError) -> str:
+    """`path: reason`, as the host said it (a host error names paths, never a file's content)."""
+    reason = exc.strerror or str(exc)
+    if exc.filename is None:
+        return f"on the host: {reason}"
+    if exc.filename2 is not None:
+        return f"{exc.filename} -> {exc.filename2}: {reason}"
+    return f"{exc.filename}: {reason}"
+
+
+def os_error_hint(exc: OSError) -> str | None:
+    import errno
+
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "free some space on that disk, then run the same command again"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "check that you may write there (owner, mode, a read-only mount)"
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return "check the path: every folder on the way must exist"
+    return None
 
 
 def version_callback(value: bool) -> None:
@@ -117,6 +203,36 @@ def main_callback(
     pass
 
 
+IMAGE_SUFFIXES = (".qcow2", ".raw", ".img")
+
+
+def _files_ending(suffixes: tuple[str, ...]) -> Callable[[str], list[str]]:
+    """A completer offering the files whose name ends with one of `suffixes`, below the folder typed so far.
+    When none matches it offers nothing, and the shell falls back to its own completion (folders, any file,
+    a block device)."""
+
+    def complete(incomplete: str) -> list[str]:
+        folder_typed, _, prefix = incomplete.rpartition("/")
+        folder_typed = folder_typed + "/" if "/" in incomplete else ""
+        folder = Path(os.path.expanduser(folder_typed or "."))
+        try:
+            names = sorted(entry.name for entry in os.scandir(folder) if entry.is_file())
+        except OSError:
+            return []
+        shown = [name for name in names if prefix.startswith(".") or not name.startswith(".")]
+        return [folder_typed + name for name in shown if name.startswith(prefix) and name.endswith(suffixes)]
+
+    return complete
+
+
+complete_images = _files_ending(IMAGE_SUFFIXES)
+complete_public_keys = _files_ending((".pub",))
+
+ImageArgument = Annotated[
+    Path,
+    typer.Argument(help="The zvm disk image (qcow2 or raw).", show_default=False, metavar="IMAGE",
+                   autocompletion=complete_images),
+]
 Accel = Annotated[
     str,
     typer.Option(
@@ -127,7 +243,11 @@ Accel = Annotated[
         show_default=True,
     ),
 ]
-Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks (never shows secrets' values).")]
+Debug = Annotated[
+    bool,
+    typer.Option("--debug", callback=_request_debug,
+                 help="Show the traceback of an error (never a secret's value)."),
+]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
 
@@ -144,14 +264,16 @@ def check_accel(accel: str) -> str:
     "(exit 2). Running it again on a seeded image keeps what is there and adds what you give.\n\n"
     + EXIT_CODES_HELP,
 )
-@reports_errors
 def seed_command(
-    image: Annotated[Path, typer.Argument(help="The zvm disk image (qcow2 or raw).", show_default=False, metavar="IMAGE")],
+    image: ImageArgument,
     password_stdin: Annotated[
-        bool, typer.Option("--password-stdin", help="Read the password (one line) from standard input.")
+        bool,
+        typer.Option("--password-stdin", help="Read the password (one line, at least 8 characters) from standard input."),
     ] = False,
     password_file: Annotated[
-        Path | None, typer.Option("--password-file", help="Read the password (one line) from a file.", metavar="F")
+        Path | None,
+        typer.Option("--password-file", metavar="F",
+                     help="Read the password (one line, at least 8 characters) from a file readable by its owner only."),
     ] = None,
     password_hash_file: Annotated[
         Path | None,
@@ -164,6 +286,7 @@ def seed_command(
         list[Path] | None,
         typer.Option(
             "--ssh-key", help="A .pub or authorized_keys file; repeat for more. Added to the keys already there.",
+            autocompletion=complete_public_keys,
             metavar="F",
         ),
     ] = None,
@@ -172,8 +295,8 @@ def seed_command(
     ] = False,
     netbird_setup_key_file: Annotated[
         Path | None,
-        typer.Option("--netbird-setup-key-file", help="A Netbird setup key (uppercase UUID) to enrol on first boot.",
-                     metavar="F"),
+        typer.Option("--netbird-setup-key-file", metavar="F",
+                     help="A Netbird setup key (a UUID, any letter case) to enrol on first boot."),
     ] = None,
     netbird_management_url: Annotated[
         str | None,
@@ -199,11 +322,12 @@ def seed_command(
     accel: Accel = "auto",
     debug: Debug = False,
 ) -> None:
-    from provision import sources
+    from provision import sources, status
     from provision.diskformat import probe_image
     from provision.request import PasswordChoice, SeedFlags
     from provision.secret import Secret
-    from provision.seed import ImageSession, run_seed
+    from provision.errors import SeededDespiteCtrlC
+    from provision.seed import CtrlCWhileWriting, ImageSession, run_seed
 
     check_accel(accel)
     chosen = [name for name, given in (
@@ -240,31 +364,50 @@ def seed_command(
     )
 
     interactive = not yes and not json_out and sys.stdin.isatty() and sys.stdout.isatty()
+    show_status = status.wanted(json_out=json_out)
     if not interactive and not flags.has_password_source and flags.keys is None:
         from provision.wizard import missing_flags, missing_flags_message
 
         raise UsageError(missing_flags_message(missing_flags(flags, None), image_read=False))
 
     info = probe_image(image)
-    if info.read_only_file and not dry_run:
-        raise UsageError(f"{image} is read-only (no write permission); use --dry-run to look, or fix its permissions")
+    if info.read_only_file and not dry_run:  # exit 3, as when the appliance is the one to notice it
+        raise ImageUnusableError(
+            f"{image} is read-only (no write permission); make it writable, "
+            "or use --dry-run to look without writing"
+        )
 
-    with ImageSession(info, readonly=dry_run, accel=accel).start() as session:
-        if interactive:
-            from provision.seed import apply_planned
-            from provision.wizard import run_wizard
+    launch_started = time.monotonic()
 
-            # the plan shown before the confirmation is the one applied (same host key fingerprint)
-            outcome = apply_planned(session, run_wizard(session, flags, dry_run=dry_run).plan, dry_run=dry_run)
-        else:
-            from provision.wizard import missing_flags, missing_flags_message
+    def appliance_starting() -> AbstractContextManager[None]:  # a live line on a terminal, nothing otherwise
+        return status.appliance_starting(since=launch_started) if show_status else nullcontext()
 
-            request = flags.to_request()  # hashing overlaps the appliance launch
-            missing = missing_flags(flags, session.read_state())
-            if missing:
-                raise UsageError(missing_flags_message(missing, image_read=True))
-            outcome = run_seed(session, request, dry_run=dry_run)
-    print_outcome(outcome, dry_run=dry_run, json_out=json_out, plan_shown=interactive)
+    # Ctrl-C once the writes have begun lets them finish; the summary is printed all the same (see seed.py).
+    with CtrlCWhileWriting() as ctrl_c:
+        with ImageSession(info, readonly=dry_run, accel=accel, ctrl_c=ctrl_c).start() as session:
+            if interactive:
+                from provision.seed import apply_planned
+                from provision.wizard import run_wizard
+
+                # the plan shown before the confirmation is the one applied (same host key fingerprint)
+                plan = run_wizard(session, flags, dry_run=dry_run, status=appliance_starting).plan
+                outcome = apply_planned(session, plan, dry_run=dry_run)
+            else:
+                from provision.wizard import missing_flags, missing_flags_message
+
+                request = flags.to_request()  # hashing overlaps the appliance launch
+                with appliance_starting():
+                    session.wait()
+                missing = missing_flags(flags, session.read_state())
+                if missing:
+                    raise UsageError(missing_flags_message(missing, image_read=True))
+                outcome = run_seed(session, request, dry_run=dry_run)
+        print_outcome(outcome, dry_run=dry_run, json_out=json_out, plan_shown=interactive)
+    if ctrl_c.interrupted:
+        raise SeededDespiteCtrlC(
+            f"stopped by user (Ctrl-C) once the writes had finished: {image} was seeded, "
+            "as the summary above says"
+        )
 
 
 def print_outcome(outcome: Any, *, dry_run: bool, json_out: bool, plan_shown: bool = False) -> None:
@@ -291,9 +434,8 @@ def print_outcome(outcome: Any, *, dry_run: bool, json_out: bool, plan_shown: bo
     "The image is opened read-only: not one byte of the file changes. With --check, print only the verdict "
     "and exit 1 if the image departs from the persist contract.\n\n" + EXIT_CODES_HELP,
 )
-@reports_errors
 def inspect_command(
-    image: Annotated[Path, typer.Argument(help="The zvm disk image (qcow2 or raw).", show_default=False, metavar="IMAGE")],
+    image: ImageArgument,
     check: Annotated[
         bool, typer.Option("--check", help="Exit 1 if the image departs from the contract, naming each problem.")
     ] = False,
@@ -321,7 +463,6 @@ def inspect_command(
 
 @app.command("sample-disk", help="Create a blank qcow2 disk OUT with the zvm layout (GPT: ESP, ext4 nix, ext4 persist),"
              " to try the tool on and for tests.")
-@reports_errors
 def sample_disk_command(
     out: Annotated[Path, typer.Argument(help="Where to create the disk (must not exist).", show_default=False)],
     size: Annotated[str, typer.Option("--size", help="Virtual size, e.g. 20G or 512M.")] = "20G",
@@ -346,10 +487,13 @@ def sample_disk_command(
     "qcow2 overlays backed by the base: the base must travel with them, at the same absolute path, unchanged.\n\n"
     + EXIT_CODES_HELP,
 )
-@reports_errors
 def batch_command(
     manifest: Annotated[Path, typer.Argument(help="The manifest (.csv, or .toml).", show_default=False, metavar="MANIFEST")],
-    base: Annotated[Path, typer.Option("--base", help="The zvm base image every copy starts from.", metavar="IMAGE")],
+    base: Annotated[
+        Path,
+        typer.Option("--base", help="The zvm base image every copy starts from.", metavar="IMAGE",
+                     autocompletion=complete_images),
+    ],
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Where the images and reports go.", metavar="DIR")],
     overlay: Annotated[
         bool, typer.Option("--overlay", help="Make qcow2 overlays backed by the base instead of full copies.")
@@ -383,5 +527,13 @@ def batch_command(
         raise typer.Exit(int(ExitCode.FAILURE))
 
 
-def main() -> None:
-    app(prog_name="zvm-provision")
+def main(argv: list[str] | None = None) -> None:
+    """The command: every error, of every command, goes through report_error here and nowhere else."""
+    try:
+        code = app(args=argv, prog_name="zvm-provision", standalone_mode=False)
+        sys.stdout.flush()  # a full disk or a closed pipe shows here, while it can still be reported
+    except SystemExit:
+        raise
+    except BaseException as exc:  # the one place that turns every failure into an exit code
+        code = report_error(exc, debug=debug_enabled())
+    sys.exit(code if isinstance(code, int) else 0)

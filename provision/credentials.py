@@ -31,6 +31,7 @@ SHA512_IMPLICIT_ROUNDS = 5000  # what libxcrypt uses when a $6$ hash has no roun
 SHA512_MIN_ROUNDS = 1000  # libxcrypt refuses (returns "*0", locking the user out) outside this range
 SHA512_MAX_ROUNDS = 999_999_999
 MAX_PASSWORD_BYTES = 4096  # passlib's MAX_PASSWORD_SIZE
+MIN_PASSWORD_CHARS = 8  # the one password policy: wizard, --password-stdin, --password-file
 LOCKED_PASSWORD_LINE = "!"  # what --no-password writes: the account is locked, key-only login
 
 _CRYPT64 = "[./0-9A-Za-z]"
@@ -42,7 +43,9 @@ _MAX_PASSWORD_FILE_BYTES = 64 * 1024  # a hash line is ~120 bytes; anything far 
 
 
 def check_password(password: str) -> None:
-    """Refuse passwords that cannot survive the trip to /etc/shadow or that passlib would refuse."""
+    """The password policy, the same on every path (wizard, --password-stdin, --password-file): at least
+    MIN_PASSWORD_CHARS characters, and nothing that cannot survive the trip to /etc/shadow or that passlib
+    would refuse."""
     if not password:
         raise UsageError("the password is empty")
     if "\x00" in password:
@@ -55,6 +58,8 @@ def check_password(password: str) -> None:
         raise UsageError("the password is not valid UTF-8") from None
     if size > MAX_PASSWORD_BYTES:
         raise UsageError(f"the password is longer than {MAX_PASSWORD_BYTES} bytes")
+    if len(password) < MIN_PASSWORD_CHARS:
+        raise UsageError(f"the password must be at least {MIN_PASSWORD_CHARS} characters long")
 
 
 def _check_rounds(rounds: int) -> None:
@@ -571,14 +576,12 @@ _MAX_URL_CHARS = 2048
 
 
 def validate_netbird_setup_key(text: str) -> Secret:
-    """Netbird's server generates upper-case UUIDs; anything else is a paste error. Never echoes the input."""
-    key = text.strip()
+    """A Netbird setup key is a UUID. The dashboard shows it in upper case, other tools print it in lower case:
+    any letter case is accepted and the key is stored upper case, as Netbird issued it. Never echoes the input."""
+    key = text.strip().upper()
     if _NETBIRD_KEY_RE.fullmatch(key):
         return Secret(key)
-    hint = " (it is in lower case)" if _NETBIRD_KEY_RE.fullmatch(key.upper()) else ""
-    raise UsageError(
-        f"the Netbird setup key must be an uppercase UUID such as XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX{hint}"
-    )
+    raise UsageError("the Netbird setup key must be a UUID such as XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX")
 
 
 def validate_management_url(url: str) -> str:

@@ -59,7 +59,35 @@ class UnsafeEntryError(ProvisionError):
     exit_code = ExitCode.IMAGE_UNUSABLE
 
 
+SEED_STOPPED_BEFORE_WRITING = (
+    "stopped by user (Ctrl-C) before anything was written: the image was not changed"
+)
+
+
 class Aborted(ProvisionError):
-    """The person stopped the run (Ctrl-C, or answered No at the confirmation)."""
+    """The person stopped the run with Ctrl-C at a question, before anything was written."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+
+class Declined(ProvisionError):
+    """The person answered No at the confirmation: nothing was written. An answer, not an interrupt (130 is
+    for signals)."""
+
+    exit_code = ExitCode.FAILURE
+
+
+class StoppedWhileWriting(KeyboardInterrupt):
+    """A second Ctrl-C while the image was being written: the run stops at once. A KeyboardInterrupt, so that
+    everything on the way unwinds as for any Ctrl-C; `message` says what the image holds now."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class SeededDespiteCtrlC(ProvisionError):
+    """Ctrl-C came while writing; the writes were let finish, so the image was seeded. Exit 130 all the same:
+    the run was interrupted, and a script should know."""
 
     exit_code = ExitCode.INTERRUPTED

@@ -17,7 +17,6 @@ import csv
 import io
 import os
 import re
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Callable
@@ -123,10 +122,11 @@ def load_manifest(path: Path) -> Manifest:
             users.append(user)
     if not raw_rows:
         problems.append(("manifest", "no users: the manifest has a header but no rows"))
-    warnings = _check_permissions(path, any(u.netbird_setup_key is not None for u in users), problems)
+    holds_secrets = any(row and any(row.get(f, "").strip() for f in SECRET_FIELDS) for _, row, _ in raw_rows)
+    _check_permissions(path, holds_secrets, problems)
     if problems:
         raise ManifestError(path, problems)
-    return Manifest(path, tuple(users), tuple(warnings))
+    return Manifest(path, tuple(users))
 
 
 # -- reading rows ---------------------------------------------------------------------------------
@@ -248,22 +248,20 @@ def _validate_row(folder: Path, where: str, row: dict[str, str]) -> tuple[User |
     return User(line, name, tuple(keys), paths, password_hash, setup_key, url), []
 
 
-def _check_permissions(path: Path, has_setup_keys: bool, problems: list[tuple[str, str]]) -> list[str]:
-    """Netbird setup keys are secrets in a file: refuse a world-readable manifest, warn on a group-readable one."""
-    if not has_setup_keys:
-        return []
+def _check_permissions(path: Path, holds_secrets: bool, problems: list[tuple[str, str]]) -> None:
+    """Password hashes and Netbird setup keys are secrets: only the manifest's owner may read it, as for
+    --password-file (even a row refused for another reason may hold one)."""
+    from provision.sources import others_can_read
+
+    if not holds_secrets:
+        return
     try:
-        mode = stat.S_IMODE(os.stat(path).st_mode)
+        mode = os.stat(path).st_mode
     except OSError:
-        return []
-    if mode & 0o004:
-        problems.append(
-            ("manifest", f"it holds Netbird setup keys but every user can read it (mode {mode:04o}); "
-                         f"run: chmod o-rwx {path}")
-        )
-    elif mode & 0o040:
-        return [f"{path} holds Netbird setup keys and its group can read it (mode {mode:04o}); consider chmod 600"]
-    return []
+        return  # it was just read; a file gone meanwhile is refused by whatever reads it next
+    problem = others_can_read(path, mode, "the manifest")
+    if problem:
+        problems.append(("manifest", problem))
 
 
 def _optional_field(row: dict[str, str], field: str, validate: Callable[[str], T], reasons: list[str]) -> T | None:

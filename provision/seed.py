@@ -8,22 +8,23 @@ something, so a refused or empty run leaves the image exactly as it was.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from provision.apply import apply_and_verify
+from provision.errors import StoppedWhileWriting
 from provision.layout import load_layout
 from provision.plan import FreshMaterial, Plan, build_plan
 from provision.state import ImageState, read_state
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from provision.diskformat import ImageInfo
     from provision.image import Appliance, Partition
     from provision.plan import Operation
@@ -33,11 +34,16 @@ if TYPE_CHECKING:
 class ImageSession:
     """One image in one appliance, launched in the background."""
 
-    def __init__(self, info: ImageInfo, *, readonly: bool, accel: str) -> None:
+    def __init__(
+        self, info: ImageInfo, *, readonly: bool, accel: str, ctrl_c: CtrlCWhileWriting | None = None
+    ) -> None:
         from provision.image import Appliance
 
         self.info = info
         self.readonly = readonly
+        # The command passes its own, kept until its summary is printed; otherwise the session's ends with it.
+        self._own_ctrl_c = ctrl_c is None
+        self.ctrl_c = ctrl_c if ctrl_c is not None else CtrlCWhileWriting()
         self.appliance: Appliance = Appliance([info], readonly=readonly, accel=accel)
         self._launch_error: BaseException | None = None
         self._thread: threading.Thread | None = None
@@ -76,14 +82,21 @@ class ImageSession:
 
     def apply(self, plan: Plan, progress: Callable[[Operation], None] | None = None) -> None:
         self.wait()
-        with writes_finish_before_ctrl_c():
-            with self.appliance.mount_persist(0, writable=True) as fs:
-                apply_and_verify(plan, fs, progress)
+        self.ctrl_c.writes_begin()
+        with self.appliance.mount_persist(0, writable=True) as fs:
+            apply_and_verify(plan, fs, _held_after_first_write(progress))
 
     def close(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            self._thread.join()
-        self.appliance.close()
+        try:
+            if self._thread is not None and self._thread.is_alive():
+                # libguestfs cannot stop a launch half-way: let it end, then shut the appliance down
+                print("zvm-provision: waiting for the appliance to finish starting, to shut it down cleanly…",
+                      file=sys.stderr, flush=True)
+                self._thread.join()
+            self.appliance.close()
+        finally:
+            if self._own_ctrl_c:
+                self.ctrl_c.end()
 
     def __enter__(self) -> ImageSession:
         return self
@@ -92,31 +105,80 @@ class ImageSession:
         self.close()
 
 
-@contextmanager
-def writes_finish_before_ctrl_c() -> Iterator[None]:
-    """A first Ctrl-C while the plan is being written lets the writes finish (a second or so), then stops:
-    the image holds the old state or the whole new one, never half a seeding. A second Ctrl-C stops at once
-    (every file is still written under a temporary name and renamed, so no file is ever half written)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    interrupted = False
+HOLD_WRITES_ENV = "ZVM_PROVISION_TEST_HOLD_WRITES"  # tests only, see _held_after_first_write
 
-    def on_sigint(_signum: int, _frame: object) -> None:
-        nonlocal interrupted
-        if interrupted:
-            raise KeyboardInterrupt
-        interrupted = True
-        print("\nzvm-provision: finishing the writes already begun; Ctrl-C again to stop at once",
-              file=sys.stderr, flush=True)
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if interrupted:
-        raise KeyboardInterrupt
+Progress = Callable[["Operation"], None]
+
+
+def _held_after_first_write(progress: Progress | None) -> Progress | None:
+    """For tests of Ctrl-C during the writes, and nothing else: when HOLD_WRITES_ENV names a folder, the run
+    creates `writing` in it right after its first write, then waits (10 minutes at most) until `resume`
+    appears there. Without the variable the writes run straight through."""
+    folder = os.environ.get(HOLD_WRITES_ENV)
+    if not folder:
+        return progress
+    held = False
+
+    def progress_then_hold(op: Operation) -> None:
+        nonlocal held
+        if progress is not None:
+            progress(op)
+        if held:
+            return
+        held = True
+        Path(folder, "writing").touch()
+        deadline = time.monotonic() + 600
+        while not Path(folder, "resume").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)  # a Ctrl-C's handler runs here, as it would between two real writes
+
+    return progress_then_hold
+
+
+class CtrlCWhileWriting:
+    """What Ctrl-C means once the writes have begun.
+
+    Before `writes_begin()`, Ctrl-C keeps Python's meaning: the run stops at once, and nothing was written.
+    From then until `end()` (the seed command ends it after printing its summary), a first Ctrl-C lets the
+    writes finish (a second or so) and is only noted in `interrupted`: the image holds the old state or the
+    whole new one, never half a seeding, and the command can say that the image was seeded, hand over its
+    summary, and exit 130. A second Ctrl-C stops at once (StoppedWhileWriting): every file is still written
+    under a temporary name and renamed, so none is ever half written. Only the main thread handles signals;
+    elsewhere this does nothing.
+    """
+
+    def __init__(self) -> None:
+        self.interrupted = False
+        self._previous: Any = None
+        self._active = False
+
+    def writes_begin(self) -> None:
+        if self._active or threading.current_thread() is not threading.main_thread():
+            return
+        self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+        self._active = True
+
+    def end(self) -> None:
+        if self._active:
+            signal.signal(signal.SIGINT, self._previous)
+            self._active = False
+
+    def __enter__(self) -> CtrlCWhileWriting:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.end()
+
+    def _on_sigint(self, _signum: int, _frame: object) -> None:
+        if self.interrupted:
+            raise StoppedWhileWriting(
+                "stopped at once by a second Ctrl-C while writing: every file in the image is either as it was "
+                "or whole (each is written under a temporary name, then renamed); "
+                "run the same command again to finish seeding it"
+            )
+        self.interrupted = True
+        print("\nzvm-provision: Ctrl-C: finishing the writes already begun (a second or so); "
+              "Ctrl-C again to stop at once", file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ what it read in an error.
 
 from __future__ import annotations
 
+import os
+import shlex
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -20,11 +22,26 @@ _MAX_SECRET_FILE = 64 * 1024
 _MAX_KEY_FILE = 1 << 20
 
 
-def read_small_file(path: Path, limit: int, what: str) -> bytes:
+def others_can_read(path: Path, mode: int, what: str) -> str | None:
+    """Why a file holding a secret is too open, with the chmod that fixes it; None if only its owner reads it."""
+    readers = [who for bit, who in ((0o040, "its group"), (0o004, "every user")) if mode & bit]
+    if not readers:
+        return None
+    who = " and ".join(readers)
+    return (f"{what} {path} holds a secret, but {who} can read it (mode {mode & 0o777:04o}); "
+            f"run: chmod go-rwx {shlex.quote(str(path))}")
+
+
+def read_small_file(path: Path, limit: int, what: str, *, secret: bool = False) -> bytes:
+    """The file's bytes, at most `limit`. A `secret` file that its group or other users can read is refused."""
     try:
         if not path.is_file():
             raise UsageError(f"{what} {path}: not a regular file" if path.exists() else f"{what} {path}: no such file")
         with path.open("rb") as handle:
+            if secret:  # the mode of the file opened, not of whatever the path names a moment later
+                problem = others_can_read(path, os.fstat(handle.fileno()).st_mode, what)
+                if problem:
+                    raise UsageError(problem)
             data = handle.read(limit + 1)
     except OSError as exc:
         raise UsageError(f"{what} {path}: cannot read it ({exc.strerror})") from None
@@ -68,7 +85,8 @@ def read_password_stdin() -> str:
 def read_password_file(path: Path) -> str:
     from provision.credentials import check_password
 
-    password = single_line(read_small_file(path, _MAX_SECRET_FILE, "password file"), f"password file {path}")
+    data = read_small_file(path, _MAX_SECRET_FILE, "password file", secret=True)
+    password = single_line(data, f"password file {path}")
     check_password(password)
     return password
 
@@ -76,7 +94,7 @@ def read_password_file(path: Path) -> str:
 def read_password_hash_file(path: Path) -> Secret:
     from provision.credentials import validate_password_hash
 
-    data = read_small_file(path, _MAX_SECRET_FILE, "password hash file")
+    data = read_small_file(path, _MAX_SECRET_FILE, "password hash file", secret=True)
     try:
         return validate_password_hash(data.decode("utf-8"))
     except UnicodeDecodeError:
@@ -102,5 +120,5 @@ def read_key_files(paths: list[Path]) -> list[AuthorizedKey]:
 def read_netbird_setup_key_file(path: Path) -> Secret:
     from provision.credentials import validate_netbird_setup_key
 
-    data = read_small_file(path, 4096, "Netbird setup key file")
+    data = read_small_file(path, 4096, "Netbird setup key file", secret=True)
     return validate_netbird_setup_key(data.decode("utf-8", "replace"))

@@ -4,12 +4,17 @@ The only module that imports questionary, and only inside `QuestionaryPrompter`,
 Every question goes through a `Prompter` with a stable question name; tests answer by name
 (`ScriptedPrompter`), the real run uses questionary.
 
-Flow: show the image (format and size at once; partitions and what persist holds once the appliance, started
-in the background by the caller, is up), ask password, SSH keys and Netbird, plan against the real state,
-show that plan, confirm. Nothing is written before the confirmation: the image was opened with persist
-mounted read-only, and a generated key pair is saved on this machine only after the "yes". The caller then
-applies exactly the plan that was shown (`seed.apply_planned`), so the host key fingerprint in the summary
-is the one that lands in the image.
+Flow: show the image (format and size) at once, and while the appliance starts in the background (15 s or
+more under TCG) ask what does not depend on what the image holds: the SSH keys to add (the person's default
+key ticked) and Netbird. Then wait for the appliance (a live status with the seconds), show the partitions
+and what persist holds, say what stays, and ask what depends on it: the password (with "keep the current
+password" when there is one), and the keys again only if neither the answer nor the image gives one. Plan
+against the real state, show that plan, confirm. No question is asked twice, except to correct an answer.
+
+Nothing is written before the confirmation: the image was opened with persist mounted read-only, and a
+generated key pair is saved on this machine only after the "yes". The caller then applies exactly the plan
+that was shown (`seed.apply_planned`), so the host key fingerprint in the summary is the one that lands in
+the image.
 """
 
 from __future__ import annotations
@@ -19,11 +24,13 @@ import os
 import socket
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from provision.errors import Aborted, UsageError
+from provision.credentials import MIN_PASSWORD_CHARS
+from provision.errors import SEED_STOPPED_BEFORE_WRITING, Aborted, Declined, UsageError
 from provision.request import PasswordChoice
 from provision.secret import Secret
 
@@ -36,8 +43,8 @@ if TYPE_CHECKING:
 Validator = Callable[[str], "bool | str"]
 ListValidator = Callable[[list[str]], "bool | str"]
 Options = Sequence["Option"]
-ABORTED_MESSAGE = "stopped by user; the image was not changed"
-MIN_PASSWORD_CHARS = 8
+ABORTED_MESSAGE = SEED_STOPPED_BEFORE_WRITING
+DECLINED_MESSAGE = "you answered no: nothing was written"
 BENCH_ENV = "ZVM_PROVISION_BENCH_FILE"  # when set, the wizard appends "confirmed <time.monotonic()>" to it
 
 PASSWORD_FLAGS = "--password-stdin, --password-file F, --password-hash-file F or --no-password"
@@ -94,24 +101,24 @@ class QuestionaryPrompter:
         import questionary
 
         question = questionary.text(message, default=default, validate=validate or _always)
-        return _answered(question.ask())
+        return _answered(question.ask(patch_stdout=True))
 
     def password(self, name: str, message: str, *, validate: Validator | None = None) -> str:
         import questionary
 
-        return _answered(questionary.password(message, validate=validate or _always).ask())
+        return _answered(questionary.password(message, validate=validate or _always).ask(patch_stdout=True))
 
     def confirm(self, name: str, message: str, *, default: bool = False) -> bool:
         import questionary
 
-        return bool(_answered(questionary.confirm(message, default=default).ask()))
+        return bool(_answered(questionary.confirm(message, default=default).ask(patch_stdout=True)))
 
     def select(self, name: str, message: str, options: Options, *, default: str | None = None) -> str:
         import questionary
 
         choices = [questionary.Choice(option.title, value=option.value) for option in options]
         initial = next((choice for choice in choices if choice.value == default), None)
-        return _answered(questionary.select(message, choices=choices, default=initial).ask())
+        return _answered(questionary.select(message, choices=choices, default=initial).ask(patch_stdout=True))
 
     def checkbox(
         self, name: str, message: str, options: Options, *, validate: ListValidator | None = None
@@ -120,7 +127,7 @@ class QuestionaryPrompter:
 
         choices = [questionary.Choice(o.title, value=o.value, checked=o.checked) for o in options]
         question = questionary.checkbox(message, choices=choices, validate=validate or _always)
-        return list(_answered(question.ask()))
+        return list(_answered(question.ask(patch_stdout=True)))
 
 
 DEFAULT = object()  # a ScriptedPrompter answer: take the question's default (checked options for a checkbox)
@@ -261,7 +268,7 @@ def password_validator(*, empty_keeps: bool) -> Validator:
     def check(text: str) -> None:
         if text == "" and empty_keeps:
             return
-        if len(text) < MIN_PASSWORD_CHARS:
+        if text == "":  # questionary shows this under the prompt: say what is wanted, not just "empty"
             raise UsageError(f"the password must be at least {MIN_PASSWORD_CHARS} characters long")
         check_password(text)
 
@@ -346,14 +353,17 @@ def run_wizard(
     prompter: Prompter | None = None,
     say: Callable[[str], None] | None = None,
     home: Path | None = None,
+    status: Callable[[], AbstractContextManager[None]] | None = None,
 ) -> WizardResult:
-    """Ask for whatever `flags` left open, show the plan, confirm. `Aborted` (exit 130) on Ctrl-C or No.
+    """Ask for whatever `flags` left open, show the plan, confirm. `Aborted` (exit 130) on Ctrl-C, `Declined`
+    (exit 1) on No.
 
     `session` needs `info`, `wait()`, `read_state()` and `appliance.partitions(0)` (a `seed.ImageSession`).
+    `status()` is shown while the wizard waits for the appliance (on a terminal: a live line with the seconds).
     """
     wizard = _Wizard(
         session, flags, dry_run=dry_run, prompter=prompter or QuestionaryPrompter(),
-        say=say or _print, home=home if home is not None else Path.home(),
+        say=say or _print, home=home if home is not None else Path.home(), status=status or nullcontext,
     )
     try:
         return wizard.run()
@@ -368,9 +378,10 @@ def _print(line: str) -> None:
 class _Wizard:
     def __init__(
         self, session: Any, flags: SeedFlags, *, dry_run: bool, prompter: Prompter,
-        say: Callable[[str], None], home: Path,
+        say: Callable[[str], None], home: Path, status: Callable[[], AbstractContextManager[None]],
     ) -> None:
         self.session = session
+        self.status = status
         self.flags = flags
         self.dry_run = dry_run
         self.ask = prompter
@@ -382,13 +393,21 @@ class _Wizard:
         from provision.seed import plan_seed
 
         self.show_image()
-        state = self.read_state()
         answered = self.flags
+        # First what does not depend on the image, while the appliance starts (15 s or more under TCG)...
+        if self.flags.keys is None:
+            answered = replace(answered, keys=self.ask_keys(need_one=self.flags.replace_keys))
+        answered = self.ask_netbird(answered)
+        # ...then the image's state, and what depends on it: what stays, keeping the current password.
+        state = self.read_state()
+        self.say_what_stays(answered, state)
+        no_key = self.flags.replace_keys or not state.authorized_keys
+        if self.flags.keys is None and not answered.keys and no_key:
+            self.say("The image holds no SSH key yet, and zvm logs in over SSH with a key only: "
+                     "choose at least one.")
+            answered = replace(answered, keys=self.ask_keys(need_one=True))
         if not self.flags.has_password_source:
             answered = replace(answered, password=self.ask_password(state))
-        if self.flags.keys is None:
-            answered = replace(answered, keys=self.ask_keys(state))
-        answered = self.ask_netbird(answered, state)
         request = answered.to_request()  # hashes a password given by --password-file
         plan = plan_seed(self.session, request)
         self.show_summary(plan)
@@ -399,7 +418,7 @@ class _Wizard:
         if not plan.changes and self.key_pair is None:
             return WizardResult(request, plan)
         if not self.ask.confirm("confirm", f"Write this to {self.session.info.path}?", default=True):
-            raise Aborted(ABORTED_MESSAGE)
+            raise Declined(DECLINED_MESSAGE)
         _bench_mark("confirmed")
         saved = self.save_key_pair()
         return WizardResult(request, plan, saved)
@@ -409,10 +428,12 @@ class _Wizard:
     def show_image(self) -> None:
         info = self.session.info
         self.say(f"Image: {info.path} ({info.format}, {human_size(info.virtual_size)} virtual)")
-        self.say("Starting the libguestfs appliance to look inside (read-only until you confirm)…")
+        self.say("Starting the libguestfs appliance to look inside (read-only until you confirm); "
+                 "meanwhile, the questions that do not depend on what the image holds.")
 
     def read_state(self) -> ImageState:
-        self.session.wait()
+        with self.status():
+            self.session.wait()
         persist = getattr(self.session, "persist", None)
         self.say("Partitions:")
         for part in self.session.appliance.partitions(0):
@@ -469,17 +490,16 @@ class _Wizard:
 
     # --- SSH keys
 
-    def ask_keys(self, state: ImageState) -> tuple[AuthorizedKey, ...]:
+    def ask_keys(self, *, need_one: bool) -> tuple[AuthorizedKey, ...]:
+        """Keys to add (or, with --replace-keys, to keep alone). Asked before the image's state is known: with
+        none chosen, the image's own keys stay; the caller asks again if it turns out to hold none."""
         from provision.credentials import merge_keys, parse_authorized_keys
         from provision.sources import read_key_files
 
         found = find_local_public_keys(self.home)
-        existing = state.authorized_keys
-        if existing and not self.flags.replace_keys:
-            count = _count(len(existing), "key")
-            self.say(f"The image already lets in {count}; they stay. You can add more.")
+        default = default_key(found)
         options = [
-            Option(f"file:{path}", f"{_tilde(path, self.home)}  {key.describe()}", checked=len(found) == 1)
+            Option(f"file:{path}", f"{_tilde(path, self.home)}  {key.describe()}", checked=path == default)
             for path, key in found
         ]
         options += [
@@ -487,7 +507,6 @@ class _Wizard:
             Option("path", "Give the path of a .pub or authorized_keys file"),
             Option("generate", "Generate a new ed25519 key pair on this machine"),
         ]
-        need_one = not existing or self.flags.replace_keys
 
         def check(selected: list[str]) -> bool | str:
             if need_one and not selected:
@@ -563,15 +582,11 @@ class _Wizard:
 
     # --- Netbird
 
-    def ask_netbird(self, answered: SeedFlags, state: ImageState) -> SeedFlags:
+    def ask_netbird(self, answered: SeedFlags) -> SeedFlags:
         from provision.credentials import validate_management_url, validate_netbird_setup_key
 
         if answered.netbird_setup_key is None:
-            question = "Join a Netbird network on first boot?"
-            if state.netbird_setup_key_present:
-                self.say("The image already holds a Netbird setup key; it stays unless you give a new one.")
-                question = "Give a new Netbird setup key?"
-            if not self.ask.confirm("netbird", question, default=False):
+            if not self.ask.confirm("netbird", "Join a Netbird network on first boot?", default=False):
                 return answered
             key = self.ask.password(
                 "netbird_setup_key", "Netbird setup key (XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX, not shown):",
@@ -581,11 +596,26 @@ class _Wizard:
         if answered.netbird_management_url is None:
             url = self.ask.text(
                 "netbird_management_url", "Self-hosted management URL (empty for Netbird's own service):",
-                default=state.netbird_management_url or "", validate=management_url_validator(),
+                validate=management_url_validator(),
             )
             if url.strip():
                 answered = replace(answered, netbird_management_url=validate_management_url(url))
         return answered
+
+    def say_what_stays(self, answered: SeedFlags, state: ImageState) -> None:
+        """Once the state is known: what the image holds that the answers given so far leave in place."""
+        if state.authorized_keys and not self.flags.replace_keys:
+            count = _count(len(state.authorized_keys), "key")
+            added = ", with the ones you chose" if answered.keys else ""
+            self.say(f"The image already lets in {count}; they stay{added}.")
+        if state.netbird_setup_key_present:
+            if answered.netbird_setup_key is None:
+                self.say("The image already holds a Netbird setup key; it stays.")
+            else:
+                self.say("The image's Netbird setup key is replaced by the one you gave.")
+        if state.netbird_management_url and answered.netbird_management_url is None:
+            url = state.netbird_management_url
+            self.say(f"The image names the Netbird management server {url}; it stays.")
 
     # --- summary
 
@@ -652,6 +682,23 @@ def find_local_public_keys(home: Path) -> list[tuple[Path, AuthorizedKey]]:
         if len(keys) == 1:  # a .pub holds one key; anything else is not what the checklist offers
             found.append((path, keys[0]))
     return found
+
+
+def default_key(found: Sequence[tuple[Path, AuthorizedKey]]) -> Path | None:
+    """The key ticked at first: ~/.ssh/id_ed25519.pub (ssh-keygen's default) if offered, else the newest .pub."""
+    paths = [path for path, _ in found]
+    for path in paths:
+        if path.name == "id_ed25519.pub":
+            return path
+    newest = None
+    for path in paths:
+        try:
+            mtime = path.stat().st_mtime
+        except OSError:
+            continue
+        if newest is None or mtime > newest[0]:
+            newest = (mtime, path)
+    return newest[1] if newest else None
 
 
 def _free_key_path(home: Path) -> Path:

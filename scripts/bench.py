@@ -135,6 +135,7 @@ def bench_batch(work: Path, base: Path, hash_file: Path, key_file: Path, device:
     manifest = folder / "staff.csv"
     manifest.write_text("name,ssh_keys,password_hash\n" + "".join(f"user{i:03d},user.pub,{hashed}\n"
                                                                    for i in range(size)))
+    manifest.chmod(0o600)  # it holds password hashes: zvm-provision refuses it readable by others
 
     def loop() -> None:
         for i in range(size):
@@ -165,16 +166,16 @@ def bench_wizard(work: Path, base: Path, key_file: Path, environ, accel) -> dict
                           encoding="utf-8", timeout=300, dimensions=(50, 200))
     password = "benchmark password 1234"
     try:
-        child.expect("Password for the user zvm")
+        child.expect("SSH public keys")  # asked while the appliance starts
+        child.send("\r")
+        child.expect("Join a Netbird network on first boot")
+        child.send("n")
+        child.expect("Password for the user zvm")  # asked once the image's state is known
         child.send("\r")
         child.expect(r"Password \(at least 8")
         child.send(password + "\r")
         child.expect("The same password again")
         child.send(password + "\r")
-        child.expect("SSH public keys")
-        child.send("\r")
-        child.expect("Join a Netbird network on first boot")
-        child.send("n")
         child.expect("Write this to")
         child.send("y")
         child.expect(pexpect.EOF)
@@ -225,6 +226,7 @@ def main() -> None:
                 run(zvm("sample-disk", str(base), "--size", "512M", "--accel", args.accel), environ)
             hash_file = work / "password.hash"
             hash_file.write_text(hash_password("benchmark password 1234").reveal() + "\n")
+            hash_file.chmod(0o600)  # a secret: refused when others can read it
             key_file = work / "id_ed25519"
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "bench@zvm", "-f", str(key_file)],
                            check=True, stdin=subprocess.DEVNULL)

@@ -19,13 +19,17 @@ from tests.keyfactory import private_pem, public_line
 SECRET_PASSWORD = "correct horse battery staple 7Q!"
 
 
-def run(*args: str, stdin: bytes = b"", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "ZVM_PROVISION_ACCEL": "tcg", **(env or {})}
+def run(*args: str, stdin: bytes = b"", env: dict[str, str] | None = None, stdout=subprocess.PIPE
+        ) -> subprocess.CompletedProcess[str]:
+    inherited = {k: v for k, v in os.environ.items() if k != "ZVM_PROVISION_DEBUG"}
+    full_env = {**inherited, "ZVM_PROVISION_ACCEL": "tcg", **(env or {})}
     result = subprocess.run(
         [sys.executable, "-m", "provision", *args],
-        input=stdin, capture_output=True, env=full_env, timeout=120, check=False,
+        input=stdin, stdout=stdout, stderr=subprocess.PIPE, env=full_env, timeout=120, check=False,
     )
-    return subprocess.CompletedProcess(result.args, result.returncode, result.stdout.decode(), result.stderr.decode())
+    return subprocess.CompletedProcess(
+        result.args, result.returncode, (result.stdout or b"").decode(), result.stderr.decode()
+    )
 
 
 def sha256(path: Path) -> str:
@@ -71,6 +75,7 @@ def test_no_secret_flag_takes_a_value_on_the_command_line():
 def test_two_password_sources_are_a_usage_error(fake_disk, key_file, tmp_path):
     pw = tmp_path / "pw"
     pw.write_text(SECRET_PASSWORD + "\n")
+    pw.chmod(0o600)
     result = run(str(fake_disk), "--password-stdin", "--password-file", str(pw), "--ssh-key", str(key_file),
                  stdin=SECRET_PASSWORD.encode())
     assert result.returncode == 2
@@ -93,8 +98,9 @@ def test_nothing_given_without_a_terminal_fails_at_once(fake_disk):
         (b"two\nlines\n", "one line"),
         (b"nul\x00inside\n", "NUL"),
         (b"x" * 5000 + b"\n", "4096"),
+        (b"7 chars\n", "at least 8 characters"),  # the wizard's rule: one policy on every path
     ],
-    ids=["nothing", "empty-line", "two-lines", "nul", "too-long"],
+    ids=["nothing", "empty-line", "two-lines", "nul", "too-long", "too-short"],
 )
 def test_bad_passwords_on_stdin_are_refused_before_the_image_is_opened(fake_disk, key_file, stdin, reason):
     before = sha256(fake_disk)
@@ -117,9 +123,69 @@ def test_a_private_key_given_as_ssh_key_is_refused_and_never_echoed(fake_disk, t
     assert sha256(fake_disk) == before
 
 
+def test_a_short_password_file_is_refused_as_the_wizard_refuses_it(fake_disk, key_file, tmp_path):
+    pw = tmp_path / "pw"
+    pw.write_text("short1\n")
+    pw.chmod(0o600)
+    before = sha256(fake_disk)
+    result = run(str(fake_disk), "--password-file", str(pw), "--ssh-key", str(key_file))
+    assert result.returncode == 2, result.stderr
+    assert "at least 8 characters" in result.stderr and "short1" not in result.stderr
+    assert sha256(fake_disk) == before
+
+
+HASH_LINE = "$6$rounds=5000$saltsalt$" + "h" * 86
+NETBIRD_KEY = "0B1C2D3E-4F50-6172-8394-A5B6C7D8E9F0"
+
+
+@pytest.mark.parametrize(
+    ("flag", "content", "mode", "readers"),
+    [
+        ("--password-file", SECRET_PASSWORD, 0o644, "every user"),
+        ("--password-file", SECRET_PASSWORD, 0o640, "its group"),
+        ("--password-file", SECRET_PASSWORD, 0o604, "every user"),
+        ("--netbird-setup-key-file", NETBIRD_KEY, 0o644, "every user"),
+        ("--netbird-setup-key-file", NETBIRD_KEY, 0o640, "its group"),
+        ("--password-hash-file", HASH_LINE, 0o644, "every user"),
+    ],
+    ids=["password-644", "password-640", "password-604", "netbird-644", "netbird-640", "hash-644"],
+)
+def test_a_secret_file_others_can_read_is_refused_with_the_chmod_to_run(
+    fake_disk, key_file, tmp_path, flag, content, mode, readers
+):
+    secret = tmp_path / "my secret"  # a space: the chmod line must be quoted to be pasted as it is
+    secret.write_text(content + "\n")
+    secret.chmod(mode)
+    before = sha256(fake_disk)
+    extra = ["--no-password"] if flag == "--netbird-setup-key-file" else []
+    result = run(str(fake_disk), flag, str(secret), *extra, "--ssh-key", str(key_file))
+    assert result.returncode == 2, result.stderr
+    assert readers in result.stderr
+    assert f"chmod go-rwx '{secret}'" in result.stderr
+    assert content not in result.stderr and content not in result.stdout
+    assert sha256(fake_disk) == before
+
+
+def test_a_batch_manifest_with_secrets_others_can_read_is_refused_with_the_chmod_to_run(tmp_path, key_file):
+    base = tmp_path / "base.raw"
+    base.write_bytes(b"\0" * (1 << 20))
+    for column, value in (("password_hash", HASH_LINE), ("netbird_setup_key", NETBIRD_KEY)):
+        for mode in (0o644, 0o640):
+            manifest = tmp_path / f"{column}.csv"
+            manifest.write_text(f"name,ssh_keys,{column}\nalice,{key_file.name},{value}\n")
+            manifest.chmod(mode)
+            out = tmp_path / "out"
+            result = run("batch", str(manifest), "--base", str(base), "--out-dir", str(out))
+            assert result.returncode == 2, (column, mode, result.stderr)
+            assert f"chmod go-rwx {manifest}" in result.stderr, (column, mode, result.stderr)
+            assert value not in result.stderr
+            assert not out.exists()
+
+
 def test_bad_hash_file_is_refused_without_echoing_it(fake_disk, key_file, tmp_path):
     bad = tmp_path / "hash"
     bad.write_text("$6$rounds=10$salt$" + "b" * 86 + "\n")
+    bad.chmod(0o600)
     result = run(str(fake_disk), "--password-hash-file", str(bad), "--ssh-key", str(key_file))
     assert result.returncode == 2
     assert "b" * 86 not in result.stderr
@@ -128,6 +194,7 @@ def test_bad_hash_file_is_refused_without_echoing_it(fake_disk, key_file, tmp_pa
 def test_bad_netbird_key_and_url_are_refused(fake_disk, key_file, tmp_path):
     nb = tmp_path / "nb"
     nb.write_text("not-a-uuid-but-a-secret\n")
+    nb.chmod(0o600)
     result = run(str(fake_disk), "--no-password", "--ssh-key", str(key_file), "--netbird-setup-key-file", str(nb))
     assert result.returncode == 2
     assert "not-a-uuid-but-a-secret" not in result.stderr
@@ -135,6 +202,17 @@ def test_bad_netbird_key_and_url_are_refused(fake_disk, key_file, tmp_path):
                  "--netbird-management-url", "http://insecure.example")
     assert result.returncode == 2
     assert "https" in result.stderr
+
+
+def test_a_netbird_key_in_lower_case_is_accepted(tmp_path, key_file):
+    nb = tmp_path / "nb"
+    nb.write_text("a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d\n")
+    nb.chmod(0o600)
+    not_an_image = tmp_path / "notes.txt"
+    not_an_image.write_text("hello\n" * 1000)
+    result = run(str(not_an_image), "--no-password", "--ssh-key", str(key_file), "--netbird-setup-key-file", str(nb))
+    assert result.returncode == 3, result.stderr  # past the input checks: only the image is refused
+    assert "disk image" in result.stderr
 
 
 def test_missing_key_file_and_missing_image_are_clear(fake_disk, tmp_path):
@@ -155,6 +233,151 @@ def test_a_text_file_is_not_an_image(tmp_path, key_file):
     assert "Traceback" not in result.stderr
 
 
+def test_a_read_only_image_is_unusable_exit_3_as_the_appliance_says_it(fake_disk, key_file):
+    """The same exit code whichever path notices it: here the check before the launch (the appliance's own
+    refusal, image.Appliance.launch, raises ImageUnusableError too)."""
+    fake_disk.chmod(0o444)
+    before = sha256(fake_disk)
+    result = run(str(fake_disk), "--no-password", "--ssh-key", str(key_file), env={"LIBGUESTFS_HV": "/nonexistent"})
+    assert result.returncode == 3, result.stderr
+    assert "read-only" in result.stderr and "--dry-run" in result.stderr
+    assert sha256(fake_disk) == before
+
+
 def test_bad_accel_is_a_usage_error(fake_disk, key_file):
     result = run(str(fake_disk), "--no-password", "--ssh-key", str(key_file), "--accel", "warp")
     assert result.returncode == 2
+
+
+# -- one error handler for every command ---------------------------------------------------------------
+
+
+def no_guestfs(tmp_path: Path) -> dict[str, str]:
+    """An environment in which `import guestfs` fails as it does where python3-guestfs is not installed."""
+    shim = tmp_path / "no-guestfs"
+    shim.mkdir()
+    (shim / "guestfs.py").write_text('raise ModuleNotFoundError("No module named \'guestfs\'", name="guestfs")\n')
+    return {"PYTHONPATH": os.pathsep.join([str(shim), str(Path(__file__).resolve().parent.parent)])}
+
+
+@pytest.mark.parametrize("command", ["seed", "inspect"])
+def test_a_missing_libguestfs_binding_is_a_plain_message(fake_disk, key_file, tmp_path, command):
+    args = [str(fake_disk), "--no-password", "--ssh-key", str(key_file)] if command == "seed" else [str(fake_disk)]
+    result = run(command, *args, env=no_guestfs(tmp_path))
+    assert result.returncode == 1, result.stderr
+    assert "libguestfs" in result.stderr and "python3-guestfs" in result.stderr
+    assert "internal error" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_host_os_error_is_a_plain_message_naming_the_path(tmp_path, key_file):
+    base = tmp_path / "base.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(base), "64M"], check=True)
+    manifest = tmp_path / "staff.csv"
+    manifest.write_text(f"name,ssh_keys\nalice,{key_file.name}\n")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder\n")
+    result = run("batch", str(manifest), "--base", str(base), "--out-dir", str(a_file / "images"))
+    assert result.returncode == 1, result.stderr
+    assert str(a_file) in result.stderr and "Not a directory" in result.stderr
+    assert "internal error" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_output_to_a_full_disk_is_a_plain_message():
+    with open("/dev/full", "wb") as full:
+        result = run("--help", stdout=full)
+    assert result.returncode == 1, result.stderr
+    assert "No space left on device" in result.stderr
+    assert "internal error" not in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("error", "words"),
+    [
+        (PermissionError(13, "Permission denied", "/srv/images/out"), ["/srv/images/out: Permission denied"]),
+        (OSError(28, "No space left on device", "/srv/images/x.qcow2"), ["No space left on device", "free"]),
+        (FileNotFoundError(2, "No such file or directory", "/nope/x"), ["/nope/x: No such file or directory"]),
+        (OSError(5, "Input/output error"), ["Input/output error"]),
+    ],
+    ids=["permission", "full", "missing", "no-path"],
+)
+def test_every_host_os_error_gives_its_path_and_reason_and_exit_1(capsys, error, words):
+    from provision.cli import report_error
+
+    assert report_error(error, debug=False) == 1
+    err = capsys.readouterr().err
+    for word in words:
+        assert word in err
+    assert "internal error" not in err and "Traceback" not in err
+
+
+def test_debug_shows_the_traceback_and_keeps_the_exit_code(tmp_path, key_file):
+    text = tmp_path / "notes.txt"
+    text.write_text("hello\n" * 1000)
+    for env, flag in (({}, ["--debug"]), ({"ZVM_PROVISION_DEBUG": "1"}, [])):
+        result = run(str(text), "--no-password", "--ssh-key", str(key_file), *flag, env=env)
+        assert result.returncode == 3, result.stderr
+        assert "Traceback" in result.stderr and "ImageUnusableError" in result.stderr
+        assert "zvm-provision: error:" in result.stderr and "disk image" in result.stderr
+
+
+# -- shell completion -----------------------------------------------------------------------------------
+
+
+def complete(cwd: Path, *words: str) -> list[str]:
+    """What bash's completion function gets from the command for the last word of `words`."""
+    env = {"_ZVM_PROVISION_COMPLETE": "complete_bash", "COMP_WORDS": " ".join(["zvm-provision", *words]),
+           "COMP_CWORD": str(len(words))}
+    full_env = {**os.environ, **env}
+    result = subprocess.run([sys.executable, "-m", "provision"], cwd=cwd, env=full_env, capture_output=True,
+                            text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    return sorted(result.stdout.split())
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> Path:
+    for name in ("disk.qcow2", "disk.raw", "data.img", "dump.txt", "id_ed25519.pub", "id_ed25519", "staff.csv",
+                 ".hidden.qcow2"):
+        (tmp_path / name).write_text("x")
+    (tmp_path / "vms").mkdir()
+    (tmp_path / "vms" / "alice.qcow2").write_text("x")
+    (tmp_path / "vms" / "notes.md").write_text("x")
+    return tmp_path
+
+
+def test_image_arguments_complete_disk_image_files(files):
+    assert complete(files, "d") == ["data.img", "disk.qcow2", "disk.raw"]
+    # the first word: a command, or an image for the short form; no hidden file, no other kind of file
+    assert complete(files, "") == ["batch", "data.img", "disk.qcow2", "disk.raw", "inspect", "sample-disk", "seed"]
+    assert complete(files, "vms/") == ["vms/alice.qcow2"]
+    assert complete(files, "inspect", "di") == ["disk.qcow2", "disk.raw"]
+    assert complete(files, "seed", "--dry-run", "da") == ["data.img"]
+    assert complete(files, "batch", "staff.csv", "--base", "d") == ["data.img", "disk.qcow2", "disk.raw"]
+    # nothing of ours matches: nothing is offered, so the shell falls back to its own file completion
+    assert complete(files, "v") == []
+
+
+def test_ssh_key_completes_public_key_files(files):
+    assert complete(files, "disk.qcow2", "--ssh-key", "") == ["id_ed25519.pub"]
+    assert complete(files, "seed", "disk.qcow2", "--ssh-key", "id") == ["id_ed25519.pub"]
+
+
+def test_completion_scripts_are_shown_and_installed_as_typer_does(tmp_path, files):
+    shown = run("--show-completion", "bash")
+    assert shown.returncode == 0, shown.stderr
+    assert "_ZVM_PROVISION_COMPLETE=complete_bash" in shown.stdout and "complete -o default" in shown.stdout
+    # the script, sourced in a real bash, completes IMAGE
+    script = tmp_path / "completion.bash"
+    script.write_text(shown.stdout)
+    probe = (f"source {script}; COMP_WORDS=(zvm-provision di); COMP_CWORD=1; "
+             "_zvm_provision_completion zvm-provision; printf '%s\\n' \"${COMPREPLY[@]}\"")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    bash = subprocess.run(["bash", "--norc", "-c", probe], cwd=files, env=env, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert sorted(bash.stdout.split()) == ["disk.qcow2", "disk.raw"], bash.stderr
+    home = tmp_path / "home"
+    home.mkdir()
+    installed = run("--install-completion", "bash", env={"HOME": str(home)})
+    assert installed.returncode == 0, installed.stderr
+    assert (home / ".bash_completions" / "zvm-provision.sh").read_text().strip() == shown.stdout.strip()
+    assert "zvm-provision.sh" in (home / ".bashrc").read_text()

@@ -564,7 +564,7 @@ def test_a_read_only_image_is_refused_saying_so(sample_disk, tmp_path):
     before = sha256(sample_disk)
     run = Run("read-only", tmp_path, str(sample_disk), "--no-password", "--ssh-key", str(key),
               env={"LIBGUESTFS_HV": "/nonexistent/qemu"}).wait()
-    assert run.code == 2, run  # refused before the appliance: a flag (--dry-run) or a chmod fixes it
+    assert run.code == 3, run  # refused before the appliance, with the appliance's exit code for it
     assert "read-only" in run.stderr
     no_traceback(run)
     assert sha256(sample_disk) == before
@@ -806,6 +806,7 @@ def test_batch_on_a_full_disk_fails_clearly_and_leaves_no_partial_image(request,
         manifest = tmp_path / "staff.csv"
         manifest.write_text("name,ssh_keys,password_hash,netbird_setup_key,netbird_management_url\n"
                             f"alice,alice.pub,{PASSWORD_HASH},,\nbob,alice.pub,{PASSWORD_HASH},,\n")
+        manifest.chmod(0o600)  # it holds password hashes: refused when others can read it
         run = Run("batch-full", tmp_path, "batch", str(manifest), "--base", str(sample_disk_template),
                   "--out-dir", str(out)).wait()
         assert run.code != 0, run

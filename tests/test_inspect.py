@@ -312,16 +312,18 @@ def test_human_report_shows_the_items_of_the_issue():
 # The command line without the appliance: usage errors
 
 
-def test_usage_errors_exit_2_before_the_image_is_opened(tmp_path):
-    from typer.testing import CliRunner
+def test_usage_errors_exit_2_before_the_image_is_opened(tmp_path, capsys):
+    from provision.cli import main  # the command's entry point: its one error handler gives the exit code
 
-    from provision.cli import app
+    def exit_code(*args: str) -> int:
+        with pytest.raises(SystemExit) as stopped:
+            main(list(args))
+        return stopped.value.code
 
-    runner = CliRunner()
-    assert runner.invoke(app, ["inspect"]).exit_code == 2
-    assert runner.invoke(app, ["inspect", "--accel", "bogus", str(tmp_path / "x.qcow2")]).exit_code == 2
-    assert runner.invoke(app, ["inspect", str(tmp_path / "absent.qcow2")]).exit_code == 2
-    assert runner.invoke(app, ["inspect", "--help"]).exit_code == 0
+    assert exit_code("inspect") == 2
+    assert exit_code("inspect", "--accel", "bogus", str(tmp_path / "x.qcow2")) == 2
+    assert exit_code("inspect", str(tmp_path / "absent.qcow2")) == 2
+    assert exit_code("inspect", "--help") == 0
 
 
 # ------------------------------------------------------------------------------------------------

@@ -112,13 +112,19 @@ def test_header_problems_stop_at_once(folder: Path):
         load_manifest(write(folder, HEADER))
 
 
-def test_a_world_readable_manifest_with_setup_keys_is_refused_group_readable_warns(folder: Path):
-    row = f"alice,keys/alice.pub,,{SETUP_KEY},\n"
-    with pytest.raises(ManifestError, match="every user can read it.*chmod o-rwx"):
-        load_manifest(write(folder, HEADER + row, mode=0o644))
-    manifest = load_manifest(write(folder, HEADER + row, mode=0o640))
-    assert manifest.warnings and "group can read" in manifest.warnings[0]
-    assert load_manifest(write(folder, HEADER + "alice,keys/alice.pub,,,\n", mode=0o644)).warnings == ()
+@pytest.mark.parametrize("row", [f"alice,keys/alice.pub,,{SETUP_KEY},\n", f"alice,keys/alice.pub,{HASH},,\n",
+                                 "alice,keys/alice.pub,$6$not-even-valid,,\n"],
+                         ids=["setup-key", "password-hash", "bad-hash"])
+@pytest.mark.parametrize(("mode", "readers"), [(0o644, "every user"), (0o640, "its group"), (0o604, "every user")])
+def test_a_manifest_with_secrets_others_can_read_is_refused_with_the_chmod_to_run(folder: Path, row, mode, readers):
+    path = write(folder, HEADER + row, mode=mode)
+    with pytest.raises(ManifestError, match=f"{readers}.*can read it.*chmod go-rwx {path}"):
+        load_manifest(path)
+    assert load_manifest(write(folder, HEADER + row.replace("$6$not-even-valid", ""), mode=0o600)).users
+
+
+def test_a_manifest_without_secrets_may_be_readable(folder: Path):
+    assert load_manifest(write(folder, HEADER + "alice,keys/alice.pub,,,\n", mode=0o644)).users
 
 
 def test_toml_manifest_with_the_same_fields(folder: Path):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import stat
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,7 +16,7 @@ from provision.credentials import (
     parse_authorized_keys,
     render_authorized_keys,
 )
-from provision.errors import Aborted, ExitCode
+from provision.errors import Aborted, Declined, ExitCode
 from provision.request import PasswordChoice, SeedFlags
 from provision.secret import Secret
 from provision.state import ImageState
@@ -47,8 +49,11 @@ class FakeSession:
         self.persist = None
         self._persist = persist
         self._state = state
+        self.log: list[tuple[str, str]] | None = None  # wizard_log(): questions, lines said and the wait, in order
 
     def wait(self) -> None:
+        if self.log is not None:
+            self.log.append(("wait", ""))
         self.persist = self._persist
 
     def read_state(self) -> ImageState:
@@ -100,6 +105,42 @@ def wizard(state: ImageState, answers: dict, flags: SeedFlags | None = None, *, 
                         say=said.append)
     assert prompter.unused() == [], "scripted answers never asked"
     return result, prompter, "\n".join(said)
+
+
+class LoggingPrompter(ScriptedPrompter):
+    """A ScriptedPrompter that also notes each question in a log shared with `say` and the session."""
+
+    log: list[tuple[str, str]]
+
+    def _next(self, name: str):
+        self.log.append(("ask", name))
+        return super()._next(name)
+
+
+def wizard_log(state: ImageState, answers: dict, flags: SeedFlags | None = None):
+    """The wizard's run as one ordered log: ("ask", question), ("say", line), ("wait", ""), ("status", ...)."""
+    log: list[tuple[str, str]] = []
+    session = FakeSession(state)
+    session.log = log
+    prompter = LoggingPrompter(answers)
+    prompter.log = log
+
+    @contextmanager
+    def status():
+        log.append(("status", "start"))
+        yield
+        log.append(("status", "end"))
+
+    result = run_wizard(session, flags or SeedFlags(), dry_run=False, prompter=prompter,
+                        say=lambda line: log.append(("say", line)), status=status)
+    assert prompter.unused() == [], "scripted answers never asked"
+    return result, prompter, log
+
+
+def asked_before_and_after_the_wait(log: list[tuple[str, str]]) -> tuple[list[str], list[str]]:
+    waited = log.index(("wait", ""))
+    return ([name for kind, name in log[:waited] if kind == "ask"],
+            [name for kind, name in log[waited:] if kind == "ask"])
 
 
 def verifies(choice: PasswordChoice, password: str) -> bool:
@@ -196,21 +237,82 @@ def test_no_password_is_an_explicit_choice(home):
     assert [o.value for o in prompter.seen["password_method"]["options"]] == ["type", "hash", "none"]
 
 
-def test_one_local_key_is_preselected_several_are_not(home):
-    with_pub(home, "id_ed25519.pub")
-    _, prompter, _ = wizard(blank_state(), dict(BLANK_ANSWERS))
-    files = [o for o in prompter.seen["ssh_keys"]["options"] if o.value.startswith("file:")]
-    assert [o.checked for o in files] == [True]
-    assert "~/.ssh/id_ed25519.pub" in files[0].title and "SHA256:" in files[0].title
+def ticked(prompter: ScriptedPrompter) -> list[str]:
+    return [Path(o.value[5:]).name for o in prompter.seen["ssh_keys"]["options"] if o.checked]
 
-    lines = with_pub(home, "work.pub")
-    (home / ".ssh" / "broken.pub").write_text("not a key\n")  # skipped, not offered
-    answers = dict(BLANK_ANSWERS, ssh_keys=Turns([[], [f"file:{home}/.ssh/work.pub"]]))
-    result, prompter, _ = wizard(blank_state(), answers)
+
+def test_the_default_key_is_ticked_id_ed25519_else_the_newest_pub(home):
+    lines = with_pub(home, "work.pub", "id_ed25519.pub", "old.pub")
+    now = 1_700_000_000
+    for name, age in (("old.pub", 300), ("id_ed25519.pub", 200), ("work.pub", 100)):
+        os.utime(home / ".ssh" / name, (now, now - age))
+    result, prompter, _ = wizard(blank_state(), dict(BLANK_ANSWERS))
+    assert ticked(prompter) == ["id_ed25519.pub"]  # the person's default, though not the newest
+    assert [k.line for k in result.request.keys] == [lines["id_ed25519.pub"]]  # Enter takes it
     files = [o for o in prompter.seen["ssh_keys"]["options"] if o.value.startswith("file:")]
-    assert len(files) == 2 and not any(o.checked for o in files)
+    assert "~/.ssh/id_ed25519.pub" in files[0].title and "SHA256:" in files[0].title  # sorted by name
+
+    (home / ".ssh" / "id_ed25519.pub").unlink()
+    (home / ".ssh" / "broken.pub").write_text("not a key\n")  # skipped, not offered (and never the default)
+    os.utime(home / ".ssh" / "broken.pub", (now, now))
+    _, prompter, _ = wizard(blank_state(), dict(BLANK_ANSWERS))
+    assert ticked(prompter) == ["work.pub"]  # the newest .pub
+    assert len(prompter.seen["ssh_keys"]["options"]) == 2 + 3
+
+
+def test_no_local_key_ticks_nothing(home):
+    answers = dict(BLANK_ANSWERS, ssh_keys=["paste"], ssh_key_paste=public_line(comment="pasted"))
+    _, prompter, _ = wizard(blank_state(), answers)
+    assert ticked(prompter) == []
+
+
+def test_what_does_not_need_the_image_is_asked_while_the_appliance_starts(home):
+    with_pub(home, "id_ed25519.pub")
+    answers = dict(BLANK_ANSWERS, netbird=True, netbird_setup_key=NETBIRD_KEY, netbird_management_url="")
+    _, _, log = wizard_log(blank_state(), answers)
+    before, after = asked_before_and_after_the_wait(log)
+    assert before == ["ssh_keys", "netbird", "netbird_setup_key", "netbird_management_url"]
+    assert after == ["password_method", "password", "password_again", "confirm"]
+    said = [line for kind, line in log if kind == "say"]
+    assert "Starting the libguestfs appliance" in said[1]  # at once, before the first question
+    assert log.index(("ask", "ssh_keys")) < log.index(("wait", ""))
+    # the wait for the appliance shows a live status; the image's state comes before the questions needing it
+    assert log.index(("status", "start")) < log.index(("wait", "")) < log.index(("status", "end"))
+    state_line = next(i for i, item in enumerate(log) if item == ("say", "persist: not seeded yet (no password, no SSH key, no host key)"))
+    assert log.index(("status", "end")) < state_line < log.index(("ask", "password_method"))
+
+
+def test_keep_choices_come_after_the_state_is_shown_and_nothing_is_asked_twice(home):
+    with_pub(home, "id_ed25519.pub")
+    answers = {"ssh_keys": [], "netbird": DEFAULT, "password_method": DEFAULT, "confirm": DEFAULT}
+    result, prompter, log = wizard_log(seeded_state(netbird=True), answers)
+    before, after = asked_before_and_after_the_wait(log)
+    assert before == ["ssh_keys", "netbird"] and after == ["password_method", "confirm"]
+    assert [o.value for o in prompter.seen["password_method"]["options"]][0] == "keep"
+    said = [line for kind, line in log if kind == "say"]
+    assert "persist: already seeded" in said
+    assert any("they stay" in line for line in said)  # no key chosen: the image's keys are kept
+    assert any("setup key" in line and "stays" in line for line in said)
+    assert result.request.password == PasswordChoice.keep() and result.request.keys == ()
+
+
+def test_no_key_for_an_image_without_one_is_asked_again_once_the_image_is_known(home):
+    lines = with_pub(home, "id_ed25519.pub")
+    answers = dict(BLANK_ANSWERS, ssh_keys=Turns([[], [f"file:{home}/.ssh/id_ed25519.pub"]]))
+    result, prompter, log = wizard_log(blank_state(), answers)
+    before, after = asked_before_and_after_the_wait(log)
+    assert before == ["ssh_keys", "netbird"]
+    assert after == ["ssh_keys", "password_method", "password", "password_again", "confirm"]
+    assert any("holds no SSH key" in line for kind, line in log if kind == "say")
+    assert prompter.refused.get("ssh_keys") is None
+    assert [k.line for k in result.request.keys] == [lines["id_ed25519.pub"]]
+
+
+def test_replace_keys_needs_one_key_at_once(home):
+    with_pub(home, "id_ed25519.pub")
+    answers = {"ssh_keys": Turns([[], DEFAULT]), "netbird": DEFAULT, "password_method": DEFAULT, "confirm": DEFAULT}
+    _, prompter, _ = wizard(seeded_state(), answers, SeedFlags(replace_keys=True))
     assert prompter.refused["ssh_keys"] == ["choose at least one: zvm logs in over SSH with a key only"]
-    assert [k.line for k in result.request.keys] == [lines["work.pub"]]
 
 
 def test_pasted_key_and_key_file_are_validated(home, tmp_path):
@@ -263,13 +365,13 @@ def test_generated_key_path_must_be_new(home):
     assert (home / ".ssh" / "fresh").exists()
 
 
-def test_abort_at_confirmation_writes_nothing_anywhere(home):
+def test_no_at_the_confirmation_is_exit_1_not_an_interrupt_and_writes_nothing_anywhere(home):
     answers = dict(BLANK_ANSWERS, ssh_keys=["generate"], keygen_path=DEFAULT, keygen_passphrase="",
                    confirm=False)
-    with pytest.raises(Aborted) as caught:
+    with pytest.raises(Declined) as caught:
         wizard(blank_state(), answers)
-    assert caught.value.exit_code == ExitCode.INTERRUPTED == 130
-    assert caught.value.message == "stopped by user; the image was not changed"
+    assert caught.value.exit_code == ExitCode.FAILURE == 1  # 130 is for signals
+    assert "nothing was written" in caught.value.message
     assert not (home / ".ssh").exists()  # the generated pair is saved only after a yes
 
 
@@ -293,19 +395,20 @@ def test_ctrl_c_while_the_appliance_starts_aborts(home):
         raise KeyboardInterrupt
 
     session.wait = interrupted
+    prompter = ScriptedPrompter({"ssh_keys": ["paste"], "ssh_key_paste": public_line(), "netbird": False})
     with pytest.raises(Aborted):
-        run_wizard(session, SeedFlags(), dry_run=False, prompter=ScriptedPrompter({}), say=lambda _: None)
+        run_wizard(session, SeedFlags(), dry_run=False, prompter=prompter, say=lambda _: None)
 
 
 def test_netbird_yes_asks_key_and_url(home):
     with_pub(home, "id_ed25519.pub")
     answers = dict(BLANK_ANSWERS, netbird=True,
-                   netbird_setup_key=Turns([NETBIRD_KEY.lower(), NETBIRD_KEY]),
+                   netbird_setup_key=NETBIRD_KEY.lower(),
                    netbird_management_url=Turns(["http://nb.example", "https://nb.example:33073"]))
     result, prompter, said = wizard(blank_state(), answers)
-    assert result.request.netbird_setup_key == Secret(NETBIRD_KEY)
+    assert result.request.netbird_setup_key == Secret(NETBIRD_KEY)  # pasted in lower case, stored upper case
     assert result.request.netbird_management_url == "https://nb.example:33073"
-    assert "lower case" in prompter.refused["netbird_setup_key"][0]
+    assert "netbird_setup_key" not in prompter.refused
     assert "https://" in prompter.refused["netbird_management_url"][0]
     assert NETBIRD_KEY not in said and "/var/lib/netbird/setup-key" in said
 
