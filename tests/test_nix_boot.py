@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import ast
 import json
+import os
+import subprocess
+import sys
 from functools import cache
+from pathlib import Path
 
 import pytest
 
@@ -72,9 +76,37 @@ def test_the_test_script_checks_what_the_issue_asks() -> None:
 
 def test_the_image_is_seeded_by_the_flakes_own_zvm_provision() -> None:
     boot = (NIX_DIR / "tests" / "boot.nix").read_text()
-    assert "zvm-provision seed $out/zvm.qcow2 --password-file password --ssh-key $out/id_ed25519.pub" in boot
-    assert "--yes --json > $out/seed.json" in boot
+    assert "bash ${./seed-image.sh} ${image} $out" in boot  # the script test_seeding_script_seeds_a_disk runs
+    assert "zvm-provision\n" in boot  # the flake's own package on the seeding's PATH
     # The flake hands the test its own package and the same modules as nixosConfigurations.zvm.
     flake = (NIX_DIR / "flake.nix").read_text()
     assert "inherit lib zvm-provision;\n            modules = zvmModules;" in flake
     assert "modules = zvmModules ++ [ { nixpkgs.hostPlatform = system; } ];" in flake
+
+
+@pytest.mark.appliance
+def test_seeding_script_seeds_a_disk(sample_disk_template: Path, tmp_path: Path) -> None:
+    """The boot test's seeding script, run here with this checkout's zvm-provision on a sample disk under the
+    umask a Nix builder has (022): it must pass the tool's own checks (a private password file...) and leave
+    the JSON the test script reads."""
+    raw = tmp_path / "main.raw"
+    subprocess.run(["qemu-img", "convert", "-f", "qcow2", "-O", "raw", str(sample_disk_template), str(raw)], check=True)
+    out = tmp_path / "out"
+    tools = Path(sys.executable).parent  # the venv's zvm-provision
+    result = subprocess.run(
+        ["bash", "-c", 'umask 022; exec bash "$0" "$@"', str(NIX_DIR / "tests" / "seed-image.sh"), str(raw), str(out)],
+        env={**os.environ, "PATH": f"{tools}:{os.environ['PATH']}", "ZVM_TEST_PASSWORD": "zvm-boot-test-password",
+             "ZVM_PROVISION_ACCEL": "tcg", "HOME": str(tmp_path)},
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    seed = json.loads((out / "seed.json").read_text())
+    assert seed["changed"] is True
+    assert len(seed["machine_id"]) == 32
+    assert seed["host_key"]["fingerprint"].startswith("SHA256:")
+    public = (out / "id_ed25519.pub").read_text().split()[1]
+    assert [key["fingerprint"] for key in seed["authorized_keys"]] == [
+        subprocess.run(["ssh-keygen", "-lf", str(out / "id_ed25519.pub")], capture_output=True, text=True,
+                       check=True).stdout.split()[1]
+    ]
+    assert public and "zvm-boot-test-password" not in result.stdout + result.stderr

@@ -49,15 +49,11 @@ in
               hostPkgs.openssh
             ];
             requiredSystemFeatures = [ "kvm" ];
+            ZVM_TEST_PASSWORD = testPassword;
           }
           ''
             export HOME=$TMPDIR
-            mkdir -p $out
-            ssh-keygen -q -t ed25519 -N "" -C zvm-boot-test -f $out/id_ed25519
-            printf '%s\n' ${lib.escapeShellArg testPassword} > password
-            qemu-img convert -f raw -O qcow2 ${image} $out/zvm.qcow2
-            zvm-provision seed $out/zvm.qcow2 --password-file password --ssh-key $out/id_ed25519.pub \
-              --yes --json > $out/seed.json
+            bash ${./seed-image.sh} ${image} $out
           '';
       setupKey = "${contract.netbird.setupKeyFile}";
     in
