@@ -193,8 +193,10 @@ def test_report_json_describes_every_user_without_secrets(roll_out, images):
         assert line.split(",", 1)[1] not in text
 
 
-@pytest.mark.appliance
-def test_bad_manifests_are_refused_with_every_row_named_and_nothing_written(sample_disk_template, tmp_path):
+def test_bad_manifests_are_refused_with_every_row_named_and_nothing_written(qemu_img, tmp_path):
+    """No appliance: the manifest is refused before the base is looked at."""
+    base = tmp_path / "base.qcow2"
+    qemu_img("create", "-q", "-f", "qcow2", str(base), "64M")
     (tmp_path / "ok.pub").write_text(public_line() + "\n")
     (tmp_path / "id_ed25519").write_text(private_pem())
     manifest = tmp_path / "bad.csv"
@@ -209,7 +211,7 @@ def test_bad_manifests_are_refused_with_every_row_named_and_nothing_written(samp
     out = tmp_path / "out"
     before = sorted(p.name for p in tmp_path.iterdir())
     result = subprocess.run(
-        [sys.executable, "-m", "provision", "batch", str(manifest), "--base", str(sample_disk_template),
+        [sys.executable, "-m", "provision", "batch", str(manifest), "--base", str(base),
          "--out-dir", str(out), "--accel", "tcg"],
         capture_output=True, text=True, timeout=120,
     )

@@ -557,6 +557,7 @@ def test_dry_run_on_a_read_only_image_works_and_auto_accel_uses_the_cached_verdi
     assert all(b"accel=tcg" in v and b"accel=kvm" not in v for v in appliance_qemu)  # straight to TCG
 
 
+@pytest.mark.appliance
 def test_a_read_only_image_is_refused_saying_so(sample_disk, tmp_path):
     key = tmp_path / "k.pub"
     key.write_text(public_line() + "\n")
@@ -696,6 +697,7 @@ def test_hostile_headers_are_refused_before_any_launch(hostile_headers, tmp_path
 # -- appliance problems ----------------------------------------------------------------------------------
 
 
+@pytest.mark.appliance
 def test_a_launch_that_fails_gives_the_libguestfs_hint_and_no_traceback(sample_disk, tmp_path):
     key = tmp_path / "k.pub"
     key.write_text(public_line() + "\n")
