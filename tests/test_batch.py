@@ -7,7 +7,6 @@ for the failed one, made as an overlay); then a FRESH read-only handle checks al
 
 from __future__ import annotations
 
-import crypt
 import io
 import json
 import os
@@ -23,6 +22,7 @@ from provision.credentials import hash_password
 from provision.diskformat import probe_image
 from provision.errors import ProvisionError
 from provision.layout import load_layout
+from tests import libxcrypt as crypt  # Python's crypt module is gone in 3.13
 from tests.keyfactory import private_pem, public_line
 
 SETUP_KEY = "0B1C2D3E-4F50-6172-8394-A5B6C7D8E9F0"

@@ -1,15 +1,13 @@
 """Tests for provision.credentials: no appliance. Key material is generated at run time.
 
-Hashes are verified with libxcrypt (Python's `crypt` module), not passlib, so a passlib bug cannot hide
-itself; fingerprints and descriptions are compared with `ssh-keygen -lf` where it is installed.
+Hashes are verified with libxcrypt (through ctypes, tests/libxcrypt.py), not passlib, so a passlib bug cannot
+hide itself; fingerprints and descriptions are compared with `ssh-keygen -lf` where it is installed.
 """
 
 from __future__ import annotations
 
 import base64
-import ctypes
 import hashlib
-import ctypes.util
 import os
 import random
 import shutil
@@ -17,7 +15,6 @@ import stat
 import struct
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import pytest
@@ -27,10 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from provision import credentials as c
 from provision.errors import UsageError
 from provision.secret import Secret
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import crypt  # libxcrypt, the implementation PAM uses in the VM: the independent verifier
+from tests import libxcrypt  # the implementation PAM uses in the VM: the independent verifier
 
 SSH_KEYGEN = shutil.which("ssh-keygen")
 needs_ssh_keygen = pytest.mark.skipif(
@@ -128,8 +122,8 @@ def test_hash_password_verifies_with_libxcrypt():
     assert value.startswith("$6$rounds=1000$")
     salt = value.split("$")[3]
     assert len(salt) == 16
-    assert crypt.crypt(PASSWORD, value) == value
-    assert crypt.crypt("wrong", value) != value
+    assert libxcrypt.crypt(PASSWORD, value) == value
+    assert libxcrypt.crypt("wrong", value) != value
     assert c.hash_password(PASSWORD, rounds=1000).reveal() != value  # fresh salt every time
 
 
@@ -137,7 +131,7 @@ def test_hash_password_default_rounds_verifies_with_libxcrypt():
     value = c.hash_password("pw").reveal()
     assert value.startswith(f"$6$rounds={c.SHA512_DEFAULT_ROUNDS}$")
     assert c.SHA512_DEFAULT_ROUNDS == 656000
-    assert crypt.crypt("pw", value) == value
+    assert libxcrypt.crypt("pw", value) == value
 
 
 @pytest.mark.parametrize("rounds", [999, 1_000_000_000, 0, -5])
@@ -172,32 +166,23 @@ def test_check_password_accepts_the_limit():
 
 
 def test_validate_accepts_hashes_made_by_libxcrypt():
-    for salt in (crypt.mksalt(crypt.METHOD_SHA512), crypt.mksalt(crypt.METHOD_SHA512, rounds=5000),
-                 crypt.mksalt(crypt.METHOD_SHA512, rounds=1000)):
-        made = crypt.crypt("pw", salt)
+    explicit_default = "$6$rounds=5000$" + libxcrypt.gensalt("$6$").split("$")[2]
+    for salt in (libxcrypt.gensalt("$6$"), explicit_default, libxcrypt.gensalt("$6$", 1000)):
+        made = libxcrypt.crypt("pw", salt)
         assert c.validate_password_hash(made).reveal() == made
-    assert crypt.crypt("pw", YESCRYPT_PW) == YESCRYPT_PW  # the fixture is what libxcrypt computes
+    assert libxcrypt.crypt("pw", YESCRYPT_PW) == YESCRYPT_PW  # the fixture is what libxcrypt computes
     assert c.validate_password_hash(YESCRYPT_PW).reveal() == YESCRYPT_PW
 
 
 def test_validate_accepts_fresh_yescrypt_from_libxcrypt():
-    path = ctypes.util.find_library("crypt")
-    if path is None:
-        pytest.skip("libcrypt not found through ctypes")
-    lib = ctypes.CDLL(path)
-    if not hasattr(lib, "crypt_gensalt"):
-        pytest.skip("libcrypt has no crypt_gensalt (not libxcrypt)")
-    lib.crypt_gensalt.restype = ctypes.c_char_p
-    lib.crypt_gensalt.argtypes = [ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p, ctypes.c_int]
     for cost in (1, 5, 11):
-        setting = lib.crypt_gensalt(b"$y$", cost, None, 0)
-        made = crypt.crypt("pw", setting.decode())
+        made = libxcrypt.crypt("pw", libxcrypt.gensalt("$y$", cost))
         assert made.startswith("$y$")
         assert c.validate_password_hash(made + "\n").reveal() == made
 
 
 def test_validate_strips_one_line_ending():
-    made = crypt.crypt("pw", crypt.mksalt(crypt.METHOD_SHA512, rounds=1000))
+    made = libxcrypt.crypt("pw", libxcrypt.gensalt("$6$", 1000))
     assert c.validate_password_hash(made + "\n").reveal() == made
     assert c.validate_password_hash(made + "\r\n").reveal() == made
 
@@ -248,12 +233,12 @@ def test_validate_refusals_never_echo_the_hash(text, reason):
 @pytest.mark.parametrize("rounds", ["999", "0999", "1000000000"])
 def test_refused_rounds_are_what_libxcrypt_refuses(rounds):
     """Our range matches libxcrypt's: it answers '*0' (a lock-out) for these."""
-    assert crypt.crypt("pw", f"$6$rounds={rounds}$salt$").startswith("*")
+    assert libxcrypt.crypt("pw", f"$6$rounds={rounds}$salt$").startswith("*")
 
 
 def test_describe_password_file():
-    explicit = crypt.crypt("pw", crypt.mksalt(crypt.METHOD_SHA512, rounds=12345))
-    implicit = crypt.crypt("pw", "$6$saltsalt$")
+    explicit = libxcrypt.crypt("pw", libxcrypt.gensalt("$6$", 12345))
+    implicit = libxcrypt.crypt("pw", "$6$saltsalt$")
     sha512 = c.PasswordInfo("set", "sha512-crypt", 12345)
     assert c.describe_password_file((explicit + "\n").encode()) == sha512
     assert c.describe_password_file(implicit.encode()) == c.PasswordInfo("set", "sha512-crypt", 5000)
@@ -733,3 +718,11 @@ def test_machine_id(monkeypatch):
 )
 def test_invalid_machine_ids(text):
     assert not c.is_valid_machine_id(text)
+
+
+def test_no_test_imports_the_crypt_module_gone_in_python_3_13():
+    """Hashes are verified with libxcrypt through ctypes (tests/libxcrypt.py), which every Python has."""
+    import re
+
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        assert not re.search(r"^\s*(import crypt\b|from crypt import)", path.read_text(), re.M), path.name

@@ -23,7 +23,6 @@ import subprocess
 import sys
 import threading
 import time
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -34,11 +33,8 @@ from provision.diskformat import probe_image
 from provision.image import TEMP_PREFIX, Appliance, NewPartition
 from provision.layout import load_layout
 from tests.conftest import qemu_holding_lock
+from tests import libxcrypt  # Python's crypt module is gone in 3.13
 from tests.keyfactory import public_line
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import crypt as libxcrypt
 
 REPO = Path(__file__).resolve().parent.parent
 LAYOUT = load_layout()
