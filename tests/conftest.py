@@ -9,6 +9,7 @@ the test made itself is not seen: mark such tests by hand.)
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
@@ -19,6 +20,23 @@ import pytest
 
 TEST_ACCEL = "tcg"  # nested KVM hangs on these machines; tests never depend on ZVM_PROVISION_ACCEL
 SAMPLE_SIZE = "512M"
+
+# Property-based tests (tests/test_properties_*.py): a short run by default; ZVM_PROPERTY_EXAMPLES=N for a long one.
+PROPERTY_EXAMPLES = int(os.environ.get("ZVM_PROPERTY_EXAMPLES") or 300)
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # not installed: the property tests fail to import and say so
+    pass
+else:
+    settings.register_profile(
+        "zvm",
+        max_examples=PROPERTY_EXAMPLES,
+        deadline=None,  # a shared, loaded machine: timing says nothing
+        database=None,  # leave no .hypothesis folder behind; a failure prints its reproduction
+        print_blob=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    settings.load_profile("zvm")
 
 pytest_plugins = ("pytester",)  # test_appliance_marks.py runs the guard on inner test files
 
