@@ -236,6 +236,47 @@ def test_refused_rounds_are_what_libxcrypt_refuses(rounds):
     assert libxcrypt.crypt("pw", f"$6$rounds={rounds}$salt$").startswith("*")
 
 
+YESCRYPT_HASH_PART = YESCRYPT_PW.rsplit("$", 1)[1]
+# yescrypt settings libxcrypt answers with "*0" (found by test_properties_credentials.py): PAM could never
+# verify a password against them, so the account would be locked.
+YESCRYPT_REFUSED_BY_LIBXCRYPT = [
+    ("$y$A/Lfu$lwb9ZS42113.k/UOmC1h.0$", "parameters"),  # parameters that do not decode
+    ("$y$zzz$LF/yjyfFlimWFaKZ20vkD/$", "parameters"),
+    ("$y$j9T.$LF/yjyfFlimWFaKZ20vkD/$", "parameters"),
+    ("$y$j9T$A$", "salt"),  # a salt that is not a whole number of bytes
+    ("$y$j9T$AAAAB$", "salt"),
+    ("$y$j9T$AB$", "salt"),  # bits left over in the last salt character
+    ("$y$j9T$AAz$", "salt"),
+    ("$y$j9T$" + "A" * 86 + "$", "salt"),
+]
+
+
+@pytest.mark.parametrize(("setting", "reason"), YESCRYPT_REFUSED_BY_LIBXCRYPT)
+def test_yescrypt_settings_libxcrypt_refuses_are_refused(setting, reason):
+    assert libxcrypt.crypt("pw", setting) == "*0"  # what PAM would get
+    with pytest.raises(UsageError, match=f"yescrypt {reason}"):
+        c.validate_password_hash(setting + YESCRYPT_HASH_PART)
+    assert c.describe_password_file((setting + YESCRYPT_HASH_PART).encode()).state == "invalid"
+
+
+@pytest.mark.parametrize("params", ["jZT", "jzT", "j9z", "j9U"])
+def test_yescrypt_parameters_mkpasswd_never_writes_are_refused(params):
+    """Some decode (j9U: r = 33), but a hand-made parameter can ask for any amount of memory at every login."""
+    with pytest.raises(UsageError, match="yescrypt parameters other than those mkpasswd writes"):
+        c.validate_password_hash(f"$y${params}$LF/yjyfFlimWFaKZ20vkD/$" + YESCRYPT_HASH_PART)
+
+
+@pytest.mark.parametrize("cost", range(1, 12))
+def test_yescrypt_settings_of_every_mkpasswd_cost_are_accepted(cost):
+    setting = libxcrypt.gensalt("$y$", cost)
+    assert c.validate_password_hash(setting + "$" + YESCRYPT_HASH_PART).reveal().startswith(setting)
+    for salt in ("AAA", "AAAA", "A" * 85 + "1", "A" * 84 + "11"):  # decodable salts of other lengths
+        other = setting.rsplit("$", 1)[0] + f"${salt}$"
+        c.validate_password_hash(other + YESCRYPT_HASH_PART)
+        if cost <= 5:  # (cost 11 takes 1 GiB and seconds)
+            assert not libxcrypt.crypt("pw", other).startswith("*")
+
+
 def test_describe_password_file():
     explicit = libxcrypt.crypt("pw", libxcrypt.gensalt("$6$", 12345))
     implicit = libxcrypt.crypt("pw", "$6$saltsalt$")
@@ -446,6 +487,15 @@ def test_refuses_nul_and_overlong_lines(lines):
         assert refusal(lines["ed25519"] + control + "x").endswith("the line contains control characters")
     long_comment = lines["ed25519"] + " " + "c" * c.MAX_KEY_LINE_BYTES
     assert "longer than 8192 bytes" in refusal(long_comment)
+
+
+def test_a_lone_surrogate_is_refused_not_accepted_then_unwritable(lines):
+    """Found by test_properties_credentials.py: such a line was accepted, then render_authorized_keys raised
+    UnicodeEncodeError when the key was written."""
+    line = lines["ed25519"] + " me\udcfflaptop"  # what surrogateescape makes of an invalid UTF-8 byte
+    assert refusal(line).endswith("the line is not valid UTF-8")
+    keys, problems = c.parse_authorized_keys_lenient(line + "\n" + lines["p256"])
+    assert [k.line for k in keys] == [lines["p256"]] and problems == ["line 1: the line is not valid UTF-8"]
 
 
 def test_empty_input_holds_no_public_key():
