@@ -775,4 +775,4 @@ def test_no_test_imports_the_crypt_module_gone_in_python_3_13():
     import re
 
     for path in sorted(Path(__file__).parent.glob("*.py")):
-        assert not re.search(r"^\s*(import crypt\b|from crypt import)", path.read_text(), re.M), path.name
+        assert not re.search(r"^\s*(import crypt\b|from crypt import)", path.read_text(), re.MULTILINE), path.name

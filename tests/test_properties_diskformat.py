@@ -83,7 +83,8 @@ class Opens:
 
     def __call__(self, file, mode="r", *args, **kwargs):
         assert mode == "rb" and not args and not kwargs, (mode, args, kwargs)
-        raw = io.open(file, mode)  # noqa: UP020 (the real open, under the patched name)
+        # the real open, under the patched name; CheckedFile closes it
+        raw = io.open(file, mode)  # noqa: SIM115, UP020
         size = os.fstat(raw.fileno()).st_size
         name = os.readlink(f"/proc/self/fd/{raw.fileno()}")
         self.names.append(name)
