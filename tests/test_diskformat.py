@@ -406,6 +406,15 @@ def test_a_block_device_as_backing_file_is_refused_unread(qemu_img, tmp_path, lo
     refused(overlay, name, "not a regular file")
 
 
+def test_a_file_swapped_after_the_check_of_its_kind_is_refused(qcow2, tmp_path, monkeypatch):
+    """stat, then open: if the name now leads elsewhere (a device, a fifo), what was opened is not read."""
+    image = qcow2(tmp_path / "a.qcow2")
+    other = qcow2(tmp_path / "other.qcow2")
+    real_open = os.open
+    monkeypatch.setattr(os, "open", lambda path, *a, **k: real_open(other if Path(path) == image else path, *a, **k))
+    refused(image, "changed while it was being checked")
+
+
 @pytest.mark.parametrize("device", ["/dev/zero", "/dev/null"])
 def test_a_character_device_as_backing_file_is_refused(qemu_img, tmp_path, device):
     overlay = tmp_path / "overlay.qcow2"
@@ -478,3 +487,18 @@ def test_a_block_device_image_passes_the_header_check_of_the_command(qcow2, tmp_
     device = loop_device(qcow2_on_a_device(qcow2, tmp_path / "disk.qcow2"))
     result = zvm("inspect", str(device), cwd=tmp_path)
     assert result.returncode == 1 and "libguestfs-test-tool" in result.stderr, result.stderr  # it reached the launch
+
+
+@pytest.mark.appliance
+def test_a_block_device_image_is_inspected_through_the_appliance(sample_disk_template, tmp_path, loop_device):
+    """The whole way: a host block device holding a zvm disk is read by the real appliance."""
+    raw = tmp_path / "disk.raw"
+    run_qemu_img("convert", "-O", "raw", str(sample_disk_template), str(raw))
+    device = loop_device(raw)
+    env = {**os.environ, "ZVM_PROVISION_ACCEL": "tcg"}
+    result = subprocess.run([sys.executable, "-m", "provision", "inspect", "--json", str(device)],
+                            capture_output=True, text=True, env=env, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["image"]["path"] == str(device) and report["image"]["format"] == "raw"
+    assert [p["label"] for p in report["partitions"] if p["persist"]] == ["persist"]
