@@ -3,14 +3,11 @@
 
   inputs = {
     nixpkgs.url = "github:NixOS/nixpkgs/nixos-25.11";
-    home-manager = {
-      url = "github:nix-community/home-manager/release-25.11";
-      inputs.nixpkgs.follows = "nixpkgs";
-    };
     impermanence = {
       url = "github:nix-community/impermanence";
+      # impermanence's own inputs serve only its tests and dev shell: take our nixpkgs, fetch no home-manager.
       inputs.nixpkgs.follows = "nixpkgs";
-      inputs.home-manager.follows = "home-manager";
+      inputs.home-manager.follows = "";
     };
   };
 
@@ -26,12 +23,18 @@
       pkgs = nixpkgs.legacyPackages.${system};
       inherit (nixpkgs) lib;
 
+      # The zvm system. The boot test builds its image from the same modules.
+      zvmModules = [
+        impermanence.nixosModules.impermanence
+        ./hosts/zvm
+      ];
       zvm = lib.nixosSystem {
-        modules = [
-          impermanence.nixosModules.impermanence
-          ./hosts/zvm
-          { nixpkgs.hostPlatform = system; }
-        ];
+        modules = zvmModules ++ [ { nixpkgs.hostPlatform = system; } ];
+      };
+      # For checks only: the same system with updates off unless the host sets zvm.updates.flakeUrl
+      # (the published image must set it; see README.md, "First steps").
+      zvmForChecks = zvm.extendModules {
+        modules = [ { zvm.updates.flakeUrl = lib.mkDefault null; } ];
       };
 
       zvm-provision = pkgs.callPackage ./package.nix { };
@@ -47,6 +50,8 @@
         updates = ./modules/updates.nix;
         netbird = ./modules/netbird.nix;
         image = ./modules/image.nix;
+        console = ./modules/console.nix;
+        storage = ./modules/storage.nix;
       };
 
       packages.${system} = {
@@ -74,6 +79,7 @@
           pkgs.libguestfs-with-appliance
           pkgs.nixfmt
           pkgs.shellcheck
+          pkgs.just
           pkgs.python3Packages.pytest
           pkgs.python3Packages.pexpect
         ];
@@ -87,8 +93,15 @@
       formatter.${system} = pkgs.nixfmt;
 
       checks.${system} = {
-        toplevel = zvm.config.system.build.toplevel;
+        toplevel = zvmForChecks.config.system.build.toplevel;
         inherit zvm-provision;
+        # Builds the image, seeds it with zvm-provision, boots it twice (needs KVM; see nix/README.md).
+        boot = pkgs.testers.runNixOSTest (
+          import ./tests/boot.nix {
+            inherit lib zvm-provision;
+            modules = zvmModules;
+          }
+        );
       };
     };
 }

@@ -8,6 +8,22 @@
 }:
 let
   pyproject = builtins.fromTOML (builtins.readFile ../pyproject.toml);
+
+  # "cryptography>=43,<51" -> "cryptography": the distribution name of a PEP 508 requirement, normalised
+  # as PEP 503 does, which is also how nixpkgs names its python3Packages.
+  distributionName =
+    requirement:
+    let
+      m = builtins.match "[[:space:]]*([A-Za-z0-9][A-Za-z0-9._-]*).*" requirement;
+    in
+    if m == null then
+      throw "package.nix: cannot read the requirement \"${requirement}\" in pyproject.toml"
+    else
+      lib.toLower (builtins.replaceStrings [ "_" "." ] [ "-" "-" ] (builtins.head m));
+  fromNixpkgs =
+    name:
+    python3Packages.${name}
+      or (throw "pyproject.toml requires ${name}, which python3Packages in this nixpkgs does not have");
 in
 python3Packages.buildPythonApplication {
   pname = pyproject.project.name;
@@ -27,14 +43,12 @@ python3Packages.buildPythonApplication {
 
   build-system = [ python3Packages.hatchling ];
 
-  dependencies = with python3Packages; [
-    guestfs # the bindings built from pkgs.libguestfs (not on PyPI)
-    typer
-    questionary
-    libpass # maintained fork of passlib; same `passlib` import
-    cryptography
-    rich
-  ];
+  # Exactly pyproject.toml's dependencies (nixpkgs' runtime-dependency check refuses a wheel whose
+  # requirements are missing, even with doCheck = false), plus the libguestfs binding, which is not on PyPI.
+  dependencies = [
+    python3Packages.guestfs
+  ]
+  ++ map (r: fromNixpkgs (distributionName r)) pyproject.project.dependencies;
   # pyproject.toml bounds are for pip users; take what the pinned nixpkgs has.
   pythonRelaxDeps = true;
 

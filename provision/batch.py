@@ -35,6 +35,7 @@ import multiprocessing
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -44,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from provision.errors import ImageInUseError, ProvisionError, UsageError
+from provision.errors import ExitCode, ImageInUseError, ProvisionError, UsageError
 from provision.manifest import Manifest, User, load_manifest
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
 MAX_DISKS_PER_APPLIANCE = 24  # 20 disks launch in ~29 s under TCG; more per handle only lengthens one chain
 MIN_DISKS_PER_APPLIANCE = 4  # below this, a second appliance costs more than it saves
 MAX_AUTO_JOBS = 4
+MAX_REASONS = 10  # why an existing image is made again: the first problems, then a count
 PASSWORDS_FILE = "initial-passwords.csv"
 REPORT_FILE = "report.json"
 LOCK_FILE = ".zvm-provision-batch.lock"
@@ -83,7 +85,7 @@ class BatchOptions:
 class UserResult:
     user: User
     image: Path
-    status: str = "pending"  # seeded | skipped | failed
+    status: str = "pending"  # seeded | skipped | failed | interrupted (Ctrl-C came first)
     error: str | None = None
     redone: str | None = None  # why an existing image was made again
     password_generated: bool = False
@@ -133,7 +135,7 @@ class BatchResult:
 
 
 class Progress:
-    """Plain lines on stderr (logs, CI); RichProgress draws a bar on a terminal."""
+    """Plain lines on stderr (logs, CI, --json); RichProgress draws a live status on a terminal."""
 
     def __init__(self, stream=None) -> None:
         self._stream = stream or sys.stderr
@@ -142,11 +144,19 @@ class Progress:
         self.done = 0
 
     def start(self, total: int) -> None:
+        """`total` images are about to be made."""
         self.total = total
 
     def note(self, message: str) -> None:
         with self._lock:
             print(f"batch: {message}", file=self._stream, flush=True)
+
+    def phase(self, launch: int | None, text: str) -> None:
+        """What one appliance launch (or, with None, the run) is doing now: copying, starting, seeding..."""
+        self.note(f"launch {launch}: {text}" if launch is not None else text)
+
+    def phase_done(self, launch: int | None) -> None:
+        pass
 
     def finished(self, name: str, ok: bool, detail: str = "") -> None:
         with self._lock:
@@ -159,45 +169,89 @@ class Progress:
 
 
 class RichProgress(Progress):
-    def __init__(self) -> None:
+    """On a terminal: one live line per launch saying what it does and for how many seconds (copying, the
+    appliance starting: the long waits), and a bar of the images made. Transient: the summary follows it."""
+
+    def __init__(self, console=None, get_time=None) -> None:
         super().__init__()
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
-        from rich.progress import Progress as Bar
+        from rich.progress import BarColumn, ProgressColumn, SpinnerColumn, TextColumn
+        from rich.progress import Progress as Live
+        from rich.text import Text
 
-        self._bar = Bar(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=Console(stderr=True), transient=False,
+        class Seconds(ProgressColumn):
+            def render(self, task):
+                return Text(f"{int(task.elapsed or 0)} s")
+
+        class Count(ProgressColumn):
+            def render(self, task):
+                return Text(f"{int(task.completed)}/{int(task.total)}" if task.total is not None else "")
+
+        class Bar(BarColumn):
+            def render(self, task):
+                return super().render(task) if task.total is not None else Text("")
+
+        self._live = Live(
+            SpinnerColumn(), TextColumn("{task.description}"), Bar(), Count(), Seconds(),
+            console=console or Console(stderr=True), transient=True, get_time=get_time,
         )
-        self._task = None
+        self._started = False
+        self._overall = None
+        self._phases: dict[int | None, Any] = {}
+
+    def _show(self) -> None:
+        with self._lock:
+            if not self._started:
+                self._started = True
+                self._live.start()
+
+    def renderable(self):
+        return self._live.get_renderable()
 
     def start(self, total: int) -> None:
         super().start(total)
-        self._bar.start()
-        self._task = self._bar.add_task("seeding", total=total)
+        self._show()
+        self._overall = self._live.add_task("images made", total=total)
 
     def note(self, message: str) -> None:
-        self._bar.console.print(f"batch: {message}", markup=False, highlight=False)
+        self._live.console.print(f"batch: {message}", markup=False, highlight=False)
+
+    def phase(self, launch: int | None, text: str) -> None:
+        self._show()
+        description = f"launch {launch}: {text}" if launch is not None else text
+        task = self._phases.get(launch)
+        if task is None:
+            self._phases[launch] = self._live.add_task(description, total=None)
+        else:  # a new step: its own clock
+            self._live.reset(task, description=description, total=None)
+
+    def phase_done(self, launch: int | None) -> None:
+        task = self._phases.pop(launch, None)
+        if task is not None:
+            self._live.remove_task(task)
 
     def finished(self, name: str, ok: bool, detail: str = "") -> None:
         if not ok:
             self.note(f"{name}: FAILED{': ' + detail if detail else ''}")
-        if self._task is not None:
-            self._bar.update(self._task, advance=1, description=f"seeding (last: {name})")
+        if self._overall is not None:
+            self._live.update(self._overall, advance=1, description=f"images made (last: {name})")
 
     def stop(self) -> None:
-        self._bar.stop()
+        if self._started:
+            self._live.stop()
 
 
-def default_progress() -> Progress:
-    """A bar on a terminal; plain lines (logs, CI) otherwise. Both on stderr: --json output stays clean."""
-    return RichProgress() if sys.stderr.isatty() else Progress()
+def default_progress(*, json_out: bool = False) -> Progress:
+    """A live status on a terminal; plain lines (logs, CI) otherwise, and with --json. Both on stderr."""
+    return RichProgress() if sys.stderr.isatty() and not json_out else Progress()
 
 
 # -- the run ------------------------------------------------------------------------------------------
 
 
 def run_batch(options: BatchOptions, progress: Progress | None = None) -> BatchResult:
+    """Make the images; report.json is written at the end whatever happened, Ctrl-C included (then
+    BatchInterrupted, exit 130, is raised after it)."""
     progress = progress or Progress()
     started = time.monotonic()
     manifest = load_manifest(options.manifest)  # every row validated; ManifestError (exit 2) otherwise
@@ -209,52 +263,85 @@ def run_batch(options: BatchOptions, progress: Progress | None = None) -> BatchR
 
     out_dir.mkdir(parents=True, exist_ok=True)
     results = {u.name: UserResult(u, out_dir / u.image_name) for u in users}
-    passwords_path = None
-    with _DirectoryLock(out_dir), _Cancel() as cancel:
-        _remove_partials(out_dir, users)
-        todo = list(users)
-        existing = [u for u in users if os.path.lexists(out_dir / u.image_name)]
-        if existing and not options.force:
-            todo = [u for u in users if u not in existing]
-            progress.note(f"checking {len(existing)} existing image(s) (resume; --force makes them again)")
-            for user, problems in _check_existing(existing, out_dir, results, options.accel, options.max_disks):
-                if problems:
-                    results[user.name].redone = "; ".join(problems)
-                    todo.append(user)
-                else:
-                    results[user.name].status = "skipped"
-            order = {u.name: i for i, u in enumerate(users)}
-            todo.sort(key=lambda u: order[u.name])
-        elif existing:
-            for user in existing:
-                results[user.name].redone = "--force"
-
-        if todo:
-            _check_space(base_info, out_dir, len(todo), options.overlay)
-            plain = {u.name: generate_password() for u in todo if u.password_hash is None}
-            if plain:
-                passwords_path = write_passwords(out_dir, plain)
-            with _Hasher(plain) as hasher:
-                jobs, chunks = plan_chunks(len(todo), options.jobs, options.max_disks)
-                progress.start(len(todo))
-                progress.note(
-                    f"{len(todo)} image(s) to make in {len(chunks)} appliance launch(es), {jobs} at a time"
-                    + (f"; {len(users) - len(todo)} already complete" if len(users) > len(todo) else "")
-                )
-                try:
-                    worker = _ChunkWorker(options, base_info, out_dir, results, hasher, progress, cancel)
-                    batches = [todo[start:end] for start, end in chunks]
-                    with concurrent.futures.ThreadPoolExecutor(jobs, thread_name_prefix="zvm-batch") as pool:
-                        futures = [pool.submit(worker.run, number, batch) for number, batch in enumerate(batches, 1)]
-                        cancel.wait_for(futures)
-                finally:
-                    progress.stop()
-        elif passwords_path is None and (out_dir / PASSWORDS_FILE).exists():
-            passwords_path = out_dir / PASSWORDS_FILE
-
+    interrupted = False
+    with _DirectoryLock(out_dir):
+        try:
+            _make_images(options, users, base_info, out_dir, results, progress)
+        except KeyboardInterrupt:
+            interrupted = True  # the workers have stopped and removed their temporary copies
+        finally:
+            progress.stop()
+        for result in results.values():
+            if result.status == "pending":
+                result.status = "interrupted"
+                result.error = "stopped by Ctrl-C before it was made" + (
+                    "; the earlier image is left as it was" if os.path.lexists(result.image) else "")
+        passwords_path = drop_stale_passwords(out_dir, list(results.values()))
         ordered = [results[u.name] for u in users]
-        report_path = write_report(out_dir, ordered, options)
-    return BatchResult(options, manifest, ordered, report_path, passwords_path, time.monotonic() - started)
+        report_path = write_report(out_dir, ordered, options, interrupted=interrupted)
+    outcome = BatchResult(options, manifest, ordered, report_path, passwords_path, time.monotonic() - started)
+    if interrupted:
+        raise BatchInterrupted(outcome)
+    return outcome
+
+
+class BatchInterrupted(ProvisionError):
+    """Ctrl-C: the images made so far are complete, the others were not started or were discarded."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+    def __init__(self, result: BatchResult) -> None:
+        super().__init__(
+            f"stopped by Ctrl-C: {result.count('seeded')} image(s) made, {result.count('interrupted')} not made; "
+            f"no partial image is left. {result.report_path} lists each user's state.",
+            hint="run the same command again to make the rest (complete images are kept)",
+        )
+        self.result = result
+
+
+def _make_images(
+    options: BatchOptions, users: Sequence[User], base_info: ImageInfo, out_dir: Path,
+    results: dict[str, UserResult], progress: Progress,
+) -> None:
+    _remove_partials(out_dir, users)
+    todo = list(users)
+    existing = [u for u in users if os.path.lexists(out_dir / u.image_name)]
+    if existing and not options.force:
+        todo = [u for u in users if u not in existing]
+        progress.phase(None, f"checking {len(existing)} existing image(s) (resume; --force makes them again)")
+        for user, problems in _check_existing(existing, out_dir, results, options.accel, options.max_disks):
+            if problems:
+                results[user.name].redone = "; ".join(problems[:MAX_REASONS]) + (
+                    f"; and {len(problems) - MAX_REASONS} more" if len(problems) > MAX_REASONS else "")
+                todo.append(user)
+            else:
+                results[user.name].status = "skipped"
+        progress.phase_done(None)
+        order = {u.name: i for i, u in enumerate(users)}
+        todo.sort(key=lambda u: order[u.name])
+    elif existing:
+        for user in existing:
+            results[user.name].redone = "--force"
+    if not todo:
+        return
+
+    _check_space(base_info, out_dir, len(todo), options.overlay)
+    plain = {u.name: generate_password() for u in todo if u.password_hash is None}
+    if plain:
+        write_passwords(out_dir, plain)
+    with _Hasher(plain) as hasher:
+        jobs, chunks = plan_chunks(len(todo), options.jobs, options.max_disks)
+        progress.start(len(todo))
+        progress.note(
+            f"{len(todo)} image(s) to make in {len(chunks)} appliance launch(es), {jobs} at a time"
+            + (f"; {len(users) - len(todo)} already complete" if len(users) > len(todo) else "")
+        )
+        cancel = _Cancel(progress)
+        worker = _ChunkWorker(options, base_info, out_dir, results, hasher, progress, cancel)
+        batches = [todo[start:end] for start, end in chunks]
+        with concurrent.futures.ThreadPoolExecutor(jobs, thread_name_prefix="zvm-batch") as pool:
+            futures = [pool.submit(worker.run, number, batch) for number, batch in enumerate(batches, 1)]
+            cancel.wait_for(futures)
 
 
 def plan_chunks(count: int, jobs: int, max_disks: int) -> tuple[int, list[tuple[int, int]]]:
@@ -344,7 +431,10 @@ class _DirectoryLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise ImageInUseError(f"another zvm-provision batch is writing to {self.path.parent}") from None
+            raise ImageInUseError(
+                f"another zvm-provision batch is writing to {self.path.parent}",
+                hint="wait for it to finish, or give this run another --out-dir",
+            ) from None
         self._fd = fd
         return self
 
@@ -383,6 +473,7 @@ def _check_existing(
             yield user, [f"cannot open it: {exc.message}"]
     for start in range(0, len(openable), max_disks):
         chunk = openable[start : start + max_disks]
+        judged: set[str] = set()
         try:
             with Appliance([info for _, info in chunk], readonly=True, accel=accel) as appliance:
                 appliance.launch()
@@ -392,12 +483,14 @@ def _check_existing(
                         problems = check_image_contract(report) + row_problems(report, user, results[user.name])
                         if not problems and user.password_hash is not None:
                             problems = _hash_problems(appliance, index, user)
-                    except ProvisionError as exc:
-                        problems = [exc.message]
+                    except Exception as exc:  # noqa: BLE001 - a bug while checking: make the image again
+                        problems = [describe_failure(exc)]
+                    judged.add(user.name)
                     yield user, problems
-        except ProvisionError as exc:
+        except Exception as exc:  # noqa: BLE001 - the appliance did not start or stop: make them again
             for user, _ in chunk:
-                yield user, [f"cannot check it: {exc.message}"]
+                if user.name not in judged:  # a verdict read before a failed shutdown still holds
+                    yield user, [f"cannot check it: {describe_failure(exc)}"]
 
 
 def row_problems(report: InspectReport, user: User, result: UserResult) -> list[str]:
@@ -454,20 +547,49 @@ def _fsync_dir(folder: Path) -> None:
 
 def write_passwords(out_dir: Path, plain: dict[str, str]) -> Path:
     """DIR/initial-passwords.csv (name,password): rows of an earlier run are kept unless made again here."""
+    kept = [(name, password) for name, password in _read_passwords(out_dir) if name not in plain]
+    return _write_passwords(out_dir, [*kept, *plain.items()])
+
+
+def drop_stale_passwords(out_dir: Path, results: Sequence[UserResult]) -> Path | None:
+    """A generated password that no image holds any more leaves the file: a row that now gives its own hash
+    and whose image (made or kept) holds that hash. Returns the file, or None when there is none (left)."""
     path = out_dir / PASSWORDS_FILE
-    kept: list[tuple[str, str]] = []
-    if os.path.lexists(path):
-        if os.path.islink(path) or not path.is_file():
-            raise ProvisionError(f"{path} is not a regular file; move it away")
-        with open(path, newline="", encoding="utf-8") as handle:
-            rows = list(csv.reader(handle))
-        if not rows or rows[0] != ["name", "password"] or any(len(r) != 2 for r in rows[1:]):
-            raise ProvisionError(f"{path} is not a name,password file written by zvm-provision; move it away")
-        kept = [(r[0], r[1]) for r in rows[1:] if r[0] not in plain]
+    stale = {r.user.name for r in results if r.user.password_hash is not None and r.status in ("seeded", "skipped")}
+    if stale and os.path.lexists(path):
+        try:
+            rows = _read_passwords(out_dir)
+        except ProvisionError:
+            return path  # not ours to rewrite (write_passwords refuses it when it has rows to add)
+        kept = [(name, password) for name, password in rows if name not in stale]
+        if not kept:
+            os.unlink(path)
+            _fsync_dir(out_dir)
+        elif len(kept) < len(rows):
+            _write_passwords(out_dir, kept)
+    return path if os.path.lexists(path) else None
+
+
+def _read_passwords(out_dir: Path) -> list[tuple[str, str]]:
+    path = out_dir / PASSWORDS_FILE
+    if not os.path.lexists(path):
+        return []
+    if os.path.islink(path) or not path.is_file():
+        raise ProvisionError(f"{path} is not a regular file; move it away")
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    if not rows or rows[0] != ["name", "password"] or any(len(r) != 2 for r in rows[1:]):
+        raise ProvisionError(f"{path} is not a name,password file written by zvm-provision; move it away")
+    return [(r[0], r[1]) for r in rows[1:]]
+
+
+def _write_passwords(out_dir: Path, rows: Sequence[tuple[str, str]]) -> Path:
+    """Atomically: a new 0600 file beside it, synced, renamed over it."""
+    path = out_dir / PASSWORDS_FILE
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["name", "password"])
-    writer.writerows([*kept, *plain.items()])
+    writer.writerows(rows)
     tmp = out_dir / f".{PASSWORDS_FILE}.tmp"
     fd = _create_private(tmp)
     try:
@@ -484,8 +606,11 @@ def write_passwords(out_dir: Path, plain: dict[str, str]) -> Path:
     return path
 
 
-def write_report(out_dir: Path, results: Sequence[UserResult], options: BatchOptions) -> Path:
-    """DIR/report.json: one entry per user (no secrets); entries of users not in this run are kept."""
+def write_report(
+    out_dir: Path, results: Sequence[UserResult], options: BatchOptions, *, interrupted: bool = False
+) -> Path:
+    """DIR/report.json: one entry per user (no secrets, no exception's text); entries of users not in this
+    run are kept."""
     path = out_dir / REPORT_FILE
     mine = {r.user.name for r in results}
     kept = []
@@ -495,6 +620,7 @@ def write_report(out_dir: Path, results: Sequence[UserResult], options: BatchOpt
     data = {
         "base": str(options.base.absolute()),
         "overlay": options.overlay,
+        "interrupted": interrupted,  # Ctrl-C stopped the run: see each user's status
         "users": [*kept, *(r.to_json(options.overlay, options.base.absolute()) for r in results)],
     }
     tmp = out_dir / f".{REPORT_FILE}.tmp"
@@ -518,7 +644,8 @@ class _Hasher:
         if self._plain:
             # spawn, not fork: appliance threads may be running, and a forked child would inherit their locks
             self._pool = concurrent.futures.ProcessPoolExecutor(
-                min(len(self._plain), os.cpu_count() or 1), mp_context=multiprocessing.get_context("spawn")
+                min(len(self._plain), os.cpu_count() or 1), mp_context=multiprocessing.get_context("spawn"),
+                initializer=_ignore_ctrl_c,
             )
             self._futures = {name: self._pool.submit(_hash_one, pw) for name, pw in self._plain.items()}
         return self
@@ -533,6 +660,11 @@ class _Hasher:
         return validate_password_hash(self._futures[name].result())
 
 
+def _ignore_ctrl_c() -> None:
+    """In a hashing process: the terminal's Ctrl-C reaches the whole process group; the parent handles it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _hash_one(password: str) -> str:
     from provision.credentials import hash_password
 
@@ -540,35 +672,56 @@ def _hash_one(password: str) -> str:
 
 
 class _Cancel:
-    """Ctrl-C in the main thread: workers stop at the next image, remove their temporary copies, return."""
+    """Ctrl-C in the main thread: each worker finishes the image it is writing, shuts its appliance down
+    cleanly, keeps the images it completed, removes its other temporary copies and returns."""
 
-    def __init__(self) -> None:
+    def __init__(self, progress: Progress) -> None:
         self.event = threading.Event()
+        self._progress = progress
 
-    def __enter__(self) -> _Cancel:
-        return self
+    def is_set(self) -> bool:
+        return self.event.is_set()
 
-    def __exit__(self, *exc: object) -> None:
-        pass
-
-    def check(self) -> None:
+    def wait_for(self, futures: Sequence[concurrent.futures.Future]) -> None:
+        """Wait for every worker; on Ctrl-C, tell them to stop, still wait, then raise KeyboardInterrupt."""
+        pending = set(futures)
+        while pending:
+            try:
+                _, pending = concurrent.futures.wait(pending, timeout=0.2)
+            except KeyboardInterrupt:
+                if not self.event.is_set():
+                    self.event.set()
+                    self._progress.note(
+                        "stopping (Ctrl-C): each appliance finishes the image it is on and shuts down cleanly; "
+                        "temporary copies are removed"
+                    )
+        for future in futures:
+            future.result()  # a bug in a worker surfaces here
         if self.event.is_set():
             raise KeyboardInterrupt
 
-    def wait_for(self, futures: Sequence[concurrent.futures.Future]) -> None:
-        try:
-            pending = set(futures)
-            while pending:
-                _, pending = concurrent.futures.wait(pending, timeout=0.2)
-        except KeyboardInterrupt:
-            self.event.set()
-            concurrent.futures.wait(futures)
-            raise
-        for future in futures:
-            future.result()  # a bug in a worker surfaces here
-
 
 # -- one chunk: copies, one appliance, seeding, rename ---------------------------------------------
+
+
+class _CopyStopped(Exception):
+    """qemu-img got the terminal's Ctrl-C: not a failure of the image."""
+
+
+def describe_failure(exc: BaseException) -> str:
+    """What the report and the screen say about a failure. The tool's own errors carry messages written
+    for that; any other exception's text could hold anything (a path, part of a file), so only its kind
+    is said (a host error by its errno), and the traceback goes to stderr with ZVM_PROVISION_DEBUG=1."""
+    if isinstance(exc, ProvisionError):
+        return exc.message
+    if isinstance(exc, OSError) and exc.errno:
+        return f"host error: {os.strerror(exc.errno)}"
+    if os.environ.get("ZVM_PROVISION_DEBUG") == "1":
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    return f"internal error ({type(exc).__name__}); run again with ZVM_PROVISION_DEBUG=1 to see where"
+
 
 
 class _Disk:
@@ -634,19 +787,26 @@ class _ChunkWorker:
         try:
             self._run(number, users, partials)
         except Exception as exc:  # a bug or a host I/O error: this chunk's unfinished images fail, others go on
+            message = describe_failure(exc)
             for user in users:
                 if self.results[user.name].status not in ("seeded", "failed"):
-                    self.fail(user, f"internal error ({type(exc).__name__}: {exc})")
+                    self.fail(user, message)
         finally:
+            self.progress.phase_done(number)
             for path in partials.values():
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
 
     def _run(self, number: int, users: list[User], partials: dict[str, Path]) -> None:
+        """Copies, one appliance, seeding, a clean shutdown, then the renames. After Ctrl-C no new step
+        starts: users left pending are reported as interrupted."""
         from provision.diskformat import probe_image
         from provision.image import Appliance
 
-        self.cancel.check()
+        if self.cancel.is_set():
+            return
+        kind = "overlay(s)" if self.options.overlay else "copies of the base"
+        self.progress.phase(number, f"making {len(users)} {kind}")
         copied: list[tuple[User, ImageInfo]] = []
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
             copies = {u.name: pool.submit(self.copy, partials[u.name]) for u in users}
@@ -654,32 +814,30 @@ class _ChunkWorker:
                 try:
                     copies[user.name].result()
                     copied.append((user, probe_image(partials[user.name])))
+                except _CopyStopped:
+                    pass  # Ctrl-C reached qemu-img too
                 except ProvisionError as exc:
                     self.fail(user, exc.message)
-        if not copied:
+        if not copied or self.cancel.is_set():
             return
-        self.cancel.check()
-        self.progress.note(f"launch {number}: starting an appliance with {len(copied)} disk(s)")
+        self.progress.phase(number, f"starting an appliance with {len(copied)} disk(s)")
         appliance: Appliance | None = None
         seeded: list[User] = []
         try:
             appliance = Appliance([info for _, info in copied], readonly=False, accel=self.options.accel)
             appliance.launch()
+            self.progress.phase(number, f"seeding {len(copied)} disk(s)")
             for index, (user, info) in enumerate(copied):
-                self.cancel.check()
+                if self.cancel.is_set():
+                    break
                 try:
                     self.seed_one(appliance, index, info, user)
                     seeded.append(user)
                     self.counted.add(user.name)
                     self.progress.finished(user.name, True)
-                except ProvisionError as exc:
-                    self.fail(user, exc.message)
-                except Exception as exc:  # a bug: this image fails, the others go on
-                    if os.environ.get("ZVM_PROVISION_DEBUG") == "1":
-                        import traceback
-
-                        traceback.print_exc()
-                    self.fail(user, f"internal error ({type(exc).__name__}); set ZVM_PROVISION_DEBUG=1 to see where")
+                except Exception as exc:  # noqa: BLE001 - this image fails, the others go on
+                    self.fail(user, describe_failure(exc))
+            self.progress.phase(number, "writing to disk and shutting the appliance down")
             appliance.close()  # umount, sync, checked shutdown: only then are the copies complete
         except ProvisionError as exc:
             if appliance is not None:
@@ -691,8 +849,8 @@ class _ChunkWorker:
             return
         except BaseException:
             if appliance is not None:
-                with contextlib.suppress(ProvisionError):
-                    appliance.close()
+                with contextlib.suppress(Exception):
+                    appliance.close()  # the exception in flight says what went wrong
             raise
         for user in seeded:
             os.replace(partials[user.name], self.out_dir / user.image_name)
@@ -714,6 +872,8 @@ class _ChunkWorker:
         except subprocess.CalledProcessError as exc:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(target)
+            if exc.returncode == -signal.SIGINT:
+                raise _CopyStopped() from None
             text = (exc.stderr or "").strip()
             if "No space left" in text:
                 raise ProvisionError(f"the host disk is full: no space left in {self.out_dir} to copy the base") from None

@@ -374,7 +374,7 @@ def batch_command(
         manifest=manifest, base=base, out_dir=out_dir, overlay=overlay, jobs=jobs,
         shard=parse_shard(shard) if shard is not None else None, force=force, accel=accel,
     )
-    result = batch.run_batch(options, batch.default_progress())
+    result = batch.run_batch(options, batch.default_progress(json_out=json_out))
     if json_out:
         print(result.report_path.read_text(encoding="utf-8"), end="")
     else:

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = 1
 MAX_WALK_ENTRIES = 10_000
 MAX_WALK_DEPTH = 32
-MAX_LISTED = 200  # unexpected and other entries listed one by one; the rest are counted
+MAX_LISTED = 200  # entries listed one by one on screen; the rest are counted (every one is still judged)
 _SPECIAL_KINDS = ("symlink", "fifo", "socket", "char", "block", "unknown")
 # ext4's own directory (mkfs creates it, fsck fills it): expected, its content not examined.
 _FILESYSTEM_DIRS = ("/lost+found",)
@@ -171,14 +171,20 @@ class NetbirdReport:
     management_url: str | None = None
 
 
+# How much an unexpected entry weighs in the verdict. The check reads this, never the wording of `reason`.
+UNSAFE = "unsafe"  # drift wherever it is: a symlink, a fifo, a socket, a device, a hard-linked file
+EXTRA = "extra"  # a plain file or directory the contract does not name, in a root-owned area: listed only
+
+
 @dataclass(frozen=True)
 class UnexpectedEntry:
     path: str
     kind: str
     owner: str
     mode: str
-    reason: str
+    reason: str  # for people; the verdict uses `severity`
     target: str | None = None
+    severity: str = EXTRA
 
 
 @dataclass(frozen=True)
@@ -196,7 +202,8 @@ class InspectReport:
     host_key: HostKeyReport
     machine_id: MachineIdReport
     netbird: NetbirdReport
-    unexpected: tuple[UnexpectedEntry, ...]  # symlinks, special files, hard links, unnamed root-area entries
+    unexpected: tuple[UnexpectedEntry, ...]  # every one the walk saw: symlinks, special files, hard links,
+    # unnamed root-area entries (only the screen cuts this list)
     other_entries: int  # user/system content below the home directory and similar: counted
     other_examples: tuple[str, ...]
     walk_entries: int
@@ -390,12 +397,15 @@ def _classify_walk(walk: Walk, layout: Layout) -> tuple[tuple[UnexpectedEntry, .
             reason = f"{item.kind} ({where})"
             unexpected.append(UnexpectedEntry(
                 shown, item.kind, owner, mode, reason, _shown(item.target) if item.target is not None else None,
+                UNSAFE,
             ))
             continue
         if item.path in contract or item.path in _FILESYSTEM_DIRS:
             continue  # contract paths are judged in the path table
         if item.kind == "file" and item.nlink > 1:
-            unexpected.append(UnexpectedEntry(shown, item.kind, owner, mode, f"file with {item.nlink} hard links"))
+            unexpected.append(
+                UnexpectedEntry(shown, item.kind, owner, mode, f"file with {item.nlink} hard links", None, UNSAFE)
+            )
             continue
         if any(item.path.startswith(area + "/") for area in owned_elsewhere):
             other += 1
@@ -403,7 +413,7 @@ def _classify_walk(walk: Walk, layout: Layout) -> tuple[tuple[UnexpectedEntry, .
                 examples.append(shown)
             continue
         unexpected.append(UnexpectedEntry(shown, item.kind, owner, mode, "not named by the contract"))
-    return tuple(unexpected[:MAX_LISTED]), other, tuple(examples)
+    return tuple(unexpected), other, tuple(examples)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -451,10 +461,10 @@ def check_image_contract(report: InspectReport) -> list[str]:
         else:
             add(private_path, f"missing or empty, while {public_path} is there (half a host key pair)")
 
-    for item in report.unexpected:
+    for item in report.unexpected:  # all of them: a symlink past the screen's limit is drift too
         if item.path in bad_paths:
             continue  # already named by the path table ("is a symlink, not a file")
-        if item.kind in _SPECIAL_KINDS or "hard links" in item.reason:
+        if item.severity == UNSAFE:
             target = f" -> {item.target}" if item.target is not None else ""
             problems.append(f"{item.path}: {item.reason}{target}")
     if report.walk_capped:
@@ -553,7 +563,10 @@ def report_to_json(report: InspectReport, problems: list[str] | None = None) -> 
         "machine_id": {"state": report.machine_id.state, "value": report.machine_id.value},
         "netbird": {"setup_key": report.netbird.setup_key, "management_url": report.netbird.management_url},
         "unexpected": [
-            {"path": u.path, "kind": u.kind, "owner": u.owner, "mode": u.mode, "reason": u.reason, "target": u.target}
+            {
+                "path": u.path, "kind": u.kind, "owner": u.owner, "mode": u.mode, "reason": u.reason,
+                "target": u.target, "severity": u.severity,
+            }
             for u in report.unexpected
         ],
         "other_entries": {"count": report.other_entries, "examples": list(report.other_examples)},
@@ -636,10 +649,16 @@ def print_report(report: InspectReport, console: Console, problems: list[str] | 
         extra = Table(title=f"Unexpected entries ({len(report.unexpected)})", title_justify="left")
         for column in ("path", "kind", "owner", "mode", "why"):
             extra.add_column(column, overflow="fold")
-        for u in report.unexpected:
+        # Unsafe ones first, so the screenful shows what matters; the verdict below names every one.
+        shown = sorted(report.unexpected, key=lambda u: u.severity != UNSAFE)[:MAX_LISTED]
+        for u in shown:
             why = u.reason + (f" -> {u.target}" if u.target is not None else "")
-            extra.add_row(Text(u.path), Text(u.kind), Text(u.owner), Text(u.mode), Text(why, style="red"))
+            style = "red" if u.severity == UNSAFE else "yellow"
+            extra.add_row(Text(u.path), Text(u.kind), Text(u.owner), Text(u.mode), Text(why, style=style))
         console.print(extra)
+        if len(report.unexpected) > len(shown):
+            console.print(Text(f"... and {len(report.unexpected) - len(shown)} more (--json lists every one)",
+                               style="dim"))
     else:
         console.print(Text("Unexpected entries: none"))
     walked = f"{report.walk_entries} entries examined"

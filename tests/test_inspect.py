@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,7 @@ from provision.plan import FreshMaterial, build_plan
 from provision.request import PasswordChoice, SeedRequest
 from provision.secret import Secret
 from provision.state import read_state
+from tests.crowd import CROWD_FILES, crowd_tarball
 from tests.fakes import MemoryFS
 from tests.keyfactory import public_line
 
@@ -169,6 +171,44 @@ def test_symlinks_and_special_files_anywhere_are_drift_but_plain_extra_files_are
     reasons = {u.path: u.reason for u in report.unexpected}
     assert reasons["/etc/motd"] == "not named by the contract"
     assert report.other_entries == 1 and report.other_examples == ("/home/zvm/.ssh/known_hosts",)
+
+
+def test_a_symlink_past_the_display_limit_is_still_drift():
+    """The verdict looks at every entry the walk saw; only the listing on screen is cut."""
+    from provision.inspect import MAX_LISTED
+
+    fs, _ = seeded_fs()
+    fs.add_dir("/etc/aaa")
+    for number in range(MAX_LISTED + 50):
+        fs.add_file(f"/etc/aaa/f{number:04d}", b"", mode=0o644)  # listed, not drift
+    fs.add_dir("/etc/zzz")
+    fs.add_symlink("/etc/zzz/link", "/etc/shadow")  # walked after every file above
+    report = report_of(fs)
+    order = [u.path for u in report.unexpected]
+    assert order.index("/etc/zzz/link") >= MAX_LISTED  # the case the issue describes
+    assert check_image_contract(report) == ["/etc/zzz/link: symlink (not named by the contract) -> /etc/shadow"]
+    text = render_text(report)
+    assert "/etc/aaa/f0000" in text and f"/etc/aaa/f{MAX_LISTED + 49:04d}" not in text  # the table is cut...
+    assert f"and {len(order) - MAX_LISTED} more" in text  # ...and says so
+    assert "/etc/zzz/link: symlink" in text  # the verdict names it
+    data = report_to_json(report)
+    assert data["contract_ok"] is False and len(data["unexpected"]) == len(order)
+
+
+def test_the_verdict_reads_each_entry_s_severity_not_its_wording():
+    """A hard-linked file is drift because of what it is, not because its reason says "hard links"."""
+    from provision.inspect import UNSAFE, UnexpectedEntry
+
+    fs, _ = seeded_fs()
+    fs.add_file("/etc/twin", b"x", mode=0o644, nlink=2)
+    fs.add_file("/etc/motd", b"hello\n", mode=0o644)
+    report = report_of(fs)
+    severity = {u.path: u.severity for u in report.unexpected}
+    assert severity["/etc/twin"] == UNSAFE and severity["/etc/motd"] != UNSAFE
+    assert check_image_contract(report) == ["/etc/twin: file with 2 hard links"]
+    reworded = [UnexpectedEntry(u.path, u.kind, u.owner, u.mode, "reworded", u.target, u.severity)
+                for u in report.unexpected]
+    assert check_image_contract(replace(report, unexpected=tuple(reworded))) == ["/etc/twin: reworded"]
 
 
 def test_a_hard_linked_contract_file_is_drift():
@@ -313,16 +353,19 @@ def images(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("inspect")
     blank, seeded, damaged = folder / "blank.qcow2", folder / "seeded.qcow2", folder / "damaged.qcow2"
+    crowded = folder / "crowded.qcow2"
     create_sample_disk(blank, "128M", accel=ACCEL)
-    shutil.copyfile(blank, seeded)
-    shutil.copyfile(blank, damaged)
+    for copy in (seeded, damaged, crowded):
+        shutil.copyfile(blank, copy)
+    crowd = crowd_tarball(folder / "crowd.tar")
 
     password_hash = hash_password(SECRET_PASSWORD, rounds=5000)
     keys = tuple(parse_authorized_keys(public_line(comment="alice@laptop") + "\n", "test"))
     secrets = [SECRET_PASSWORD, password_hash.reveal(), SETUP_KEY]
-    with Appliance([probe_image(seeded), probe_image(damaged)], readonly=False, accel=ACCEL) as appliance:
+    disks = [probe_image(seeded), probe_image(damaged), probe_image(crowded)]
+    with Appliance(disks, readonly=False, accel=ACCEL) as appliance:
         appliance.launch()
-        for index in (0, 1):
+        for index in (0, 1, 2):
             fresh = fresh_material()
             private = fresh.host_key.private_openssh.reveal()
             secrets += [private, *private.splitlines()[1:-1]]
@@ -338,8 +381,10 @@ def images(tmp_path_factory):
                     fs.set_owner_mode("/home/zvm/.ssh/authorized_keys", 1000, 100, 0o666)
                     fs.remove("/passwords/zvm")
                     appliance.handle.ln_s("/etc/shadow", "/home/zvm/.ssh/rc")  # PersistFS makes no links
+                if index == 2:
+                    appliance.handle.tar_in(str(crowd), "/etc")  # one round trip for the whole crowd
         appliance.close()
-    return {"blank": blank, "seeded": seeded, "damaged": damaged, "secrets": secrets}
+    return {"blank": blank, "seeded": seeded, "damaged": damaged, "crowded": crowded, "secrets": secrets}
 
 
 def assert_no_secret(text: str, secrets: list[str]) -> None:
@@ -370,18 +415,26 @@ def test_cli_json_of_a_seeded_image_changes_not_one_byte_and_shows_no_secret(ima
 
 
 @pytest.mark.appliance
-def test_cli_check_names_each_drift_and_exits_1(images):
-    image = images["damaged"]
-    before = sha256(image)
-    result = run_cli("inspect", "--check", str(image))
-    assert sha256(image) == before
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert result.stdout.splitlines() == [
+@pytest.mark.parametrize("name, expected", [
+    ("damaged", [
         "DRIFT: 3 problems",
         "  /passwords/zvm: missing",
         "  /home/zvm/.ssh/authorized_keys: mode 0666 (world-writable), expected 0600",
         "  /home/zvm/.ssh/rc: symlink (not named by the contract) -> /etc/shadow",
-    ]
+    ]),
+    # the symlink comes after more unexpected entries than the screen lists: it is judged all the same
+    ("crowded", [
+        "DRIFT: 1 problem",
+        "  /etc/zzz/link: symlink (not named by the contract) -> /etc/shadow",
+    ]),
+])
+def test_cli_check_names_each_drift_and_exits_1(images, name, expected):
+    image = images[name]
+    before = sha256(image)
+    result = run_cli("inspect", "--check", str(image))
+    assert sha256(image) == before
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.splitlines() == expected
     assert_no_secret(result.stdout + result.stderr, images["secrets"])
 
 
@@ -391,7 +444,7 @@ def test_inspect_blank_and_seeded_copies_in_one_read_only_launch(images):
     from provision.image import Appliance
     from provision.inspect import inspect_disk
 
-    names = ("blank", "seeded", "damaged")
+    names = ("blank", "seeded", "damaged", "crowded")
     hashes = {name: sha256(images[name]) for name in names}
     infos = [probe_image(images[name]) for name in names]
     with Appliance(infos, readonly=True, accel=ACCEL) as appliance:
@@ -420,3 +473,11 @@ def test_inspect_blank_and_seeded_copies_in_one_read_only_launch(images):
     assert seeded.machine_id.value and damaged.machine_id.value
     assert seeded.machine_id.value != damaged.machine_id.value
     assert seeded.host_key.fingerprint != damaged.host_key.fingerprint
+
+    # The crowded copy: its symlink comes after more unexpected entries than the screen lists.
+    from provision.inspect import MAX_LISTED
+
+    crowded = reports["crowded"]
+    order = [u.path for u in crowded.unexpected]
+    assert len(order) == CROWD_FILES + 3 and order.index("/etc/zzz/link") >= MAX_LISTED
+    assert check_image_contract(crowded) == ["/etc/zzz/link: symlink (not named by the contract) -> /etc/shadow"]

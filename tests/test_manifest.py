@@ -188,15 +188,25 @@ def test_passwords_file_is_0600_from_creation_and_keeps_earlier_rows(tmp_path: P
 
 
 def test_batch_command_refuses_a_bad_manifest_with_exit_2_and_creates_nothing(folder: Path, tmp_path: Path):
-    manifest = write(folder, HEADER + "alice,keys/id_ed25519,,,\nalice,keys/missing.pub,$6$x,,\n")
+    """The real command; no appliance: every row is checked before anything else happens."""
+    manifest = write(folder, HEADER
+                     + "alice,keys/alice.pub,,,\n"
+                     + "bob,keys/id_ed25519,,,\n"  # a private key
+                     + "alice,keys/bob.pub,,,\n"  # a duplicate name
+                     + "carol,keys/missing.pub,,,\n"  # a missing key file
+                     + "dave,keys/carol.pub,$6$rounds=5000$salt$tooshort,,\n")  # a bad hash
     out = tmp_path / "out"
     base = tmp_path / "base.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(base), "64M"], check=True)
+    before = sorted(p.name for p in tmp_path.iterdir())
     result = subprocess.run(
         [sys.executable, "-m", "provision", "batch", str(manifest), "--base", str(base), "--out-dir", str(out)],
         capture_output=True, text=True, env={**os.environ, "ZVM_PROVISION_ACCEL": "tcg"}, timeout=60,
     )
     assert result.returncode == 2, result.stderr
-    assert "line 2:" in result.stderr and "line 3:" in result.stderr
-    assert "private key" in result.stderr and "duplicate name" in result.stderr and "password_hash" in result.stderr
-    assert not out.exists()
+    for where, reason in (("line 3", "private key"), ("line 4", "duplicate name 'alice'"),
+                          ("line 5", "no such file"), ("line 6", "password_hash")):
+        assert any(line.strip().startswith(where) and reason in line for line in result.stderr.splitlines()), where
+    assert not any(line.strip().startswith("line 2:") for line in result.stderr.splitlines())
+    assert "tooshort" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == before and not out.exists()

@@ -73,61 +73,62 @@ in
 {
   imports = [ "${modulesPath}/image/repart.nix" ];
 
-  boot.loader.grub.enable = false;
-  boot.loader.systemd-boot.enable = true;
-  # A kernel command line edited at the boot menu (init=/bin/sh) would bypass everything else here.
-  boot.loader.systemd-boot.editor = false;
-  # Built offline: OVMF boots \EFI\BOOT\BOOTX64.EFI without NVRAM entries.
-  boot.loader.efi.canTouchEfiVariables = false;
-
-  fileSystems."/boot" = {
-    device = "/dev/disk/by-label/${contract.disk.espLabel}";
-    fsType = "vfat";
-    options = [
-      "fmask=0077"
-      "dmask=0077"
-    ];
+  # The partition sizes, for modules that size things to them (storage.nix).
+  options.zvm.disk.sizeMiB = lib.mkOption {
+    type = lib.types.attrsOf lib.types.int;
+    readOnly = true;
+    default = sizeMiB;
+    description = "Sizes in MiB of the disk image and its partitions (esp, nix, persist).";
   };
 
-  image.repart = {
-    name = "main"; # => ${config.system.build.image}/main.raw
-    version = null;
-    inherit (pinned) seed;
-    sectorSize = 512; # OVMF does not boot 4096-byte sectors
-    mkfsOptions.ext4 = [
-      "-E"
-      "hash_seed=${pinned.ext4HashSeed},nodiscard,lazy_itable_init=1"
-    ];
+  config = {
+    boot.loader.grub.enable = false;
+    boot.loader.systemd-boot.enable = true;
+    # A kernel command line edited at the boot menu (init=/bin/sh) would bypass everything else here.
+    boot.loader.systemd-boot.editor = false;
+    # Built offline: OVMF boots \EFI\BOOT\BOOTX64.EFI without NVRAM entries.
+    boot.loader.efi.canTouchEfiVariables = false;
 
-    # Attribute names are the repart.d file names: they fix the on-disk order.
-    partitions = {
-      "10-esp" = {
-        contents = {
-          "/EFI/BOOT/BOOT${lib.toUpper efiArch}.EFI".source = systemdBoot;
-          "/EFI/systemd/systemd-boot${efiArch}.efi".source = systemdBoot;
-          "/EFI/nixos/${loader.kernelFile}".source =
-            "${config.boot.kernelPackages.kernel}/${loader.kernelFile}";
-          "/EFI/nixos/${loader.initrdFile}".source =
-            "${config.system.build.initialRamdisk}/${loader.initrdFile}";
-          "/loader/entries/nixos-generation-1.conf".source = loaderEntry;
-          "/loader/loader.conf".source = loaderConf;
+    image.repart = {
+      name = "main"; # => ${config.system.build.image}/main.raw
+      version = null;
+      inherit (pinned) seed;
+      sectorSize = 512; # OVMF does not boot 4096-byte sectors
+      mkfsOptions.ext4 = [
+        "-E"
+        "hash_seed=${pinned.ext4HashSeed},nodiscard,lazy_itable_init=1"
+      ];
+
+      # Attribute names are the repart.d file names: they fix the on-disk order.
+      partitions = {
+        "10-esp" = {
+          contents = {
+            "/EFI/BOOT/BOOT${lib.toUpper efiArch}.EFI".source = systemdBoot;
+            "/EFI/systemd/systemd-boot${efiArch}.efi".source = systemdBoot;
+            "/EFI/nixos/${loader.kernelFile}".source =
+              "${config.boot.kernelPackages.kernel}/${loader.kernelFile}";
+            "/EFI/nixos/${loader.initrdFile}".source =
+              "${config.system.build.initialRamdisk}/${loader.initrdFile}";
+            "/loader/entries/nixos-generation-1.conf".source = loaderEntry;
+            "/loader/loader.conf".source = loaderConf;
+          };
+          repartConfig = partition "esp" "vfat" contract.disk.espLabel pinned.esp sizeMiB.esp;
         };
-        repartConfig = partition "esp" "vfat" contract.disk.espLabel pinned.esp sizeMiB.esp;
-      };
 
-      "20-nix" = {
-        storePaths = [ toplevel ];
-        # The partition is mounted at /nix: the store goes to /store, the database to /var/nix.
-        nixStorePrefix = "/store";
-        contents."/var/nix".source = nixState;
-        repartConfig = partition "linux-generic" "ext4" contract.disk.nixLabel pinned.nix sizeMiB.nix;
-      };
+        "20-nix" = {
+          storePaths = [ toplevel ];
+          # The partition is mounted at /nix: the store goes to /store, the database to /var/nix.
+          nixStorePrefix = "/store";
+          contents."/var/nix".source = nixState;
+          repartConfig = partition "linux-generic" "ext4" contract.disk.nixLabel pinned.nix sizeMiB.nix;
+        };
 
-      "30-persist" = {
-        # Type linux-generic (not var/home): systemd's gpt-auto-generator must never mount it by itself.
-        repartConfig =
-          partition "linux-generic" contract.fsType contract.disk.persistLabel pinned.persist
-            sizeMiB.persist;
+        "30-persist" = {
+          # Type linux-generic (not var/home): systemd's gpt-auto-generator must never mount it by itself.
+          repartConfig =
+            partition "linux-generic" contract.fsType contract.disk.persistLabel pinned.persist
+              sizeMiB.persist;
+        };
       };
     };
   };

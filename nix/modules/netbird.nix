@@ -4,6 +4,7 @@
 let
   contract = import ../contract.nix { };
   client = config.services.netbird.clients.default;
+  daemon = "${client.service.name}.service"; # netbird.service for the default client
 in
 {
   # The default client: netbird.service, state in /var/lib/netbird (persisted by ephemeral.nix), interface wt0.
@@ -12,10 +13,10 @@ in
   systemd.services.zvm-netbird-enrol = {
     description = "Enrol this VM in Netbird with the seeded setup key";
     wantedBy = [ "multi-user.target" ];
-    requires = [ "netbird.service" ];
+    requires = [ daemon ];
     wants = [ "network-online.target" ];
     after = [
-      "netbird.service"
+      daemon
       "network-online.target"
     ];
     # Nothing to do unless the seeder left a key (the Python side writes it; see persist-layout.json).

@@ -9,10 +9,16 @@
     ../../modules/updates.nix
     ../../modules/netbird.nix
     ../../modules/image.nix
+    ../../modules/console.nix
+    ../../modules/storage.nix
   ];
 
   networking.hostName = "zvm";
   time.timeZone = "UTC";
+
+  # Where every VM pulls its updates from: your copy of this repository's flake, or null for no updates.
+  # Required (README.md, "First steps"); evaluation stops with an assertion until it is set.
+  # zvm.updates.flakeUrl = "git+https://git.example.com/you/zvm-provision?dir=nix#zvm";
 
   system.stateVersion = "25.11";
 }

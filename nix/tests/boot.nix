@@ -1,0 +1,141 @@
+# checks.x86_64-linux.boot: the zvm image, seeded by zvm-provision, booted twice under the NixOS test
+# framework (pkgs.testers.runNixOSTest). Needs a machine that can build NixOS and run KVM; offline,
+# tests/test_nix_boot.py parses and evaluates this file as far as it can (see nix/README.md).
+{
+  lib,
+  zvm-provision,
+  # The zvm modules (the host and impermanence), as flake.nix passes them to nixosSystem.
+  modules,
+}:
+{ hostPkgs, ... }:
+let
+  contract = import ../contract.nix { };
+  testPassword = "zvm-boot-test-password";
+in
+{
+  name = "zvm-boot";
+
+  # The node is called zvm, as its hostname, so the driver's machine name and the VM's agree.
+  nodes.zvm =
+    { lib, ... }:
+    {
+      imports = modules;
+
+      # Boot the disk image the way OVMF boots main.raw: from its ESP, not the framework's kernel and store.
+      virtualisation = {
+        directBoot.enable = false;
+        mountHostNixStore = false;
+        useEFIBoot = true;
+        memorySize = 2048;
+        # The framework replaces fileSystems with these; give it the image's own mounts.
+        fileSystems = lib.mkForce (import ../filesystems.nix);
+      };
+
+      # No network in the test: no auto-update.
+      zvm.updates.flakeUrl = null;
+    };
+
+  testScript =
+    { nodes, ... }:
+    let
+      image = "${nodes.zvm.system.build.image}/${nodes.zvm.image.repart.name}.raw";
+      # The image seeded by the flake's own zvm-provision, with a key, a password and a host key made here.
+      seeded =
+        hostPkgs.runCommand "zvm-boot-test-seeded"
+          {
+            nativeBuildInputs = [
+              zvm-provision
+              hostPkgs.qemu-utils
+              hostPkgs.openssh
+            ];
+            requiredSystemFeatures = [ "kvm" ];
+          }
+          ''
+            export HOME=$TMPDIR
+            mkdir -p $out
+            ssh-keygen -q -t ed25519 -N "" -C zvm-boot-test -f $out/id_ed25519
+            printf '%s\n' ${lib.escapeShellArg testPassword} > password
+            qemu-img convert -f raw -O qcow2 ${image} $out/zvm.qcow2
+            zvm-provision seed $out/zvm.qcow2 --password-file password --ssh-key $out/id_ed25519.pub \
+              --yes --json > $out/seed.json
+          '';
+      setupKey = "${contract.netbird.setupKeyFile}";
+    in
+    ''
+      import json
+      import os
+      import subprocess
+      import tempfile
+
+      seed = json.load(open("${seeded}/seed.json"))
+      disk = os.path.join(tempfile.mkdtemp(), "zvm.qcow2")
+      subprocess.run(
+          ["${hostPkgs.qemu-utils}/bin/qemu-img", "create", "-f", "qcow2", "-F", "qcow2",
+           "-b", "${seeded}/zvm.qcow2", disk],
+          check=True,
+      )
+      # The framework's VM script boots whatever disk NIX_DISK_IMAGE names (and keeps it across reboots).
+      os.environ["NIX_DISK_IMAGE"] = disk
+
+      SSH = "ssh -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
+
+
+      def boot():
+          zvm.start()
+          zvm.wait_for_unit("multi-user.target")
+          zvm.wait_for_unit("sshd.service")
+          zvm.copy_from_host("${seeded}/id_ed25519", "/root/id_ed25519")
+          zvm.succeed("chmod 600 /root/id_ed25519")
+
+
+      def host_key_fingerprint():
+          return zvm.succeed(
+              "ssh-keyscan -t ed25519 localhost 2>/dev/null | ssh-keygen -lf - | cut -d' ' -f2"
+          ).strip()
+
+
+      def key_login_works():
+          assert zvm.succeed(f"{SSH} -i /root/id_ed25519 zvm@localhost id -un").strip() == "zvm"
+
+
+      boot()
+
+      with subtest("SSH: the seeded key logs in, a password is never asked for"):
+          key_login_works()
+          status, out = zvm.execute(
+              f"{SSH} -o PubkeyAuthentication=no"
+              " -o PreferredAuthentications=password,keyboard-interactive zvm@localhost true 2>&1"
+          )
+          assert status != 0 and "Permission denied (publickey)" in out, out
+
+      with subtest("the host key is the one the seeding printed"):
+          assert host_key_fingerprint() == seed["host_key"]["fingerprint"], seed["host_key"]
+
+      with subtest("the machine-id is the seeded one"):
+          assert zvm.succeed("cat /etc/machine-id").strip() == seed["machine_id"]
+
+      with subtest("zvm is not in wheel, and there is no sudo"):
+          groups = zvm.succeed("id -nG zvm").split()
+          assert "wheel" not in groups, groups
+          zvm.fail("command -v sudo")
+          zvm.fail("test -e /run/wrappers/bin/sudo")
+
+      with subtest("without a setup key the Netbird enrolment is skipped"):
+          zvm.succeed("test ! -e ${setupKey}")
+          result = zvm.succeed("systemctl show -P ConditionResult zvm-netbird-enrol.service").strip()
+          assert result == "no", result
+
+      zvm.succeed("touch /root/outside-the-allowlist /var/lib/outside-the-allowlist")
+      zvm.succeed("echo kept > /var/log/zvm-boot-test")
+      zvm.shutdown()
+      boot()
+
+      with subtest("after a reboot the allowlist is there and nothing else"):
+          zvm.fail("test -e /root/outside-the-allowlist")
+          zvm.fail("test -e /var/lib/outside-the-allowlist")
+          assert zvm.succeed("cat /var/log/zvm-boot-test").strip() == "kept"
+          assert zvm.succeed("cat /etc/machine-id").strip() == seed["machine_id"]
+          assert host_key_fingerprint() == seed["host_key"]["fingerprint"]
+          key_login_works()
+    '';
+}

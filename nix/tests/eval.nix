@@ -1,0 +1,240 @@
+# This flake evaluated offline: flake.nix's outputs, called with the real impermanence flake and a stand-in
+# for nixpkgs (./nixpkgs: the real nixpkgs lib and module system, declarations of the nixpkgs options the
+# modules use, derivations that are never built). Used by tests/test_nix*.py:
+#
+#   nix-instantiate --eval --strict --json -E \
+#     'import ./nix/tests/eval.nix { inputs = /path/to/nix-inputs; }'
+#
+# `inputs` holds nixpkgs-lib/ and impermanence/ at the revisions flake.lock pins (see nix/README.md).
+# `settings` is a module added to the system (e.g. { zvm.updates.flakeUrl = "..."; }); the result is the
+# system's configuration as raw values: nothing here computes what a test expects.
+{
+  inputs,
+  settings ? { },
+}:
+let
+  inherit (import ./offline-flake.nix { inherit inputs; }) lib flake self;
+  system = "x86_64-linux";
+
+  zvm = self.nixosConfigurations.zvm.extendModules { modules = [ settings ]; };
+  inherit (zvm) config;
+
+  pick = names: attrs: lib.getAttrs (lib.filter (n: attrs ? ${n}) names) attrs;
+  unit = pick [
+    "description"
+    "wantedBy"
+    "requires"
+    "wants"
+    "after"
+    "before"
+    "unitConfig"
+    "serviceConfig"
+    "timerConfig"
+    "environment"
+    "path"
+    "script"
+    "startAt"
+  ];
+  toplevel = builtins.tryEval (builtins.seq config.system.build.toplevel.drvPath true);
+  ifBuilt = value: if toplevel.success then value else null;
+
+  mount = pick [
+    "what"
+    "where"
+    "type"
+    "options"
+    "wantedBy"
+    "before"
+    "unitConfig"
+  ];
+in
+{
+  inputs = {
+    inherit (flake) inputs;
+  };
+
+  assertions = map (a: {
+    inherit (a) assertion message;
+  }) config.assertions;
+  inherit (config) warnings;
+
+  # Fails (throws) while an assertion fails, as nixpkgs' toplevel does; then the parts built from it are null.
+  inherit toplevel;
+
+  fileSystems = lib.mapAttrs (
+    _: fs:
+    pick [
+      "mountPoint"
+      "device"
+      "fsType"
+      "options"
+      "neededForBoot"
+    ] fs
+  ) config.fileSystems;
+
+  persistence = lib.mapAttrs (_: p: {
+    inherit (p) persistentStoragePath hideMounts;
+    directories = map (pick [
+      "directory"
+      "dirPath"
+      "user"
+      "group"
+      "mode"
+    ]) p.directories;
+    files = map (f: {
+      inherit (f) file filePath;
+      parentDirectory = pick [
+        "dirPath"
+        "user"
+        "group"
+        "mode"
+      ] f.parentDirectory;
+    }) p.files;
+    users = lib.mapAttrs (_: u: {
+      directories = map (pick [
+        "directory"
+        "dirPath"
+        "user"
+        "group"
+        "mode"
+      ]) u.directories;
+    }) p.users;
+  }) config.environment.persistence;
+
+  systemd = {
+    services = lib.mapAttrs (_: unit) config.systemd.services;
+    timers = lib.mapAttrs (_: unit) config.systemd.timers;
+    mounts = map mount config.systemd.mounts;
+    initrdMounts = map mount config.boot.initrd.systemd.mounts;
+    initrdSuppressedUnits = config.boot.initrd.systemd.suppressedUnits;
+    tmpfiles = config.systemd.tmpfiles.rules;
+  };
+  initrdPostMountCommands = config.boot.initrd.postMountCommands;
+  activationScripts = lib.mapAttrs (
+    _: s:
+    if builtins.isString s then
+      { text = s; }
+    else
+      {
+        inherit (s) deps text;
+      }
+  ) config.system.activationScripts;
+
+  netbird = lib.mapAttrs (_: c: {
+    service = c.service.name;
+    wrapper = toString c.wrapper;
+    inherit (c.wrapper) makeWrapperArgs;
+  }) config.services.netbird.clients;
+
+  users = {
+    inherit (config.users) mutableUsers allowNoPasswordLogin;
+    users = lib.mapAttrs (
+      _: u:
+      pick [
+        "uid"
+        "group"
+        "extraGroups"
+        "home"
+        "isNormalUser"
+        "isSystemUser"
+        "createHome"
+        "hashedPassword"
+        "hashedPasswordFile"
+      ] u
+    ) config.users.users;
+    groups = lib.mapAttrs (_: g: g.gid) config.users.groups;
+  };
+
+  security = {
+    sudo = config.security.sudo.enable;
+    sudo-rs = config.security.sudo-rs.enable;
+  };
+
+  openssh = {
+    inherit (config.services.openssh)
+      enable
+      settings
+      authorizedKeysFiles
+      hostKeys
+      extraConfig
+      ;
+  };
+
+  nix = {
+    inherit (config.nix) settings;
+    gc = {
+      inherit (config.nix.gc)
+        automatic
+        dates
+        options
+        persistent
+        ;
+    };
+  };
+
+  autoUpgrade = {
+    inherit (config.system.autoUpgrade)
+      enable
+      flake
+      flags
+      operation
+      dates
+      allowReboot
+      ;
+  };
+
+  boot = {
+    inherit (config.boot) kernelParams;
+    loader = {
+      grub = config.boot.loader.grub.enable;
+      efiCanTouchVariables = config.boot.loader.efi.canTouchEfiVariables;
+      systemd-boot = {
+        inherit (config.boot.loader.systemd-boot) enable editor configurationLimit;
+      };
+    };
+  };
+
+  image = ifBuilt {
+    inherit (config.image) fileName;
+    repart = {
+      inherit (config.image.repart)
+        name
+        version
+        seed
+        sectorSize
+        mkfsOptions
+        ;
+      partitions = lib.mapAttrs (_: p: {
+        inherit (p) repartConfig nixStorePrefix storePaths;
+        contents = lib.mapAttrs (_: c: toString c.source) p.contents;
+      }) config.image.repart.partitions;
+    };
+    # The text of every ESP file the flake writes itself (loader entry, loader.conf).
+    espTexts = lib.mapAttrs (_: c: c.source.text) (
+      lib.filterAttrs (_: c: c.source ? text) config.image.repart.partitions."10-esp".contents
+    );
+    diskSizeMiB = config.zvm.disk.sizeMiB;
+    toplevelPath = toString config.system.build.toplevel;
+  };
+
+  package =
+    let
+      p = self.packages.${system}.zvm-provision;
+    in
+    {
+      inherit (p) pname version makeWrapperArgs;
+      dependencies = map (d: d.pname) p.dependencies;
+      mainProgram = p.meta.mainProgram;
+    };
+
+  outputs = ifBuilt {
+    nixosConfigurations = lib.attrNames self.nixosConfigurations;
+    nixosModules = lib.attrNames self.nixosModules;
+    packages = lib.attrNames self.packages.${system};
+    apps = lib.mapAttrs (_: a: { inherit (a) type program; }) self.apps.${system};
+    checks = lib.attrNames self.checks.${system};
+    devShell = lib.attrNames self.devShells.${system};
+    imagePackage = toString self.packages.${system}.image;
+    imageOfConfiguration = toString self.nixosConfigurations.zvm.config.system.build.image;
+  };
+}

@@ -1,0 +1,7 @@
+# Mirrors nixos/modules/misc/version.nix (system.stateVersion).
+{ lib, ... }:
+{
+  options.system.stateVersion = lib.mkOption {
+    type = lib.types.str;
+  };
+}

@@ -1,0 +1,101 @@
+# Stand-in packages: real (never built) derivations with the names nixpkgs gives them, so store paths,
+# lib.getExe and types.package behave as with nixpkgs. Builders return the attributes they were given
+# (text, script, dependencies), so tests can read what this flake's code passed to them.
+{ lib, system }:
+let
+  fake =
+    name: attrs:
+    let
+      # builtins.derivation takes only strings, numbers, booleans, paths, derivations and lists of them.
+      plain = lib.filterAttrs (
+        _: v: builtins.isString v || builtins.isInt v || builtins.isBool v || builtins.isPath v || builtins.isList v
+      ) attrs;
+      # Names like "unbindOrUnlink-persist-etc-machine\x2did" (impermanence, for /etc/machine-id) build
+      # with nixpkgs' writers (impermanence's own checks persist /etc/machine-id at the pinned revision),
+      # but builtins.derivation refuses the backslash: sanitise, as only the name's spelling differs.
+      drv = derivation (
+        plain
+        // {
+          name = lib.strings.sanitizeDerivationName name;
+          inherit system;
+          builder = "/bin/sh";
+        }
+      );
+    in
+    drv
+    // attrs
+    // {
+      inherit (drv) outPath drvPath;
+      out = drv;
+      outputName = "out";
+      type = "derivation";
+      meta = attrs.meta or { };
+    };
+  tool = name: mainProgram: fake name { meta.mainProgram = mainProgram; };
+
+  pythonPackage = name: fake "python3.13-${name}" { pname = name; };
+  # Every name here exists in nixpkgs' python3Packages (pkgs/top-level/python-packages.nix); guestfs is
+  # `toPythonModule (pkgs.libguestfs.override { python3 = python; })` there.
+  python3Packages =
+    lib.genAttrs [
+      "bcrypt"
+      "cryptography"
+      "guestfs"
+      "hatchling"
+      "libpass"
+      "pexpect"
+      "pytest"
+      "questionary"
+      "rich"
+      "typer"
+    ] pythonPackage
+    // {
+      # src stays out of the derivation: lib.fileset needs builtins.readFileType (Nix 2.14), which
+      # Debian's Nix 2.8 lacks; it is kept, unevaluated, as an attribute.
+      buildPythonApplication =
+        attrs:
+        fake "${attrs.pname}-${attrs.version}" (removeAttrs attrs [ "src" ])
+        // {
+          inherit (attrs) src;
+        };
+    };
+
+  self = {
+    inherit lib python3Packages;
+    stdenv.hostPlatform = {
+      inherit system;
+      efiArch = "x64";
+      isx86_64 = true;
+      linux-kernel.target = "bzImage";
+    };
+    buildPackages = self;
+
+    runCommand = name: env: buildCommand: fake name (env // { inherit buildCommand; });
+    writeText = name: text: fake name { inherit text; };
+    writeShellScript = name: text: fake name { inherit text; };
+    closureInfo = { rootPaths }: fake "closure-info" { inherit rootPaths; };
+    callPackage = lib.callPackageWith self;
+    mkShell = attrs: fake "nix-shell" attrs;
+    testers.runNixOSTest = test: {
+      passthru.test = test;
+    };
+
+    bash = tool "bash-5.2" "bash";
+    coreutils = tool "coreutils-9.7" "ls";
+    util-linux = tool "util-linux-2.41" "mount";
+    nix = tool "nix-2.31" "nix";
+    systemd = tool "systemd-258" "systemctl";
+    openssh = tool "openssh-10.0" "ssh";
+    netbird = tool "netbird-0.59" "netbird";
+    qemu = tool "qemu-10.1" "qemu-system-x86_64";
+    qemu-utils = tool "qemu-utils-10.1" "qemu-img";
+    libguestfs-appliance = fake "libguestfs-appliance-1.56" { };
+    libguestfs-with-appliance = tool "libguestfs-with-appliance-1.56" "guestfish";
+    OVMF = fake "OVMF-202505" { fd = fake "OVMF-202505-fd" { }; };
+    nixfmt = tool "nixfmt-1.0" "nixfmt";
+    shellcheck = tool "shellcheck-0.11" "shellcheck";
+    just = tool "just-1.42" "just";
+    linuxPackages.kernel = fake "linux-6.12" { version = "6.12.50"; };
+  };
+in
+self
