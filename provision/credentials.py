@@ -344,7 +344,7 @@ def _key_bits(key_type: str, blob: bytes, fields: list[bytes]) -> int:
 
     try:
         key = load_ssh_public_key(key_type.encode() + b" " + base64.b64encode(blob))
-    except (ValueError, UnsupportedAlgorithm):
+    except (ValueError, UnsupportedAlgorithm, NotImplementedError):  # the last: a compressed ECDSA point
         raise _BadLine(f"the key data is not a valid {key_type} key") from None
     if isinstance(key, rsa.RSAPublicKey):
         if key.key_size < _MIN_RSA_BITS:

@@ -167,3 +167,17 @@ def test_a_text_file_is_not_an_image(tmp_path, key_file):
 def test_bad_accel_is_a_usage_error(fake_disk, key_file):
     result = run(str(fake_disk), "--no-password", "--ssh-key", str(key_file), "--accel", "warp")
     assert result.returncode == 2
+
+
+def test_a_key_file_cryptography_cannot_load_is_a_usage_error_not_an_internal_error(fake_disk, tmp_path):
+    """An ECDSA key with a compressed point: cryptography raises NotImplementedError for it (found by the
+    property tests); the command must say what is wrong with the key and exit 2."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from tests.test_credentials import compressed_point_line
+
+    key = tmp_path / "compressed.pub"
+    key.write_text(compressed_point_line(ec.generate_private_key(ec.SECP256R1())) + "\n")
+    result = run(str(fake_disk), "--no-password", "--ssh-key", str(key), "--dry-run")
+    assert result.returncode == 2, result.stderr
+    assert "not a valid ecdsa-sha2-nistp256 key" in result.stderr and "internal error" not in result.stderr

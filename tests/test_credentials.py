@@ -498,6 +498,22 @@ def test_a_lone_surrogate_is_refused_not_accepted_then_unwritable(lines):
     assert [k.line for k in keys] == [lines["p256"]] and problems == ["line 1: the line is not valid UTF-8"]
 
 
+def compressed_point_line(key, comment: str = "p256@test") -> str:
+    """An ECDSA key line whose point is in compressed form (0x02/0x03 and x alone): sshd refuses it."""
+    name = b"ecdsa-sha2-nistp256"
+    point = key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.CompressedPoint)
+    blob = ssh_string(name) + ssh_string(b"nistp256") + ssh_string(point)
+    return f"{name.decode()} {b64(blob)} {comment}"
+
+
+def test_a_compressed_ecdsa_point_is_refused_not_an_internal_error(keys):
+    """Found by test_properties_credentials.py: cryptography raises NotImplementedError for it, which escaped
+    both parsers (the lenient one said 'unreadable (NotImplementedError)')."""
+    line = compressed_point_line(keys["p256"])
+    assert refusal(line).endswith("the key data is not a valid ecdsa-sha2-nistp256 key")
+    assert c.parse_authorized_keys_lenient(line)[1] == ["line 1: the key data is not a valid ecdsa-sha2-nistp256 key"]
+
+
 def test_empty_input_holds_no_public_key():
     for text in ("", "\n\n", "# only a comment\n   \n"):
         assert refusal(text, "me.pub") == "me.pub holds no public key"
