@@ -471,16 +471,25 @@ def hostile_backings(qemu_img, qcow2, tmp_path, loop_device) -> dict[str, tuple[
 def test_backing_refusals_through_the_command_exit_3_before_the_appliance(hostile_backings, tmp_path):
     key = tmp_path / "k.pub"
     key.write_text(public_line() + "\n")
+    manifest = tmp_path / "staff.csv"
+    manifest.write_text("name,ssh_keys\nalice,k.pub\n")
+    out = tmp_path / "out"
+
+    def listing() -> dict[str, str]:
+        return {p.name: sha256(p) if p.is_file() else "dir" for p in tmp_path.iterdir()}
+
     for name, (path, word) in hostile_backings.items():
         for args in (["inspect", str(path)], ["inspect", "--json", str(path)],
                      [str(path), "--no-password", "--ssh-key", str(key)],
-                     [str(path), "--no-password", "--ssh-key", str(key), "--dry-run"]):
-            before = {p.name: sha256(p) for p in tmp_path.iterdir() if p.is_file()}
+                     [str(path), "--no-password", "--ssh-key", str(key), "--dry-run"],
+                     ["batch", str(manifest), "--base", str(path), "--out-dir", str(out)],
+                     ["batch", str(manifest), "--base", str(path), "--out-dir", str(out), "--overlay"]):
+            before = listing()
             result = zvm(*args, cwd=tmp_path)
             assert result.returncode == 3, (name, args, result.stderr)
             assert word in result.stderr and "appliance" not in result.stderr, (name, args, result.stderr)
             assert "Traceback" not in result.stderr
-            assert {p.name: sha256(p) for p in tmp_path.iterdir() if p.is_file()} == before, (name, args)
+            assert listing() == before and not out.exists(), (name, args)  # nothing created, nothing changed
 
 
 def test_a_block_device_image_passes_the_header_check_of_the_command(qcow2, tmp_path, loop_device):
