@@ -35,10 +35,14 @@ MIN_PASSWORD_CHARS = 8  # the one password policy: wizard, --password-stdin, --p
 LOCKED_PASSWORD_LINE = "!"  # what --no-password writes: the account is locked, key-only login
 
 _CRYPT64 = "[./0-9A-Za-z]"
+_CRYPT64_ALPHABET = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _SHA512_RE = re.compile(rf"\$6\$(?:rounds=([0-9]+)\$)?({_CRYPT64}*)\$({_CRYPT64}*)", re.ASCII)
 # libxcrypt crypt(5): \$y\$[./A-Za-z0-9]+\$[./A-Za-z0-9]{,86}\$[./A-Za-z0-9]{43}. Params encode at least
 # flavor, N and r (3 chars); we also refuse an empty salt, which mkpasswd never writes.
 _YESCRYPT_RE = re.compile(rf"\$y\$({_CRYPT64}{{3,64}})\$({_CRYPT64}{{1,86}})\$({_CRYPT64}{{43}})", re.ASCII)
+# The parameters libxcrypt's crypt_gensalt writes for costs 1..11 (mkpasswd -R, login.defs YESCRYPT_COST_FACTOR;
+# 5, j9T, is the default). Others may not decode (libxcrypt answers "*0") or may ask for any amount of memory.
+_YESCRYPT_PARAMS = frozenset({"j75", "j85", "j7T", "j8T", "j9T", "jAT", "jBT", "jCT", "jDT", "jET", "jFT"})
 _MAX_PASSWORD_FILE_BYTES = 64 * 1024  # a hash line is ~120 bytes; anything far bigger is not a password file
 
 
@@ -120,13 +124,29 @@ def _parse_hash(text: str) -> tuple[str, int | None]:
             raise UsageError("the sha-512 hash part must be 86 characters")
         return "sha512-crypt", rounds
     if line.startswith("$y$"):
-        if not _YESCRYPT_RE.fullmatch(line):
+        m = _YESCRYPT_RE.fullmatch(line)
+        if not m:
             raise UsageError(
                 "malformed yescrypt ($y$) hash: expected $y$params$salt$hash with a 43-character hash "
                 "in the crypt alphabet [./0-9A-Za-z]"
             )
+        if m.group(1) not in _YESCRYPT_PARAMS:
+            raise UsageError("yescrypt parameters other than those mkpasswd writes (costs 1..11) are not "
+                             "accepted; make the hash with mkpasswd -m yescrypt")
+        if not _whole_bytes(m.group(2)):
+            raise UsageError("the yescrypt salt is not a whole number of bytes: libxcrypt would refuse it")
         return "yescrypt", None
     raise UsageError("not a sha-512 ($6$) or yescrypt ($y$) crypt hash")
+
+
+def _whole_bytes(encoded: str) -> bool:
+    """Whether crypt base-64 text decodes to whole bytes, as libxcrypt's decode64 requires: no single
+    character left over, and no bits set in the last character beyond the last byte."""
+    rest = len(encoded) % 4  # 4 characters hold 3 bytes
+    if rest == 1:
+        return False
+    last = _CRYPT64_ALPHABET.index(encoded[-1])
+    return rest == 0 or last < (4 if rest == 2 else 16)
 
 
 def validate_password_hash(text: str) -> Secret:
@@ -329,7 +349,7 @@ def _key_bits(key_type: str, blob: bytes, fields: list[bytes]) -> int:
 
     try:
         key = load_ssh_public_key(key_type.encode() + b" " + base64.b64encode(blob))
-    except (ValueError, UnsupportedAlgorithm):
+    except (ValueError, UnsupportedAlgorithm, NotImplementedError):  # the last: a compressed ECDSA point
         raise _BadLine(f"the key data is not a valid {key_type} key") from None
     if isinstance(key, rsa.RSAPublicKey):
         if key.key_size < _MIN_RSA_BITS:
@@ -351,6 +371,10 @@ def _parse_key_line(raw: str) -> AuthorizedKey:
     line = raw.strip(" \t\r")
     if len(line.encode("utf-8", "surrogatepass")) > MAX_KEY_LINE_BYTES:
         raise _BadLine(f"the line is longer than {MAX_KEY_LINE_BYTES} bytes")
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: accepted, the line could not be written to the image
+        raise _BadLine("the line is not valid UTF-8") from None
     if "\x00" in line:
         raise _BadLine("the line contains a NUL character")
     if _CONTROL_RE.search(line):  # a comment with escape sequences would reach the terminal via reports

@@ -4,6 +4,10 @@ A genuine qcow2 header can name host files: a backing file, an external data fil
 CVE-2024-4467). Telling libguestfs the format stops format probing (CVE-2010-3851) but not those, so the
 header is checked here first, and the format found here is the one handed to libguestfs (never probed).
 
+qemu opens a backing file by the format the header names (the backing-format extension), or probes it when
+none is named: the header's word must be qcow2 or raw and agree with what this probe finds in the file, and a
+backing file must be a regular file (a host block device must never be read as one).
+
 qcow2 header layout: qemu docs/interop/qcow2.rst. All fields are big-endian.
 """
 
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import stat
 import struct
 from dataclasses import dataclass
@@ -36,6 +41,8 @@ _EXT_DATA_FILE = 0x44415441
 
 _MIN_RAW_SIZE = 1024  # an MBR sector plus the sector where a GPT header lives
 _MAX_BACKING_NAME = 1023  # qemu's own limit
+_MAX_BACKING_FORMAT = 15  # qemu keeps the name in a 16-byte field and refuses a longer extension
+_BACKING_FORMATS = ("qcow2", "raw")
 
 # "json:{...}", "nbd:...", "http://...", "file:..." -- qemu treats these as protocols, not paths.
 _PROTOCOL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
@@ -50,6 +57,15 @@ class ImageInfo:
     qcow2_version: int | None
     backing_file: str | None  # as written in the header (not resolved)
     read_only_file: bool
+    backing_format: str | None = None  # the header's word for the backing file, checked against the file
+
+
+@dataclass(frozen=True)
+class _Qcow2Header:
+    virtual_size: int
+    version: int
+    backing_file: str | None
+    backing_format: str | None
 
 
 def probe_image(path: Path, *, max_backing_depth: int = 8) -> ImageInfo:
@@ -70,40 +86,59 @@ def _probe(path: Path, *, depth: int, max_depth: int, seen: frozenset[str]) -> I
         raise UsageError(f"{path}: no such file") from None
     except OSError as exc:
         raise ImageUnusableError(f"{path}: cannot read the {what}: {exc.strerror}") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise ImageUnusableError(f"{path}: is a directory, not a disk image")
-    if not (stat.S_ISREG(st.st_mode) or stat.S_ISBLK(st.st_mode)):
-        raise ImageUnusableError(f"{path}: is not a regular file, not a disk image")
+    _check_kind(path, st, backing=bool(depth))
     real = os.path.realpath(path)
     if real in seen:
         raise ImageUnusableError(f"{path}: the backing file chain loops back to itself")
 
     try:
-        with open(path, "rb") as fh:
+        # O_NONBLOCK: a fifo swapped in after the stat must not hang the open; the fstat below refuses it.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with open(fd, "rb") as fh:
+            opened = os.fstat(fd)
+            if (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino):
+                raise ImageUnusableError(f"{path}: the file changed while it was being checked")
             file_size = fh.seek(0, os.SEEK_END) if stat.S_ISBLK(st.st_mode) else st.st_size
             fh.seek(0)
             head = fh.read(65536)
             if head[:4] == QCOW2_MAGIC:
-                info = _parse_qcow2(path, fh, head, file_size)
+                header = _parse_qcow2(path, fh, head, file_size)
             else:
                 _check_raw(path, fh, head, file_size)
-                info = (file_size, None, None)
+                header = None
     except OSError as exc:
         raise ImageUnusableError(f"{path}: cannot read the {what}: {exc.strerror}") from None
 
-    virtual_size, version, backing = info
-    fmt = "raw" if version is None else "qcow2"
-    if backing is not None:
-        _check_backing(path, backing, depth=depth, max_depth=max_depth, seen=seen | {real})
+    if header is None:
+        return ImageInfo(path=path, format="raw", virtual_size=file_size, file_size=file_size, qcow2_version=None,
+                         backing_file=None, read_only_file=_read_only(path, st))
+    if header.backing_file is not None:
+        _check_backing(path, header.backing_file, header.backing_format, depth=depth, max_depth=max_depth,
+                       seen=seen | {real})
     return ImageInfo(
         path=path,
-        format=fmt,
-        virtual_size=virtual_size,
+        format="qcow2",
+        virtual_size=header.virtual_size,
         file_size=file_size,
-        qcow2_version=version,
-        backing_file=backing,
+        qcow2_version=header.version,
+        backing_file=header.backing_file,
         read_only_file=_read_only(path, st),
+        backing_format=header.backing_format if header.backing_file is not None else None,
     )
+
+
+def _check_kind(path: Path, st: os.stat_result, *, backing: bool) -> None:
+    """Before the file is opened: an image may be a regular file or a block device, a backing file only a
+    regular file (qemu would read a host disk named as a backing file)."""
+    if stat.S_ISDIR(st.st_mode):
+        raise ImageUnusableError(f"{path}: is a directory, not a disk image")
+    if stat.S_ISREG(st.st_mode):
+        return
+    if stat.S_ISBLK(st.st_mode) and not backing:
+        return
+    if stat.S_ISBLK(st.st_mode):
+        raise ImageUnusableError(f"{path}: is a block device, not a regular file: a backing file must be a file")
+    raise ImageUnusableError(f"{path}: is not a regular file, not a disk image")
 
 
 def _read_only(path: Path, st: os.stat_result) -> bool:
@@ -136,7 +171,7 @@ def _u64(buf: bytes, off: int) -> int:
     return struct.unpack_from(">Q", buf, off)[0]
 
 
-def _parse_qcow2(path: Path, fh, head: bytes, file_size: int) -> tuple[int, int, str | None]:
+def _parse_qcow2(path: Path, fh, head: bytes, file_size: int) -> _Qcow2Header:
     def bad(reason: str) -> ImageUnusableError:
         return ImageUnusableError(f"{path}: unusable qcow2 image: {reason}")
 
@@ -203,8 +238,8 @@ def _parse_qcow2(path: Path, fh, head: bytes, file_size: int) -> tuple[int, int,
             raise bad("the backing file name contains a NUL byte")
 
     ext_end = backing_offset if backing_offset else cluster_size
-    _check_extensions(bad, fh, head, header_length, min(ext_end, cluster_size, file_size))
-    return virtual_size, version, backing
+    backing_format = _check_extensions(bad, fh, head, header_length, min(ext_end, cluster_size, file_size))
+    return _Qcow2Header(virtual_size, version, backing, backing_format)
 
 
 def _read_at(fh, head: bytes, offset: int, size: int) -> bytes:
@@ -214,8 +249,10 @@ def _read_at(fh, head: bytes, offset: int, size: int) -> bytes:
     return fh.read(size)
 
 
-def _check_extensions(bad, fh, head: bytes, start: int, end: int) -> None:
-    """Walk the header extensions (they follow the header, inside the first cluster)."""
+def _check_extensions(bad, fh, head: bytes, start: int, end: int) -> str | None:
+    """Walk the header extensions (they follow the header, inside the first cluster); return the backing
+    format the header names, if any."""
+    backing_format = None
     off = start
     while off + 8 <= end:
         ext = _read_at(fh, head, off, 8)
@@ -223,18 +260,38 @@ def _check_extensions(bad, fh, head: bytes, start: int, end: int) -> None:
             break
         ext_type, ext_len = struct.unpack(">II", ext)
         if ext_type == _EXT_END:
-            return
+            return backing_format
         if ext_type == _EXT_DATA_FILE:
             raise bad("it names an external data file, which is not allowed")
         if ext_len > end - off - 8:
             raise bad("a header extension runs past the end of the header area")
+        if ext_type == _EXT_BACKING_FORMAT:
+            if backing_format is not None:  # qemu keeps the last one: refuse rather than guess which
+                raise bad("it names more than one backing format")
+            backing_format = _backing_format(bad, _read_at(fh, head, off + 8, ext_len), ext_len)
         off += 8 + ((ext_len + 7) & ~7)
     # Running off the end without an end marker: qemu would refuse to open it as well.
     if off + 8 > end and off < end:
         raise bad("the header extensions are malformed")
+    return backing_format
 
 
-def _check_backing(path: Path, backing: str, *, depth: int, max_depth: int, seen: frozenset[str]) -> None:
+def _backing_format(bad, raw: bytes, length: int) -> str:
+    if len(raw) != length or not 0 < length <= _MAX_BACKING_FORMAT:
+        raise bad(f"the backing format name length {length} is invalid")
+    try:
+        name = raw.decode("ascii")
+    except UnicodeDecodeError:
+        raise bad("the backing format name is not ASCII") from None
+    if not name.isprintable():
+        raise bad("the backing format name holds a control character or NUL byte")
+    return name
+
+
+def _check_backing(
+    path: Path, backing: str, said: str | None, *, depth: int, max_depth: int, seen: frozenset[str]
+) -> None:
+    """`said`: the backing format the header names (None when it names none)."""
     shown = backing if len(backing) <= 200 else backing[:200] + "..."
     if _PROTOCOL_RE.match(backing):
         raise ImageUnusableError(
@@ -246,10 +303,30 @@ def _check_backing(path: Path, backing: str, *, depth: int, max_depth: int, seen
     target = Path(backing)
     if not target.is_absolute():
         target = path.parent / target
+    if said is not None and said not in _BACKING_FORMATS:
+        # refused before the backing file is even opened: it is not ours to interpret
+        raise ImageUnusableError(
+            f"{path}: unusable qcow2 image: the header gives its backing file {shown!r} the format {said!r}; "
+            "only qcow2 or raw backing files are allowed"
+        )
     try:
-        _probe(target, depth=depth + 1, max_depth=max_depth, seen=seen)
+        found = _probe(target, depth=depth + 1, max_depth=max_depth, seen=seen)
     except (ImageUnusableError, UsageError) as exc:
         raise ImageUnusableError(
             f"{path}: unusable qcow2 image: its backing file {shown!r} is not a valid disk image "
-            f"({exc.message})"
+            f"({exc.message})",
+            hint=exc.hint,
         ) from None
+    if said is None:
+        # qemu would probe the backing file's format itself (an old qemu-img wrote such headers)
+        raise ImageUnusableError(
+            f"{path}: unusable qcow2 image: it does not say the format of its backing file {shown!r} "
+            f"(it is {found.format}), and qemu would guess it",
+            hint=f"record it: qemu-img rebase -u -F {found.format} -b {shlex.quote(backing)} "
+            f"{shlex.quote(str(path))}",
+        )
+    if said != found.format:
+        raise ImageUnusableError(
+            f"{path}: unusable qcow2 image: the header says {said} for its backing file {shown!r}, "
+            f"but it is {found.format}"
+        )

@@ -37,6 +37,7 @@ NAME_RE = re.compile(r"[A-Za-z0-9._-]+", re.ASCII)
 MAX_NAME = 128
 MAX_MANIFEST_BYTES = 16 << 20
 MAX_ROWS = 10_000
+_PLAIN_COLUMN_RE = re.compile(r"[a-z_ ]{1,40}")  # the header cells are lower-cased before they are checked
 
 
 @dataclass(frozen=True)
@@ -146,9 +147,9 @@ def _csv_rows(path: Path, text: str) -> list[RawRow]:
         raise UsageError(f"manifest {path} is empty; it needs a header line: {','.join(FIELDS)}")
     columns = [cell.strip().lower() for cell in header]
     header_problems = []
-    unknown = [c for c in columns if c not in FIELDS]
+    unknown = [_column_shown(n, c) for n, c in enumerate(columns, 1) if c not in FIELDS]
     if unknown:
-        header_problems.append(f"unknown column(s) {', '.join(map(repr, unknown))}; the columns are {', '.join(FIELDS)}")
+        header_problems.append(f"unknown column(s) {', '.join(unknown)}; the columns are {', '.join(FIELDS)}")
     missing = [c for c in REQUIRED_FIELDS if c not in columns]
     if missing:
         header_problems.append(f"missing column(s) {', '.join(missing)}")
@@ -179,6 +180,12 @@ def _csv_rows(path: Path, text: str) -> list[RawRow]:
             continue
         rows.append((where, dict(zip(columns, cells, strict=True)), []))
     return rows
+
+
+def _column_shown(number: int, name: str) -> str:
+    """A header cell for a message: a manifest without its header line has a row there, with its hash and
+    setup key, so only a name made of letters, '_' and spaces is shown."""
+    return repr(name) if _PLAIN_COLUMN_RE.fullmatch(name) else f"column {number}"
 
 
 def _toml_rows(path: Path, text: str) -> list[RawRow]:

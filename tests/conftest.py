@@ -1,7 +1,15 @@
-"""Shared fixtures. Appliance launches cost ~15 s each under TCG: share them, and pass accel="tcg"."""
+"""Shared fixtures. Appliance launches cost ~15 s each under TCG: share them, and pass accel="tcg".
+
+A test that launches the appliance must be marked `@pytest.mark.appliance` (and only such a test), so that
+`-m "not appliance"` is a fast subset. The guard below enforces it: a test whose fixtures include one that
+launches the appliance fails at setup without the mark (before the launch), and a launch in this process
+during an unmarked test fails that test at teardown. (A launch by a `zvm-provision` subprocess on an image
+the test made itself is not seen: mark such tests by hand.)
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
@@ -12,6 +20,88 @@ import pytest
 
 TEST_ACCEL = "tcg"  # nested KVM hangs on these machines; tests never depend on ZVM_PROVISION_ACCEL
 SAMPLE_SIZE = "512M"
+
+# Property-based tests (tests/test_properties_*.py): a short run by default; ZVM_PROPERTY_EXAMPLES=N for a long one.
+PROPERTY_EXAMPLES = int(os.environ.get("ZVM_PROPERTY_EXAMPLES") or 300)
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # not installed: the property tests fail to import and say so
+    pass
+else:
+    settings.register_profile(
+        "zvm",
+        max_examples=PROPERTY_EXAMPLES,
+        deadline=None,  # a shared, loaded machine: timing says nothing
+        database=None,  # leave no .hypothesis folder behind; a failure prints its reproduction
+        print_blob=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    settings.load_profile("zvm")
+
+pytest_plugins = ("pytester",)  # test_appliance_marks.py runs the guard on inner test files
+
+# Fixtures that launch the appliance (those depending on them are found through the fixture closure).
+APPLIANCE_FIXTURES = frozenset({"sample_disk_template", "open_readonly"})
+_MARK_HINT = "mark it @pytest.mark.appliance (the fast subset `-m 'not appliance'` must not launch it)"
+
+
+def _is_marked(item: pytest.Item) -> bool:
+    return item.get_closest_marker("appliance") is not None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    uses = sorted(APPLIANCE_FIXTURES & set(getattr(item, "fixturenames", ())))
+    if uses and not _is_marked(item):
+        pytest.fail(f"{item.nodeid} uses {', '.join(uses)}, which launches the appliance: {_MARK_HINT}",
+                    pytrace=False)
+
+
+class _LaunchWatch:
+    """Counts libguestfs launches in this process while an unmarked test (setup, call or teardown) runs."""
+
+    def __init__(self) -> None:
+        self.item: pytest.Item | None = None
+        self.unmarked_launches = 0
+
+    def launched(self) -> None:
+        if self.item is not None and not _is_marked(self.item):
+            self.unmarked_launches += 1
+
+
+_watch = _LaunchWatch()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    try:
+        import guestfs
+    except ImportError:  # no libguestfs: nothing can launch
+        return
+    original = guestfs.GuestFS.launch
+    if getattr(original, "_zvm_watched", False):
+        return
+
+    def launch(self, *args, **kwargs):
+        _watch.launched()
+        return original(self, *args, **kwargs)
+
+    launch._zvm_watched = True  # type: ignore[attr-defined]
+    guestfs.GuestFS.launch = launch
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    _watch.item, _watch.unmarked_launches = item, 0
+    yield
+    _watch.item = None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    if _watch.unmarked_launches:
+        count, _watch.unmarked_launches = _watch.unmarked_launches, 0
+        pytest.fail(f"{item.nodeid} launched the appliance ({count}x) but is not marked: {_MARK_HINT}",
+                    pytrace=False)
 
 
 def copy_disk(src: Path, dst: Path) -> Path:

@@ -8,7 +8,6 @@ failed one and the one with the symlink, made as overlays); then a FRESH read-on
 
 from __future__ import annotations
 
-import crypt
 import io
 import json
 import os
@@ -24,6 +23,7 @@ from provision.credentials import hash_password
 from provision.diskformat import probe_image
 from provision.errors import ProvisionError
 from provision.layout import load_layout
+from tests import libxcrypt as crypt  # Python's crypt module is gone in 3.13
 from tests.crowd import crowd_tarball
 from tests.keyfactory import public_line
 

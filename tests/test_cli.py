@@ -65,11 +65,20 @@ def test_help_teaches_the_commands_and_exit_codes():
         assert flag in seed_help
 
 
-def test_no_secret_flag_takes_a_value_on_the_command_line():
+@pytest.mark.parametrize("flag", ["--password", "--password-hash", "--netbird-setup-key", "--netbird-key"])
+def test_no_secret_flag_takes_a_value_on_the_command_line(fake_disk, key_file, flag):
+    """Everything else on the line is valid (an image that passes the header check, a key, a dry run): the
+    only thing that can refuse it is the option's absence."""
     seed_help = run("seed", "--help").stdout
-    assert "--password " not in seed_help and "--password=" not in seed_help
-    result = run("seed", "x.qcow2", "--password", SECRET_PASSWORD)
-    assert result.returncode == 2
+    assert f"{flag} " not in seed_help and f"{flag}=" not in seed_help
+    before = sha256(fake_disk)
+    for args in ([flag, SECRET_PASSWORD], [f"{flag}={SECRET_PASSWORD}"]):
+        result = run("seed", str(fake_disk), "--no-password", "--ssh-key", str(key_file), "--dry-run", *args,
+                     env={"LIBGUESTFS_HV": "/nonexistent/qemu-system-x86_64"})  # a launch would fail at once
+        assert result.returncode == 2, result.stderr
+        assert f"No such option: {flag}" in result.stderr
+        assert SECRET_PASSWORD not in result.stderr + result.stdout
+    assert sha256(fake_disk) == before
 
 
 def test_two_password_sources_are_a_usage_error(fake_disk, key_file, tmp_path):
@@ -381,3 +390,17 @@ def test_completion_scripts_are_shown_and_installed_as_typer_does(tmp_path, file
     assert installed.returncode == 0, installed.stderr
     assert (home / ".bash_completions" / "zvm-provision.sh").read_text().strip() == shown.stdout.strip()
     assert "zvm-provision.sh" in (home / ".bashrc").read_text()
+
+
+def test_a_key_file_cryptography_cannot_load_is_a_usage_error_not_an_internal_error(fake_disk, tmp_path):
+    """An ECDSA key with a compressed point: cryptography raises NotImplementedError for it (found by the
+    property tests); the command must say what is wrong with the key and exit 2."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from tests.test_credentials import compressed_point_line
+
+    key = tmp_path / "compressed.pub"
+    key.write_text(compressed_point_line(ec.generate_private_key(ec.SECP256R1())) + "\n")
+    result = run(str(fake_disk), "--no-password", "--ssh-key", str(key), "--dry-run")
+    assert result.returncode == 2, result.stderr
+    assert "not a valid ecdsa-sha2-nistp256 key" in result.stderr and "internal error" not in result.stderr

@@ -1,15 +1,13 @@
 """Tests for provision.credentials: no appliance. Key material is generated at run time.
 
-Hashes are verified with libxcrypt (Python's `crypt` module), not passlib, so a passlib bug cannot hide
-itself; fingerprints and descriptions are compared with `ssh-keygen -lf` where it is installed.
+Hashes are verified with libxcrypt (through ctypes, tests/libxcrypt.py), not passlib, so a passlib bug cannot
+hide itself; fingerprints and descriptions are compared with `ssh-keygen -lf` where it is installed.
 """
 
 from __future__ import annotations
 
 import base64
-import ctypes
 import hashlib
-import ctypes.util
 import os
 import random
 import shutil
@@ -17,7 +15,6 @@ import stat
 import struct
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import pytest
@@ -27,10 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from provision import credentials as c
 from provision.errors import UsageError
 from provision.secret import Secret
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import crypt  # libxcrypt, the implementation PAM uses in the VM: the independent verifier
+from tests import libxcrypt  # the implementation PAM uses in the VM: the independent verifier
 
 SSH_KEYGEN = shutil.which("ssh-keygen")
 needs_ssh_keygen = pytest.mark.skipif(
@@ -128,8 +122,8 @@ def test_hash_password_verifies_with_libxcrypt():
     assert value.startswith("$6$rounds=1000$")
     salt = value.split("$")[3]
     assert len(salt) == 16
-    assert crypt.crypt(PASSWORD, value) == value
-    assert crypt.crypt("wrong", value) != value
+    assert libxcrypt.crypt(PASSWORD, value) == value
+    assert libxcrypt.crypt("wrong", value) != value
     assert c.hash_password(PASSWORD, rounds=1000).reveal() != value  # fresh salt every time
 
 
@@ -137,7 +131,7 @@ def test_hash_password_default_rounds_verifies_with_libxcrypt():
     value = c.hash_password(PASSWORD).reveal()
     assert value.startswith(f"$6$rounds={c.SHA512_DEFAULT_ROUNDS}$")
     assert c.SHA512_DEFAULT_ROUNDS == 656000
-    assert crypt.crypt(PASSWORD, value) == value
+    assert libxcrypt.crypt(PASSWORD, value) == value
 
 
 @pytest.mark.parametrize("rounds", [999, 1_000_000_000, 0, -5])
@@ -182,32 +176,23 @@ def test_check_password_accepts_the_limit():
 
 
 def test_validate_accepts_hashes_made_by_libxcrypt():
-    for salt in (crypt.mksalt(crypt.METHOD_SHA512), crypt.mksalt(crypt.METHOD_SHA512, rounds=5000),
-                 crypt.mksalt(crypt.METHOD_SHA512, rounds=1000)):
-        made = crypt.crypt("pw", salt)
+    explicit_default = "$6$rounds=5000$" + libxcrypt.gensalt("$6$").split("$")[2]
+    for salt in (libxcrypt.gensalt("$6$"), explicit_default, libxcrypt.gensalt("$6$", 1000)):
+        made = libxcrypt.crypt("pw", salt)
         assert c.validate_password_hash(made).reveal() == made
-    assert crypt.crypt("pw", YESCRYPT_PW) == YESCRYPT_PW  # the fixture is what libxcrypt computes
+    assert libxcrypt.crypt("pw", YESCRYPT_PW) == YESCRYPT_PW  # the fixture is what libxcrypt computes
     assert c.validate_password_hash(YESCRYPT_PW).reveal() == YESCRYPT_PW
 
 
 def test_validate_accepts_fresh_yescrypt_from_libxcrypt():
-    path = ctypes.util.find_library("crypt")
-    if path is None:
-        pytest.skip("libcrypt not found through ctypes")
-    lib = ctypes.CDLL(path)
-    if not hasattr(lib, "crypt_gensalt"):
-        pytest.skip("libcrypt has no crypt_gensalt (not libxcrypt)")
-    lib.crypt_gensalt.restype = ctypes.c_char_p
-    lib.crypt_gensalt.argtypes = [ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p, ctypes.c_int]
     for cost in (1, 5, 11):
-        setting = lib.crypt_gensalt(b"$y$", cost, None, 0)
-        made = crypt.crypt("pw", setting.decode())
+        made = libxcrypt.crypt("pw", libxcrypt.gensalt("$y$", cost))
         assert made.startswith("$y$")
         assert c.validate_password_hash(made + "\n").reveal() == made
 
 
 def test_validate_strips_one_line_ending():
-    made = crypt.crypt("pw", crypt.mksalt(crypt.METHOD_SHA512, rounds=1000))
+    made = libxcrypt.crypt("pw", libxcrypt.gensalt("$6$", 1000))
     assert c.validate_password_hash(made + "\n").reveal() == made
     assert c.validate_password_hash(made + "\r\n").reveal() == made
 
@@ -258,12 +243,53 @@ def test_validate_refusals_never_echo_the_hash(text, reason):
 @pytest.mark.parametrize("rounds", ["999", "0999", "1000000000"])
 def test_refused_rounds_are_what_libxcrypt_refuses(rounds):
     """Our range matches libxcrypt's: it answers '*0' (a lock-out) for these."""
-    assert crypt.crypt("pw", f"$6$rounds={rounds}$salt$").startswith("*")
+    assert libxcrypt.crypt("pw", f"$6$rounds={rounds}$salt$").startswith("*")
+
+
+YESCRYPT_HASH_PART = YESCRYPT_PW.rsplit("$", 1)[1]
+# yescrypt settings libxcrypt answers with "*0" (found by test_properties_credentials.py): PAM could never
+# verify a password against them, so the account would be locked.
+YESCRYPT_REFUSED_BY_LIBXCRYPT = [
+    ("$y$A/Lfu$lwb9ZS42113.k/UOmC1h.0$", "parameters"),  # parameters that do not decode
+    ("$y$zzz$LF/yjyfFlimWFaKZ20vkD/$", "parameters"),
+    ("$y$j9T.$LF/yjyfFlimWFaKZ20vkD/$", "parameters"),
+    ("$y$j9T$A$", "salt"),  # a salt that is not a whole number of bytes
+    ("$y$j9T$AAAAB$", "salt"),
+    ("$y$j9T$AB$", "salt"),  # bits left over in the last salt character
+    ("$y$j9T$AAz$", "salt"),
+    ("$y$j9T$" + "A" * 86 + "$", "salt"),
+]
+
+
+@pytest.mark.parametrize(("setting", "reason"), YESCRYPT_REFUSED_BY_LIBXCRYPT)
+def test_yescrypt_settings_libxcrypt_refuses_are_refused(setting, reason):
+    assert libxcrypt.crypt("pw", setting) == "*0"  # what PAM would get
+    with pytest.raises(UsageError, match=f"yescrypt {reason}"):
+        c.validate_password_hash(setting + YESCRYPT_HASH_PART)
+    assert c.describe_password_file((setting + YESCRYPT_HASH_PART).encode()).state == "invalid"
+
+
+@pytest.mark.parametrize("params", ["jZT", "jzT", "j9z", "j9U"])
+def test_yescrypt_parameters_mkpasswd_never_writes_are_refused(params):
+    """Some decode (j9U: r = 33), but a hand-made parameter can ask for any amount of memory at every login."""
+    with pytest.raises(UsageError, match="yescrypt parameters other than those mkpasswd writes"):
+        c.validate_password_hash(f"$y${params}$LF/yjyfFlimWFaKZ20vkD/$" + YESCRYPT_HASH_PART)
+
+
+@pytest.mark.parametrize("cost", range(1, 12))
+def test_yescrypt_settings_of_every_mkpasswd_cost_are_accepted(cost):
+    setting = libxcrypt.gensalt("$y$", cost)
+    assert c.validate_password_hash(setting + "$" + YESCRYPT_HASH_PART).reveal().startswith(setting)
+    for salt in ("AAA", "AAAA", "A" * 85 + "1", "A" * 84 + "11"):  # decodable salts of other lengths
+        other = setting.rsplit("$", 1)[0] + f"${salt}$"
+        c.validate_password_hash(other + YESCRYPT_HASH_PART)
+        if cost <= 5:  # (cost 11 takes 1 GiB and seconds)
+            assert not libxcrypt.crypt("pw", other).startswith("*")
 
 
 def test_describe_password_file():
-    explicit = crypt.crypt("pw", crypt.mksalt(crypt.METHOD_SHA512, rounds=12345))
-    implicit = crypt.crypt("pw", "$6$saltsalt$")
+    explicit = libxcrypt.crypt("pw", libxcrypt.gensalt("$6$", 12345))
+    implicit = libxcrypt.crypt("pw", "$6$saltsalt$")
     sha512 = c.PasswordInfo("set", "sha512-crypt", 12345)
     assert c.describe_password_file((explicit + "\n").encode()) == sha512
     assert c.describe_password_file(implicit.encode()) == c.PasswordInfo("set", "sha512-crypt", 5000)
@@ -471,6 +497,31 @@ def test_refuses_nul_and_overlong_lines(lines):
         assert refusal(lines["ed25519"] + control + "x").endswith("the line contains control characters")
     long_comment = lines["ed25519"] + " " + "c" * c.MAX_KEY_LINE_BYTES
     assert "longer than 8192 bytes" in refusal(long_comment)
+
+
+def test_a_lone_surrogate_is_refused_not_accepted_then_unwritable(lines):
+    """Found by test_properties_credentials.py: such a line was accepted, then render_authorized_keys raised
+    UnicodeEncodeError when the key was written."""
+    line = lines["ed25519"] + " me\udcfflaptop"  # what surrogateescape makes of an invalid UTF-8 byte
+    assert refusal(line).endswith("the line is not valid UTF-8")
+    keys, problems = c.parse_authorized_keys_lenient(line + "\n" + lines["p256"])
+    assert [k.line for k in keys] == [lines["p256"]] and problems == ["line 1: the line is not valid UTF-8"]
+
+
+def compressed_point_line(key, comment: str = "p256@test") -> str:
+    """An ECDSA key line whose point is in compressed form (0x02/0x03 and x alone): sshd refuses it."""
+    name = b"ecdsa-sha2-nistp256"
+    point = key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.CompressedPoint)
+    blob = ssh_string(name) + ssh_string(b"nistp256") + ssh_string(point)
+    return f"{name.decode()} {b64(blob)} {comment}"
+
+
+def test_a_compressed_ecdsa_point_is_refused_not_an_internal_error(keys):
+    """Found by test_properties_credentials.py: cryptography raises NotImplementedError for it, which escaped
+    both parsers (the lenient one said 'unreadable (NotImplementedError)')."""
+    line = compressed_point_line(keys["p256"])
+    assert refusal(line).endswith("the key data is not a valid ecdsa-sha2-nistp256 key")
+    assert c.parse_authorized_keys_lenient(line)[1] == ["line 1: the key data is not a valid ecdsa-sha2-nistp256 key"]
 
 
 def test_empty_input_holds_no_public_key():
@@ -747,3 +798,11 @@ def test_machine_id(monkeypatch):
 )
 def test_invalid_machine_ids(text):
     assert not c.is_valid_machine_id(text)
+
+
+def test_no_test_imports_the_crypt_module_gone_in_python_3_13():
+    """Hashes are verified with libxcrypt through ctypes (tests/libxcrypt.py), which every Python has."""
+    import re
+
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        assert not re.search(r"^\s*(import crypt\b|from crypt import)", path.read_text(), re.MULTILINE), path.name

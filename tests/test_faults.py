@@ -23,7 +23,6 @@ import subprocess
 import sys
 import threading
 import time
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -34,11 +33,8 @@ from provision.diskformat import probe_image
 from provision.image import TEMP_PREFIX, Appliance, NewPartition
 from provision.layout import load_layout
 from tests.conftest import qemu_holding_lock
+from tests import libxcrypt  # Python's crypt module is gone in 3.13
 from tests.keyfactory import public_line
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import crypt as libxcrypt
 
 REPO = Path(__file__).resolve().parent.parent
 LAYOUT = load_layout()
@@ -557,6 +553,7 @@ def test_dry_run_on_a_read_only_image_works_and_auto_accel_uses_the_cached_verdi
     assert all(b"accel=tcg" in v and b"accel=kvm" not in v for v in appliance_qemu)  # straight to TCG
 
 
+@pytest.mark.appliance
 def test_a_read_only_image_is_refused_saying_so(sample_disk, tmp_path):
     key = tmp_path / "k.pub"
     key.write_text(public_line() + "\n")
@@ -696,6 +693,7 @@ def test_hostile_headers_are_refused_before_any_launch(hostile_headers, tmp_path
 # -- appliance problems ----------------------------------------------------------------------------------
 
 
+@pytest.mark.appliance
 def test_a_launch_that_fails_gives_the_libguestfs_hint_and_no_traceback(sample_disk, tmp_path):
     key = tmp_path / "k.pub"
     key.write_text(public_line() + "\n")

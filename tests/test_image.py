@@ -77,6 +77,7 @@ def test_too_small_sample_disk_is_refused(tmp_path):
         create_sample_disk(tmp_path / "d.qcow2", "32M", accel=TEST_ACCEL)
 
 
+@pytest.mark.appliance
 def test_read_only_image_file_is_refused_before_launch(sample_disk):
     sample_disk.chmod(0o444)
     with pytest.raises(ImageUnusableError, match="read-only"):

@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import pytest
@@ -20,11 +19,8 @@ from provision.credentials import parse_authorized_keys
 from provision.diskformat import probe_image
 from provision.image import Appliance
 from provision.layout import load_layout
+from tests import libxcrypt  # Python's crypt module is gone in 3.13
 from tests.keyfactory import public_line
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import crypt as libxcrypt
 
 pytestmark = pytest.mark.appliance
 
