@@ -14,6 +14,7 @@ Safety rules (docs: shared/reference/security-notes.md section 1):
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import re
@@ -22,6 +23,7 @@ import shutil
 import stat as statmod
 import struct
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -302,8 +304,29 @@ class PersistFS:
             raise ApplianceError(f"cannot {what} {_where(path)}: {exc}", hint=APPLIANCE_HINT) from None
 
 
-class _LaunchTimeout(Exception):
-    pass
+class _KvmHangs(Exception):
+    """Under --accel auto, KVM did not start the appliance before its watchdog fired."""
+
+
+class _KvmUnavailable(Exception):
+    """Under --accel auto, qemu says KVM is not there (nothing to remember: finding out costs nothing)."""
+
+
+_KVM_UNAVAILABLE = "kvm not available"  # libguestfs: "force_kvm supplied but kvm not available"
+
+
+def _qemu_line(text: str) -> str | None:
+    """qemu's last own line in a launch's output: its error, if it printed one."""
+    lines = [line.strip() for line in text.splitlines() if line.strip().startswith("qemu")]
+    return lines[-1] if lines else None
+
+
+class _KvmCrashed(Exception):
+    """Under --accel auto, the appliance failed at once under KVM (qemu aborted, for instance)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
 
 
 _OUTPUT_LIMIT = 1 << 16
@@ -320,8 +343,30 @@ def _collect(output: list[str], buf) -> None:
         output.append(buf.decode("utf-8", "replace") if isinstance(buf, bytes) else str(buf))
 
 
-def _qemu_children() -> set[int]:
-    """Pids of qemu processes that are direct children of this process."""
+def _quiet_errors(g) -> None:
+    """Keep libguestfs from printing its errors on stderr in this thread; they still arrive as exceptions.
+
+    libguestfs keeps its error handler per thread, and the Python binding switches the printing off only in
+    the thread that made the handle. A launch runs in another thread (seed.ImageSession), where a KVM that
+    hangs or crashes would print screens of "guestfs_launch failed" text. The binding has no call for it,
+    so the C function is called on the handle the binding wraps; if that ever fails, errors are printed
+    as before, nothing worse."""
+    try:
+        import ctypes
+
+        capsule_pointer = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.py_object, ctypes.c_char_p)(
+            ("PyCapsule_GetPointer", ctypes.pythonapi)
+        )
+        handle = capsule_pointer(g._o, b"guestfs_h")
+        library = ctypes.CDLL("libguestfs.so.0")  # already loaded by the binding: the same library
+        library.guestfs_set_error_handler.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+        library.guestfs_set_error_handler(handle, None, None)
+    except Exception:  # noqa: BLE001 - a missing nicety, never a failure
+        pass
+
+
+def _children_with(token: bytes) -> set[int]:
+    """Pids of this process's children whose command line holds `token`."""
     me = os.getpid()
     found = set()
     for name in os.listdir("/proc"):
@@ -330,27 +375,34 @@ def _qemu_children() -> set[int]:
         try:
             with open(f"/proc/{name}/stat", "rb") as fh:
                 raw = fh.read()
-        except OSError:
+            fields = raw[raw.rfind(b")") + 2 :].split()
+            if len(fields) < 2 or int(fields[1]) != me:
+                continue
+            with open(f"/proc/{name}/cmdline", "rb") as fh:
+                if token in fh.read():
+                    found.add(int(name))
+        except (OSError, ValueError):
             continue
-        comm = raw[raw.find(b"(") + 1 : raw.rfind(b")")]
-        fields = raw[raw.rfind(b")") + 2 :].split()
-        if len(fields) > 1 and int(fields[1]) == me and comm.startswith(b"qemu"):
-            found.add(int(name))
     return found
 
 
 class _Watchdog:
-    """Kills the qemu that a launch started if the appliance is not up within `timeout` seconds.
+    """Kills the qemu that one launch started if the appliance is not up within `timeout` seconds.
 
-    The clock starts when qemu appears (building the appliance with supermin comes first and may take
-    a while on a first run). g.get_pid() cannot be used: it needs the handle, which launch() holds
-    (it blocks the whole interpreter until launch returns), so qemu is found in /proc as a new child.
+    Only that launch's qemu: batch runs several appliances in one process, and a watchdog must never touch
+    another's. g.get_pid() cannot be used (launch() holds the handle until it returns), so the launch marks
+    its qemu: a unique word on the appliance kernel's command line (the kernel passes unknown words to the
+    appliance's init, which ignores them), found in qemu's argv in /proc. The clock starts when that qemu
+    appears (building the appliance with supermin comes first and may take a while on a first run).
     """
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, g, timeout: float) -> None:
         self.timeout = timeout
         self.fired = False
-        self._before = _qemu_children()
+        word = f"zvm_provision_launch={secrets.token_hex(8)}"
+        append = g.get_append()
+        g.set_append(f"{append} {word}" if append else word)
+        self._token = word.encode()
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="zvm-launch-watchdog", daemon=True)
@@ -367,8 +419,8 @@ class _Watchdog:
     def _run(self) -> None:
         seen_at = None
         while not self._stop.wait(0.5):
-            new = _qemu_children() - self._before
-            if not new:
+            ours = _children_with(self._token)
+            if not ours:
                 continue
             now = time.monotonic()
             seen_at = seen_at or now
@@ -378,7 +430,7 @@ class _Watchdog:
                 if self._stop.is_set():
                     return
                 self.fired = True
-                for pid in new:
+                for pid in ours:
                     try:
                         os.kill(pid, 9)
                     except OSError:
@@ -389,6 +441,12 @@ class _Watchdog:
 def _cache_file() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "zvm-provision" / "accel.json"
+
+
+def _shown_path(path: Path) -> str:
+    home = os.path.expanduser("~")
+    text = str(path)
+    return "~" + text[len(home) :] if home not in ("", "/") and text.startswith(home + "/") else text
 
 
 def _host_key(hv: str) -> str:
@@ -404,6 +462,10 @@ def _host_key(hv: str) -> str:
     return f"{os.uname().release} | {qemu}"
 
 
+KVM_VERDICTS = ("hangs", "crashes")  # what a failed KVM launch under --accel auto records for this host
+_VERDICTS_LOCK = threading.Lock()  # appliances in several threads (batch --jobs) may record at once
+
+
 def _read_verdicts() -> dict:
     try:
         data = json.loads(_cache_file().read_text(encoding="utf-8"))
@@ -412,17 +474,40 @@ def _read_verdicts() -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def _remember_kvm_hangs(key: str) -> None:
+def _kvm_verdict(key: str) -> str | None:
+    entry = _read_verdicts().get(key)
+    verdict = entry.get("kvm") if isinstance(entry, dict) else None
+    return verdict if verdict in KVM_VERDICTS else None
+
+
+def _remember_kvm_verdict(key: str, verdict: str, detail: str) -> None:
+    """Add this host's verdict to the cache. Threads take a lock, processes an flock on a lock file, and the
+    file is replaced atomically from a uniquely named temporary file: no update is lost, none is torn."""
+    if verdict not in KVM_VERDICTS:
+        raise ValueError(f"unknown KVM verdict {verdict!r}")
     path = _cache_file()
-    verdicts = _read_verdicts()
-    verdicts[key] = {"kvm": "hangs", "recorded": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(verdicts, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:
-        pass  # only an optimisation: the next run will wait for the watchdog again
+    entry = {"kvm": verdict, "detail": detail, "recorded": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    with _VERDICTS_LOCK:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path.with_name(path.name + ".lock"), "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                verdicts = _read_verdicts()
+                verdicts[key] = entry
+                fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+                try:
+                    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                        fh.write(json.dumps(verdicts, indent=2) + "\n")
+                    os.replace(tmp, path)
+                except BaseException:
+                    os.unlink(tmp)
+                    raise
+        except OSError:
+            pass  # only an optimisation: the next run will try KVM again
+
+
+def _notice(text: str) -> None:
+    print(f"zvm-provision: {text}", file=sys.stderr, flush=True)
 
 
 def _kvm_usable() -> bool:
@@ -467,8 +552,8 @@ class Appliance:
         *,
         readonly: bool,
         accel: str = "auto",
-        kvm_timeout: float = KVM_LAUNCH_TIMEOUT,
-        tcg_timeout: float = TCG_LAUNCH_TIMEOUT,
+        kvm_timeout: float | None = None,
+        tcg_timeout: float | None = None,
     ) -> None:
         if accel not in ACCEL_CHOICES:
             raise ValueError(f"accel must be one of {ACCEL_CHOICES}, not {accel!r}")
@@ -477,8 +562,8 @@ class Appliance:
         self.images = tuple(images)
         self.readonly = readonly
         self.accel = accel
-        self.kvm_timeout = kvm_timeout
-        self.tcg_timeout = tcg_timeout
+        self.kvm_timeout = KVM_LAUNCH_TIMEOUT if kvm_timeout is None else kvm_timeout
+        self.tcg_timeout = TCG_LAUNCH_TIMEOUT if tcg_timeout is None else tcg_timeout
         self.accel_used: str | None = None  # "kvm" or "tcg" once launched
         self._g = None
         self._mounted = False
@@ -522,26 +607,31 @@ class Appliance:
             self._launch_auto()
 
     def _launch_auto(self) -> None:
+        """KVM where it works; where it hangs or crashes, software emulation, and remember that for this host
+        (kernel and qemu binary), so that later runs go straight to TCG."""
         g = self._new_handle("kvm")
         key = _host_key(g.get_hv())
-        if _read_verdicts().get(key, {}).get("kvm") == "hangs":
+        if _kvm_verdict(key) is not None:
             g.close()
             self._launch_once("tcg")
             return
+        remembered = f"remembered in {_shown_path(_cache_file())}"
         try:
             self._launch_once("kvm", handle=g)
-        except ApplianceError:
-            # e.g. "force_kvm supplied but kvm not available": software emulation may still work.
+        except _KvmUnavailable:
             self._launch_once("tcg")
-        except _LaunchTimeout:
-            print(
-                f"KVM did not start the appliance within {self.kvm_timeout:g} s; "
-                "retrying with software emulation (TCG)",
-                file=sys.stderr,
-                flush=True,
-            )
-            _remember_kvm_hangs(key)
+        except _KvmHangs:
+            _remember_kvm_verdict(key, "hangs", f"no answer within {self.kvm_timeout:g} s")
+            _notice(f"KVM did not answer within {self.kvm_timeout:g} s; using software emulation (TCG) "
+                    f"instead, {remembered}")
             self._launch_once("tcg")
+        except _KvmCrashed as crash:
+            # Remembered only once TCG works: if it fails as well, the fault is not KVM's, and its error is
+            # the one to report.
+            self._launch_once("tcg")
+            _remember_kvm_verdict(key, "crashes", crash.detail)
+            _notice(f"KVM crashed the appliance ({crash.detail}); using software emulation (TCG) instead, "
+                    f"{remembered}")
 
     def _new_handle(self, accel: str):
         spare = self._spare_handles.pop(accel, None)
@@ -567,7 +657,7 @@ class Appliance:
     def _launch_once(self, accel: str, *, handle=None) -> None:
         g = handle if handle is not None else self._new_handle(accel)
         timeout = self.kvm_timeout if accel == "kvm" else self.tcg_timeout
-        watchdog = _Watchdog(timeout)
+        watchdog = _Watchdog(g, timeout)
         # qemu's own stderr (e.g. the lock message) reaches only event callbacks, not the exception text.
         # Only the launch is listened to: no write happens during it, so nothing secret is captured.
         output: list[str] = []
@@ -575,6 +665,8 @@ class Appliance:
             lambda _ev, _eh, buf, _arr: _collect(output, buf),
             _events(),
         )
+        _quiet_errors(g)  # this may be a background thread: the error becomes an exception, not stderr text
+        started = time.monotonic()
         try:
             with watchdog:
                 g.launch()
@@ -582,15 +674,23 @@ class Appliance:
         except RuntimeError as exc:
             g.close()
             text = str(exc) + "\n" + "".join(output)
+            probing_kvm = accel == "kvm" and self.accel == "auto"
             if watchdog.fired:
-                if accel == "kvm" and self.accel == "auto":
-                    raise _LaunchTimeout() from None
+                if probing_kvm:
+                    raise _KvmHangs() from None
                 raise ApplianceError(
                     f"the appliance did not start within {timeout:g} s ({accel.upper()})"
                     + ("; try --accel tcg" if accel == "kvm" else ""),
                     hint=APPLIANCE_HINT,
                 ) from None
-            raise self._launch_error(text) from None
+            error = self._launch_error(text)
+            if probing_kvm and type(error) is ApplianceError:  # not the image's fault (lock, permissions)
+                if _KVM_UNAVAILABLE in text:
+                    raise _KvmUnavailable() from None
+                qemu_line = _qemu_line(text)
+                after = f"after {time.monotonic() - started:.1f} s"
+                raise _KvmCrashed(f"{_shown(qemu_line, quote=False)}, {after}" if qemu_line else after) from None
+            raise error from None
         except BaseException:  # Ctrl-C right after launch returned: do not leak the handle
             g.close()
             raise
@@ -612,8 +712,7 @@ class Appliance:
                 f"{paths}: the image file is read-only (permission denied when opening it for writing)"
             )
         lines = [line.strip() for line in text.splitlines() if line.strip()]
-        qemu_lines = [line for line in lines if line.startswith("qemu")]
-        first = (qemu_lines or lines or ["unknown error"])[-1 if qemu_lines else 0]
+        first = _qemu_line(text) or (lines or ["unknown error"])[0]
         return ApplianceError(f"the libguestfs appliance failed to start: {first}", hint=APPLIANCE_HINT)
 
     @property
