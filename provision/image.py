@@ -32,7 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from provision.diskformat import ImageInfo
-from provision.errors import ApplianceError, ImageInUseError, ImageUnusableError, UnsafeEntryError
+from provision.errors import (
+    ApplianceError,
+    ImageInUseError,
+    ImageUnusableError,
+    ProvisionError,
+    UnsafeEntryError,
+)
 from provision.layout import load_layout
 
 ACCEL_CHOICES = ("auto", "kvm", "tcg")
@@ -875,9 +881,10 @@ class Appliance:
 
     def close(self) -> None:
         """Durable end: umount_all, sync, shutdown (its error is checked), close. Idempotent."""
-        for spare in self._spare_handles.values():
-            spare.close()
+        spares = list(self._spare_handles.values())
         self._spare_handles.clear()
+        for spare in spares:
+            spare.close()  # never launched: nothing to lose
         g, self._g = self._g, None
         if g is None:
             return
@@ -912,10 +919,18 @@ class Appliance:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-            return
-        try:
-            self.close()
-        except ApplianceError:
-            pass  # the original exception already reports the failure
+        close_keeping_the_cause(self.close, exc)
+
+
+def close_keeping_the_cause(close, cause: BaseException | None) -> None:
+    """Run `close`. While an exception is on its way, a failure to close must not replace it: that
+    exception says why the work stopped, and the failure to close is often its consequence (a dead qemu).
+    The close failure is kept as a note on it (shown in a traceback, with --debug)."""
+    if cause is None:
+        close()
+        return
+    try:
+        close()
+    except Exception as failure:  # noqa: BLE001 - kept, as a note, on the exception that explains more
+        text = failure.message if isinstance(failure, ProvisionError) else f"{type(failure).__name__}: {failure}"
+        cause.add_note(f"while closing the appliance after this error: {text}")

@@ -81,6 +81,7 @@ class ImageSession:
                 apply_and_verify(plan, fs, progress)
 
     def close(self) -> None:
+        """Shut the appliance down cleanly (its error is raised: the image may be incomplete)."""
         if self._thread is not None and self._thread.is_alive():
             self._thread.join()
         self.appliance.close()
@@ -88,8 +89,10 @@ class ImageSession:
     def __enter__(self) -> ImageSession:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, _type: object, exc: BaseException | None, _tb: object) -> None:
+        from provision.image import close_keeping_the_cause
+
+        close_keeping_the_cause(self.close, exc)
 
 
 @contextmanager

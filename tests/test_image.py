@@ -194,6 +194,16 @@ def test_find_persist_refusals_list_every_partition(layouts, index, problem, lis
         assert entry in message
 
 
+@pytest.mark.appliance
+def test_an_error_while_closing_an_appliance_does_not_replace_the_error_that_caused_the_close(layouts):
+    """The last `layouts` test: it kills that appliance's qemu, so closing it fails."""
+    os.kill(layouts.qemu_pid(), signal.SIGKILL)
+    with pytest.raises(UnsafeEntryError, match="the cause") as info:
+        with layouts:
+            raise UnsafeEntryError("the cause")
+    assert any("did not shut down cleanly" in note for note in getattr(info.value, "__notes__", []))
+
+
 # -- the image lock ----------------------------------------------------------------------------------
 
 
@@ -514,3 +524,14 @@ def test_a_watchdog_kills_only_its_own_qemu(neighbours):
     os.kill(session.appliance.qemu_pid(), 0)
     state = session.read_state()  # ...and works
     assert state.is_blank and state.stat("/") is not None
+
+
+@pytest.mark.appliance
+def test_an_error_while_closing_a_session_does_not_replace_the_error_that_caused_the_close(neighbours):
+    session = neighbours["session"]
+    session.wait()
+    os.kill(session.appliance.qemu_pid(), signal.SIGKILL)  # closing it will now fail
+    with pytest.raises(UnsafeEntryError, match="the cause") as info:
+        with session:
+            raise UnsafeEntryError("the cause")
+    assert any("did not shut down cleanly" in note for note in getattr(info.value, "__notes__", []))
