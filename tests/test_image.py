@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -130,6 +131,44 @@ def test_verdicts_written_by_many_threads_at_once_are_all_kept(tmp_path, monkeyp
     assert sorted(verdicts) == sorted(keys)
     assert {v["kvm"] for v in verdicts.values()} == {"hangs"}
     assert sorted(p.name for p in cache.iterdir() if not p.name.endswith(".lock")) == ["accel.json"]
+
+
+def gpt_disk(path, layout: str, size=64 * MiB) -> bytes:
+    """A raw disk with a GPT written by sfdisk (util-linux), the way the kernel will read it; its first sectors."""
+    if shutil.which("sfdisk") is None:
+        pytest.skip("sfdisk is not installed")
+    with open(path, "wb") as fh:
+        fh.truncate(size)
+    subprocess.run(["sfdisk", "--quiet", str(path)], input="label: gpt\n" + layout, text=True, check=True,
+                   capture_output=True)  # fmt: skip
+    return path.read_bytes()[: image_mod._GPT_READ]
+
+
+def test_gpt_partitions_are_numbered_as_linux_numbers_them(tmp_path):
+    raw = gpt_disk(tmp_path / "d.raw", "1 : size=8MiB\n3 : size=8MiB\n4 : size=8MiB\n")  # slot 2 unused
+    assert image_mod._gpt_partitions(raw, 64 * MiB) == [(1, 1 * MiB), (3, 9 * MiB), (4, 17 * MiB)]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["no protective MBR", "header CRC", "entries CRC", "disk smaller than the table says", "an MBR disk"],
+)
+def test_an_unusual_partition_table_is_left_to_the_full_listing(tmp_path, damage):
+    raw = bytearray(gpt_disk(tmp_path / "d.raw", "size=8MiB\nsize=8MiB\n"))
+    disk_size = 64 * MiB
+    if damage == "no protective MBR":
+        raw[446 + 4] = 0x83
+    elif damage == "header CRC":
+        raw[512 + 40] ^= 1  # first usable LBA
+    elif damage == "entries CRC":
+        raw[1024 + 32] ^= 1  # the first partition's start
+    elif damage == "disk smaller than the table says":
+        disk_size = 32 * MiB
+    else:
+        subprocess.run(["sfdisk", "--quiet", "--wipe", "always", str(tmp_path / "d.raw")],
+                       input="label: dos\nsize=8MiB\n", text=True, check=True, capture_output=True)
+        raw = (tmp_path / "d.raw").read_bytes()[: image_mod._GPT_READ]
+    assert image_mod._gpt_partitions(bytes(raw), disk_size) is None
 
 
 # -- partitions and find_persist ---------------------------------------------------------------------
@@ -260,6 +299,19 @@ def test_lstat_and_readlink(rw):
     assert fs.readlink("/home/zvm/.ssh") == "/etc/ssh"
     assert fs.lstat("/home/zvm") == image_mod.Stat("dir", 1000, 100, 0o700, 2, fs.lstat("/home/zvm").size)
     assert fs.read_file("/etc/ssh/ssh_host_ed25519_key") == HOST_KEY
+
+
+@pytest.mark.appliance
+def test_lstat_many_answers_as_lstat_does(rw):
+    _appliance, fs, _disk = rw
+    paths = [
+        "/", "/etc", "/etc/ssh/ssh_host_ed25519_key", "/home/zvm/.ssh", "/etc/machine-id",  # dir, file, links
+        "/home/zvm/.ssh/ssh_host_ed25519_key",  # below a directory link: followed, as lstat follows it
+        "/nope", "/nope/deeper/still", "/etc/ssh/ssh_host_ed25519_key/below-a-file", "/passwords/zvm",
+    ]  # fmt: skip
+    expected = {path: fs.lstat(path) for path in paths}
+    assert expected["/nope"] is None and expected["/home/zvm/.ssh"].kind == "symlink"
+    assert fs.lstat_many(paths) == expected
 
 
 @pytest.mark.appliance
