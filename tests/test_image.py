@@ -3,6 +3,10 @@
 Launches are shared: one writable appliance for every layout check (module fixture `layouts`), one
 writable appliance for every PersistFS write (module fixture `rw`), and one fresh read-only appliance
 that reads everything back (module fixture `readback`, which closes `rw` first: its tests come last).
+
+--accel auto is driven through stand-in hypervisors (tests/hypervisors.py), so its tests do not depend on
+what this host's KVM does: `readback` launches under a KVM that works, `kvm_failures` runs the real command
+where KVM hangs and where it crashes, `neighbours` launches a hanging and a healthy appliance at once.
 """
 
 from __future__ import annotations
