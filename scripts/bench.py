@@ -339,7 +339,7 @@ def print_table(rows: list[dict], pairs: int, accel: str) -> None:
         gf = "-" if small else spread(row["guestfish_median_s"], row["guestfish_min_s"], row["guestfish_max_s"],
                                       digits)
         ratio = "-" if small else spread(row["ratio"], row["ratio_min"], row["ratio_max"], 2)
-        target = f"< {row['target']} s" if small else f"<= {row['target']}"
+        target = "-" if row["target"] is None else f"< {row['target']} s" if small else f"<= {row['target']}"
         print(f"{row['part']:<18} {ours:>20} {gf:>20} {ratio:>18} {target:>8}  {'yes' if row['met'] else 'NO'}")
     for row in rows:
         if row["part"] == "calls":
