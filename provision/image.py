@@ -584,13 +584,13 @@ def _remember_kvm_verdict(key: str, verdict: str, detail: str) -> None:
             pass  # only an optimisation: the next run will try KVM again
 
 
-BENCH_ENV = "ZVM_PROVISION_BENCH_FILE"  # scripts/bench.py: "launched <time.monotonic()>" is appended to it
+LAUNCH_MARK_ENV = "ZVM_PROVISION_LAUNCH_MARK_FILE"  # scripts/bench.py: "launched <time.monotonic()>" goes there
 
 
 def _bench_mark(event: str) -> None:
     """For the benchmark: the moment the appliance is up, on the system-wide monotonic clock, so that the
-    work after the launch can be compared with guestfish's."""
-    target = os.environ.get(BENCH_ENV)
+    work after the launch can be compared with guestfish's. (The wizard's own mark has its own file.)"""
+    target = os.environ.get(LAUNCH_MARK_ENV)
     if target:
         with open(target, "a", encoding="utf-8") as handle:
             handle.write(f"{event} {time.monotonic():.6f}\n")

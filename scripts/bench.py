@@ -139,7 +139,7 @@ def interleaved(pairs: int, ours, theirs) -> tuple[list[float], list[float]]:
 def bench_one(work: Path, base: Path, hash_file: Path, key_file: Path, device: str, environ, accel,
               pairs: int) -> list[dict]:
     """The whole command, and the work after the launch: zvm-provision notes when its appliance is up
-    (ZVM_PROVISION_BENCH_FILE), the guestfish script runs `date` right after `run`."""
+    (ZVM_PROVISION_LAUNCH_MARK_FILE), the guestfish script runs `date` right after `run`."""
     after: dict[str, list[float]] = {"zvm": [], "gf": []}
 
     def ours(i: int) -> float:
@@ -148,7 +148,7 @@ def bench_one(work: Path, base: Path, hash_file: Path, key_file: Path, device: s
         copy_base(base, image, environ)
         seconds = timed(lambda: run(zvm(str(image), "--password-hash-file", str(hash_file), "--ssh-key",
                                         str(key_file), "--yes", "--accel", accel),
-                                    dict(environ, ZVM_PROVISION_BENCH_FILE=str(marks))))
+                                    dict(environ, ZVM_PROVISION_LAUNCH_MARK_FILE=str(marks))))
         end = time.monotonic()
         after["zvm"].append(end - float(marks.read_text().split()[1]))
         return seconds
