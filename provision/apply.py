@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from provision.errors import ProvisionError
@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 class WritableFS(Protocol):
     def lstat(self, path: str) -> Stat | None: ...
+    def lstat_many(self, paths: Sequence[str]) -> dict[str, Stat | None]: ...
     def read_file(self, path: str, limit: int = ...) -> bytes: ...
     def make_dir(self, path: str, uid: int, gid: int, mode: int) -> None: ...
     def set_owner_mode(self, path: str, uid: int, gid: int, mode: int) -> None: ...
@@ -66,14 +67,14 @@ def apply_plan(plan: Plan, fs: WritableFS, progress: Callable[[Operation], None]
 
 def verify_plan(plan: Plan, fs: WritableFS) -> None:
     """Read back kind, owner, mode and (for written files) content of every path the plan touched."""
+    changed = [op for op in plan.operations if op.changes]
+    stats = fs.lstat_many([*plan.stale_temps, *(op.entry.path for op in changed)])
     for path in plan.stale_temps:
-        if fs.lstat(path) is not None:
+        if stats[path] is not None:
             raise VerificationError(f"after removing it, {path} is still there")
-    for op in plan.operations:
+    for op in changed:
         entry = op.entry
-        if not op.changes:
-            continue
-        stat = fs.lstat(entry.path)
+        stat = stats[entry.path]
         if stat is None or stat.kind != entry.kind:
             raise VerificationError(f"after writing, {entry.path} is {'missing' if stat is None else 'a ' + stat.kind}")
         if (stat.uid, stat.gid, stat.mode) != (entry.uid, entry.gid, entry.mode):

@@ -9,11 +9,19 @@ Safety rules (docs: shared/reference/security-notes.md section 1):
 - only persist is mounted, with mount_vfs and an explicit ext4 type;
 - no path operation follows a symlink: every component is lstat-checked; files are written to a
   temp name in the same directory and renamed over the destination.
+
+--accel auto tries KVM with a watchdog on that launch's own qemu; a KVM that hangs or crashes is
+remembered for this host (~/.cache/zvm-provision/accel.json) and later runs go straight to TCG.
+
+Every call to the appliance is a round trip, and calls that name a device start `udevadm settle` in it
+(about 0.1 s under TCG): persist is found with a few reads, mounted read-only for the first look and
+remounted read-write for the writes, stat calls are batched, and shutdown flushes once.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import re
@@ -22,15 +30,23 @@ import shutil
 import stat as statmod
 import struct
 import sys
+import tempfile
 import threading
 import time
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from provision.diskformat import ImageInfo
-from provision.errors import ApplianceError, ImageInUseError, ImageUnusableError, UnsafeEntryError
+from provision.errors import (
+    ApplianceError,
+    ImageInUseError,
+    ImageUnusableError,
+    ProvisionError,
+    UnsafeEntryError,
+)
 from provision.layout import load_layout
 
 ACCEL_CHOICES = ("auto", "kvm", "tcg")
@@ -106,6 +122,22 @@ def _check_path(path: str) -> list[str]:
     return ["/"] + ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
+def _absent(exc: RuntimeError) -> bool:
+    return any(os.strerror(code) in str(exc) for code in (errno.ENOENT, errno.ENOTDIR))
+
+
+def _stat(st: dict) -> Stat:
+    mode = st["st_mode"]
+    return Stat(
+        kind=_KIND_BY_FMT.get(statmod.S_IFMT(mode), "unknown"),
+        uid=st["st_uid"],
+        gid=st["st_gid"],
+        mode=mode & 0o7777,
+        nlink=st["st_nlink"],
+        size=st["st_size"],
+    )
+
+
 def _where(path: str) -> str:
     return f"persist:{path}"
 
@@ -125,27 +157,61 @@ class PersistFS:
         self._g = g
         self.readonly = readonly
         self.device = device
+        # Paths found to be real directories. Only this object changes the filesystem while it is in use
+        # (the appliance is ours alone), so a directory stays one until this object removes or replaces
+        # it: each ancestor of a path is checked once, not at every call (each call is a round trip).
+        self._dirs: set[str] = set()
+        self._staged: dict[str, str] = {}  # temporary name -> the path it was staged for, checked then
+
+    def retire(self) -> None:
+        """The mount_persist block has ended: no further use."""
+        self._g = None
+
+    def _handle(self):
+        if self._g is None:
+            raise RuntimeError("this persist filesystem was used after its mount_persist block")
+        return self._g
 
     # -- reading ---------------------------------------------------------------------------------
 
     def lstat(self, path: str) -> Stat | None:
+        """The entry at `path` itself, always asked of the appliance (never from what is known)."""
         _check_path(path)
         try:
-            st = self._g.lstatns(path)
+            st = self._handle().lstatns(path)
         except RuntimeError as exc:
             # The Python binding has no last_errno(): the daemon's message carries strerror.
-            if any(os.strerror(code) in str(exc) for code in (errno.ENOENT, errno.ENOTDIR)):
+            if _absent(exc):
                 return None
             raise ApplianceError(f"cannot stat {_where(path)}: {exc}", hint=APPLIANCE_HINT) from None
-        mode = st["st_mode"]
-        return Stat(
-            kind=_KIND_BY_FMT.get(statmod.S_IFMT(mode), "unknown"),
-            uid=st["st_uid"],
-            gid=st["st_gid"],
-            mode=mode & 0o7777,
-            nlink=st["st_nlink"],
-            size=st["st_size"],
-        )
+        return _stat(st)
+
+    def lstat_many(self, paths: Sequence[str]) -> dict[str, Stat | None]:
+        """lstat() of each path, in one round trip per parent directory (lstatnslist) instead of one per
+        path. The meaning is lstat's, parent directories included. A parent already found absent answers
+        for its children without a call (a first seeding's whole contract: one call)."""
+        by_parent: dict[str, list[str]] = {}
+        for path in paths:
+            _check_path(path)
+            parent, name = ("/", ".") if path == "/" else (str(PurePosixPath(path).parent), PurePosixPath(path).name)
+            if name not in by_parent.setdefault(parent, []):
+                by_parent[parent].append(name)
+        found: dict[str, Stat | None] = {}
+        for parent in sorted(by_parent, key=lambda p: (len(_check_path(p)), p)):  # shallow first
+            names = by_parent[parent]
+            joined = [parent if name == "." else f"{parent.rstrip('/')}/{name}" for name in names]
+            if any(found.get(ancestor, ...) is None for ancestor in _check_path(parent)):
+                found.update(dict.fromkeys(joined))
+                continue
+            try:
+                stats = self._handle().lstatnslist(parent, names)
+            except RuntimeError as exc:
+                if not _absent(exc):
+                    raise ApplianceError(f"cannot stat in {_where(parent)}: {exc}", hint=APPLIANCE_HINT) from None
+                stats = [{"st_ino": -1}] * len(names)
+            for path, st in zip(joined, stats, strict=True):
+                found[path] = None if st["st_ino"] == -1 else _stat(st)  # -1: could not be stat'ed, i.e. absent
+        return {path: found[path] for path in paths}
 
     def read_file(self, path: str, limit: int = 1 << 20) -> bytes:
         st = self._checked_final(path)
@@ -155,9 +221,9 @@ class PersistFS:
             raise UnsafeEntryError(f"{_where(path)} is {st.size} bytes, more than the {limit} expected")
         data = b""
         while True:  # pread, unlike read_file, needs no udev settle: ~1 ms instead of ~130 ms under TCG
-            chunk = self._call("read", path, self._g.pread, path, _READ_CHUNK, len(data))
+            chunk = self._call("read", path, self._handle().pread, path, _READ_CHUNK, len(data))
             data += chunk
-            if not chunk or len(data) > limit:
+            if len(chunk) < _READ_CHUNK or len(data) > limit:  # a short read is the end of the file
                 break
         if len(data) > limit:
             raise UnsafeEntryError(f"{_where(path)} is more than the {limit} bytes expected")
@@ -167,13 +233,13 @@ class PersistFS:
         st = self._checked_final(path)
         if st is None or st.kind != "symlink":
             raise UnsafeEntryError(f"{_where(path)} is not a symbolic link")
-        return self._call("read the link", path, self._g.readlink, path)
+        return self._call("read the link", path, self._handle().readlink, path)
 
     def listdir(self, path: str) -> list[str]:
         st = self._checked_final(path)
         if st is None or st.kind != "dir":
             raise UnsafeEntryError(_not_a(path, st, "directory"))
-        return sorted(self._call("list", path, self._g.ls, path))
+        return sorted(self._call("list", path, self._handle().ls, path))
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -185,10 +251,12 @@ class PersistFS:
         st = self._checked_final(path)
         if st is not None and st.kind != "dir":
             raise UnsafeEntryError(f"{_where(path)} is a {st.kind} where a directory is expected")
+        g = self._handle()
         if st is None:
-            self._call("create", path, self._g.mkdir_mode, path, 0o700)
-        self._call("set the owner of", path, self._g.lchown, uid, gid, path)
-        self._call("set the mode of", path, self._g.chmod, mode, path)
+            self._call("create", path, g.mkdir_mode, path, 0o700)
+        self._dirs.add(path)
+        self._call("set the owner of", path, g.lchown, uid, gid, path)
+        self._call("set the mode of", path, g.chmod, mode, path)
 
     def set_owner_mode(self, path: str, uid: int, gid: int, mode: int) -> None:
         st = self._checked_final(path)
@@ -197,8 +265,9 @@ class PersistFS:
         if st.kind == "symlink":
             raise UnsafeEntryError(f"{_where(path)} is a symbolic link; refusing to follow it")
         # lchown first (chown clears set-id bits), then chmod, which would follow a link: checked above.
-        self._call("set the owner of", path, self._g.lchown, uid, gid, path)
-        self._call("set the mode of", path, self._g.chmod, mode, path)
+        g = self._handle()
+        self._call("set the owner of", path, g.lchown, uid, gid, path)
+        self._call("set the mode of", path, g.chmod, mode, path)
 
     def write_file(self, path: str, data: bytes, uid: int, gid: int, mode: int) -> None:
         """Atomically replace `path` with `data`, never following a link (stage, sync, commit)."""
@@ -226,31 +295,35 @@ class PersistFS:
             raise UnsafeEntryError(f"{_where(tmp)} already exists")
         try:
             # The handle's umask is 077, so the temp file is born 0600: a secret is never readable by others.
-            self._call("write", tmp, self._g.write, tmp, data)
-            self._call("set the owner of", tmp, self._g.lchown, uid, gid, tmp)
-            self._call("set the mode of", tmp, self._g.chmod, mode, tmp)
+            g = self._handle()
+            self._call("write", tmp, g.write, tmp, data)
+            self._call("set the owner of", tmp, g.lchown, uid, gid, tmp)
+            self._call("set the mode of", tmp, g.chmod, mode, tmp)
             written = self.lstat(tmp)
             if written is None or written.kind != "file" or written.nlink != 1 or written.size != len(data):
                 raise UnsafeEntryError(f"{_where(tmp)} changed while it was written")
         except BaseException:
             self.discard(tmp)
             raise
+        self._staged[tmp] = path
         return tmp
 
     def commit_file(self, tmp: str, path: str) -> None:
         """Rename a staged file into place. rename(2) replaces whatever sits at `path` (a regular file, a
         symbolic link, a fifo...) without following it; a directory there is refused."""
-        self._check_file_target(path)
-        self._call("rename", path, self._g.rename, tmp, path)
+        if self._staged.pop(tmp, None) != path or path in self._dirs:  # else checked when staged, unchanged since
+            self._check_file_target(path)
+        self._call("rename", path, self._handle().rename, tmp, path)
 
     def discard(self, tmp: str) -> None:
+        self._staged.pop(tmp, None)
         try:
-            self._g.rm_f(tmp)
+            self._handle().rm_f(tmp)
         except RuntimeError:
             pass
 
     def sync(self) -> None:
-        self._call("sync", "/", self._g.sync)
+        self._call("sync", "/", self._handle().sync)
 
     def _check_file_target(self, path: str) -> None:
         st = self._checked_final(path)
@@ -264,7 +337,7 @@ class PersistFS:
             return
         if st.kind == "dir":
             raise UnsafeEntryError(f"{_where(path)} is a directory; remove_tree removes directories")
-        self._call("remove", path, self._g.rm, path)
+        self._call("remove", path, self._handle().rm, path)
 
     def remove_tree(self, path: str) -> None:
         """Remove a directory and everything below it (rm -rf never follows links). Absent: nothing to do."""
@@ -273,7 +346,8 @@ class PersistFS:
         st = self._checked_final(path)
         if st is None:
             return
-        self._call("remove", path, self._g.rm_rf, path)
+        self._dirs = {known for known in self._dirs if known != path and not known.startswith(path + "/")}
+        self._call("remove", path, self._handle().rm_rf, path)
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -281,6 +355,8 @@ class PersistFS:
         """lstat every ancestor of `path` (each must be a real directory), then return lstat(path)."""
         chain = _check_path(path)
         for ancestor in chain[:-1]:
+            if ancestor in self._dirs:
+                continue
             st = self.lstat(ancestor)
             if st is None:
                 raise UnsafeEntryError(f"{_where(ancestor)} does not exist (needed for {_where(path)})")
@@ -290,7 +366,11 @@ class PersistFS:
                 )
             if st.kind != "dir":
                 raise UnsafeEntryError(f"{_where(ancestor)} is a {st.kind} where a directory is expected")
-        return self.lstat(path)
+            self._dirs.add(ancestor)
+        st = self.lstat(path)
+        if st is not None and st.kind == "dir":
+            self._dirs.add(path)
+        return st
 
     def _call(self, what: str, path: str, fn, *args):
         if self.readonly and what not in ("read", "read the link", "list"):
@@ -302,8 +382,29 @@ class PersistFS:
             raise ApplianceError(f"cannot {what} {_where(path)}: {exc}", hint=APPLIANCE_HINT) from None
 
 
-class _LaunchTimeout(Exception):
-    pass
+class _KvmHangs(Exception):
+    """Under --accel auto, KVM did not start the appliance before its watchdog fired."""
+
+
+class _KvmUnavailable(Exception):
+    """Under --accel auto, qemu says KVM is not there (nothing to remember: finding out costs nothing)."""
+
+
+_KVM_UNAVAILABLE = "kvm not available"  # libguestfs: "force_kvm supplied but kvm not available"
+
+
+def _qemu_line(text: str) -> str | None:
+    """qemu's last own line in a launch's output: its error, if it printed one."""
+    lines = [line.strip() for line in text.splitlines() if line.strip().startswith("qemu")]
+    return lines[-1] if lines else None
+
+
+class _KvmCrashed(Exception):
+    """Under --accel auto, the appliance failed at once under KVM (qemu aborted, for instance)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
 
 
 _OUTPUT_LIMIT = 1 << 16
@@ -320,8 +421,30 @@ def _collect(output: list[str], buf) -> None:
         output.append(buf.decode("utf-8", "replace") if isinstance(buf, bytes) else str(buf))
 
 
-def _qemu_children() -> set[int]:
-    """Pids of qemu processes that are direct children of this process."""
+def _quiet_errors(g) -> None:
+    """Keep libguestfs from printing its errors on stderr in this thread; they still arrive as exceptions.
+
+    libguestfs keeps its error handler per thread, and the Python binding switches the printing off only in
+    the thread that made the handle. A launch runs in another thread (seed.ImageSession), where a KVM that
+    hangs or crashes would print screens of "guestfs_launch failed" text. The binding has no call for it,
+    so the C function is called on the handle the binding wraps; if that ever fails, errors are printed
+    as before, nothing worse."""
+    try:
+        import ctypes
+
+        capsule_pointer = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.py_object, ctypes.c_char_p)(
+            ("PyCapsule_GetPointer", ctypes.pythonapi)
+        )
+        handle = capsule_pointer(g._o, b"guestfs_h")
+        library = ctypes.CDLL("libguestfs.so.0")  # already loaded by the binding: the same library
+        library.guestfs_set_error_handler.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+        library.guestfs_set_error_handler(handle, None, None)
+    except Exception:  # noqa: BLE001 - a missing nicety, never a failure
+        pass
+
+
+def _children_with(token: bytes) -> set[int]:
+    """Pids of this process's children whose command line holds `token`."""
     me = os.getpid()
     found = set()
     for name in os.listdir("/proc"):
@@ -330,27 +453,34 @@ def _qemu_children() -> set[int]:
         try:
             with open(f"/proc/{name}/stat", "rb") as fh:
                 raw = fh.read()
-        except OSError:
+            fields = raw[raw.rfind(b")") + 2 :].split()
+            if len(fields) < 2 or int(fields[1]) != me:
+                continue
+            with open(f"/proc/{name}/cmdline", "rb") as fh:
+                if token in fh.read():
+                    found.add(int(name))
+        except (OSError, ValueError):
             continue
-        comm = raw[raw.find(b"(") + 1 : raw.rfind(b")")]
-        fields = raw[raw.rfind(b")") + 2 :].split()
-        if len(fields) > 1 and int(fields[1]) == me and comm.startswith(b"qemu"):
-            found.add(int(name))
     return found
 
 
 class _Watchdog:
-    """Kills the qemu that a launch started if the appliance is not up within `timeout` seconds.
+    """Kills the qemu that one launch started if the appliance is not up within `timeout` seconds.
 
-    The clock starts when qemu appears (building the appliance with supermin comes first and may take
-    a while on a first run). g.get_pid() cannot be used: it needs the handle, which launch() holds
-    (it blocks the whole interpreter until launch returns), so qemu is found in /proc as a new child.
+    Only that launch's qemu: batch runs several appliances in one process, and a watchdog must never touch
+    another's. g.get_pid() cannot be used (launch() holds the handle until it returns), so the launch marks
+    its qemu: a unique word on the appliance kernel's command line (the kernel passes unknown words to the
+    appliance's init, which ignores them), found in qemu's argv in /proc. The clock starts when that qemu
+    appears (building the appliance with supermin comes first and may take a while on a first run).
     """
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, g, timeout: float) -> None:
         self.timeout = timeout
         self.fired = False
-        self._before = _qemu_children()
+        word = f"zvm_provision_launch={secrets.token_hex(8)}"
+        append = g.get_append()
+        g.set_append(f"{append} {word}" if append else word)
+        self._token = word.encode()
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="zvm-launch-watchdog", daemon=True)
@@ -367,8 +497,8 @@ class _Watchdog:
     def _run(self) -> None:
         seen_at = None
         while not self._stop.wait(0.5):
-            new = _qemu_children() - self._before
-            if not new:
+            ours = _children_with(self._token)
+            if not ours:
                 continue
             now = time.monotonic()
             seen_at = seen_at or now
@@ -378,7 +508,7 @@ class _Watchdog:
                 if self._stop.is_set():
                     return
                 self.fired = True
-                for pid in new:
+                for pid in ours:
                     try:
                         os.kill(pid, 9)
                     except OSError:
@@ -389,6 +519,12 @@ class _Watchdog:
 def _cache_file() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "zvm-provision" / "accel.json"
+
+
+def _shown_path(path: Path) -> str:
+    home = os.path.expanduser("~")
+    text = str(path)
+    return "~" + text[len(home) :] if home not in ("", "/") and text.startswith(home + "/") else text
 
 
 def _host_key(hv: str) -> str:
@@ -404,6 +540,10 @@ def _host_key(hv: str) -> str:
     return f"{os.uname().release} | {qemu}"
 
 
+KVM_VERDICTS = ("hangs", "crashes")  # what a failed KVM launch under --accel auto records for this host
+_VERDICTS_LOCK = threading.Lock()  # appliances in several threads (batch --jobs) may record at once
+
+
 def _read_verdicts() -> dict:
     try:
         data = json.loads(_cache_file().read_text(encoding="utf-8"))
@@ -412,17 +552,52 @@ def _read_verdicts() -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def _remember_kvm_hangs(key: str) -> None:
+def _kvm_verdict(key: str) -> str | None:
+    entry = _read_verdicts().get(key)
+    verdict = entry.get("kvm") if isinstance(entry, dict) else None
+    return verdict if verdict in KVM_VERDICTS else None
+
+
+def _remember_kvm_verdict(key: str, verdict: str, detail: str) -> None:
+    """Add this host's verdict to the cache. Threads take a lock, processes an flock on a lock file, and the
+    file is replaced atomically from a uniquely named temporary file: no update is lost, none is torn."""
+    if verdict not in KVM_VERDICTS:
+        raise ValueError(f"unknown KVM verdict {verdict!r}")
     path = _cache_file()
-    verdicts = _read_verdicts()
-    verdicts[key] = {"kvm": "hangs", "recorded": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(verdicts, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:
-        pass  # only an optimisation: the next run will wait for the watchdog again
+    entry = {"kvm": verdict, "detail": detail, "recorded": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    with _VERDICTS_LOCK:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path.with_name(path.name + ".lock"), "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                verdicts = _read_verdicts()
+                verdicts[key] = entry
+                fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+                try:
+                    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                        fh.write(json.dumps(verdicts, indent=2) + "\n")
+                    os.replace(tmp, path)
+                except BaseException:
+                    os.unlink(tmp)
+                    raise
+        except OSError:
+            pass  # only an optimisation: the next run will try KVM again
+
+
+LAUNCH_MARK_ENV = "ZVM_PROVISION_LAUNCH_MARK_FILE"  # scripts/bench.py: "launched <time.monotonic()>" goes there
+
+
+def _bench_mark(event: str) -> None:
+    """For the benchmark: the moment the appliance is up, on the system-wide monotonic clock, so that the
+    work after the launch can be compared with guestfish's. (The wizard's own mark has its own file.)"""
+    target = os.environ.get(LAUNCH_MARK_ENV)
+    if target:
+        with open(target, "a", encoding="utf-8") as handle:
+            handle.write(f"{event} {time.monotonic():.6f}\n")
+
+
+def _notice(text: str) -> None:
+    print(f"zvm-provision: {text}", file=sys.stderr, flush=True)
 
 
 def _kvm_usable() -> bool:
@@ -458,6 +633,53 @@ def _ext_probe(superblock: bytes) -> tuple[str, str, int] | None:
     return label, kind, blocks * block_size
 
 
+_SECTOR = 512
+_GPT_READ = 34 * _SECTOR  # protective MBR, GPT header, 128 entries of 128 bytes: what every GPT tool writes
+# The first read of a disk: the GPT and the superblock of a first partition aligned at 1 MiB (every
+# partitioning tool's default), so that partition needs no read of its own (each costs a udev settle).
+_FIRST_READ = (1 << 20) + _EXT_SUPERBLOCK_OFFSET + _EXT_SUPERBLOCK_SIZE
+
+
+def _gpt_partitions(raw: bytes, disk_size: int) -> list[tuple[int, int]] | None:
+    """(number, first byte) of each partition in a disk's primary GPT, numbered as Linux numbers them
+    (entry index + 1).
+
+    None unless the table is one the kernel uses exactly as read here: a protective MBR, header and entry
+    CRCs that match, entries where tools put them, every partition within the usable area, which lies on
+    the disk. Anything else (an MBR disk, a damaged primary table the kernel would replace by the backup)
+    is left to the full listing, which asks the appliance's kernel."""
+    if len(raw) < _GPT_READ or raw[510:512] != b"\x55\xaa":
+        return None
+    if not any(raw[446 + 16 * i + 4] == 0xEE for i in range(4)):
+        return None
+    header = raw[_SECTOR : 2 * _SECTOR]
+    if header[:8] != b"EFI PART":
+        return None
+    size, crc = struct.unpack_from("<II", header, 12)
+    (my_lba,) = struct.unpack_from("<Q", header, 24)
+    first_usable, last_usable = struct.unpack_from("<QQ", header, 40)
+    entries_lba, count, entry_size, entries_crc = struct.unpack_from("<QIII", header, 72)
+    if not 92 <= size <= _SECTOR or my_lba != 1 or entries_lba != 2 or entry_size != 128:
+        return None
+    if zlib.crc32(header[:16] + b"\0\0\0\0" + header[20:size]) != crc:
+        return None
+    table = raw[2 * _SECTOR : 2 * _SECTOR + count * entry_size]
+    if count * entry_size > _GPT_READ - 2 * _SECTOR or zlib.crc32(table) != entries_crc:
+        return None
+    if not first_usable <= last_usable < disk_size // _SECTOR:
+        return None
+    found = []
+    for index in range(count):
+        entry = table[index * entry_size : (index + 1) * entry_size]
+        if entry[:16] == bytes(16):
+            continue  # an unused slot: Linux skips it but keeps the numbering
+        first, last = struct.unpack_from("<QQ", entry, 32)
+        if not first_usable <= first <= last <= last_usable:
+            return None
+        found.append((index + 1, first * _SECTOR))
+    return found
+
+
 class Appliance:
     """One libguestfs handle over one or more images (batch seeds many disks per launch)."""
 
@@ -467,8 +689,8 @@ class Appliance:
         *,
         readonly: bool,
         accel: str = "auto",
-        kvm_timeout: float = KVM_LAUNCH_TIMEOUT,
-        tcg_timeout: float = TCG_LAUNCH_TIMEOUT,
+        kvm_timeout: float | None = None,
+        tcg_timeout: float | None = None,
     ) -> None:
         if accel not in ACCEL_CHOICES:
             raise ValueError(f"accel must be one of {ACCEL_CHOICES}, not {accel!r}")
@@ -477,11 +699,13 @@ class Appliance:
         self.images = tuple(images)
         self.readonly = readonly
         self.accel = accel
-        self.kvm_timeout = kvm_timeout
-        self.tcg_timeout = tcg_timeout
+        self.kvm_timeout = KVM_LAUNCH_TIMEOUT if kvm_timeout is None else kvm_timeout
+        self.tcg_timeout = TCG_LAUNCH_TIMEOUT if tcg_timeout is None else tcg_timeout
         self.accel_used: str | None = None  # "kvm" or "tcg" once launched
         self._g = None
-        self._mounted = False
+        self._mounted: tuple[int, bool] | None = None  # (disk index, read-only) of the mounted persist
+        self._in_use = False  # a mount_persist block is running
+        self._raw_writes = False
         self._partitions: dict[int, list[Partition]] = {}
         self._persist: dict[int, Partition] = {}
         self._devices: list[str] | None = None  # device and partition lists, read once per launch
@@ -520,28 +744,34 @@ class Appliance:
             self._launch_once("tcg")
         else:
             self._launch_auto()
+        _bench_mark("launched")
 
     def _launch_auto(self) -> None:
+        """KVM where it works; where it hangs or crashes, software emulation, and remember that for this host
+        (kernel and qemu binary), so that later runs go straight to TCG."""
         g = self._new_handle("kvm")
         key = _host_key(g.get_hv())
-        if _read_verdicts().get(key, {}).get("kvm") == "hangs":
+        if _kvm_verdict(key) is not None:
             g.close()
             self._launch_once("tcg")
             return
+        remembered = f"remembered in {_shown_path(_cache_file())}"
         try:
             self._launch_once("kvm", handle=g)
-        except ApplianceError:
-            # e.g. "force_kvm supplied but kvm not available": software emulation may still work.
+        except _KvmUnavailable:
             self._launch_once("tcg")
-        except _LaunchTimeout:
-            print(
-                f"KVM did not start the appliance within {self.kvm_timeout:g} s; "
-                "retrying with software emulation (TCG)",
-                file=sys.stderr,
-                flush=True,
-            )
-            _remember_kvm_hangs(key)
+        except _KvmHangs:
+            _remember_kvm_verdict(key, "hangs", f"no answer within {self.kvm_timeout:g} s")
+            _notice(f"KVM did not answer within {self.kvm_timeout:g} s; using software emulation (TCG) "
+                    f"instead, {remembered}")
             self._launch_once("tcg")
+        except _KvmCrashed as crash:
+            # Remembered only once TCG works: if it fails as well, the fault is not KVM's, and its error is
+            # the one to report.
+            self._launch_once("tcg")
+            _remember_kvm_verdict(key, "crashes", crash.detail)
+            _notice(f"KVM crashed the appliance ({crash.detail}); using software emulation (TCG) instead, "
+                    f"{remembered}")
 
     def _new_handle(self, accel: str):
         spare = self._spare_handles.pop(accel, None)
@@ -567,7 +797,7 @@ class Appliance:
     def _launch_once(self, accel: str, *, handle=None) -> None:
         g = handle if handle is not None else self._new_handle(accel)
         timeout = self.kvm_timeout if accel == "kvm" else self.tcg_timeout
-        watchdog = _Watchdog(timeout)
+        watchdog = _Watchdog(g, timeout)
         # qemu's own stderr (e.g. the lock message) reaches only event callbacks, not the exception text.
         # Only the launch is listened to: no write happens during it, so nothing secret is captured.
         output: list[str] = []
@@ -575,6 +805,8 @@ class Appliance:
             lambda _ev, _eh, buf, _arr: _collect(output, buf),
             _events(),
         )
+        _quiet_errors(g)  # this may be a background thread: the error becomes an exception, not stderr text
+        started = time.monotonic()
         try:
             with watchdog:
                 g.launch()
@@ -582,15 +814,23 @@ class Appliance:
         except RuntimeError as exc:
             g.close()
             text = str(exc) + "\n" + "".join(output)
+            probing_kvm = accel == "kvm" and self.accel == "auto"
             if watchdog.fired:
-                if accel == "kvm" and self.accel == "auto":
-                    raise _LaunchTimeout() from None
+                if probing_kvm:
+                    raise _KvmHangs() from None
                 raise ApplianceError(
                     f"the appliance did not start within {timeout:g} s ({accel.upper()})"
                     + ("; try --accel tcg" if accel == "kvm" else ""),
                     hint=APPLIANCE_HINT,
                 ) from None
-            raise self._launch_error(text) from None
+            error = self._launch_error(text)
+            if probing_kvm and type(error) is ApplianceError:  # not the image's fault (lock, permissions)
+                if _KVM_UNAVAILABLE in text:
+                    raise _KvmUnavailable() from None
+                qemu_line = _qemu_line(text)
+                after = f"after {time.monotonic() - started:.1f} s"
+                raise _KvmCrashed(f"{_shown(qemu_line, quote=False)}, {after}" if qemu_line else after) from None
+            raise error from None
         except BaseException:  # Ctrl-C right after launch returned: do not leak the handle
             g.close()
             raise
@@ -612,8 +852,7 @@ class Appliance:
                 f"{paths}: the image file is read-only (permission denied when opening it for writing)"
             )
         lines = [line.strip() for line in text.splitlines() if line.strip()]
-        qemu_lines = [line for line in lines if line.startswith("qemu")]
-        first = (qemu_lines or lines or ["unknown error"])[-1 if qemu_lines else 0]
+        first = _qemu_line(text) or (lines or ["unknown error"])[0]
         return ApplianceError(f"the libguestfs appliance failed to start: {first}", hint=APPLIANCE_HINT)
 
     @property
@@ -680,14 +919,31 @@ class Appliance:
         return self._persist[index]
 
     def _quick_persist(self, index: int) -> Partition | None:
-        """The common case, fast: exactly one partition whose superblock says ext4 with the persist label
-        (size: the filesystem's own, which fills the partition). Anything unusual falls back to the full
-        listing with blkid, and its error message."""
+        """The common case, fast: a GPT disk with exactly one partition whose superblock says ext4 with the
+        persist label (size: the filesystem's own, which fills the partition). A few preads, where listing
+        devices and partitions costs two udev settles and blkid starts a program per partition. Anything
+        unusual falls back to the full listing with blkid, and its error message."""
         layout = load_layout()
+        g = self.handle
+        # One image: its disk is /dev/sda, with no listing. The daemon refuses the appliance's own disk, and
+        # every other disk is ours, so a read that succeeds reads this image.
+        disk = "/dev/sda" if len(self.images) == 1 and self._devices is None else self.device(index)
+        try:
+            first = g.pread_device(disk, _FIRST_READ, 0)
+        except RuntimeError:
+            return None
+        table = _gpt_partitions(first, self.images[index].virtual_size)
+        if not table:
+            return None
         found = []
-        for dev in self._partition_devices(self.device(index)):
+        for number, start in table:
+            dev = f"{disk}{number}"
+            at = start + _EXT_SUPERBLOCK_OFFSET
             try:
-                probe = _ext_probe(self.handle.pread_device(dev, _EXT_SUPERBLOCK_SIZE, _EXT_SUPERBLOCK_OFFSET))
+                if at + _EXT_SUPERBLOCK_SIZE <= len(first):  # already read: the table says where it starts
+                    probe = _ext_probe(first[at : at + _EXT_SUPERBLOCK_SIZE])
+                else:
+                    probe = _ext_probe(g.pread_device(dev, _EXT_SUPERBLOCK_SIZE, _EXT_SUPERBLOCK_OFFSET))
             except RuntimeError:
                 return None
             if probe is not None and probe[0] == layout.label:
@@ -715,48 +971,77 @@ class Appliance:
 
     @contextmanager
     def mount_persist(self, index: int, *, writable: bool | None = None) -> Iterator[PersistFS]:
-        """Mount one disk's persist at the appliance's / (one at a time); unmount on exit.
+        """Mount one disk's persist at the appliance's / (one disk at a time) for the `with` block.
 
         writable=False mounts read-only even on a writable appliance: reading the state that way leaves
         the image byte-identical (a read-write mount of ext4 updates its superblock). The default is
         read-write exactly when the appliance is.
+
+        The filesystem stays mounted after the block: a later block on the same disk costs nothing, or one
+        remount from read-only to read-write (a first look, then the writes), where unmounting and mounting
+        again would start two programs in the appliance; another disk's block unmounts it first; close()
+        unmounts it, checked, before the appliance shuts down. The PersistFS handed out works only inside
+        its block.
         """
         readonly = self.readonly if writable is None else not writable
         if writable and self.readonly:
             raise RuntimeError("a read-only appliance cannot mount persist for writing")
-        if self._mounted:
-            raise RuntimeError("a persist filesystem is already mounted; unmount it first")
+        if self._in_use:
+            raise RuntimeError("a persist filesystem is already in use; leave its block first")
         g = self.handle
         part = self.find_persist(index)
-        fs_type = load_layout().fs_type
+        self._mount(index, part, readonly)
+        fs = PersistFS(g, readonly=readonly, device=part.device)
+        self._in_use = True
         try:
-            g.mount_vfs("ro" if readonly else "", fs_type, part.device, "/")
+            yield fs
+        finally:
+            self._in_use = False
+            fs.retire()
+
+    def _mount(self, index: int, part: Partition, readonly: bool) -> None:
+        g = self.handle
+        if self._mounted == (index, readonly):
+            return
+        if self._mounted is not None and self._mounted[0] == index:
+            try:
+                g.remount("/", rw=not readonly)
+            except RuntimeError as exc:
+                raise ImageUnusableError(
+                    f"{self.images[index].path}: cannot remount persist ({part.device}) "
+                    f"{'read-only' if readonly else 'read-write'}: {exc}"
+                ) from None
+            self._mounted = (index, readonly)
+            return
+        if self._mounted is not None:
+            self._unmount()
+        try:
+            g.mount_vfs("ro" if readonly else "", load_layout().fs_type, part.device, "/")
         except RuntimeError as exc:
             raise ImageUnusableError(
                 f"{self.images[index].path}: cannot mount persist ({part.device}): {exc}"
             ) from None
-        self._mounted = True
-        try:
-            yield PersistFS(g, readonly=readonly, device=part.device)
-        except BaseException:
-            self._unmount(g, part.device, quiet=True)  # the exception in flight says why
-            raise
-        self._unmount(g, part.device, quiet=False)
+        self._mounted = (index, readonly)
 
-    def _unmount(self, g, device: str, *, quiet: bool) -> None:
-        self._mounted = False
-        if self._g is not g:
-            return  # close() ran meanwhile, and its umount_all unmounted persist
+    def _unmount(self) -> None:
+        """Unmount the mounted persist (another disk's is next). No sync: umount writes the filesystem
+        out, and close() is what makes an image complete."""
+        assert self._mounted is not None
+        index = self._mounted[0]
+        self._mounted = None
         try:
-            g.umount("/")  # no sync here: close() syncs once, and an image is complete only after it
+            self.handle.umount("/")
         except RuntimeError as exc:
-            if not quiet:
-                raise ApplianceError(f"cannot unmount persist ({device}): {exc}", hint=APPLIANCE_HINT) from None
+            device = self._persist[index].device if index in self._persist else "persist"
+            raise ApplianceError(f"cannot unmount persist ({device}): {exc}", hint=APPLIANCE_HINT) from None
 
     def create_gpt_layout(self, index: int, partitions: Sequence[NewPartition]) -> None:
         """Write a new GPT with formatted partitions on disk `index` (sample disks, test fixtures)."""
         if self.readonly:
             raise RuntimeError("create_gpt_layout needs a writable appliance")
+        if self._mounted is not None and self._mounted[0] == index:
+            self._unmount()
+        self._raw_writes = True  # written through the block device, not a filesystem: close() syncs
         self._partitions.pop(index, None)
         self._persist.pop(index, None)
         self._all_partitions = None
@@ -775,22 +1060,33 @@ class Appliance:
     # -- shutdown --------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Durable end: umount_all, sync, shutdown (its error is checked), close. Idempotent."""
-        for spare in self._spare_handles.values():
-            spare.close()
+        """Durable end: unmount (checked), shut down (checked), close. Idempotent.
+
+        Unmounting ext4 writes it out and flushes the disk (qemu then flushes the image file), so a sync
+        after it would only flush again: libguestfs's autosync (umount_all + sync) is switched off for the
+        shutdown. A disk written through its block device (create_gpt_layout) is synced explicitly.
+        """
+        spares = list(self._spare_handles.values())
         self._spare_handles.clear()
+        for spare in spares:
+            spare.close()  # never launched: nothing to lose
         g, self._g = self._g, None
+        self._mounted = None
         if g is None:
             return
         failure = None
         try:
-            for step in (g.umount_all, g.sync, g.shutdown):
-                try:
-                    step()
-                except RuntimeError as exc:
-                    failure = failure or exc
-                    if step is not g.umount_all:
-                        break
+            try:
+                g.umount_all()
+            except RuntimeError as exc:
+                failure = exc
+            try:
+                if self._raw_writes:
+                    g.sync()
+                g.set_autosync(failure is not None)  # after a failed unmount, let libguestfs try once more
+                g.shutdown()
+            except RuntimeError as exc:
+                failure = failure or exc
         finally:
             g.close()
         if failure is not None:
@@ -813,10 +1109,18 @@ class Appliance:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-            return
-        try:
-            self.close()
-        except ApplianceError:
-            pass  # the original exception already reports the failure
+        close_keeping_the_cause(self.close, exc)
+
+
+def close_keeping_the_cause(close, cause: BaseException | None) -> None:
+    """Run `close`. While an exception is on its way, a failure to close must not replace it: that
+    exception says why the work stopped, and the failure to close is often its consequence (a dead qemu).
+    The close failure is kept as a note on it (shown in a traceback, with --debug)."""
+    if cause is None:
+        close()
+        return
+    try:
+        close()
+    except Exception as failure:  # noqa: BLE001 - kept, as a note, on the exception that explains more
+        text = failure.message if isinstance(failure, ProvisionError) else f"{type(failure).__name__}: {failure}"
+        cause.add_note(f"while closing the appliance after this error: {text}")

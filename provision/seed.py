@@ -87,6 +87,7 @@ class ImageSession:
             apply_and_verify(plan, fs, _held_after_first_write(progress))
 
     def close(self) -> None:
+        """Shut the appliance down cleanly (its error is raised: the image may be incomplete)."""
         try:
             if self._thread is not None and self._thread.is_alive():
                 # libguestfs cannot stop a launch half-way: let it end, then shut the appliance down
@@ -101,8 +102,10 @@ class ImageSession:
     def __enter__(self) -> ImageSession:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, _type: object, exc: BaseException | None, _tb: object) -> None:
+        from provision.image import close_keeping_the_cause
+
+        close_keeping_the_cause(self.close, exc)
 
 
 HOLD_WRITES_ENV = "ZVM_PROVISION_TEST_HOLD_WRITES"  # tests only, see _held_after_first_write

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Protocol
 from provision.errors import UnsafeEntryError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from provision.credentials import AuthorizedKey, PasswordInfo
     from provision.image import Stat
     from provision.layout import Entry, Layout
@@ -30,6 +32,7 @@ _FILE_LIMITS = {
 
 class ReadableFS(Protocol):
     def lstat(self, path: str) -> Stat | None: ...
+    def lstat_many(self, paths: Sequence[str]) -> dict[str, Stat | None]: ...
     def read_file(self, path: str, limit: int = ...) -> bytes: ...
     def listdir(self, path: str) -> list[str]: ...
 
@@ -106,7 +109,7 @@ def find_stale_temps(fs: ReadableFS, stats: dict[str, Stat | None], layout: Layo
 def read_state(fs: ReadableFS, layout: Layout) -> ImageState:
     from provision import credentials
 
-    stats = {entry.path: fs.lstat(entry.path) for entry in layout.entries}
+    stats = fs.lstat_many([entry.path for entry in layout.entries])
     contents: dict[str, bytes] = {}
     unreadable: dict[str, str] = {}
     for entry in layout.files:

@@ -55,6 +55,9 @@ class MemoryFS:
             return None
         return Stat(node.kind, node.uid, node.gid, node.mode, node.nlink, len(node.data))
 
+    def lstat_many(self, paths: list[str]) -> dict[str, Stat | None]:
+        return {path: self.lstat(path) for path in paths}
+
     def read_file(self, path: str, limit: int = 1 << 20) -> bytes:
         self._check_parents(path)
         node = self.nodes.get(path)

@@ -3,14 +3,23 @@
 Launches are shared: one writable appliance for every layout check (module fixture `layouts`), one
 writable appliance for every PersistFS write (module fixture `rw`), and one fresh read-only appliance
 that reads everything back (module fixture `readback`, which closes `rw` first: its tests come last).
+
+--accel auto is driven through stand-in hypervisors (tests/hypervisors.py), so its tests do not depend on
+what this host's KVM does: `readback` launches under a KVM that works, `kvm_failures` runs the real command
+where KVM hangs and where it crashes, `neighbours` launches a hanging and a healthy appliance at once.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
+from pathlib import Path
 
 import pytest
 
@@ -20,9 +29,11 @@ from provision.errors import ImageInUseError, ImageUnusableError, UnsafeEntryErr
 from provision.image import Appliance, NewPartition
 from provision.sampledisk import create_sample_disk, parse_size, plan_partitions
 from tests.conftest import qemu_holding_lock
+from tests.hypervisors import stand_in
 
 
 TEST_ACCEL = "tcg"
+REPO = Path(__file__).resolve().parent.parent
 MiB = 1 << 20
 HOST_KEY = b"-----BEGIN OPENSSH PRIVATE KEY-----\nORIGINAL\n-----END OPENSSH PRIVATE KEY-----\n"
 HASH = b"$6$rounds=656000$salt$hash\n"
@@ -77,24 +88,91 @@ def test_too_small_sample_disk_is_refused(tmp_path):
         create_sample_disk(tmp_path / "d.qcow2", "32M", accel=TEST_ACCEL)
 
 
-@pytest.mark.appliance
-def test_read_only_image_file_is_refused_before_launch(sample_disk):
-    sample_disk.chmod(0o444)
+def test_read_only_image_file_is_refused_before_launch(tmp_path):
+    disk = tmp_path / "d.raw"
+    disk.write_bytes(b"\0" * 510 + b"\x55\xaa" + b"\0" * 1024)
+    disk.chmod(0o444)
     with pytest.raises(ImageUnusableError, match="read-only"):
-        Appliance([probe_image(sample_disk)], readonly=False, accel=TEST_ACCEL).launch()
+        Appliance([probe_image(disk)], readonly=False, accel=TEST_ACCEL).launch()
 
 
-def test_auto_accel_goes_straight_to_tcg_when_the_cache_says_kvm_hangs(tmp_path, monkeypatch):
+@pytest.mark.parametrize("verdict", ["hangs", "crashes"])
+def test_auto_accel_goes_straight_to_tcg_when_the_cache_has_a_kvm_verdict(tmp_path, monkeypatch, verdict):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setattr(image_mod, "_kvm_usable", lambda: True)
     monkeypatch.setattr(image_mod, "_host_key", lambda hv: "this host")
-    image_mod._remember_kvm_hangs("this host")
+    image_mod._remember_kvm_verdict("this host", verdict, "seen by a test")
+    assert launched_accels(tmp_path) == ["tcg"]
+
+
+def launched_accels(tmp_path) -> list[str]:
+    """What Appliance(accel="auto").launch() would launch, in order (the launches themselves are not run)."""
     launched = []
-    monkeypatch.setattr(Appliance, "_launch_once", lambda self, accel, handle=None: launched.append(accel))
     disk = tmp_path / "d.raw"
     disk.write_bytes(b"\0" * 510 + b"\x55\xaa" + b"\0" * 1024)
-    Appliance([probe_image(disk)], readonly=True, accel="auto").launch()
-    assert launched == ["tcg"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Appliance, "_launch_once", lambda self, accel, handle=None: launched.append(accel))
+        Appliance([probe_image(disk)], readonly=True, accel="auto").launch()
+    return launched
+
+
+def test_verdicts_written_by_many_threads_at_once_are_all_kept(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    keys = [f"host {n}" for n in range(24)]
+    start = threading.Barrier(len(keys))
+
+    def record(key):
+        start.wait()
+        image_mod._remember_kvm_verdict(key, "hangs", "seen by a test")
+
+    threads = [threading.Thread(target=record, args=(key,)) for key in keys]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    cache = tmp_path / "zvm-provision"
+    verdicts = json.loads((cache / "accel.json").read_text())
+    assert sorted(verdicts) == sorted(keys)
+    assert {v["kvm"] for v in verdicts.values()} == {"hangs"}
+    assert sorted(p.name for p in cache.iterdir() if not p.name.endswith(".lock")) == ["accel.json"]
+
+
+def gpt_disk(path, layout: str, size=64 * MiB) -> bytes:
+    """A raw disk with a GPT written by sfdisk (util-linux), the way the kernel will read it; its first sectors."""
+    if shutil.which("sfdisk") is None:
+        pytest.skip("sfdisk is not installed")
+    with open(path, "wb") as fh:
+        fh.truncate(size)
+    subprocess.run(["sfdisk", "--quiet", str(path)], input="label: gpt\n" + layout, text=True, check=True,
+                   capture_output=True)  # fmt: skip
+    return path.read_bytes()[: image_mod._GPT_READ]
+
+
+def test_gpt_partitions_are_numbered_as_linux_numbers_them(tmp_path):
+    raw = gpt_disk(tmp_path / "d.raw", "1 : size=8MiB\n3 : size=8MiB\n4 : size=8MiB\n")  # slot 2 unused
+    assert image_mod._gpt_partitions(raw, 64 * MiB) == [(1, 1 * MiB), (3, 9 * MiB), (4, 17 * MiB)]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["no protective MBR", "header CRC", "entries CRC", "disk smaller than the table says", "an MBR disk"],
+)
+def test_an_unusual_partition_table_is_left_to_the_full_listing(tmp_path, damage):
+    raw = bytearray(gpt_disk(tmp_path / "d.raw", "size=8MiB\nsize=8MiB\n"))
+    disk_size = 64 * MiB
+    if damage == "no protective MBR":
+        raw[446 + 4] = 0x83
+    elif damage == "header CRC":
+        raw[512 + 40] ^= 1  # first usable LBA
+    elif damage == "entries CRC":
+        raw[1024 + 32] ^= 1  # the first partition's start
+    elif damage == "disk smaller than the table says":
+        disk_size = 32 * MiB
+    else:
+        subprocess.run(["sfdisk", "--quiet", "--wipe", "always", str(tmp_path / "d.raw")],
+                       input="label: dos\nsize=8MiB\n", text=True, check=True, capture_output=True)
+        raw = (tmp_path / "d.raw").read_bytes()[: image_mod._GPT_READ]
+    assert image_mod._gpt_partitions(bytes(raw), disk_size) is None
 
 
 # -- partitions and find_persist ---------------------------------------------------------------------
@@ -159,6 +237,16 @@ def test_find_persist_refusals_list_every_partition(layouts, index, problem, lis
         assert entry in message
 
 
+@pytest.mark.appliance
+def test_an_error_while_closing_an_appliance_does_not_replace_the_error_that_caused_the_close(layouts):
+    """The last `layouts` test: it kills that appliance's qemu, so closing it fails."""
+    os.kill(layouts.qemu_pid(), signal.SIGKILL)
+    with pytest.raises(UnsafeEntryError, match="the cause") as info:
+        with layouts:
+            raise UnsafeEntryError("the cause")
+    assert any("did not shut down cleanly" in note for note in getattr(info.value, "__notes__", []))
+
+
 # -- the image lock ----------------------------------------------------------------------------------
 
 
@@ -215,6 +303,19 @@ def test_lstat_and_readlink(rw):
     assert fs.readlink("/home/zvm/.ssh") == "/etc/ssh"
     assert fs.lstat("/home/zvm") == image_mod.Stat("dir", 1000, 100, 0o700, 2, fs.lstat("/home/zvm").size)
     assert fs.read_file("/etc/ssh/ssh_host_ed25519_key") == HOST_KEY
+
+
+@pytest.mark.appliance
+def test_lstat_many_answers_as_lstat_does(rw):
+    _appliance, fs, _disk = rw
+    paths = [
+        "/", "/etc", "/etc/ssh/ssh_host_ed25519_key", "/home/zvm/.ssh", "/etc/machine-id",  # dir, file, links
+        "/home/zvm/.ssh/ssh_host_ed25519_key",  # below a directory link: followed, as lstat follows it
+        "/nope", "/nope/deeper/still", "/etc/ssh/ssh_host_ed25519_key/below-a-file", "/passwords/zvm",
+    ]  # fmt: skip
+    expected = {path: fs.lstat(path) for path in paths}
+    assert expected["/nope"] is None and expected["/home/zvm/.ssh"].kind == "symlink"
+    assert fs.lstat_many(paths) == expected
 
 
 @pytest.mark.appliance
@@ -309,21 +410,23 @@ def test_make_dir_on_an_existing_directory_sets_owner_and_mode(rw):
 def readback(rw, open_readonly, tmp_path_factory):
     """Close the writable appliance durably, then read persist back with a FRESH read-only handle.
 
-    This launch also exercises accel="auto" with a short KVM watchdog and a private cache: where KVM
-    hangs (nested KVM here) the watchdog kills qemu, the launch is retried with TCG and the verdict
-    is cached; where KVM works it is simply used.
+    This launch also takes accel="auto" where KVM works, on any host: a stand-in hypervisor plays a working
+    KVM (it runs the real qemu with TCG), and the launch must use it and record no verdict.
     """
     appliance, _fs, disk = rw
     appliance.close()
     appliance.close()  # idempotent
-    cache = tmp_path_factory.mktemp("cache")
-    old = os.environ.get("XDG_CACHE_HOME")
-    os.environ["XDG_CACHE_HOME"] = str(cache)
-    try:
-        with open_readonly(disk, accel="auto", kvm_timeout=10) as (ro, fs):
-            result = {
+    folder = tmp_path_factory.mktemp("kvm-works")
+    kvm = stand_in(folder / "hv", "kvm")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(folder / "cache"))
+        patch.setenv("LIBGUESTFS_HV", str(kvm.path))
+        patch.setattr(image_mod, "_kvm_usable", lambda: True)
+        with open_readonly(disk, accel="auto") as (ro, fs):
+            return {
                 "accel": ro.accel_used,
-                "cache": cache / "zvm-provision" / "accel.json",
+                "boots": kvm.boots(),
+                "cache": folder / "cache" / "zvm-provision" / "accel.json",
                 "stat": {p: fs.lstat(p) for p in [
                     "/etc/ssh/ssh_host_ed25519_key", "/etc/machine-id", "/passwords/zvm",
                     "/home/zvm/keys", "/home/zvm/keys/authorized_keys", "/home/zvm/.ssh",
@@ -334,12 +437,6 @@ def readback(rw, open_readonly, tmp_path_factory):
                 ]},  # fmt: skip
                 "etc": fs.listdir("/etc"),
             }
-    finally:
-        if old is None:
-            os.environ.pop("XDG_CACHE_HOME", None)
-        else:
-            os.environ["XDG_CACHE_HOME"] = old
-    return result
 
 
 @pytest.mark.appliance
@@ -362,9 +459,135 @@ def test_readback_owner_mode_and_content(readback):
 
 
 @pytest.mark.appliance
-def test_auto_accel_verdict(readback):
-    if readback["accel"] == "tcg" and image_mod._kvm_usable():
-        verdicts = json.loads(readback["cache"].read_text())
-        assert [v["kvm"] for v in verdicts.values()] == ["hangs"]
-    else:
-        assert not readback["cache"].exists()
+def test_auto_accel_uses_a_working_kvm_and_records_no_verdict(readback):
+    assert readback["accel"] == "kvm"
+    assert readback["boots"] == ["kvm"]
+    assert not readback["cache"].exists()
+
+
+# -- --accel auto where KVM hangs or crashes: the real command, stand-in hypervisors -----------------------
+
+# The real command, with two host facts decided by the test: /dev/kvm is usable (the stand-in plays KVM) and
+# the KVM watchdog's timeout (the first argument, in seconds).
+COMMAND_WITH_KVM = (
+    "import sys; import provision.image as image; image._kvm_usable = lambda: True; "
+    "image.KVM_LAUNCH_TIMEOUT = float(sys.argv.pop(1)); sys.argv[0] = 'zvm-provision'; "
+    "from provision.cli import main; main()"
+)
+KVM_WATCHDOG_S = 5
+
+
+@pytest.fixture(scope="module")
+def kvm_failures(make_disk_copy, tmp_path_factory):
+    """`zvm-provision IMAGE --dry-run --accel auto` on a host where KVM hangs and on one where it crashes,
+    at the same time, each with its own hypervisor and verdict cache."""
+    from tests.keyfactory import public_line
+
+    folder = tmp_path_factory.mktemp("kvm-failures")
+    disk = make_disk_copy("kvm-failures")
+    key = folder / "alice.pub"
+    key.write_text(public_line() + "\n")
+    runs = {}
+    for behaviour in ("hang", "crash"):
+        hv = stand_in(folder / behaviour, behaviour)
+        cache = folder / behaviour / "cache"
+        env = {**os.environ, "LIBGUESTFS_HV": str(hv.path), "XDG_CACHE_HOME": str(cache),
+               "PYTHONPATH": str(REPO)}  # fmt: skip
+        env.pop("ZVM_PROVISION_ACCEL", None)
+        process = subprocess.Popen(
+            [sys.executable, "-c", COMMAND_WITH_KVM, str(KVM_WATCHDOG_S), str(disk), "--dry-run", "--json",
+             "--no-password", "--ssh-key", str(key), "--accel", "auto"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )  # fmt: skip
+        runs[behaviour] = (process, hv, cache)
+    results = {}
+    for behaviour, (process, hv, cache) in runs.items():
+        stdout, stderr = process.communicate(timeout=900)
+        results[behaviour] = {"code": process.returncode, "stdout": stdout, "stderr": stderr, "hv": hv,
+                              "cache": cache}  # fmt: skip
+    return results
+
+
+@pytest.mark.appliance
+@pytest.mark.parametrize(("behaviour", "verdict", "said"), [("hang", "hangs", "did not answer within 5 s"),
+                                                            ("crash", "crashes", "crashed")])
+def test_auto_accel_verdict(kvm_failures, behaviour, verdict, said):
+    run = kvm_failures[behaviour]
+    assert run["code"] == 0, run["stderr"]
+    assert json.loads(run["stdout"])["dry_run"] is True
+    # First use: one line saying what happened, not screens of libguestfs errors.
+    lines = [line for line in run["stderr"].splitlines() if line.strip()]
+    assert len(lines) == 1, run["stderr"]
+    assert said in lines[0] and "software emulation" in lines[0] and "remembered" in lines[0]
+    assert run["hv"].boots() == ["kvm", "tcg"]  # KVM tried once, then TCG
+    verdicts = json.loads((run["cache"] / "zvm-provision" / "accel.json").read_text())
+    assert list(verdicts) == [image_mod._host_key(str(run["hv"].path))]
+    assert [v["kvm"] for v in verdicts.values()] == [verdict]
+
+
+@pytest.mark.appliance
+@pytest.mark.parametrize("behaviour", ["hang", "crash"])
+def test_later_runs_skip_kvm_by_the_verdict_the_real_command_recorded(kvm_failures, behaviour, tmp_path):
+    run = kvm_failures[behaviour]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(run["cache"]))
+        patch.setenv("LIBGUESTFS_HV", str(run["hv"].path))
+        patch.setattr(image_mod, "_kvm_usable", lambda: True)
+        assert launched_accels(tmp_path) == ["tcg"]
+
+
+# -- two appliances in one process (batch --jobs): a watchdog kills only its own qemu ----------------------
+
+
+@pytest.fixture(scope="module")
+def neighbours(make_disk_copy, tmp_path_factory):
+    """Two appliances launched at once in this process: one under a KVM that hangs (short watchdog), and a
+    healthy TCG one (an ImageSession, launched in the background as the command does)."""
+    from provision.seed import ImageSession
+
+    folder = tmp_path_factory.mktemp("neighbours")
+    hang = stand_in(folder / "hv", "hang")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LIBGUESTFS_HV", str(hang.path))
+        stuck = Appliance([probe_image(make_disk_copy("stuck"))], readonly=True, accel="kvm", kvm_timeout=20)
+    stuck_error = []
+
+    def launch_stuck():
+        try:
+            stuck.launch()
+        except Exception as exc:  # noqa: BLE001 - examined by the test
+            stuck_error.append(exc)
+
+    stuck_thread = threading.Thread(target=launch_stuck)
+    stuck_thread.start()
+    deadline = time.monotonic() + 300
+    while not hang.boots() and time.monotonic() < deadline:  # the hanging qemu is up: its watchdog runs
+        time.sleep(0.1)
+    session = ImageSession(probe_image(make_disk_copy("healthy")), readonly=True, accel="tcg").start()
+    stuck_thread.join()
+    yield {"session": session, "stuck": stuck, "stuck_error": stuck_error, "hang": hang}
+    session.close()
+    stuck.close()
+
+
+@pytest.mark.appliance
+def test_a_watchdog_kills_only_its_own_qemu(neighbours):
+    session = neighbours["session"]
+    [error] = neighbours["stuck_error"]
+    assert "did not start within 20 s (KVM)" in str(error)
+    assert neighbours["hang"].boots() == ["kvm"]
+    session.wait()  # the healthy appliance started...
+    os.kill(session.appliance.qemu_pid(), 0)
+    state = session.read_state()  # ...and works
+    assert state.is_blank and state.stat("/") is not None
+
+
+@pytest.mark.appliance
+def test_an_error_while_closing_a_session_does_not_replace_the_error_that_caused_the_close(neighbours):
+    session = neighbours["session"]
+    session.wait()
+    os.kill(session.appliance.qemu_pid(), signal.SIGKILL)  # closing it will now fail
+    with pytest.raises(UnsafeEntryError, match="the cause") as info:
+        with session:
+            raise UnsafeEntryError("the cause")
+    assert any("did not shut down cleanly" in note for note in getattr(info.value, "__notes__", []))
