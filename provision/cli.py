@@ -322,12 +322,13 @@ def seed_command(
     accel: Accel = "auto",
     debug: Debug = False,
 ) -> None:
-    from provision import sources, status
-    from provision.diskformat import probe_image
-    from provision.request import PasswordChoice, SeedFlags
+    from provision import sources
+    from provision.ui import progress as status
+    from provision.guest.diskformat import probe_image
+    from provision.core.request import PasswordChoice, SeedFlags
     from provision.secret import Secret
     from provision.errors import SeededDespiteCtrlC
-    from provision.seed import CtrlCWhileWriting, ImageSession, run_seed
+    from provision.commands.seed import CtrlCWhileWriting, ImageSession, run_seed
 
     check_accel(accel)
     chosen = [name for name, given in (
@@ -354,7 +355,7 @@ def seed_command(
     setup_key = sources.read_netbird_setup_key_file(netbird_setup_key_file) if netbird_setup_key_file else None
     url = None
     if netbird_management_url is not None:
-        from provision.credentials import validate_management_url
+        from provision.core.credentials import validate_management_url
 
         url = validate_management_url(netbird_management_url)
     flags = SeedFlags(
@@ -366,7 +367,7 @@ def seed_command(
     interactive = not yes and not json_out and sys.stdin.isatty() and sys.stdout.isatty()
     show_status = status.wanted(json_out=json_out)
     if not interactive and not flags.has_password_source and flags.keys is None:
-        from provision.wizard import missing_flags, missing_flags_message
+        from provision.ui.wizard import missing_flags, missing_flags_message
 
         raise UsageError(missing_flags_message(missing_flags(flags, None), image_read=False))
 
@@ -386,14 +387,14 @@ def seed_command(
     with CtrlCWhileWriting() as ctrl_c:
         with ImageSession(info, readonly=dry_run, accel=accel, ctrl_c=ctrl_c).start() as session:
             if interactive:
-                from provision.seed import apply_planned
-                from provision.wizard import run_wizard
+                from provision.commands.seed import apply_planned
+                from provision.ui.wizard import run_wizard
 
                 # the plan shown before the confirmation is the one applied (same host key fingerprint)
                 plan = run_wizard(session, flags, dry_run=dry_run, status=appliance_starting).plan
                 outcome = apply_planned(session, plan, dry_run=dry_run)
             else:
-                from provision.wizard import missing_flags, missing_flags_message
+                from provision.ui.wizard import missing_flags, missing_flags_message
 
                 request = flags.to_request()  # hashing overlaps the appliance launch
                 with appliance_starting():
@@ -412,7 +413,7 @@ def seed_command(
 
 def print_outcome(outcome: Any, *, dry_run: bool, json_out: bool, plan_shown: bool = False) -> None:
     """The plan (unless the wizard already showed it before the confirmation) and the hand-over summary."""
-    from provision import report
+    from provision.ui import render as report
 
     if json_out:
         print(json.dumps(report.outcome_to_json(outcome, dry_run=dry_run), indent=2))
@@ -443,8 +444,8 @@ def inspect_command(
     accel: Accel = "auto",
     debug: Debug = False,
 ) -> None:
-    from provision.diskformat import probe_image
-    from provision.inspect import check_image_contract, inspect_image, print_report, render_check, report_to_json
+    from provision.guest.diskformat import probe_image
+    from provision.commands.inspect import check_image_contract, inspect_image, print_report, render_check, report_to_json
 
     check_accel(accel)
     report = inspect_image(probe_image(image), accel=accel)
@@ -469,7 +470,7 @@ def sample_disk_command(
     accel: Accel = "auto",
     debug: Debug = False,
 ) -> None:
-    from provision.sampledisk import create_sample_disk
+    from provision.guest.sampledisk import create_sample_disk
 
     check_accel(accel)
     create_sample_disk(out, size, accel=accel)
@@ -510,8 +511,8 @@ def batch_command(
     accel: Accel = "auto",
     debug: Debug = False,
 ) -> None:
-    from provision import batch
-    from provision.manifest import parse_shard
+    from provision.commands import batch
+    from provision.core.manifest import parse_shard
 
     check_accel(accel)
     options = batch.BatchOptions(

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from provision.errors import UsageError
 
 if TYPE_CHECKING:
-    from provision.credentials import AuthorizedKey
+    from provision.core.credentials import AuthorizedKey
     from provision.secret import Secret
 
 _MAX_SECRET_FILE = 64 * 1024
@@ -66,7 +66,7 @@ def single_line(data: bytes, what: str) -> str:
 
 
 def read_password_stream(stream: BinaryIO, what: str = "the password on standard input") -> str:
-    from provision.credentials import MAX_PASSWORD_BYTES, check_password
+    from provision.core.credentials import MAX_PASSWORD_BYTES, check_password
 
     data = stream.read(MAX_PASSWORD_BYTES + 3)
     if len(data) > MAX_PASSWORD_BYTES + 2:
@@ -83,7 +83,7 @@ def read_password_stdin() -> str:
 
 
 def read_password_file(path: Path) -> str:
-    from provision.credentials import check_password
+    from provision.core.credentials import check_password
 
     data = read_small_file(path, _MAX_SECRET_FILE, "password file", secret=True)
     password = single_line(data, f"password file {path}")
@@ -92,7 +92,7 @@ def read_password_file(path: Path) -> str:
 
 
 def read_password_hash_file(path: Path) -> Secret:
-    from provision.credentials import validate_password_hash
+    from provision.core.credentials import validate_password_hash
 
     data = read_small_file(path, _MAX_SECRET_FILE, "password hash file", secret=True)
     try:
@@ -104,7 +104,7 @@ def read_password_hash_file(path: Path) -> Secret:
 
 
 def read_key_files(paths: list[Path]) -> list[AuthorizedKey]:
-    from provision.credentials import merge_keys, parse_authorized_keys
+    from provision.core.credentials import merge_keys, parse_authorized_keys
 
     keys: list[AuthorizedKey] = []
     for path in paths:
@@ -118,7 +118,7 @@ def read_key_files(paths: list[Path]) -> list[AuthorizedKey]:
 
 
 def read_netbird_setup_key_file(path: Path) -> Secret:
-    from provision.credentials import validate_netbird_setup_key
+    from provision.core.credentials import validate_netbird_setup_key
 
     data = read_small_file(path, 4096, "Netbird setup key file", secret=True)
     return validate_netbird_setup_key(data.decode("utf-8", "replace"))

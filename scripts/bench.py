@@ -87,7 +87,7 @@ def copy_base(base: Path, target: Path, environ: dict[str, str]) -> None:
 def guestfish_script(folder: Path, hash_file: Path, key_file: Path, device: str, marks: Path | None = None) -> Path:
     """What a sysadmin would script: the same contract paths, owners, modes and content as zvm-provision.
     With `marks`, the moment the appliance is up is appended to it (wall clock, by `date`)."""
-    from provision.layout import load_layout
+    from provision.core.layout import load_layout
 
     host_key = folder / "ssh_host_ed25519_key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "root@zvm", "-f", str(host_key)],
@@ -380,7 +380,7 @@ def main() -> None:
         if "c" in parts:
             rows.append(bench_help(environ))
         if parts & {"a", "b", "d"} or args.calls:
-            from provision.credentials import hash_password
+            from provision.core.credentials import hash_password
 
             base = args.base
             if base is None:
