@@ -2,27 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable
 
+from provision.core.fs import StatKind, WritableFS
+from provision.core.plan import Action, Operation, Plan
 from provision.errors import ProvisionError
-
-if TYPE_CHECKING:
-    from provision.guest.appliance import Stat
-    from provision.core.plan import Operation, Plan
-
-
-class WritableFS(Protocol):
-    def lstat(self, path: str) -> Stat | None: ...
-    def lstat_many(self, paths: Sequence[str]) -> dict[str, Stat | None]: ...
-    def read_file(self, path: str, limit: int = ...) -> bytes: ...
-    def make_dir(self, path: str, uid: int, gid: int, mode: int) -> None: ...
-    def set_owner_mode(self, path: str, uid: int, gid: int, mode: int) -> None: ...
-    def stage_file(self, path: str, data: bytes, uid: int, gid: int, mode: int) -> str: ...
-    def commit_file(self, tmp: str, path: str) -> None: ...
-    def discard(self, tmp: str) -> None: ...
-    def sync(self) -> None: ...
-    def remove(self, path: str) -> None: ...
 
 
 class VerificationError(ProvisionError):
@@ -40,9 +24,9 @@ def apply_plan(plan: Plan, fs: WritableFS, progress: Callable[[Operation], None]
             if not op.changes:
                 continue
             entry = op.entry
-            if op.action == "fix":
+            if op.action == Action.FIX:
                 fs.set_owner_mode(entry.path, entry.uid, entry.gid, entry.mode)
-            elif entry.kind == "dir":
+            elif entry.kind == StatKind.DIR:
                 if op.remove_first:
                     fs.remove(entry.path)  # a link or fifo where a directory belongs; its target is untouched
                 fs.make_dir(entry.path, entry.uid, entry.gid, entry.mode)
@@ -82,7 +66,7 @@ def verify_plan(plan: Plan, fs: WritableFS) -> None:
                 f"after writing, {entry.path} is {stat.uid}:{stat.gid} {stat.mode:04o}, "
                 f"expected {entry.uid}:{entry.gid} {entry.mode:04o}"
             )
-        if entry.kind == "file" and op.action != "fix" and fs.read_file(entry.path) != op.content_bytes():
+        if entry.kind == StatKind.FILE and op.action != Action.FIX and fs.read_file(entry.path) != op.content_bytes():
             raise VerificationError(f"after writing, {entry.path} does not hold what was written")
 
 

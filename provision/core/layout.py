@@ -8,6 +8,8 @@ from functools import cache
 from importlib import resources
 from pathlib import Path, PurePosixPath
 
+from provision.core.fs import StatKind
+
 LAYOUT_FILE_NAME = "persist-layout.json"
 
 
@@ -16,7 +18,7 @@ class Entry:
     """One path inside the persist filesystem, with the owner and mode the image expects."""
 
     path: str  # absolute, inside persist ("/home/zvm/.ssh")
-    kind: str  # "dir" or "file"
+    kind: StatKind  # DIR or FILE
     uid: int
     gid: int
     mode: int  # permission bits, e.g. 0o700
@@ -55,11 +57,11 @@ class Layout:
 
     @property
     def directories(self) -> tuple[Entry, ...]:
-        return tuple(e for e in self.entries if e.kind == "dir")
+        return tuple(e for e in self.entries if e.kind == StatKind.DIR)
 
     @property
     def files(self) -> tuple[Entry, ...]:
-        return tuple(e for e in self.entries if e.kind == "file")
+        return tuple(e for e in self.entries if e.kind == StatKind.FILE)
 
     def guest_path(self, path: str) -> str:
         """Where a persist path appears inside the running VM (/persist/...)."""
@@ -79,7 +81,7 @@ def parse_layout(data: dict) -> Layout:
     entries = tuple(
         Entry(
             path=item["path"],
-            kind=item["kind"],
+            kind=StatKind(item["kind"]),
             uid=int(item["uid"]),
             gid=int(item["gid"]),
             mode=int(item["mode"], 8),

@@ -15,20 +15,22 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
+from provision.core.credentials.netbird import validate_management_url, validate_netbird_setup_key
+from provision.core.credentials.passwords import validate_password_hash
+from provision.core.credentials.sshkeys import AuthorizedKey, merge_keys
+from provision.core.text import plural
 from provision.errors import UsageError
-
-if TYPE_CHECKING:
-    from provision.core.credentials import AuthorizedKey
-    from provision.secret import Secret
+from provision.secret import Secret
 
 T = TypeVar("T")
+KeyReader = Callable[[Path], list[AuthorizedKey]]  # reads one key file (sources.read_key_file)
+RawRow = tuple[str, "dict[str, str] | None", list[str]]  # where, the fields (None: unusable), problems
 
 FIELDS = ("name", "ssh_keys", "password_hash", "netbird_setup_key", "netbird_management_url")
 REQUIRED_FIELDS = ("name", "ssh_keys")
@@ -44,10 +46,8 @@ _PLAIN_COLUMN_RE = re.compile(r"[a-z_ ]{1,40}")  # the header cells are lower-ca
 class User:
     """One validated manifest row."""
 
-    line: int  # where the row is (CSV line number, or TOML table number)
     name: str
     keys: tuple[AuthorizedKey, ...]
-    key_files: tuple[Path, ...]
     password_hash: Secret | None  # None: a password is generated
     netbird_setup_key: Secret | None
     netbird_management_url: str | None
@@ -61,7 +61,6 @@ class User:
 class Manifest:
     path: Path
     users: tuple[User, ...]
-    warnings: tuple[str, ...] = ()
 
     def shard(self, index: int, count: int) -> tuple[User, ...]:
         """The index-th (1-based) of `count` contiguous, near-equal slices, in manifest order."""
@@ -74,7 +73,7 @@ class ManifestError(UsageError):
 
     def __init__(self, path: Path, problems: list[tuple[str, str]]) -> None:
         rows = {where for where, _ in problems}
-        lines = [f"{path}: {len(rows)} bad row{'s' if len(rows) != 1 else ''}; nothing was created:"]
+        lines = [f"{path}: {plural(len(rows), 'bad row')}; nothing was created:"]
         lines += [f"  {where}: {reason}" for where, reason in problems]
         super().__init__("\n".join(lines), hint="fix every row listed, then run the same command again")
         self.problems = problems
@@ -90,19 +89,17 @@ def parse_shard(text: str) -> tuple[int, int]:
     return index, count
 
 
-def load_manifest(path: Path) -> Manifest:
-    """Read and validate the whole manifest; raise ManifestError naming every bad row."""
-    from provision.sources import read_small_file
+def read_rows(path: Path, text: str) -> list[RawRow]:
+    """The manifest's rows as (where, fields or None, problems), from its text (`path`: for messages, and a
+    .toml suffix means TOML)."""
+    return _toml_rows(path, text) if path.suffix.lower() == ".toml" else _csv_rows(path, text)
 
-    data = read_small_file(path, MAX_MANIFEST_BYTES, "manifest")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise UsageError(f"manifest {path} is not UTF-8 text") from None
-    if path.suffix.lower() == ".toml":
-        raw_rows = _toml_rows(path, text)
-    else:
-        raw_rows = _csv_rows(path, text)
+
+def validate_rows(
+    folder: Path, raw_rows: list[RawRow], read_keys: KeyReader
+) -> tuple[list[User], list[tuple[str, str]]]:
+    """Every row checked (key files relative to `folder`, read by `read_keys`): the users, and every problem
+    of every row as (where, reason)."""
     problems: list[tuple[str, str]] = []
     users: list[User] = []
     first_seen: dict[str, str] = {}
@@ -110,7 +107,7 @@ def load_manifest(path: Path) -> Manifest:
         problems += [(where, reason) for reason in row_problems]
         if row is None:
             continue
-        user, reasons = _validate_row(path.parent, where, row)
+        user, reasons = _validate_row(folder, row, read_keys)
         name = row.get("name", "").strip()
         if name:
             key = name.casefold()  # alice and Alice would collide on a case-insensitive filesystem
@@ -123,16 +120,15 @@ def load_manifest(path: Path) -> Manifest:
             users.append(user)
     if not raw_rows:
         problems.append(("manifest", "no users: the manifest has a header but no rows"))
-    holds_secrets = any(row and any(row.get(f, "").strip() for f in SECRET_FIELDS) for _, row, _ in raw_rows)
-    _check_permissions(path, holds_secrets, problems)
-    if problems:
-        raise ManifestError(path, problems)
-    return Manifest(path, tuple(users))
+    return users, problems
+
+
+def holds_secrets(raw_rows: list[RawRow]) -> bool:
+    """Whether any row, even one refused for another reason, gives a password hash or a setup key."""
+    return any(row and any(row.get(f, "").strip() for f in SECRET_FIELDS) for _, row, _ in raw_rows)
 
 
 # -- reading rows ---------------------------------------------------------------------------------
-
-RawRow = tuple[str, "dict[str, str] | None", list[str]]
 
 
 def _csv_rows(path: Path, text: str) -> list[RawRow]:
@@ -222,10 +218,7 @@ def _toml_rows(path: Path, text: str) -> list[RawRow]:
 # -- validating one row ---------------------------------------------------------------------------
 
 
-def _validate_row(folder: Path, where: str, row: dict[str, str]) -> tuple[User | None, list[str]]:
-    from provision import sources
-    from provision.core import credentials
-
+def _validate_row(folder: Path, row: dict[str, str], read_keys: KeyReader) -> tuple[User | None, list[str]]:
     reasons: list[str] = []
     name = row.get("name", "").strip()
     if not name:
@@ -242,34 +235,17 @@ def _validate_row(folder: Path, where: str, row: dict[str, str]) -> tuple[User |
         reasons.append("ssh_keys is empty: give at least one public key file")
     for key_path in paths:
         try:
-            keys = credentials.merge_keys(keys, sources.read_key_files([key_path]), replace=False)
+            keys = merge_keys(keys, read_keys(key_path), replace=False)
         except UsageError as exc:
             reasons.append(exc.message)
 
-    password_hash = _optional_field(row, "password_hash", credentials.validate_password_hash, reasons)
-    setup_key = _optional_field(row, "netbird_setup_key", credentials.validate_netbird_setup_key, reasons)
-    url = _optional_field(row, "netbird_management_url", credentials.validate_management_url, reasons)
+    password_hash = _optional_field(row, "password_hash", validate_password_hash, reasons)
+    setup_key = _optional_field(row, "netbird_setup_key", validate_netbird_setup_key, reasons)
+    url = _optional_field(row, "netbird_management_url", validate_management_url, reasons)
 
     if reasons:
         return None, reasons
-    line = int(where.rsplit(" ", 1)[-1].lstrip("#"))
-    return User(line, name, tuple(keys), paths, password_hash, setup_key, url), []
-
-
-def _check_permissions(path: Path, holds_secrets: bool, problems: list[tuple[str, str]]) -> None:
-    """Password hashes and Netbird setup keys are secrets: only the manifest's owner may read it, as for
-    --password-file (even a row refused for another reason may hold one)."""
-    from provision.sources import others_can_read
-
-    if not holds_secrets:
-        return
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return  # it was just read; a file gone meanwhile is refused by whatever reads it next
-    problem = others_can_read(path, mode, "the manifest")
-    if problem:
-        problems.append(("manifest", problem))
+    return User(name, tuple(keys), password_hash, setup_key, url), []
 
 
 def _optional_field(row: dict[str, str], field: str, validate: Callable[[str], T], reasons: list[str]) -> T | None:

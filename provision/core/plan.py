@@ -11,25 +11,33 @@ Each contract path gets exactly one operation, parents before children:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from enum import StrEnum
 
+from provision.core.credentials.hostkeys import HostKey
+from provision.core.credentials.passwords import LOCKED_PASSWORD_LINE
+from provision.core.credentials.sshkeys import AuthorizedKey, merge_keys, render_authorized_keys
+from provision.core.fs import Stat, StatKind
+from provision.core.layout import Entry, Layout
+from provision.core.request import PasswordKind, SeedRequest
+from provision.core.state import ImageState
+from provision.core.text import plural
 from provision.errors import UnsafeEntryError, UsageError
 from provision.secret import Secret
 
-if TYPE_CHECKING:
-    from provision.core.credentials import AuthorizedKey, HostKey
-    from provision.guest.appliance import Stat
-    from provision.core.layout import Entry, Layout
-    from provision.core.request import SeedRequest
-    from provision.core.state import ImageState
-
 # Entries that hold no data of their own can be swapped for a real one without losing anything.
-_REPLACEABLE_KINDS = {"symlink", "fifo", "socket", "char", "block"}
+_REPLACEABLE_KINDS = {StatKind.SYMLINK, StatKind.FIFO, StatKind.SOCKET, StatKind.CHAR, StatKind.BLOCK}
+
+
+class Action(StrEnum):
+    CREATE = "create"
+    REPLACE = "replace"
+    FIX = "fix"
+    KEEP = "keep"
 
 
 @dataclass(frozen=True)
 class Operation:
-    action: str  # create | replace | fix | keep
+    action: Action
     entry: Entry
     content: bytes | Secret | None = None  # new content for create/replace of a file
     summary: str = ""  # what the content is, safe to show: "2 keys", "set", a fingerprint
@@ -37,7 +45,7 @@ class Operation:
 
     @property
     def changes(self) -> bool:
-        return self.action != "keep"
+        return self.action != Action.KEEP
 
     def content_bytes(self) -> bytes:
         if isinstance(self.content, Secret):
@@ -73,17 +81,15 @@ class Plan:
 
 
 def build_plan(request: SeedRequest, state: ImageState, layout: Layout, fresh: FreshMaterial) -> Plan:
-    from provision.core import credentials
-
     contents: dict[str, tuple[bytes | Secret | None, str]] = {}  # role -> (new content or None to keep, summary)
 
     # Password
     password = request.password
-    if password.kind == "hash":
+    if password.kind == PasswordKind.HASH:
         assert password.hash is not None
         contents["password-hash"] = (Secret(password.hash.reveal() + "\n"), "set")
-    elif password.kind == "locked":
-        contents["password-hash"] = ((credentials.LOCKED_PASSWORD_LINE + "\n").encode(), "locked")
+    elif password.kind == PasswordKind.LOCKED:
+        contents["password-hash"] = ((LOCKED_PASSWORD_LINE + "\n").encode(), "locked")
     elif state.password is None:
         raise UsageError(
             "the image has no password yet: give --password-stdin, --password-file, "
@@ -91,12 +97,12 @@ def build_plan(request: SeedRequest, state: ImageState, layout: Layout, fresh: F
         )
 
     # Authorized keys: existing ones stay unless --replace-keys; de-duplicated by key blob.
-    keys = tuple(credentials.merge_keys(state.authorized_keys, request.keys, replace=request.replace_keys))
+    keys = tuple(merge_keys(state.authorized_keys, request.keys, replace=request.replace_keys))
     if not keys:
         raise UsageError("no SSH key: the image holds none, so give at least one with --ssh-key FILE")
-    rendered = credentials.render_authorized_keys(keys)
+    rendered = render_authorized_keys(keys)
     if rendered != state.authorized_keys_raw:
-        contents["authorized-keys"] = (rendered, f"{len(keys)} key{'s' if len(keys) != 1 else ''}")
+        contents["authorized-keys"] = (rendered, plural(len(keys), "key"))
 
     # Host key: generated when absent (unless --no-host-keys), replaced with --new-host-keys.
     host_public = state.host_public_line
@@ -125,7 +131,7 @@ def build_plan(request: SeedRequest, state: ImageState, layout: Layout, fresh: F
         # Below a directory that is absent or a link, lstat looked through that link: treat it as empty.
         stat = None if entry.parent in made_afresh and entry.path != "/" else state.stat(entry.path)
         op = _plan_entry(entry, stat, contents.get(entry.role or ""))
-        if entry.kind == "dir" and op.action == "create":
+        if entry.kind == StatKind.DIR and op.action == Action.CREATE:
             made_afresh.add(entry.path)
         operations.append(op)
     return Plan(tuple(operations), keys, host_public, machine_id, state.stale_temps)
@@ -134,38 +140,39 @@ def build_plan(request: SeedRequest, state: ImageState, layout: Layout, fresh: F
 def _plan_entry(entry: Entry, stat: Stat | None, new: tuple[bytes | Secret | None, str] | None) -> Operation:
     content, summary = new if new is not None else (None, "")
     if stat is None:
-        if entry.kind == "dir":
-            return Operation("create", entry)
+        if entry.kind == StatKind.DIR:
+            return Operation(Action.CREATE, entry)
         if content is None:
-            return Operation("keep", entry, summary="absent")  # optional file nobody asked for
-        return Operation("create", entry, content, summary)
+            return Operation(Action.KEEP, entry, summary="absent")  # optional file nobody asked for
+        return Operation(Action.CREATE, entry, content, summary)
 
     if stat.kind in _REPLACEABLE_KINDS:
-        if entry.kind == "file" and content is None:
+        if entry.kind == StatKind.FILE and content is None:
             # A link where a contract file belongs, and nothing new to put there: drop the link rather than
             # leave something that redirects a later write.
             raise UnsafeEntryError(
                 f"{entry.path} is a {stat.kind}, not a regular file; refusing to keep it. "
                 "Seed that item again (for example give the password or key) so it is replaced by a real file"
             )
-        return Operation("replace" if entry.kind == "file" else "create", entry, content, summary, remove_first=True)
+        action = Action.REPLACE if entry.kind == StatKind.FILE else Action.CREATE
+        return Operation(action, entry, content, summary, remove_first=True)
 
     if stat.kind != entry.kind:
-        what = "a directory" if stat.kind == "dir" else f"a {stat.kind}"
+        what = "a directory" if stat.kind == StatKind.DIR else f"a {stat.kind}"
         # Refused: it holds data of its own, and removing it could lose that data.
         raise UnsafeEntryError(
-            f"{entry.path} is {what} where the contract expects a {'directory' if entry.kind == 'dir' else 'file'}; "
+            f"{entry.path} is {what} where the contract expects a {'directory' if entry.kind == StatKind.DIR else 'file'}; "
             "move it away and run again"
         )
 
-    if entry.kind == "file" and (content is not None or stat.nlink > 1):
+    if entry.kind == StatKind.FILE and (content is not None or stat.nlink > 1):
         # A hard-linked file shares its inode with another path: writing a new file breaks the link.
         if content is None:
             raise UnsafeEntryError(
                 f"{entry.path} is hard-linked ({stat.nlink} links); seed that item again so a fresh file replaces it"
             )
-        return Operation("replace", entry, content, summary)
+        return Operation(Action.REPLACE, entry, content, summary)
 
     if (stat.uid, stat.gid, stat.mode) != (entry.uid, entry.gid, entry.mode):
-        return Operation("fix", entry, summary=f"was {stat.uid}:{stat.gid} {stat.mode:04o}")
-    return Operation("keep", entry)
+        return Operation(Action.FIX, entry, summary=f"was {stat.uid}:{stat.gid} {stat.mode:04o}")
+    return Operation(Action.KEEP, entry)

@@ -7,16 +7,17 @@ through a link, and contents are parsed leniently (a bad line is a problem to re
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
 
+from provision.core.credentials.identity import is_valid_machine_id
+from provision.core.credentials.passwords import PasswordInfo, describe_password_file
+from provision.core.credentials.sshkeys import (
+    AuthorizedKey,
+    parse_authorized_keys_lenient,
+    public_key_fingerprint,
+)
+from provision.core.fs import TEMP_PREFIX, ReadableFS, Stat, StatKind
+from provision.core.layout import Entry, Layout
 from provision.errors import UnsafeEntryError
-
-if TYPE_CHECKING:
-    from collections.abc import Sequence
-
-    from provision.core.credentials import AuthorizedKey, PasswordInfo
-    from provision.guest.appliance import Stat
-    from provision.core.layout import Entry, Layout
 
 # Small caps: every contract file is tiny, and an image may hold a huge file to slow us down.
 _FILE_LIMITS = {
@@ -28,13 +29,6 @@ _FILE_LIMITS = {
     "netbird-setup-key": 1024,
     "netbird-management-url": 4096,
 }
-
-
-class ReadableFS(Protocol):
-    def lstat(self, path: str) -> Stat | None: ...
-    def lstat_many(self, paths: Sequence[str]) -> dict[str, Stat | None]: ...
-    def read_file(self, path: str, limit: int = ...) -> bytes: ...
-    def listdir(self, path: str) -> list[str]: ...
 
 
 @dataclass(frozen=True)
@@ -51,7 +45,7 @@ class ImageState:
     machine_id_raw: bytes | None = None
     netbird_setup_key_present: bool = False
     netbird_management_url: str | None = None
-    # temporary files (image.TEMP_PREFIX) that a killed run left next to contract files; the next run removes them
+    # temporary files (fs.TEMP_PREFIX) that a killed run left next to contract files; the next run removes them
     stale_temps: tuple[str, ...] = ()
 
     def stat(self, path: str) -> Stat | None:
@@ -70,7 +64,7 @@ class ImageState:
 def is_safe_to_read(stats: dict[str, Stat | None], entry: Entry) -> bool:
     """A contract file is read only if it and every parent are what the contract says (no links on the way)."""
     stat = stats.get(entry.path)
-    if stat is None or stat.kind != "file":
+    if stat is None or stat.kind != StatKind.FILE:
         return False
     return _real_directory(stats, entry.parent)
 
@@ -79,7 +73,7 @@ def _real_directory(stats: dict[str, Stat | None], path: str) -> bool:
     """`path` and every parent below / are real directories (lstat: no link on the way)."""
     while path != "/":
         stat = stats.get(path)
-        if stat is None or stat.kind != "dir":
+        if stat is None or stat.kind != StatKind.DIR:
             return False
         path = path.rsplit("/", 1)[0] or "/"
     return True
@@ -91,8 +85,6 @@ def find_stale_temps(fs: ReadableFS, stats: dict[str, Stat | None], layout: Layo
     Only the folders the tool writes files into are listed, and only regular files with the tool's own prefix
     count: a directory or a link with that name is not something the tool made.
     """
-    from provision.guest.appliance import TEMP_PREFIX
-
     found = []
     for folder in sorted({entry.parent for entry in layout.files}):
         if not _real_directory(stats, folder):
@@ -101,14 +93,12 @@ def find_stale_temps(fs: ReadableFS, stats: dict[str, Stat | None], layout: Layo
             if name.startswith(TEMP_PREFIX):
                 path = f"{folder.rstrip('/')}/{name}"
                 stat = fs.lstat(path)
-                if stat is not None and stat.kind == "file":
+                if stat is not None and stat.kind == StatKind.FILE:
                     found.append(path)
     return tuple(found)
 
 
 def read_state(fs: ReadableFS, layout: Layout) -> ImageState:
-    from provision.core import credentials
-
     stats = fs.lstat_many([entry.path for entry in layout.entries])
     contents: dict[str, bytes] = {}
     unreadable: dict[str, str] = {}
@@ -122,19 +112,19 @@ def read_state(fs: ReadableFS, layout: Layout) -> ImageState:
 
     password = None
     if "password-hash" in contents:
-        password = credentials.describe_password_file(contents["password-hash"])
+        password = describe_password_file(contents["password-hash"])
 
     keys: tuple[AuthorizedKey, ...] = ()
     problems: tuple[str, ...] = ()
     keys_raw = contents.get("authorized-keys")
     if keys_raw is not None:
-        parsed, found_problems = credentials.parse_authorized_keys_lenient(keys_raw.decode("utf-8", "replace"))
+        parsed, found_problems = parse_authorized_keys_lenient(keys_raw.decode("utf-8", "replace"))
         keys, problems = tuple(parsed), tuple(found_problems)
 
     host_public = _first_line(contents.get("host-key-public"))
     if host_public is not None:
         try:
-            credentials.public_key_fingerprint(host_public)
+            public_key_fingerprint(host_public)
         except Exception:  # a malformed public key is reported as absent; a new one will be made
             host_public = None
 
@@ -142,7 +132,7 @@ def read_state(fs: ReadableFS, layout: Layout) -> ImageState:
     machine_id = None
     if machine_id_raw is not None:
         text = machine_id_raw.decode("ascii", "replace")
-        if credentials.is_valid_machine_id(text):
+        if is_valid_machine_id(text):
             machine_id = text.strip()
 
     return ImageState(

@@ -21,6 +21,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from provision.core.disk import ImageInfo
 from provision.errors import ImageUnusableError, UsageError
 
 QCOW2_MAGIC = b"QFI\xfb"
@@ -46,18 +47,6 @@ _BACKING_FORMATS = ("qcow2", "raw")
 
 # "json:{...}", "nbd:...", "http://...", "file:..." -- qemu treats these as protocols, not paths.
 _PROTOCOL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
-
-
-@dataclass(frozen=True)
-class ImageInfo:
-    path: Path
-    format: str  # "qcow2" or "raw"
-    virtual_size: int
-    file_size: int
-    qcow2_version: int | None
-    backing_file: str | None  # as written in the header (not resolved)
-    read_only_file: bool
-    backing_format: str | None = None  # the header's word for the backing file, checked against the file
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,13 @@ from pathlib import Path
 import pytest
 
 from provision.commands import batch
-from provision.core.credentials import hash_password
-from provision.guest.diskformat import probe_image
-from provision.errors import ProvisionError
+from provision.commands.batch import run
+from provision.commands.batch import worker as batch_worker
+from provision.core.credentials.passwords import hash_password
 from provision.core.layout import load_layout
+from provision.errors import ProvisionError
+from provision.guest.diskformat import probe_image
+from provision.ui import progress as ui_progress
 from tests.support import libxcrypt as crypt  # Python's crypt module is gone in 3.13
 from tests.support.crowd import crowd_tarball
 from tests.support.keyfactory import public_line
@@ -66,7 +69,7 @@ def roll_out(sample_disk_template: Path, tmp_path_factory: pytest.TempPathFactor
     options = batch.BatchOptions(manifest=manifest, base=sample_disk_template, out_dir=out, accel="tcg")
     crowd = crowd_tarball(folder / "crowd.tar")
 
-    real_seed_one = batch._ChunkWorker.seed_one
+    real_seed_one = batch_worker.ChunkWorker.seed_one
 
     def failing_for_carol_crowding_dave(self, appliance, index, info, user):
         if user.name == "carol":
@@ -78,8 +81,8 @@ def roll_out(sample_disk_template: Path, tmp_path_factory: pytest.TempPathFactor
 
     log1 = io.StringIO()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(batch._ChunkWorker, "seed_one", failing_for_carol_crowding_dave)
-        first = batch.run_batch(options, batch.Progress(log1))
+        patch.setattr(batch_worker.ChunkWorker, "seed_one", failing_for_carol_crowding_dave)
+        first = batch.run_batch(options, ui_progress.Progress(log1))
     after_first = {p.name: p.stat().st_mtime_ns for p in out.glob("*.qcow2")}
     passwords_after_first = password_rows(out)
 
@@ -100,8 +103,8 @@ def roll_out(sample_disk_template: Path, tmp_path_factory: pytest.TempPathFactor
 @pytest.fixture(scope="module")
 def images(roll_out):
     """Read every image back through ONE fresh read-only appliance (not the handle that wrote them)."""
-    from provision.guest.appliance import Appliance
     from provision.core.state import read_state
+    from provision.guest.appliance import Appliance
 
     out = roll_out["out"]
     found = {}
@@ -205,7 +208,7 @@ def test_each_image_holds_only_its_own_key_and_its_own_host_key_and_machine_id(r
 
 @pytest.mark.appliance
 def test_report_json_describes_every_user_without_secrets(roll_out, images):
-    from provision.core.credentials import public_key_fingerprint
+    from provision.core.credentials.sshkeys import public_key_fingerprint
 
     out = roll_out["out"]
     text = (out / "report.json").read_text()
@@ -238,16 +241,16 @@ def test_a_full_host_disk_is_a_clear_error_and_leaves_no_temporary_copy(tmp_path
 
     monkeypatch.setattr(subprocess, "run", full_disk)
     base = type("Info", (), {"path": tmp_path / "base.qcow2", "format": "qcow2"})()
-    worker = batch._ChunkWorker(batch.BatchOptions(Path("m"), Path("b"), tmp_path), base, tmp_path, {}, None,
-                                batch.Progress(io.StringIO()), None)
+    worker = batch_worker.ChunkWorker(batch.BatchOptions(Path("m"), Path("b"), tmp_path), base, tmp_path, {}, None,
+                                ui_progress.Progress(io.StringIO()), None)
     with pytest.raises(ProvisionError, match="host disk is full"):
         worker.copy(target)
     assert not target.exists()
 
 
 def test_not_enough_space_is_found_before_any_copy(tmp_path, monkeypatch):
-    monkeypatch.setattr(batch, "_measure", lambda base: 10 << 40)  # 10 TiB per copy
+    monkeypatch.setattr(run, "_measure", lambda base: 10 << 40)  # 10 TiB per copy
     with pytest.raises(ProvisionError, match="not enough space"):
-        batch._check_space(object(), tmp_path, 3, overlay=False)
-    batch._check_space(object(), tmp_path, 3, overlay=True)  # overlays are small
+        run._check_space(object(), tmp_path, 3, overlay=False)
+    run._check_space(object(), tmp_path, 3, overlay=True)  # overlays are small
     assert os.listdir(tmp_path) == []

@@ -20,8 +20,12 @@ from pathlib import Path
 import pytest
 
 from provision.commands import batch
-from provision.core.credentials import hash_password
+from provision.commands.batch import model, resume, run
+from provision.commands.batch import worker as batch_worker
+from provision.core.credentials.passwords import hash_password
 from provision.errors import ProvisionError
+from provision.ui import progress as ui_progress
+from provision.ui import render
 from tests.support.keyfactory import public_line
 
 SENTINEL = "SENTINEL-d41d8cd9 /home/someone/private/path"  # text no report may carry
@@ -50,7 +54,7 @@ def options(folder: Path, **extra) -> batch.BatchOptions:
 
 
 class StandInAppliance:
-    """Takes the place of image.Appliance: `launch` and `close` do what the test says."""
+    """Takes the place of guest.appliance.Appliance: `launch` and `close` do what the test says."""
 
     launch_error: BaseException | None = None
     close_error: BaseException | None = None
@@ -69,12 +73,11 @@ class StandInAppliance:
 
 @pytest.fixture
 def stand_in(monkeypatch):
-    import provision.guest.appliance
-
     class Appliance(StandInAppliance):
         pass
 
-    monkeypatch.setattr(provision.guest.appliance, "Appliance", Appliance)
+    monkeypatch.setattr(batch_worker, "Appliance", Appliance)  # the chunks' appliances
+    monkeypatch.setattr(resume, "Appliance", Appliance)  # resume's read-only one
     return Appliance
 
 
@@ -90,7 +93,7 @@ def seeds_by_writing_a_marker(monkeypatch, fail: dict[str, BaseException] | None
             self.results[user.name].password_generated = True
         seeded.append(user.name)
 
-    monkeypatch.setattr(batch._ChunkWorker, "seed_one", seed_one)
+    monkeypatch.setattr(batch_worker.ChunkWorker, "seed_one", seed_one)
     return seeded
 
 
@@ -110,11 +113,11 @@ def read_report(folder: Path) -> tuple[str, dict[str, dict]]:
 def test_a_failing_launch_is_reported_without_the_exception_s_text(folder, stand_in, error, expected):
     manifest(folder, {"alice": hash_password("alice's password!", rounds=5000).reveal()})
     stand_in.launch_error = error
-    result = batch.run_batch(options(folder), batch.Progress(io.StringIO()))
+    result = batch.run_batch(options(folder), ui_progress.Progress(io.StringIO()))
     text, users = read_report(folder)
     assert users["alice"]["status"] == "failed"
     assert users["alice"]["error"] == expected
-    assert "SENTINEL" not in text and "SENTINEL" not in batch.render_result(result)
+    assert "SENTINEL" not in text and "SENTINEL" not in render.render_batch(result)
     assert not list((folder / "out").glob("*.qcow2")) and not list((folder / "out").glob(".*.partial"))
 
 
@@ -124,7 +127,7 @@ def test_a_bug_while_seeding_one_disk_fails_that_image_only_and_says_nothing_of_
     manifest(folder, {"alice": given, "bob": given})
     seeded = seeds_by_writing_a_marker(monkeypatch, fail={"alice": KeyError(SENTINEL)})
     stand_in.close_error = None
-    batch.run_batch(options(folder), batch.Progress(io.StringIO()))
+    batch.run_batch(options(folder), ui_progress.Progress(io.StringIO()))
     text, users = read_report(folder)
     assert (users["alice"]["status"], users["bob"]["status"]) == ("failed", "seeded") and seeded == ["bob"]
     assert users["alice"]["error"].startswith("internal error (KeyError)")
@@ -135,7 +138,7 @@ def test_a_bug_while_closing_fails_the_chunk_and_says_nothing_of_its_text(folder
     manifest(folder, {"alice": hash_password("alice's password!", rounds=5000).reveal()})
     seeds_by_writing_a_marker(monkeypatch)
     stand_in.close_error = ValueError(SENTINEL)
-    batch.run_batch(options(folder), batch.Progress(io.StringIO()))
+    batch.run_batch(options(folder), ui_progress.Progress(io.StringIO()))
     text, users = read_report(folder)
     assert users["alice"]["status"] == "failed" and "SENTINEL" not in text
     assert not (folder / "out" / "alice.qcow2").exists()  # never renamed: the appliance did not close cleanly
@@ -156,9 +159,9 @@ def test_ctrl_c_between_two_disks_keeps_the_finished_image_and_reports_the_other
         self.cancel.event.set()  # what the main thread does on Ctrl-C, while alice's image is written
 
     stand_in.close = lambda self: closed_with.append(sorted(p.name for p in out.iterdir()))
-    monkeypatch.setattr(batch._ChunkWorker, "seed_one", seed_one)
+    monkeypatch.setattr(batch_worker.ChunkWorker, "seed_one", seed_one)
     with pytest.raises(batch.BatchInterrupted) as caught:
-        batch.run_batch(options(folder, jobs=1), batch.Progress(io.StringIO()))
+        batch.run_batch(options(folder, jobs=1), ui_progress.Progress(io.StringIO()))
     assert caught.value.exit_code == 130
     assert caught.value.message.startswith("stopped by Ctrl-C: 1 image(s) made, 1 not made; no partial image")
     assert seeded == ["alice"]  # bob's disk was not started
@@ -175,7 +178,7 @@ def test_ctrl_c_between_two_disks_keeps_the_finished_image_and_reports_the_other
 
 
 def passwords(folder: Path) -> dict[str, str]:
-    path = folder / "out" / batch.PASSWORDS_FILE
+    path = folder / "out" / model.PASSWORDS_FILE
     if not path.exists():
         return {}
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -187,16 +190,16 @@ def passwords(folder: Path) -> dict[str, str]:
 def test_a_row_that_now_gives_its_own_hash_drops_its_generated_password(folder, stand_in, monkeypatch):
     seeds_by_writing_a_marker(monkeypatch)
     manifest(folder, {"alice": None, "bob": None})
-    batch.run_batch(options(folder), batch.Progress(io.StringIO()))
+    batch.run_batch(options(folder), ui_progress.Progress(io.StringIO()))
     first = passwords(folder)
     assert set(first) == {"alice", "bob"}
 
     # alice now brings her own hash and her image is made again (--force): her old password must go
     manifest(folder, {"alice": hash_password("alice's own password", rounds=5000).reveal(), "bob": None})
-    result = batch.run_batch(options(folder, force=True), batch.Progress(io.StringIO()))
+    result = batch.run_batch(options(folder, force=True), ui_progress.Progress(io.StringIO()))
     second = passwords(folder)
     assert set(second) == {"bob"} and second["bob"] != first["bob"]
-    assert result.passwords_path == folder / "out" / batch.PASSWORDS_FILE
+    assert result.passwords_path == folder / "out" / model.PASSWORDS_FILE
     _, users = read_report(folder)
     assert (users["alice"]["password"], users["bob"]["password"]) == ("given", "generated")
     leftovers = sorted(p.name for p in (folder / "out").iterdir())
@@ -207,24 +210,24 @@ def test_a_row_that_now_gives_its_own_hash_drops_its_generated_password(folder, 
 def test_when_the_new_image_fails_the_old_one_keeps_its_password_in_the_file(folder, stand_in, monkeypatch):
     seeds_by_writing_a_marker(monkeypatch)
     manifest(folder, {"alice": None})
-    batch.run_batch(options(folder), batch.Progress(io.StringIO()))
+    batch.run_batch(options(folder), ui_progress.Progress(io.StringIO()))
     first = passwords(folder)
 
     seeds_by_writing_a_marker(monkeypatch, fail={"alice": ProvisionError("injected failure")})
     manifest(folder, {"alice": hash_password("alice's own password", rounds=5000).reveal()})
-    batch.run_batch(options(folder, force=True), batch.Progress(io.StringIO()))
+    batch.run_batch(options(folder, force=True), ui_progress.Progress(io.StringIO()))
     assert passwords(folder) == first  # alice.qcow2 of the first run is still there, with that password
 
 
 def test_the_last_stale_password_removes_the_file(folder, stand_in, monkeypatch):
     seeds_by_writing_a_marker(monkeypatch)
     manifest(folder, {"alice": None})
-    first = batch.run_batch(options(folder), batch.Progress(io.StringIO()))
+    first = batch.run_batch(options(folder), ui_progress.Progress(io.StringIO()))
     assert first.passwords_path is not None
     manifest(folder, {"alice": hash_password("alice's own password", rounds=5000).reveal()})
-    second = batch.run_batch(options(folder, force=True), batch.Progress(io.StringIO()))
-    assert second.passwords_path is None and not (folder / "out" / batch.PASSWORDS_FILE).exists()
-    assert "Generated passwords" not in batch.render_result(second)
+    second = batch.run_batch(options(folder, force=True), ui_progress.Progress(io.StringIO()))
+    assert second.passwords_path is None and not (folder / "out" / model.PASSWORDS_FILE).exists()
+    assert "Generated passwords" not in render.render_batch(second)
 
 
 # -- the live status -----------------------------------------------------------------------------
@@ -232,10 +235,10 @@ def test_the_last_stale_password_removes_the_file(folder, stand_in, monkeypatch)
 
 def test_the_live_status_is_only_for_a_terminal_and_never_with_json(monkeypatch):
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
-    assert type(batch.default_progress()) is batch.RichProgress
-    assert type(batch.default_progress(json_out=True)) is batch.Progress
+    assert type(ui_progress.default_progress()) is ui_progress.RichProgress
+    assert type(ui_progress.default_progress(json_out=True)) is ui_progress.Progress
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
-    assert type(batch.default_progress()) is batch.Progress
+    assert type(ui_progress.default_progress()) is ui_progress.Progress
 
 
 def test_the_live_status_shows_each_launch_s_step_with_its_elapsed_seconds():
@@ -244,7 +247,7 @@ def test_the_live_status_shows_each_launch_s_step_with_its_elapsed_seconds():
     now = [100.0]
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=True, width=100, color_system=None)
-    progress = batch.RichProgress(console=console, get_time=lambda: now[0])
+    progress = ui_progress.RichProgress(console=console, get_time=lambda: now[0])
     progress.start(3)
     progress.phase(1, "copying 2 image(s)")
     progress.phase(2, "copying 1 image(s)")
@@ -262,7 +265,7 @@ def test_the_live_status_shows_each_launch_s_step_with_its_elapsed_seconds():
     progress.stop()
 
 
-def render_live(progress: batch.RichProgress) -> str:
+def render_live(progress: ui_progress.RichProgress) -> str:
     from rich.console import Console
 
     buffer = io.StringIO()
@@ -272,7 +275,7 @@ def render_live(progress: batch.RichProgress) -> str:
 
 def test_plain_progress_prints_each_step_once_as_a_line():
     stream = io.StringIO()
-    progress = batch.Progress(stream)
+    progress = ui_progress.Progress(stream)
     progress.start(2)
     progress.phase(1, "starting an appliance with 2 disk(s)")
     progress.finished("alice", True)
@@ -293,7 +296,7 @@ def test_a_second_batch_on_a_locked_out_dir_is_refused_with_exit_4_and_touches_n
     out = folder / "out"
     out.mkdir()
     (out / ".alice.qcow2.partial").write_bytes(b"the running batch's copy")
-    with batch._DirectoryLock(out):
+    with run._DirectoryLock(out):
         result = subprocess.run(
             [sys.executable, "-m", "provision", "batch", str(folder / "staff.csv"), "--base",
              str(folder / "base.qcow2"), "--out-dir", str(out), "--accel", "tcg"],

@@ -27,11 +27,13 @@ from pathlib import Path
 
 import pytest
 
-from provision.core.credentials import hash_password, public_key_fingerprint
-from provision.guest.diskformat import probe_image
-from provision.guest.appliance import Appliance
-from provision.commands.inspect import check_image_contract, inspect_disk
+from provision.commands.inspect import inspect_disk
+from provision.core.credentials.passwords import hash_password
+from provision.core.credentials.sshkeys import public_key_fingerprint
+from provision.core.inspection import check_image_contract
 from provision.core.layout import load_layout
+from provision.guest.appliance import Appliance
+from provision.guest.diskformat import probe_image
 from tests.support.keyfactory import public_line
 
 ROOT = Path(__file__).resolve().parents[2]

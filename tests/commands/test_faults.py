@@ -27,10 +27,11 @@ from pathlib import Path
 
 import pytest
 
-from provision.guest import appliance as image_mod
-from provision.guest.diskformat import probe_image
-from provision.guest.appliance import TEMP_PREFIX, Appliance, NewPartition
+from provision.core.fs import TEMP_PREFIX
 from provision.core.layout import load_layout
+from provision.guest import watchdog
+from provision.guest.appliance import Appliance, NewPartition
+from provision.guest.diskformat import probe_image
 from tests.conftest import qemu_holding_lock
 from tests.support import libxcrypt  # Python's crypt module is gone in 3.13
 from tests.support.hypervisors import stand_in
@@ -366,7 +367,7 @@ def world(sample_disk_template, tmp_path_factory, qemu_img):
     cache_home = work / "xdg-cache"
     os.environ["XDG_CACHE_HOME"] = str(cache_home)
     try:
-        image_mod._remember_kvm_verdict(image_mod._host_key(str(kvm_crashes.path)), "hangs", "planted by the test")
+        watchdog.remember_kvm_verdict(watchdog.host_key(str(kvm_crashes.path)), "hangs", "planted by the test")
     finally:
         os.environ.pop("XDG_CACHE_HOME")
 
@@ -764,11 +765,11 @@ def test_no_secret_ever_leaks(world):
 
 
 def test_stale_temporary_files_are_planned_for_removal_shown_and_removed():
+    from provision.commands.seed import fresh_material
     from provision.core.apply import apply_plan, verify_plan
-    from provision.core.credentials import parse_authorized_keys
+    from provision.core.credentials.sshkeys import parse_authorized_keys
     from provision.core.plan import build_plan
     from provision.core.request import PasswordChoice, SeedRequest
-    from provision.commands.seed import fresh_material
     from provision.core.state import read_state
     from tests.support.fakes import MemoryFS
 

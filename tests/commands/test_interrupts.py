@@ -3,9 +3,9 @@
 Each run is the command in its own session, and Ctrl-C is SIGINT sent to its process group, as a terminal sends
 it (qemu runs in a process group of its own, so only the tool sees it).
 
-Landing a signal inside the writes needs a slow point there: when ZVM_PROVISION_TEST_HOLD_WRITES names a folder,
-the seed command, right after its first write, creates `writing` in it and waits until `resume` appears. Only
-tests set that variable (seed.HOLD_WRITES_ENV); without it the writes run straight through.
+Landing a signal inside the writes needs a slow point there: the command runs through tests.support.held_writes,
+which, right after the first write, creates `writing` in the folder ZVM_PROVISION_TEST_HOLD_WRITES names and
+waits until `resume` appears. The product has no such hook; without the wrapper the writes run straight through.
 
 Launches: the three runs go together (three appliances), then one read-only appliance reads the disks back.
 """
@@ -23,12 +23,12 @@ from pathlib import Path
 
 import pytest
 
-from provision.core.credentials import public_key_fingerprint
-from provision.guest.appliance import TEMP_PREFIX
+from provision.core.credentials.sshkeys import public_key_fingerprint
+from provision.core.fs import TEMP_PREFIX
 from provision.core.layout import load_layout
-from provision.commands.seed import HOLD_WRITES_ENV
-from tests.conftest import copy_disk
 from tests.commands.test_faults import _descendants
+from tests.conftest import copy_disk
+from tests.support.held_writes import HOLD_WRITES_ENV
 from tests.support.keyfactory import public_line
 
 pytestmark = pytest.mark.appliance
@@ -76,7 +76,7 @@ class Command:
         env.pop("ZVM_PROVISION_DEBUG", None)
         with open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "provision", str(disk), "--password-stdin", "--ssh-key", str(key)],
+                [sys.executable, "-m", "tests.support.held_writes", str(disk), "--password-stdin", "--ssh-key", str(key)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=env, start_new_session=True,
             )  # fmt: skip
         self.proc.stdin.write(PASSWORD.encode() + b"\n")

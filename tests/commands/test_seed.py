@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from provision.core.credentials import parse_authorized_keys
-from provision.guest.diskformat import probe_image
-from provision.guest.appliance import Appliance
+from provision.core.credentials.sshkeys import parse_authorized_keys
 from provision.core.layout import load_layout
+from provision.guest.appliance import Appliance
+from provision.guest.diskformat import probe_image
 from tests.support import libxcrypt  # Python's crypt module is gone in 3.13
 from tests.support.keyfactory import public_line
 

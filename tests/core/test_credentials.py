@@ -1,4 +1,4 @@
-"""Tests for provision.core.credentials: no appliance. Key material is generated at run time.
+"""Tests for provision.core.credentials (passwords, sshkeys, hostkeys, netbird, identity): no appliance. Key material is generated at run time.
 
 Hashes are verified with libxcrypt (through ctypes, tests/support/libxcrypt.py), not passlib, so a passlib bug cannot
 hide itself; fingerprints and descriptions are compared with `ssh-keygen -lf` where it is installed.
@@ -11,7 +11,6 @@ import hashlib
 import os
 import random
 import shutil
-import stat
 import struct
 import subprocess
 import sys
@@ -21,7 +20,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from provision.core import credentials as c
+from provision import hostfiles
+from provision.core.credentials import hostkeys, identity, netbird, passwords, sshkeys
 from provision.errors import UsageError
 from provision.secret import Secret
 from tests.support import libxcrypt  # the implementation PAM uses in the VM: the independent verifier
@@ -56,8 +56,8 @@ def public_line(key, comment: str = "") -> str:
 
 def sk_ed25519_line(comment: str = "me@fido", *, pk: bytes | None = None, app: bytes = b"ssh:") -> str:
     pk = os.urandom(32) if pk is None else pk
-    blob = ssh_string(c._SK_ED25519.encode()) + ssh_string(pk) + ssh_string(app)
-    return f"{c._SK_ED25519} {b64(blob)} {comment}".rstrip()
+    blob = ssh_string(sshkeys._SK_ED25519.encode()) + ssh_string(pk) + ssh_string(app)
+    return f"{sshkeys._SK_ED25519} {b64(blob)} {comment}".rstrip()
 
 
 def sk_ecdsa_line(comment: str = "you@fido", *, point: bytes | None = None, app: bytes = b"ssh:") -> str:
@@ -65,13 +65,13 @@ def sk_ecdsa_line(comment: str = "you@fido", *, point: bytes | None = None, app:
         point = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
             serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
         )
-    blob = ssh_string(c._SK_ECDSA.encode()) + ssh_string(b"nistp256") + ssh_string(point) + ssh_string(app)
-    return f"{c._SK_ECDSA} {b64(blob)} {comment}".rstrip()
+    blob = ssh_string(sshkeys._SK_ECDSA.encode()) + ssh_string(b"nistp256") + ssh_string(point) + ssh_string(app)
+    return f"{sshkeys._SK_ECDSA} {b64(blob)} {comment}".rstrip()
 
 
 def refusal(text: str, source: str = "keys.pub") -> str:
     with pytest.raises(UsageError) as info:
-        c.parse_authorized_keys(text, source)
+        sshkeys.parse_authorized_keys(text, source)
     return str(info.value)
 
 
@@ -107,7 +107,8 @@ def lines(keys):
 def test_import_is_lazy():
     """--help must stay fast: importing the module must not pull in passlib or cryptography."""
     code = (
-        "import sys, provision.core.credentials;"
+        "import sys, provision.core.credentials.passwords, provision.core.credentials.sshkeys,"
+        " provision.core.credentials.hostkeys, provision.core.credentials.netbird, provision.core.credentials.identity;"
         "print(sorted(m for m in ('passlib', 'cryptography') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
@@ -116,7 +117,7 @@ def test_import_is_lazy():
 
 
 def test_hash_password_verifies_with_libxcrypt():
-    hashed = c.hash_password(PASSWORD, rounds=1000)
+    hashed = passwords.hash_password(PASSWORD, rounds=1000)
     assert isinstance(hashed, Secret)
     value = hashed.reveal()
     assert value.startswith("$6$rounds=1000$")
@@ -124,20 +125,20 @@ def test_hash_password_verifies_with_libxcrypt():
     assert len(salt) == 16
     assert libxcrypt.crypt(PASSWORD, value) == value
     assert libxcrypt.crypt("wrong", value) != value
-    assert c.hash_password(PASSWORD, rounds=1000).reveal() != value  # fresh salt every time
+    assert passwords.hash_password(PASSWORD, rounds=1000).reveal() != value  # fresh salt every time
 
 
 def test_hash_password_default_rounds_verifies_with_libxcrypt():
-    value = c.hash_password(PASSWORD).reveal()
-    assert value.startswith(f"$6$rounds={c.SHA512_DEFAULT_ROUNDS}$")
-    assert c.SHA512_DEFAULT_ROUNDS == 656000
+    value = passwords.hash_password(PASSWORD).reveal()
+    assert value.startswith(f"$6$rounds={passwords.SHA512_DEFAULT_ROUNDS}$")
+    assert passwords.SHA512_DEFAULT_ROUNDS == 656000
     assert libxcrypt.crypt(PASSWORD, value) == value
 
 
 @pytest.mark.parametrize("rounds", [999, 1_000_000_000, 0, -5])
 def test_hash_password_refuses_rounds_out_of_range(rounds):
     with pytest.raises(UsageError, match=r"rounds must be 1000\.\.999999999"):
-        c.hash_password(PASSWORD, rounds=rounds)
+        passwords.hash_password(PASSWORD, rounds=rounds)
 
 
 @pytest.mark.parametrize(
@@ -154,7 +155,7 @@ def test_hash_password_refuses_rounds_out_of_range(rounds):
 )
 def test_check_password_refusals(password, reason):
     with pytest.raises(UsageError, match=reason) as info:
-        c.check_password(password)
+        passwords.check_password(password)
     if len(password) > 2:
         assert password not in str(info.value)
 
@@ -162,39 +163,39 @@ def test_check_password_refusals(password, reason):
 def test_check_password_wants_8_characters_counted_as_characters_not_bytes():
     for short in ("x", "seven 7", "ééééééé"):
         with pytest.raises(UsageError, match="at least 8 characters"):
-            c.check_password(short)
+            passwords.check_password(short)
         with pytest.raises(UsageError, match="at least 8 characters"):
-            c.hash_password(short, rounds=1000)
-    c.check_password("eight 88")
-    c.check_password("éééééééé")
+            passwords.hash_password(short, rounds=1000)
+    passwords.check_password("eight 88")
+    passwords.check_password("éééééééé")
 
 
 def test_check_password_accepts_the_limit():
-    c.check_password("x" * c.MAX_PASSWORD_BYTES)
-    c.check_password("é" * (c.MAX_PASSWORD_BYTES // 2))
-    c.check_password(" spaces and\ttabs ")
+    passwords.check_password("x" * passwords.MAX_PASSWORD_BYTES)
+    passwords.check_password("é" * (passwords.MAX_PASSWORD_BYTES // 2))
+    passwords.check_password(" spaces and\ttabs ")
 
 
 def test_validate_accepts_hashes_made_by_libxcrypt():
     explicit_default = "$6$rounds=5000$" + libxcrypt.gensalt("$6$").split("$")[2]
     for salt in (libxcrypt.gensalt("$6$"), explicit_default, libxcrypt.gensalt("$6$", 1000)):
         made = libxcrypt.crypt("pw", salt)
-        assert c.validate_password_hash(made).reveal() == made
+        assert passwords.validate_password_hash(made).reveal() == made
     assert libxcrypt.crypt("pw", YESCRYPT_PW) == YESCRYPT_PW  # the fixture is what libxcrypt computes
-    assert c.validate_password_hash(YESCRYPT_PW).reveal() == YESCRYPT_PW
+    assert passwords.validate_password_hash(YESCRYPT_PW).reveal() == YESCRYPT_PW
 
 
 def test_validate_accepts_fresh_yescrypt_from_libxcrypt():
     for cost in (1, 5, 11):
         made = libxcrypt.crypt("pw", libxcrypt.gensalt("$y$", cost))
         assert made.startswith("$y$")
-        assert c.validate_password_hash(made + "\n").reveal() == made
+        assert passwords.validate_password_hash(made + "\n").reveal() == made
 
 
 def test_validate_strips_one_line_ending():
     made = libxcrypt.crypt("pw", libxcrypt.gensalt("$6$", 1000))
-    assert c.validate_password_hash(made + "\n").reveal() == made
-    assert c.validate_password_hash(made + "\r\n").reveal() == made
+    assert passwords.validate_password_hash(made + "\n").reveal() == made
+    assert passwords.validate_password_hash(made + "\r\n").reveal() == made
 
 
 SHA_BODY = "A" * 86
@@ -232,7 +233,7 @@ BAD_HASHES = [
 @pytest.mark.parametrize("text, reason", BAD_HASHES)
 def test_validate_refusals_never_echo_the_hash(text, reason):
     with pytest.raises(UsageError) as info:
-        c.validate_password_hash(text)
+        passwords.validate_password_hash(text)
     message = str(info.value)
     assert reason in message
     if len(text.strip()) > 3:
@@ -265,24 +266,24 @@ YESCRYPT_REFUSED_BY_LIBXCRYPT = [
 def test_yescrypt_settings_libxcrypt_refuses_are_refused(setting, reason):
     assert libxcrypt.crypt("pw", setting) == "*0"  # what PAM would get
     with pytest.raises(UsageError, match=f"yescrypt {reason}"):
-        c.validate_password_hash(setting + YESCRYPT_HASH_PART)
-    assert c.describe_password_file((setting + YESCRYPT_HASH_PART).encode()).state == "invalid"
+        passwords.validate_password_hash(setting + YESCRYPT_HASH_PART)
+    assert passwords.describe_password_file((setting + YESCRYPT_HASH_PART).encode()).state == "invalid"
 
 
 @pytest.mark.parametrize("params", ["jZT", "jzT", "j9z", "j9U"])
 def test_yescrypt_parameters_mkpasswd_never_writes_are_refused(params):
     """Some decode (j9U: r = 33), but a hand-made parameter can ask for any amount of memory at every login."""
     with pytest.raises(UsageError, match="yescrypt parameters other than those mkpasswd writes"):
-        c.validate_password_hash(f"$y${params}$LF/yjyfFlimWFaKZ20vkD/$" + YESCRYPT_HASH_PART)
+        passwords.validate_password_hash(f"$y${params}$LF/yjyfFlimWFaKZ20vkD/$" + YESCRYPT_HASH_PART)
 
 
 @pytest.mark.parametrize("cost", range(1, 12))
 def test_yescrypt_settings_of_every_mkpasswd_cost_are_accepted(cost):
     setting = libxcrypt.gensalt("$y$", cost)
-    assert c.validate_password_hash(setting + "$" + YESCRYPT_HASH_PART).reveal().startswith(setting)
+    assert passwords.validate_password_hash(setting + "$" + YESCRYPT_HASH_PART).reveal().startswith(setting)
     for salt in ("AAA", "AAAA", "A" * 85 + "1", "A" * 84 + "11"):  # decodable salts of other lengths
         other = setting.rsplit("$", 1)[0] + f"${salt}$"
-        c.validate_password_hash(other + YESCRYPT_HASH_PART)
+        passwords.validate_password_hash(other + YESCRYPT_HASH_PART)
         if cost <= 5:  # (cost 11 takes 1 GiB and seconds)
             assert not libxcrypt.crypt("pw", other).startswith("*")
 
@@ -290,27 +291,27 @@ def test_yescrypt_settings_of_every_mkpasswd_cost_are_accepted(cost):
 def test_describe_password_file():
     explicit = libxcrypt.crypt("pw", libxcrypt.gensalt("$6$", 12345))
     implicit = libxcrypt.crypt("pw", "$6$saltsalt$")
-    sha512 = c.PasswordInfo("set", "sha512-crypt", 12345)
-    assert c.describe_password_file((explicit + "\n").encode()) == sha512
-    assert c.describe_password_file(implicit.encode()) == c.PasswordInfo("set", "sha512-crypt", 5000)
-    assert c.describe_password_file((YESCRYPT_PW + "\n").encode()) == c.PasswordInfo("set", "yescrypt", None)
-    locked = c.PasswordInfo("locked", None, None)
-    assert c.LOCKED_PASSWORD_LINE == "!"
-    written = (c.LOCKED_PASSWORD_LINE + "\n").encode()
+    sha512 = passwords.PasswordInfo("set", "sha512-crypt", 12345)
+    assert passwords.describe_password_file((explicit + "\n").encode()) == sha512
+    assert passwords.describe_password_file(implicit.encode()) == passwords.PasswordInfo("set", "sha512-crypt", 5000)
+    assert passwords.describe_password_file((YESCRYPT_PW + "\n").encode()) == passwords.PasswordInfo("set", "yescrypt", None)
+    locked = passwords.PasswordInfo("locked", None, None)
+    assert passwords.LOCKED_PASSWORD_LINE == "!"
+    written = (passwords.LOCKED_PASSWORD_LINE + "\n").encode()
     locked_lines = (b"!", b"*", b"*\n", b"!!", f"!{implicit}\n".encode(), written)
     for content in locked_lines:
-        assert c.describe_password_file(content) == locked, content
-    invalid = c.PasswordInfo("invalid", None, None)
+        assert passwords.describe_password_file(content) == locked, content
+    invalid = passwords.PasswordInfo("invalid", None, None)
     for content in (b"", b"\n", b"\xff\xfe\x00", b"hunter2\n", (implicit + "\n" + implicit).encode(),
                     (implicit + "\n\n").encode(), b"*0", b"$6$" + b"A" * 100_000, (" " + implicit).encode()):
-        assert c.describe_password_file(content) == invalid, content[:20]
+        assert passwords.describe_password_file(content) == invalid, content[:20]
 
 
 def test_describe_password_file_never_raises_on_garbage():
     rng = random.Random(1)
     for _ in range(300):
         content = bytes(rng.randrange(256) for _ in range(rng.randrange(200)))
-        assert c.describe_password_file(content).state in ("invalid", "locked", "set")
+        assert passwords.describe_password_file(content).state in ("invalid", "locked", "set")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -322,7 +323,7 @@ def test_parse_each_accepted_type(keys, lines):
                 "p384": ("ecdsa-sha2-nistp384", 384, "ECDSA"), "p521": ("ecdsa-sha2-nistp521", 521, "ECDSA"),
                 "rsa2048": ("ssh-rsa", 2048, "RSA"), "rsa3072": ("ssh-rsa", 3072, "RSA")}
     for name, (key_type, bits, label) in expected.items():
-        [key] = c.parse_authorized_keys(lines[name] + "\n", f"{name}.pub")
+        [key] = sshkeys.parse_authorized_keys(lines[name] + "\n", f"{name}.pub")
         assert (key.key_type, key.bits, key.type_label) == (key_type, bits, label)
         assert key.line == lines[name] and key.comment == f"{name}@test" and key.options is None
         assert key.blob == base64.b64decode(lines[name].split()[1])
@@ -331,7 +332,7 @@ def test_parse_each_accepted_type(keys, lines):
 @needs_ssh_keygen
 def test_describe_matches_ssh_keygen(tmp_path, lines):
     text = "".join(lines[name] + "\n" for name in lines) + sk_ed25519_line() + "\n"
-    parsed = c.parse_authorized_keys(text, "k")
+    parsed = sshkeys.parse_authorized_keys(text, "k")
     assert [k.describe() for k in parsed] == ssh_keygen_l(tmp_path, text)
 
 
@@ -344,24 +345,24 @@ def test_describe_matches_ssh_keygen_for_generated_files(tmp_path):
         f = tmp_path / f"id{len(text)}"
         subprocess.run([SSH_KEYGEN, "-q", *args, "-N", "", "-C", comment, "-f", str(f)], check=True)
         pub = (tmp_path / (f.name + ".pub")).read_text()
-        [key] = c.parse_authorized_keys(pub, "pub")
+        [key] = sshkeys.parse_authorized_keys(pub, "pub")
         assert [key.describe()] == ssh_keygen_l(tmp_path, pub)
-        assert c.public_key_fingerprint(pub) == ssh_keygen_l(tmp_path, pub)[0].split()[1]
+        assert sshkeys.public_key_fingerprint(pub) == ssh_keygen_l(tmp_path, pub)[0].split()[1]
         text += pub
 
 
 @needs_ssh_keygen
 def test_sk_fingerprints_match_ssh_keygen(tmp_path):
     for line in (sk_ed25519_line("a@b"), sk_ecdsa_line("c@d")):
-        [key] = c.parse_authorized_keys(line, "sk.pub")
+        [key] = sshkeys.parse_authorized_keys(line, "sk.pub")
         assert [key.describe()] == ssh_keygen_l(tmp_path, line + "\n")
 
 
 def test_sk_keys_parse_from_wire_format():
-    ed = c.parse_authorized_keys(sk_ed25519_line(), "sk.pub")[0]
-    assert (ed.key_type, ed.bits, ed.type_label, ed.comment) == (c._SK_ED25519, 256, "ED25519-SK", "me@fido")
-    ecd = c.parse_authorized_keys(sk_ecdsa_line(app=b"ssh:work"), "sk.pub")[0]
-    assert (ecd.key_type, ecd.bits, ecd.type_label) == (c._SK_ECDSA, 256, "ECDSA-SK")
+    ed = sshkeys.parse_authorized_keys(sk_ed25519_line(), "sk.pub")[0]
+    assert (ed.key_type, ed.bits, ed.type_label, ed.comment) == (sshkeys._SK_ED25519, 256, "ED25519-SK", "me@fido")
+    ecd = sshkeys.parse_authorized_keys(sk_ecdsa_line(app=b"ssh:work"), "sk.pub")[0]
+    assert (ecd.key_type, ecd.bits, ecd.type_label) == (sshkeys._SK_ECDSA, 256, "ECDSA-SK")
     assert ecd.fingerprint.startswith("SHA256:") and not ecd.fingerprint.endswith("=")
 
 
@@ -383,7 +384,7 @@ def test_bad_sk_keys_refused(line, reason):
 def test_options_with_quoted_commas_and_spaces(lines):
     opts = 'restrict,from="10.0.0.0/8,192.168.1.1",command="echo \\"hi, there\\" now",environment="A=b c"'
     line = f"{opts} {lines['ed25519']}"
-    [key] = c.parse_authorized_keys(line + "\r\n", "ak")
+    [key] = sshkeys.parse_authorized_keys(line + "\r\n", "ak")
     assert key.options == opts
     assert key.line == line  # verbatim, CR removed
     assert key.key_type == "ssh-ed25519" and key.comment == "ed25519@test"
@@ -394,12 +395,12 @@ def test_options_with_quoted_commas_and_spaces(lines):
         'cert-authority,no-touch-required,principals="user_a"',
         'expiry-time="20300101",tunnel="1"',
     ):
-        assert c.parse_authorized_keys(f"{simple} {lines['p256']}", "ak")[0].options == simple
+        assert sshkeys.parse_authorized_keys(f"{simple} {lines['p256']}", "ak")[0].options == simple
     # a lone backslash is literal
-    backslash = c.parse_authorized_keys(f'command="echo a\\b c" {lines["p384"]}', "ak")[0]
+    backslash = sshkeys.parse_authorized_keys(f'command="echo a\\b c" {lines["p384"]}', "ak")[0]
     assert backslash.options == 'command="echo a\\b c"'
     # a lone quote in the comment is not part of the options
-    odd = c.parse_authorized_keys(f'restrict {lines["p384"]} say "hi', "ak")[0]
+    odd = sshkeys.parse_authorized_keys(f'restrict {lines["p384"]} say "hi', "ak")[0]
     assert (odd.options, odd.comment) == ("restrict", 'p384@test say "hi')
 
 
@@ -425,7 +426,7 @@ def test_bad_options_refused(lines, options, reason):
 def test_comments_blank_lines_and_line_numbers(lines):
     text = f"# header\n\n   \n{lines['ed25519']}\n  # indented comment\n{lines['p256']}\nssh-dss AAAA\n"
     assert refusal(text, "ak") == "ak:7: ssh-dss (DSA) keys are not accepted"
-    assert len(c.parse_authorized_keys(text.rsplit("ssh-dss", 1)[0], "ak")) == 2
+    assert len(sshkeys.parse_authorized_keys(text.rsplit("ssh-dss", 1)[0], "ak")) == 2
 
 
 # ------------------------------------------------------------------------------------------------
@@ -461,7 +462,7 @@ def test_refuses_type_mismatch(lines):
     p256 = base64.b64decode(lines["p256"].split()[1])
     swapped = p256.replace(b"ecdsa-sha2-nistp256", b"ecdsa-sha2-nistp384", 1)
     assert refusal(f"ecdsa-sha2-nistp384 {b64(swapped)}").endswith(mismatch)
-    assert refusal(f"{c._SK_ED25519} {ed_b64}").endswith(mismatch)
+    assert refusal(f"{sshkeys._SK_ED25519} {ed_b64}").endswith(mismatch)
 
 
 def test_refuses_unknown_types(lines):
@@ -479,15 +480,15 @@ def test_refuses_corrupt_key_data(lines):
     assert "truncated" in refusal(f"ssh-ed25519 {b64(ed[:-1])}")
     assert "no key data" in refusal("ssh-ed25519")
     rsa_blob = base64.b64decode(lines["rsa2048"].split()[1])
-    _, off = c._read_string(rsa_blob, 0)
-    _, off = c._read_string(rsa_blob, off)
+    _, off = sshkeys._read_string(rsa_blob, 0)
+    _, off = sshkeys._read_string(rsa_blob, off)
     no_modulus = rsa_blob[:off] + ssh_string(b"")
     assert "not a valid ssh-rsa key" in refusal(f"ssh-rsa {b64(no_modulus)}")
 
 
 def test_fields_are_separated_by_space_or_tab_only(lines):
     key_type, data, comment = lines["ed25519"].split(" ")
-    assert c.parse_authorized_keys(f"{key_type}\t{data}\t \t{comment}", "x")[0].comment == comment
+    assert sshkeys.parse_authorized_keys(f"{key_type}\t{data}\t \t{comment}", "x")[0].comment == comment
     assert "unknown key type" in refusal(f"{key_type}\u00a0{data}")
 
 
@@ -495,7 +496,7 @@ def test_refuses_nul_and_overlong_lines(lines):
     assert "NUL" in refusal(lines["ed25519"] + "\x00")
     for control in ("\x1b[31m", "\r", "\x7f", "\x9b"):
         assert refusal(lines["ed25519"] + control + "x").endswith("the line contains control characters")
-    long_comment = lines["ed25519"] + " " + "c" * c.MAX_KEY_LINE_BYTES
+    long_comment = lines["ed25519"] + " " + "c" * sshkeys.MAX_KEY_LINE_BYTES
     assert "longer than 8192 bytes" in refusal(long_comment)
 
 
@@ -504,7 +505,7 @@ def test_a_lone_surrogate_is_refused_not_accepted_then_unwritable(lines):
     UnicodeEncodeError when the key was written."""
     line = lines["ed25519"] + " me\udcfflaptop"  # what surrogateescape makes of an invalid UTF-8 byte
     assert refusal(line).endswith("the line is not valid UTF-8")
-    keys, problems = c.parse_authorized_keys_lenient(line + "\n" + lines["p256"])
+    keys, problems = sshkeys.parse_authorized_keys_lenient(line + "\n" + lines["p256"])
     assert [k.line for k in keys] == [lines["p256"]] and problems == ["line 1: the line is not valid UTF-8"]
 
 
@@ -521,7 +522,7 @@ def test_a_compressed_ecdsa_point_is_refused_not_an_internal_error(keys):
     both parsers (the lenient one said 'unreadable (NotImplementedError)')."""
     line = compressed_point_line(keys["p256"])
     assert refusal(line).endswith("the key data is not a valid ecdsa-sha2-nistp256 key")
-    assert c.parse_authorized_keys_lenient(line)[1] == ["line 1: the key data is not a valid ecdsa-sha2-nistp256 key"]
+    assert sshkeys.parse_authorized_keys_lenient(line)[1] == ["line 1: the key data is not a valid ecdsa-sha2-nistp256 key"]
 
 
 def test_empty_input_holds_no_public_key():
@@ -574,10 +575,10 @@ def test_lenient_keeps_good_keys_and_reports_bad_lines(keys, lines):
         "# comment",
         f'restrict,command="a, b" {lines["p256"]}',
         private,
-        "x" * (3 * c.MAX_KEY_LINE_BYTES),
+        "x" * (3 * sshkeys.MAX_KEY_LINE_BYTES),
         "ssh-ed25519 @@@",
     ])
-    good, problems = c.parse_authorized_keys_lenient(text)
+    good, problems = sshkeys.parse_authorized_keys_lenient(text)
     assert [k.key_type for k in good] == ["ssh-ed25519", "ecdsa-sha2-nistp256"]
     assert problems[0].startswith("line 2: unknown key type")
     assert problems[1] == "line 3: ssh-dss (DSA) keys are not accepted"
@@ -588,7 +589,7 @@ def test_lenient_keeps_good_keys_and_reports_bad_lines(keys, lines):
 
 
 def test_lenient_caps_the_number_of_lines(lines):
-    good, problems = c.parse_authorized_keys_lenient((lines["ed25519"] + "\n") * 1500)
+    good, problems = sshkeys.parse_authorized_keys_lenient((lines["ed25519"] + "\n") * 1500)
     assert len(good) == 1000
     assert problems == ["more than 1000 lines: the rest was not read"]
 
@@ -596,35 +597,35 @@ def test_lenient_caps_the_number_of_lines(lines):
 def test_lenient_never_raises_on_garbage(lines):
     rng = random.Random(7)
     sample = lines["ed25519"] + "\n" + sk_ecdsa_line() + "\n"
-    assert len(c.parse_authorized_keys_lenient(sample)[0]) == 2
+    assert len(sshkeys.parse_authorized_keys_lenient(sample)[0]) == 2
     for _ in range(300):
         data = bytearray(sample.encode())
         for _ in range(rng.randrange(1, 8)):  # mutate a valid file, then pure noise
             data[rng.randrange(len(data))] = rng.randrange(256)
-        c.parse_authorized_keys_lenient(data.decode("utf-8", "replace"))
+        sshkeys.parse_authorized_keys_lenient(data.decode("utf-8", "replace"))
         noise = bytes(rng.randrange(256) for _ in range(rng.randrange(300)))
-        c.parse_authorized_keys_lenient(noise.decode("utf-8", "surrogateescape"))
-    assert c.parse_authorized_keys_lenient("") == ([], [])
+        sshkeys.parse_authorized_keys_lenient(noise.decode("utf-8", "surrogateescape"))
+    assert sshkeys.parse_authorized_keys_lenient("") == ([], [])
 
 
 def test_merge_deduplicates_by_blob(lines):
-    a, b, d = (c.parse_authorized_keys(lines[n], n)[0] for n in ("ed25519", "p256", "rsa2048"))
-    a_again = c.parse_authorized_keys(f'no-pty {lines["ed25519"].rsplit(" ", 1)[0]} other comment', "x")[0]
+    a, b, d = (sshkeys.parse_authorized_keys(lines[n], n)[0] for n in ("ed25519", "p256", "rsa2048"))
+    a_again = sshkeys.parse_authorized_keys(f'no-pty {lines["ed25519"].rsplit(" ", 1)[0]} other comment', "x")[0]
     assert a_again.blob == a.blob and a_again.line != a.line
-    assert c.merge_keys([a, b], [a_again, d], replace=False) == [a, b, d]  # first occurrence wins
-    assert c.merge_keys([a, b], [d, a_again], replace=True) == [d, a_again]
-    assert c.merge_keys([], [a, a_again, b, b], replace=False) == [a, b]
-    assert c.merge_keys([a, a], [], replace=False) == [a]
+    assert sshkeys.merge_keys([a, b], [a_again, d], replace=False) == [a, b, d]  # first occurrence wins
+    assert sshkeys.merge_keys([a, b], [d, a_again], replace=True) == [d, a_again]
+    assert sshkeys.merge_keys([], [a, a_again, b, b], replace=False) == [a, b]
+    assert sshkeys.merge_keys([a, a], [], replace=False) == [a]
 
 
 def test_render_authorized_keys(lines):
-    parsed = c.parse_authorized_keys(f"{lines['ed25519']}\r\n{sk_ed25519_line()}\n", "x")
-    rendered = c.render_authorized_keys(parsed)
+    parsed = sshkeys.parse_authorized_keys(f"{lines['ed25519']}\r\n{sk_ed25519_line()}\n", "x")
+    rendered = sshkeys.render_authorized_keys(parsed)
     assert rendered == (parsed[0].line + "\n" + parsed[1].line + "\n").encode()
     assert b"\r" not in rendered
-    assert c.render_authorized_keys([]) == b""
+    assert sshkeys.render_authorized_keys([]) == b""
     # what we write parses back to the same keys (sk lines are never re-serialised)
-    assert c.parse_authorized_keys(rendered.decode(), "x") == parsed
+    assert sshkeys.parse_authorized_keys(rendered.decode(), "x") == parsed
 
 
 # ------------------------------------------------------------------------------------------------
@@ -632,23 +633,23 @@ def test_render_authorized_keys(lines):
 
 
 def test_generate_host_key():
-    host = c.generate_host_key()
+    host = hostkeys.generate_host_key()
     pem = host.private_openssh.reveal()
     assert pem.startswith("-----BEGIN OPENSSH PRIVATE KEY-----\n")
     assert pem.endswith("-----END OPENSSH PRIVATE KEY-----\n")
     assert "PRIVATE" not in repr(host) and pem not in repr(host)
     loaded = serialization.load_ssh_private_key(pem.encode(), password=None)  # unencrypted, as sshd needs
     assert host.public_line == public_line(loaded, "root@zvm")
-    assert host.fingerprint == c.public_key_fingerprint(host.public_line)
-    assert c.generate_host_key("root@other").public_line.endswith(" root@other")
-    assert c.generate_host_key().public_line != host.public_line
+    assert host.fingerprint == sshkeys.public_key_fingerprint(host.public_line)
+    assert hostkeys.generate_host_key("root@other").public_line.endswith(" root@other")
+    assert hostkeys.generate_host_key().public_line != host.public_line
 
 
 @needs_ssh_keygen
 def test_host_key_agrees_with_ssh_keygen(tmp_path):
-    host = c.generate_host_key()
+    host = hostkeys.generate_host_key()
     key_file = tmp_path / "ssh_host_ed25519_key"
-    c.write_private_key_file(key_file, host.private_openssh.reveal().encode(), host.public_line)
+    hostfiles.write_key_pair(key_file, host.private_openssh.reveal().encode(), host.public_line)
     derived = subprocess.run(
         [SSH_KEYGEN, "-y", "-f", str(key_file)], capture_output=True, text=True, check=True
     )
@@ -660,68 +661,35 @@ def test_public_key_fingerprint_and_known_hosts(lines):
     for line in lines.values():
         blob = base64.b64decode(line.split()[1])
         digest = base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
-        assert c.public_key_fingerprint(line) == f"SHA256:{digest}"
-        assert c.known_hosts_line("zvm.example", line) == "zvm.example " + " ".join(line.split()[:2])
-    bracketed = c.known_hosts_line("[10.0.0.5]:2222", lines["ed25519"] + "\n")
+        assert sshkeys.public_key_fingerprint(line) == f"SHA256:{digest}"
+        assert sshkeys.known_hosts_line("zvm.example", line) == "zvm.example " + " ".join(line.split()[:2])
+    bracketed = sshkeys.known_hosts_line("[10.0.0.5]:2222", lines["ed25519"] + "\n")
     assert bracketed.startswith("[10.0.0.5]:2222 ssh-ed25519 ")
     for host in ("", "a b", "a\nb"):
         with pytest.raises(UsageError):
-            c.known_hosts_line(host, lines["ed25519"])
+            sshkeys.known_hosts_line(host, lines["ed25519"])
     with pytest.raises(UsageError, match="bad public key line: bad base64"):
-        c.public_key_fingerprint("ssh-ed25519 !!!")
+        sshkeys.public_key_fingerprint("ssh-ed25519 !!!")
     for bad in ("", "\n", lines["ed25519"] + "\n" + lines["p256"]):
         with pytest.raises(UsageError):
-            c.public_key_fingerprint(bad)
+            sshkeys.public_key_fingerprint(bad)
 
 
 def test_generate_user_keypair_unencrypted():
-    private, line = c.generate_user_keypair(comment="zvm@laptop")
+    private, line = hostkeys.generate_user_keypair(comment="zvm@laptop")
     key = serialization.load_ssh_private_key(private, password=None)
     assert line == public_line(key, "zvm@laptop")
-    assert c.generate_user_keypair(comment="x", passphrase=Secret(""))[0].startswith(b"-----BEGIN OPENSSH")
+    assert hostkeys.generate_user_keypair(comment="x", passphrase=Secret(""))[0].startswith(b"-----BEGIN OPENSSH")
     with pytest.raises(UsageError, match="comment"):
-        c.generate_user_keypair(comment="bad\ncomment")
+        hostkeys.generate_user_keypair(comment="bad\ncomment")
 
 
 def test_generate_user_keypair_encrypted():
-    private, line = c.generate_user_keypair(comment="me", passphrase=Secret("s3cret pass"))
+    private, line = hostkeys.generate_user_keypair(comment="me", passphrase=Secret("s3cret pass"))
     with pytest.raises(TypeError):
         serialization.load_ssh_private_key(private, password=None)
     key = serialization.load_ssh_private_key(private, password=b"s3cret pass")
     assert line == public_line(key, "me")
-
-
-def test_write_private_key_file_modes_and_refusals(tmp_path):
-    private, line = c.generate_user_keypair(comment="me")
-    target = tmp_path / "id_ed25519"
-    old = os.umask(0)  # even a permissive umask must not widen the private key
-    try:
-        c.write_private_key_file(target, private, line)
-    finally:
-        os.umask(old)
-    assert target.read_bytes() == private
-    assert (tmp_path / "id_ed25519.pub").read_text() == line + "\n"
-    assert stat.S_IMODE(target.stat().st_mode) == 0o600
-    assert stat.S_IMODE((tmp_path / "id_ed25519.pub").stat().st_mode) == 0o644
-    with pytest.raises(UsageError, match="already exists"):
-        c.write_private_key_file(target, b"other", line)
-    assert target.read_bytes() == private
-
-    only_pub = tmp_path / "second"
-    (tmp_path / "second.pub").write_text("keep me\n")
-    with pytest.raises(UsageError, match=r"second\.pub already exists"):
-        c.write_private_key_file(only_pub, private, line)
-    assert not only_pub.exists() and (tmp_path / "second.pub").read_text() == "keep me\n"
-
-    victim = tmp_path / "victim"
-    victim.write_text("untouched")
-    link = tmp_path / "link"
-    link.symlink_to(victim)
-    with pytest.raises(UsageError, match="already exists"):
-        c.write_private_key_file(link, private, line)
-    assert victim.read_text() == "untouched"
-    with pytest.raises(UsageError, match="cannot write"):
-        c.write_private_key_file(tmp_path / "missing-dir" / "id", private, line)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -731,14 +699,14 @@ KEY = "A1B2C3D4-E5F6-4789-ABCD-0123456789EF"
 
 
 def test_netbird_setup_key():
-    assert c.validate_netbird_setup_key(KEY).reveal() == KEY
-    assert c.validate_netbird_setup_key(f"  {KEY}\n").reveal() == KEY
-    assert repr(c.validate_netbird_setup_key(KEY)) == "Secret('***')"
+    assert netbird.validate_netbird_setup_key(KEY).reveal() == KEY
+    assert netbird.validate_netbird_setup_key(f"  {KEY}\n").reveal() == KEY
+    assert repr(netbird.validate_netbird_setup_key(KEY)) == "Secret('***')"
 
 
 @pytest.mark.parametrize("text", [KEY.lower(), KEY[:13].lower() + KEY[13:], f" {KEY.lower()}\r\n"])
 def test_netbird_setup_key_in_any_letter_case_is_stored_upper_case(text):
-    assert c.validate_netbird_setup_key(text).reveal() == KEY
+    assert netbird.validate_netbird_setup_key(text).reveal() == KEY
 
 
 @pytest.mark.parametrize(
@@ -747,7 +715,7 @@ def test_netbird_setup_key_in_any_letter_case_is_stored_upper_case(text):
 )
 def test_netbird_setup_key_refusals_never_echo(text):
     with pytest.raises(UsageError, match="must be a UUID such as XXXXXXXX-XXXX-") as info:
-        c.validate_netbird_setup_key(text)
+        netbird.validate_netbird_setup_key(text)
     message = str(info.value)
     if text:
         assert text not in message and text.upper() not in message and text[:8] not in message
@@ -755,9 +723,9 @@ def test_netbird_setup_key_refusals_never_echo(text):
 
 def test_management_url():
     ok = "https://netbird.example.com:33073/api"
-    assert c.validate_management_url(f"  {ok}\n") == ok
-    assert c.validate_management_url("HTTPS://nb.example") == "HTTPS://nb.example"
-    assert c.validate_management_url("https://[2001:db8::1]:443") == "https://[2001:db8::1]:443"
+    assert netbird.validate_management_url(f"  {ok}\n") == ok
+    assert netbird.validate_management_url("HTTPS://nb.example") == "HTTPS://nb.example"
+    assert netbird.validate_management_url("https://[2001:db8::1]:443") == "https://[2001:db8::1]:443"
 
 
 @pytest.mark.parametrize(
@@ -779,17 +747,17 @@ def test_management_url():
 )
 def test_management_url_refusals(url, reason):
     with pytest.raises(UsageError, match=reason) as info:
-        c.validate_management_url(url)
+        netbird.validate_management_url(url)
     assert "pa55word" not in str(info.value)
 
 
 def test_machine_id(monkeypatch):
-    ids = {c.new_machine_id() for _ in range(50)}
+    ids = {identity.new_machine_id() for _ in range(50)}
     assert len(ids) == 50
-    assert all(c.is_valid_machine_id(m) and c.is_valid_machine_id(m + "\n") for m in ids)
+    assert all(identity.is_valid_machine_id(m) and identity.is_valid_machine_id(m + "\n") for m in ids)
     answers = iter(["0" * 32, "0" * 32, "ab" * 16])
-    monkeypatch.setattr(c.secrets, "token_hex", lambda n: next(answers))
-    assert c.new_machine_id() == "ab" * 16
+    monkeypatch.setattr(identity.secrets, "token_hex", lambda n: next(answers))
+    assert identity.new_machine_id() == "ab" * 16
 
 
 @pytest.mark.parametrize(
@@ -797,7 +765,7 @@ def test_machine_id(monkeypatch):
              " " + "a" * 31, "g" * 32, "", "a" * 32 + " ", "\n" + "a" * 32],
 )
 def test_invalid_machine_ids(text):
-    assert not c.is_valid_machine_id(text)
+    assert not identity.is_valid_machine_id(text)
 
 
 def test_no_test_imports_the_crypt_module_gone_in_python_3_13():

@@ -10,9 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from provision.commands import batch
+from provision.commands.batch import outputs
+from provision.commands.batch.run import plan_chunks
+from provision.core.credentials.passwords import generate_password
+from provision.core.manifest import ManifestError, parse_shard
 from provision.errors import UsageError
-from provision.core.manifest import ManifestError, load_manifest, parse_shard
+from provision.sources import load_manifest
 from tests.support.keyfactory import private_pem, public_line
 
 HASH = "$6$rounds=1000$saltsalt$" + "a" * 86
@@ -45,8 +48,8 @@ def test_a_good_csv_gives_one_user_per_row_with_keys_hash_and_netbird(folder: Pa
                  + f"bob, keys/bob.pub ; keys/bob2.pub ,{HASH},{SETUP_KEY},https://nb.example.com\n")
     manifest = load_manifest(path)
     alice, bob = manifest.users
-    assert (alice.name, alice.line, alice.password_hash, alice.netbird_setup_key) == ("alice", 2, None, None)
-    assert (bob.name, bob.line) == ("bob", 5)
+    assert (alice.name, alice.password_hash, alice.netbird_setup_key) == ("alice", None, None)
+    assert bob.name == "bob"
     assert [k.comment for k in bob.keys] == ["bob@laptop", "bob@phone"]
     assert bob.password_hash.reveal() == HASH
     assert bob.netbird_setup_key.reveal() == SETUP_KEY
@@ -165,16 +168,16 @@ def test_shards_split_the_manifest_into_contiguous_slices_that_cover_it_once(fol
 
 
 def test_chunks_put_many_disks_in_each_launch():
-    assert batch.plan_chunks(20, 1, 24) == (1, [(0, 20)])
-    assert batch.plan_chunks(20, 2, 24) == (2, [(0, 10), (10, 20)])
-    assert batch.plan_chunks(50, 1, 24) == (1, [(0, 17), (17, 34), (34, 50)])
-    assert batch.plan_chunks(3, 8, 24) == (3, [(0, 1), (1, 2), (2, 3)])
-    jobs, chunks = batch.plan_chunks(3, 0, 24)  # automatic: too few disks for a second appliance
+    assert plan_chunks(20, 1, 24) == (1, [(0, 20)])
+    assert plan_chunks(20, 2, 24) == (2, [(0, 10), (10, 20)])
+    assert plan_chunks(50, 1, 24) == (1, [(0, 17), (17, 34), (34, 50)])
+    assert plan_chunks(3, 8, 24) == (3, [(0, 1), (1, 2), (2, 3)])
+    jobs, chunks = plan_chunks(3, 0, 24)  # automatic: too few disks for a second appliance
     assert (jobs, chunks) == (1, [(0, 3)])
 
 
 def test_generated_passwords_are_long_and_random():
-    passwords = {batch.generate_password() for _ in range(50)}
+    passwords = {generate_password() for _ in range(50)}
     assert len(passwords) == 50
     assert all(len(p) >= 20 and len(p.replace("-", "")) == 25 for p in passwords)
 
@@ -182,12 +185,12 @@ def test_generated_passwords_are_long_and_random():
 def test_passwords_file_is_0600_from_creation_and_keeps_earlier_rows(tmp_path: Path):
     old_umask = os.umask(0)  # even with a permissive umask the file is never wider than 0600
     try:
-        path = batch.write_passwords(tmp_path, {"alice": "pw-a", "bob": "pw-b"})
+        path = outputs.write_passwords(tmp_path, {"alice": "pw-a", "bob": "pw-b"})
     finally:
         os.umask(old_umask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert path.read_text() == "name,password\nalice,pw-a\nbob,pw-b\n"
-    batch.write_passwords(tmp_path, {"bob": "pw-b2"})
+    outputs.write_passwords(tmp_path, {"bob": "pw-b2"})
     assert path.read_text() == "name,password\nalice,pw-a\nbob,pw-b2\n"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert [p.name for p in tmp_path.iterdir()] == ["initial-passwords.csv"]

@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 
 from provision.core.apply import apply_plan, verify_plan
-from provision.core.credentials import generate_host_key, parse_authorized_keys
-from provision.errors import UnsafeEntryError, UsageError
+from provision.core.credentials.hostkeys import generate_host_key
+from provision.core.credentials.sshkeys import parse_authorized_keys
 from provision.core.layout import load_layout
 from provision.core.plan import FreshMaterial, build_plan
 from provision.core.request import PasswordChoice, SeedRequest
-from provision.secret import Secret
 from provision.core.state import read_state
+from provision.errors import UnsafeEntryError, UsageError
+from provision.secret import Secret
 from tests.support.fakes import MemoryFS
 from tests.support.keyfactory import public_line
 

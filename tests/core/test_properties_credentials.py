@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from provision.core import credentials as c
+from provision.core.credentials import passwords, sshkeys
 from provision.errors import UsageError
 from tests.support import libxcrypt
 
@@ -48,16 +48,16 @@ def openssh_line(key) -> str:
 def make_real_lines() -> list[str]:
     point = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
         serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
-    sk_ed = ssh_string(c._SK_ED25519.encode()) + ssh_string(bytes(range(32))) + ssh_string(b"ssh:")
-    sk_ec = ssh_string(c._SK_ECDSA.encode()) + ssh_string(b"nistp256") + ssh_string(point) + ssh_string(b"ssh:")
+    sk_ed = ssh_string(sshkeys._SK_ED25519.encode()) + ssh_string(bytes(range(32))) + ssh_string(b"ssh:")
+    sk_ec = ssh_string(sshkeys._SK_ECDSA.encode()) + ssh_string(b"nistp256") + ssh_string(point) + ssh_string(b"ssh:")
     return [
         openssh_line(ed25519.Ed25519PrivateKey.generate()),
         openssh_line(ec.generate_private_key(ec.SECP256R1())),
         openssh_line(ec.generate_private_key(ec.SECP384R1())),
         openssh_line(ec.generate_private_key(ec.SECP521R1())),
         openssh_line(rsa.generate_private_key(public_exponent=65537, key_size=2048)),
-        f"{c._SK_ED25519} {base64.b64encode(sk_ed).decode()}",
-        f"{c._SK_ECDSA} {base64.b64encode(sk_ec).decode()}",
+        f"{sshkeys._SK_ED25519} {base64.b64encode(sk_ed).decode()}",
+        f"{sshkeys._SK_ECDSA} {base64.b64encode(sk_ec).decode()}",
     ]
 
 
@@ -91,7 +91,7 @@ def mutated_bytes(data: bytes) -> st.SearchStrategy[bytes]:
     return strategy()
 
 
-option_name = st.one_of(st.sampled_from(sorted(c._VALUED_OPTIONS | c._FLAG_OPTIONS)),
+option_name = st.one_of(st.sampled_from(sorted(sshkeys._VALUED_OPTIONS | sshkeys._FLAG_OPTIONS)),
                         st.sampled_from(["Restrict", "NO-PTY", "bogus", "", "from ", "x=y"]),
                         st.text(alphabet="abcdefghijklmnopqrstuvwxyz-=", max_size=12))  # fmt: skip
 option_value = st.one_of(
@@ -123,7 +123,7 @@ def key_line(draw) -> tuple[str, str]:
         at = draw(st.integers(0, len(data)))
         data = data[:at] + draw(st.text(alphabet="=+/-_.! \tA\x00é", max_size=3)) + data[at + 1 :]
     elif how == "type":
-        kind = draw(st.sampled_from(sorted(c._KEY_TYPES) + ["ssh-dss", "ssh-rsa-cert-v01@openssh.com"]))
+        kind = draw(st.sampled_from(sorted(sshkeys._KEY_TYPES) + ["ssh-dss", "ssh-rsa-cert-v01@openssh.com"]))
     elif how == "random-type":
         kind = draw(st.text(max_size=12))
     parts = [kind, data]
@@ -160,15 +160,15 @@ def authorized_keys_text(draw) -> tuple[str, list[str]]:
     ending = draw(st.sampled_from(["\n", "\r\n"]))
     text = ending.join(lines) + draw(st.sampled_from(["", ending]))
     if draw(st.integers(0, 10)) == 0:
-        text += "x" * c.MAX_KEY_LINE_BYTES  # an overlong last line
+        text += "x" * sshkeys.MAX_KEY_LINE_BYTES  # an overlong last line
     return text, blobs
 
 
-def key_fields(keys: list[c.AuthorizedKey]) -> list[tuple]:
+def key_fields(keys: list[sshkeys.AuthorizedKey]) -> list[tuple]:
     return [(k.line, k.options, k.key_type, k.blob, k.comment, k.bits) for k in keys]
 
 
-def ssh_keygen_agrees(key: c.AuthorizedKey) -> None:
+def ssh_keygen_agrees(key: sshkeys.AuthorizedKey) -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "k"
         path.write_text(key.line + "\n")
@@ -179,13 +179,13 @@ def ssh_keygen_agrees(key: c.AuthorizedKey) -> None:
 
 def check_parsers(text: str, blobs: list[str]) -> None:
     try:
-        keys = c.parse_authorized_keys(text, SOURCE)
+        keys = sshkeys.parse_authorized_keys(text, SOURCE)
     except UsageError as exc:
         event("refused: " + re.sub(r"[0-9]+", "#", exc.message.removeprefix(SOURCE).lstrip(":0123456789 "))[:60])
         for blob in blobs:
             assert len(blob) < 20 or blob not in exc.message  # key data is never echoed
         keys = None
-    lenient, problems = c.parse_authorized_keys_lenient(text)
+    lenient, problems = sshkeys.parse_authorized_keys_lenient(text)
     assert not [p for p in problems if "unreadable (" in p], problems  # an exception the parser did not expect
     if keys is None:
         return
@@ -193,7 +193,7 @@ def check_parsers(text: str, blobs: list[str]) -> None:
     # a key line reaches terminals through reports: no control character but tab, no line break
     assert keys and not [k.line for k in keys if re.search("[\x00-\x08\x0a-\x1f\x7f-\x9f]", k.line)]
     # what was accepted reads back the same once written, and the lenient reader agrees
-    assert key_fields(c.parse_authorized_keys(c.render_authorized_keys(keys).decode(), SOURCE)) == key_fields(keys)
+    assert key_fields(sshkeys.parse_authorized_keys(sshkeys.render_authorized_keys(keys).decode(), SOURCE)) == key_fields(keys)
     assert key_fields(lenient) == key_fields(keys) and problems == []
     for key in keys:
         if base64.b64encode(key.blob).decode() not in REAL_BLOBS and shutil.which("ssh-keygen"):
@@ -215,10 +215,10 @@ def test_authorized_keys_files_are_parsed_or_refused_with_a_usage_error(generate
 @given(st.one_of(st.text(max_size=300), st.binary(max_size=300).map(lambda b: b.decode("latin-1"))))
 def test_arbitrary_text_is_parsed_or_refused_with_a_usage_error(text):
     try:
-        c.parse_authorized_keys(text, SOURCE)
+        sshkeys.parse_authorized_keys(text, SOURCE)
     except UsageError:
         pass
-    _keys, problems = c.parse_authorized_keys_lenient(text)
+    _keys, problems = sshkeys.parse_authorized_keys_lenient(text)
     assert not [p for p in problems if "unreadable (" in p], problems
 
 
@@ -280,7 +280,7 @@ def expected_rounds(accepted: str) -> int | None:
 def test_password_hashes_are_accepted_only_when_libxcrypt_can_verify_them(generated):
     text, secret_fields = generated
     try:
-        value = c.validate_password_hash(text).reveal()
+        value = passwords.validate_password_hash(text).reveal()
     except UsageError as exc:
         event("refused: " + exc.message[:50])
         for field in secret_fields:
@@ -288,8 +288,8 @@ def test_password_hashes_are_accepted_only_when_libxcrypt_can_verify_them(genera
         return
     algorithm = "yescrypt" if value.startswith("$y$") else "sha512-crypt"
     event(f"accepted: {algorithm}")
-    info = c.describe_password_file((value + "\n").encode())
-    assert info == c.PasswordInfo("set", algorithm, expected_rounds(value))
+    info = passwords.describe_password_file((value + "\n").encode())
+    assert info == passwords.PasswordInfo("set", algorithm, expected_rounds(value))
     # PAM (libxcrypt) must be able to check a password against it: no failure token, no lock-out. Up to
     # 999999999 rounds are accepted (libxcrypt's range, checked in test_credentials.py): with many rounds the
     # same setting is checked at 1000 rounds, which costs milliseconds instead of minutes.
@@ -303,8 +303,8 @@ def test_password_hashes_are_accepted_only_when_libxcrypt_can_verify_them(genera
 
 @given(st.one_of(hash_text().map(lambda t: t[0].encode("utf-8", "surrogatepass")), st.binary(max_size=200)))
 def test_describing_any_password_file_never_raises(content):
-    info = c.describe_password_file(content)
+    info = passwords.describe_password_file(content)
     assert info.state in ("set", "locked", "invalid")
     event(info.state)
     if info.state == "set":
-        assert c.validate_password_hash(content.decode("ascii")).reveal()  # the same verdict as the validator
+        assert passwords.validate_password_hash(content.decode("ascii")).reveal()  # the same verdict as the validator

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from provision.guest.diskformat import probe_image
 from provision.errors import ImageUnusableError, UsageError
+from provision.guest.diskformat import probe_image
 from tests.conftest import run_qemu_img
 from tests.support.keyfactory import public_line
 

@@ -23,14 +23,17 @@ from pathlib import Path
 
 import pytest
 
-from provision.guest import appliance as image_mod
-from provision.guest.diskformat import probe_image
+from provision.commands.sample_disk import create_sample_disk
+from provision.core.fs import TEMP_PREFIX, Stat
+from provision.core.text import parse_size
 from provision.errors import ImageInUseError, ImageUnusableError, UnsafeEntryError, UsageError
+from provision.guest import rawdisk, watchdog
 from provision.guest.appliance import Appliance, NewPartition
-from provision.guest.sampledisk import create_sample_disk, parse_size, plan_partitions
+from provision.guest.diskformat import probe_image
+from provision.guest.launch import Launcher
+from provision.guest.sampledisk import plan_partitions
 from tests.conftest import qemu_holding_lock
 from tests.support.hypervisors import stand_in
-
 
 TEST_ACCEL = "tcg"
 REPO = Path(__file__).resolve().parents[2]
@@ -45,7 +48,8 @@ KEYS = b"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDummy user@host\n"
 
 
 def test_importing_image_does_not_import_guestfs():
-    code = "import sys, provision.guest.appliance, provision.guest.sampledisk; sys.exit('guestfs' in sys.modules)"
+    code = ("import sys, provision.guest.appliance, provision.guest.sampledisk, provision.guest.session;"
+            " sys.exit('guestfs' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], env=os.environ).returncode == 0
 
 
@@ -99,9 +103,9 @@ def test_read_only_image_file_is_refused_before_launch(tmp_path):
 @pytest.mark.parametrize("verdict", ["hangs", "crashes"])
 def test_auto_accel_goes_straight_to_tcg_when_the_cache_has_a_kvm_verdict(tmp_path, monkeypatch, verdict):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    monkeypatch.setattr(image_mod, "_kvm_usable", lambda: True)
-    monkeypatch.setattr(image_mod, "_host_key", lambda hv: "this host")
-    image_mod._remember_kvm_verdict("this host", verdict, "seen by a test")
+    monkeypatch.setattr(watchdog, "kvm_usable", lambda: True)
+    monkeypatch.setattr(watchdog, "host_key", lambda hv: "this host")
+    watchdog.remember_kvm_verdict("this host", verdict, "seen by a test")
     assert launched_accels(tmp_path) == ["tcg"]
 
 
@@ -111,7 +115,7 @@ def launched_accels(tmp_path) -> list[str]:
     disk = tmp_path / "d.raw"
     disk.write_bytes(b"\0" * 510 + b"\x55\xaa" + b"\0" * 1024)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Appliance, "_launch_once", lambda self, accel, handle=None: launched.append(accel))
+        patch.setattr(Launcher, "_launch_once", lambda self, accel, handle=None: launched.append(accel))
         Appliance([probe_image(disk)], readonly=True, accel="auto").launch()
     return launched
 
@@ -123,7 +127,7 @@ def test_verdicts_written_by_many_threads_at_once_are_all_kept(tmp_path, monkeyp
 
     def record(key):
         start.wait()
-        image_mod._remember_kvm_verdict(key, "hangs", "seen by a test")
+        watchdog.remember_kvm_verdict(key, "hangs", "seen by a test")
 
     threads = [threading.Thread(target=record, args=(key,)) for key in keys]
     for thread in threads:
@@ -145,12 +149,12 @@ def gpt_disk(path, layout: str, size=64 * MiB) -> bytes:
         fh.truncate(size)
     subprocess.run(["sfdisk", "--quiet", str(path)], input="label: gpt\n" + layout, text=True, check=True,
                    capture_output=True)  # fmt: skip
-    return path.read_bytes()[: image_mod._GPT_READ]
+    return path.read_bytes()[: rawdisk.GPT_READ]
 
 
 def test_gpt_partitions_are_numbered_as_linux_numbers_them(tmp_path):
     raw = gpt_disk(tmp_path / "d.raw", "1 : size=8MiB\n3 : size=8MiB\n4 : size=8MiB\n")  # slot 2 unused
-    assert image_mod._gpt_partitions(raw, 64 * MiB) == [(1, 1 * MiB), (3, 9 * MiB), (4, 17 * MiB)]
+    assert rawdisk.gpt_partitions(raw, 64 * MiB) == [(1, 1 * MiB), (3, 9 * MiB), (4, 17 * MiB)]
 
 
 @pytest.mark.parametrize(
@@ -171,8 +175,8 @@ def test_an_unusual_partition_table_is_left_to_the_full_listing(tmp_path, damage
     else:
         subprocess.run(["sfdisk", "--quiet", "--wipe", "always", str(tmp_path / "d.raw")],
                        input="label: dos\nsize=8MiB\n", text=True, check=True, capture_output=True)
-        raw = (tmp_path / "d.raw").read_bytes()[: image_mod._GPT_READ]
-    assert image_mod._gpt_partitions(bytes(raw), disk_size) is None
+        raw = (tmp_path / "d.raw").read_bytes()[: rawdisk.GPT_READ]
+    assert rawdisk.gpt_partitions(bytes(raw), disk_size) is None
 
 
 # -- partitions and find_persist ---------------------------------------------------------------------
@@ -301,7 +305,7 @@ def test_lstat_and_readlink(rw):
     assert fs.lstat("/nope") is None
     assert fs.lstat("/home/zvm/.ssh").kind == "symlink"
     assert fs.readlink("/home/zvm/.ssh") == "/etc/ssh"
-    assert fs.lstat("/home/zvm") == image_mod.Stat("dir", 1000, 100, 0o700, 2, fs.lstat("/home/zvm").size)
+    assert fs.lstat("/home/zvm") == Stat("dir", 1000, 100, 0o700, 2, fs.lstat("/home/zvm").size)
     assert fs.read_file("/etc/ssh/ssh_host_ed25519_key") == HOST_KEY
 
 
@@ -421,7 +425,7 @@ def readback(rw, open_readonly, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_CACHE_HOME", str(folder / "cache"))
         patch.setenv("LIBGUESTFS_HV", str(kvm.path))
-        patch.setattr(image_mod, "_kvm_usable", lambda: True)
+        patch.setattr(watchdog, "kvm_usable", lambda: True)
         with open_readonly(disk, accel="auto") as (ro, fs):
             return {
                 "accel": ro.accel_used,
@@ -455,7 +459,7 @@ def test_readback_owner_mode_and_content(readback):
     assert data["/passwords/zvm"] == HASH
     assert data["/etc/machine-id"] == MACHINE_ID
     assert data["/home/zvm/keys/authorized_keys"] == KEYS * 2
-    assert not [name for name in readback["etc"] if name.startswith(image_mod.TEMP_PREFIX)]
+    assert not [name for name in readback["etc"] if name.startswith(TEMP_PREFIX)]
 
 
 @pytest.mark.appliance
@@ -470,8 +474,9 @@ def test_auto_accel_uses_a_working_kvm_and_records_no_verdict(readback):
 # The real command, with two host facts decided by the test: /dev/kvm is usable (the stand-in plays KVM) and
 # the KVM watchdog's timeout (the first argument, in seconds).
 COMMAND_WITH_KVM = (
-    "import sys; import provision.guest.appliance as image; image._kvm_usable = lambda: True; "
-    "image.KVM_LAUNCH_TIMEOUT = float(sys.argv.pop(1)); sys.argv[0] = 'zvm-provision'; "
+    "import sys; import provision.guest.watchdog as watchdog, provision.guest.launch as launch; "
+    "watchdog.kvm_usable = lambda: True; "
+    "launch.KVM_LAUNCH_TIMEOUT = float(sys.argv.pop(1)); sys.argv[0] = 'zvm-provision'; "
     "from provision.cli import main; main()"
 )
 KVM_WATCHDOG_S = 5
@@ -521,7 +526,7 @@ def test_auto_accel_verdict(kvm_failures, behaviour, verdict, said):
     assert said in lines[0] and "software emulation" in lines[0] and "remembered" in lines[0]
     assert run["hv"].boots() == ["kvm", "tcg"]  # KVM tried once, then TCG
     verdicts = json.loads((run["cache"] / "zvm-provision" / "accel.json").read_text())
-    assert list(verdicts) == [image_mod._host_key(str(run["hv"].path))]
+    assert list(verdicts) == [watchdog.host_key(str(run["hv"].path))]
     assert [v["kvm"] for v in verdicts.values()] == [verdict]
 
 
@@ -532,7 +537,7 @@ def test_later_runs_skip_kvm_by_the_verdict_the_real_command_recorded(kvm_failur
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_CACHE_HOME", str(run["cache"]))
         patch.setenv("LIBGUESTFS_HV", str(run["hv"].path))
-        patch.setattr(image_mod, "_kvm_usable", lambda: True)
+        patch.setattr(watchdog, "kvm_usable", lambda: True)
         assert launched_accels(tmp_path) == ["tcg"]
 
 
@@ -543,7 +548,7 @@ def test_later_runs_skip_kvm_by_the_verdict_the_real_command_recorded(kvm_failur
 def neighbours(make_disk_copy, tmp_path_factory):
     """Two appliances launched at once in this process: one under a KVM that hangs (short watchdog), and a
     healthy TCG one (an ImageSession, launched in the background as the command does)."""
-    from provision.commands.seed import ImageSession
+    from provision.guest.session import ImageSession
 
     folder = tmp_path_factory.mktemp("neighbours")
     hang = stand_in(folder / "hv", "hang")

@@ -24,9 +24,9 @@ import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
+from provision.errors import ProvisionError
 from provision.guest import diskformat
 from provision.guest.diskformat import probe_image
-from provision.errors import ProvisionError
 
 MiB = 1 << 20
 HEAD_READ = 65536  # the probe reads up to this much at offset 0 in one go, whatever the file's size

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from provision.core.layout import load_layout
-from tests.nix.support import NIX_DIR, REPO, nix_eval, require_nix, run_nix, run_nix
+from tests.nix.support import NIX_DIR, REPO, nix_eval, require_nix, run_nix
 
 pytestmark = pytest.mark.nix
 

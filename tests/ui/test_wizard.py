@@ -10,33 +10,24 @@ from types import SimpleNamespace
 
 import pytest
 
-from provision.core.credentials import (
-    PasswordInfo,
-    generate_host_key,
-    parse_authorized_keys,
-    render_authorized_keys,
-)
-from provision.errors import Aborted, Declined, ExitCode
-from provision.core.request import PasswordChoice, SeedFlags
-from provision.secret import Secret
+from provision.core.credentials.hostkeys import generate_host_key
+from provision.core.credentials.passwords import PasswordInfo
+from provision.core.credentials.sshkeys import parse_authorized_keys, render_authorized_keys
+from provision.core.request import PasswordChoice, SeedFlags, missing_flags, missing_flags_message
 from provision.core.state import ImageState
-from provision.ui.wizard import (
-    BENCH_ENV,
-    DEFAULT,
-    ScriptedPrompter,
-    Turns,
-    missing_flags,
-    missing_flags_message,
-    run_wizard,
-)
+from provision.errors import Aborted, Declined, ExitCode
+from provision.secret import Secret
+from provision.ui.questions import Kind, Prompt
+from provision.ui.wizard import QUESTIONS, run_wizard
 from tests.support.keyfactory import public_line
+from tests.support.prompter import DEFAULT, ScriptedPrompter, Turns
 
 HASH = "$6$rounds=1000$saltsalt$" + "a" * 86
 NETBIRD_KEY = "0F0E0D0C-1A2B-3C4D-5E6F-A1B2C3D4E5F6"
 
 
 class FakeSession:
-    """What run_wizard uses of seed.ImageSession: info at once, the state after wait()."""
+    """What run_wizard uses of guest.session.ImageSession: info at once, the state after wait()."""
 
     def __init__(self, state: ImageState) -> None:
         self.info = SimpleNamespace(path=Path("/images/disk.qcow2"), format="qcow2", virtual_size=20 << 30)
@@ -173,7 +164,7 @@ def test_blank_image_full_run_shows_image_state_and_plan(home):
     assert "/dev/sda3" in said and "<- persist" in said
     assert "not seeded yet" in said
     assert result.plan.host_public_line is not None
-    from provision.core.credentials import public_key_fingerprint
+    from provision.core.credentials.sshkeys import public_key_fingerprint
 
     assert public_key_fingerprint(result.plan.host_public_line) in said
     assert "/home/zvm/.ssh/authorized_keys" in said and "1000:100" in said
@@ -455,18 +446,6 @@ def test_dry_run_shows_the_plan_and_asks_no_confirmation(home):
     assert not (home / ".ssh").exists()
 
 
-def test_bench_file_gets_the_confirmation_time(home, tmp_path, monkeypatch):
-    import time
-
-    with_pub(home, "id_ed25519.pub")
-    bench = tmp_path / "bench.txt"
-    monkeypatch.setenv(BENCH_ENV, str(bench))
-    before = time.monotonic()
-    wizard(blank_state(), dict(BLANK_ANSWERS))
-    event, stamp = bench.read_text().split()
-    assert event == "confirmed" and before <= float(stamp) <= time.monotonic()
-
-
 def test_missing_flags_are_listed_precisely():
     nothing = SeedFlags()
     assert missing_flags(nothing, None) == [
@@ -488,8 +467,17 @@ def test_missing_flags_are_listed_precisely():
 
 def test_scripted_prompter_fails_on_unexpected_or_repeated_questions():
     prompter = ScriptedPrompter({"a": "x"})
-    assert prompter.text("a", "?") == "x"
+    assert prompter(Prompt("a", Kind.TEXT, "?")) == "x"
     with pytest.raises(AssertionError, match="asked again"):
-        prompter.text("a", "?")
+        prompter(Prompt("a", Kind.TEXT, "?"))
     with pytest.raises(AssertionError, match="unexpected"):
-        prompter.confirm("b", "?")
+        prompter(Prompt("b", Kind.CONFIRM, "?"))
+
+
+def test_the_questions_are_one_list_with_unique_names_asked_before_or_after_the_image_is_known():
+    names = [q.name for q in QUESTIONS]
+    assert len(names) == len(set(names))
+    before = [q.name for q in QUESTIONS if q.part in ("keys", "netbird")]
+    assert before == ["ssh_keys", "ssh_key_paste", "ssh_key_file", "keygen_path", "keygen_passphrase",
+                      "keygen_passphrase_again", "netbird", "netbird_setup_key", "netbird_management_url"]
+    assert names[len(before):] == ["password_method", "password_hash", "password", "password_again", "confirm"]
