@@ -1,7 +1,12 @@
-"""The zvm-provision command: typer only. Flags become a request; errors become messages and exit codes.
+"""The zvm-provision command: typer only. Flags become request and option objects, then a command runs and ui
+renders its result; main() holds the one error handler that turns every failure into a message and an exit
+code.
 
-Heavy libraries (guestfs, cryptography, passlib, questionary) are imported inside the commands, so that
-`zvm-provision --help` starts fast.
+Every module of ours, and with them guestfs, cryptography, passlib, questionary and rich, is imported inside
+the commands, so that `zvm-provision --help` starts fast.
+
+Why this module is long (about 500 lines): every option is declared here with the help text it shows, and the
+help is part of the product; what the commands do lives in commands/, sources.py and ui/.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -26,6 +31,10 @@ from provision.errors import (
     ProvisionError,
     UsageError,
 )
+
+if TYPE_CHECKING:
+    from provision.core.plan import Plan
+    from provision.guest.session import ImageSession
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -252,7 +261,9 @@ JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON instead of tex
 
 
 def check_accel(accel: str) -> str:
-    if accel not in ("auto", "kvm", "tcg"):
+    from provision.guest.launch import ACCEL_CHOICES
+
+    if accel not in ACCEL_CHOICES:
         raise UsageError(f"--accel must be auto, kvm or tcg, not {accel!r}")
     return accel
 
@@ -322,52 +333,23 @@ def seed_command(
     accel: Accel = "auto",
     debug: Debug = False,
 ) -> None:
-    from provision import sources, status
-    from provision.diskformat import probe_image
-    from provision.request import PasswordChoice, SeedFlags
-    from provision.secret import Secret
+    from provision import sources
+    from provision.commands.seed import CtrlCWhileWriting, seed_image
+    from provision.core.request import missing_flags, missing_flags_message
     from provision.errors import SeededDespiteCtrlC
-    from provision.seed import CtrlCWhileWriting, ImageSession, run_seed
+    from provision.guest.diskformat import probe_image
+    from provision.ui import progress, render
 
     check_accel(accel)
-    chosen = [name for name, given in (
-        ("--password-stdin", password_stdin), ("--password-file", password_file is not None),
-        ("--password-hash-file", password_hash_file is not None), ("--no-password", no_password),
-    ) if given]
-    if len(chosen) > 1:
-        raise UsageError(f"choose one password source, not {' and '.join(chosen)}")
-    if no_host_keys and new_host_keys:
-        raise UsageError("--no-host-keys and --new-host-keys contradict each other")
-
-    # Validate every input before the image is touched: bad input exits at once.
-    plain = None
-    password = None
-    if password_stdin:
-        plain = Secret(sources.read_password_stdin())
-    elif password_file is not None:
-        plain = Secret(sources.read_password_file(password_file))
-    elif password_hash_file is not None:
-        password = PasswordChoice.from_hash(sources.read_password_hash_file(password_hash_file))
-    elif no_password:
-        password = PasswordChoice.locked()
-    keys = tuple(sources.read_key_files(ssh_key)) if ssh_key else None
-    setup_key = sources.read_netbird_setup_key_file(netbird_setup_key_file) if netbird_setup_key_file else None
-    url = None
-    if netbird_management_url is not None:
-        from provision.credentials import validate_management_url
-
-        url = validate_management_url(netbird_management_url)
-    flags = SeedFlags(
-        password_plain=plain, password=password, keys=keys, replace_keys=replace_keys,
-        host_keys=not no_host_keys, new_host_keys=new_host_keys, new_machine_id=new_machine_id,
-        netbird_setup_key=setup_key, netbird_management_url=url,
+    # Every input is read and checked before the image is touched: bad input exits at once.
+    flags = sources.read_seed_flags(
+        password_stdin=password_stdin, password_file=password_file, password_hash_file=password_hash_file,
+        no_password=no_password, ssh_keys=ssh_key, replace_keys=replace_keys,
+        netbird_setup_key_file=netbird_setup_key_file, netbird_management_url=netbird_management_url,
+        no_host_keys=no_host_keys, new_host_keys=new_host_keys, new_machine_id=new_machine_id,
     )
-
     interactive = not yes and not json_out and sys.stdin.isatty() and sys.stdout.isatty()
-    show_status = status.wanted(json_out=json_out)
     if not interactive and not flags.has_password_source and flags.keys is None:
-        from provision.wizard import missing_flags, missing_flags_message
-
         raise UsageError(missing_flags_message(missing_flags(flags, None), image_read=False))
 
     info = probe_image(image)
@@ -378,53 +360,29 @@ def seed_command(
         )
 
     launch_started = time.monotonic()
+    show_status = progress.wanted(json_out=json_out)
 
     def appliance_starting() -> AbstractContextManager[None]:  # a live line on a terminal, nothing otherwise
-        return status.appliance_starting(since=launch_started) if show_status else nullcontext()
+        return progress.appliance_starting(since=launch_started) if show_status else nullcontext()
 
-    # Ctrl-C once the writes have begun lets them finish; the summary is printed all the same (see seed.py).
+    ask = None
+    if interactive:
+        from provision.ui.wizard import run_wizard
+
+        def ask(session: ImageSession) -> Plan:  # the plan shown before the confirmation is the one applied
+            return run_wizard(session, flags, dry_run=dry_run, status=appliance_starting).plan
+
+    # Ctrl-C once the writes have begun lets them finish; the summary is printed all the same (commands/seed.py).
     with CtrlCWhileWriting() as ctrl_c:
-        with ImageSession(info, readonly=dry_run, accel=accel, ctrl_c=ctrl_c).start() as session:
-            if interactive:
-                from provision.seed import apply_planned
-                from provision.wizard import run_wizard
-
-                # the plan shown before the confirmation is the one applied (same host key fingerprint)
-                plan = run_wizard(session, flags, dry_run=dry_run, status=appliance_starting).plan
-                outcome = apply_planned(session, plan, dry_run=dry_run)
-            else:
-                from provision.wizard import missing_flags, missing_flags_message
-
-                request = flags.to_request()  # hashing overlaps the appliance launch
-                with appliance_starting():
-                    session.wait()
-                missing = missing_flags(flags, session.read_state())
-                if missing:
-                    raise UsageError(missing_flags_message(missing, image_read=True))
-                outcome = run_seed(session, request, dry_run=dry_run)
-        print_outcome(outcome, dry_run=dry_run, json_out=json_out, plan_shown=interactive)
+        outcome = seed_image(info, flags, dry_run=dry_run, accel=accel, ctrl_c=ctrl_c, ask=ask,
+                             waiting=appliance_starting)
+        for block in render.render_seed(outcome, dry_run=dry_run, json_out=json_out, plan_shown=interactive):
+            print(block)
     if ctrl_c.interrupted:
         raise SeededDespiteCtrlC(
             f"stopped by user (Ctrl-C) once the writes had finished: {image} was seeded, "
             "as the summary above says"
         )
-
-
-def print_outcome(outcome: Any, *, dry_run: bool, json_out: bool, plan_shown: bool = False) -> None:
-    """The plan (unless the wizard already showed it before the confirmation) and the hand-over summary."""
-    from provision import report
-
-    if json_out:
-        print(json.dumps(report.outcome_to_json(outcome, dry_run=dry_run), indent=2))
-        return
-    if plan_shown:
-        if not dry_run:
-            changed = sum(op.changes for op in outcome.plan.operations)
-            print(f"Done: {outcome.info.path} seeded ({changed} paths written and read back).")
-    else:
-        print(report.render_plan(outcome, dry_run=dry_run))
-    if not dry_run:
-        print(report.render_summary(outcome))
 
 
 @app.command(
@@ -443,20 +401,20 @@ def inspect_command(
     accel: Accel = "auto",
     debug: Debug = False,
 ) -> None:
-    from provision.diskformat import probe_image
-    from provision.inspect import check_image_contract, inspect_image, print_report, render_check, report_to_json
+    from provision.commands.inspect import inspect_image
+    from provision.core.inspection import check_image_contract
+    from provision.guest.diskformat import probe_image
+    from provision.ui import render
 
     check_accel(accel)
     report = inspect_image(probe_image(image), accel=accel)
     problems = check_image_contract(report)
     if json_out:
-        print(json.dumps(report_to_json(report, problems), indent=2))
+        print(json.dumps(render.report_to_json(report, problems), indent=2))
     elif check:
-        print(render_check(problems))
+        print(render.render_check(problems))
     else:
-        from rich.console import Console
-
-        print_report(report, Console(highlight=False, emoji=False), problems)
+        render.print_report(report, problems=problems)
     if check and problems:
         raise typer.Exit(int(ExitCode.FAILURE))
 
@@ -469,7 +427,7 @@ def sample_disk_command(
     accel: Accel = "auto",
     debug: Debug = False,
 ) -> None:
-    from provision.sampledisk import create_sample_disk
+    from provision.commands.sample_disk import create_sample_disk
 
     check_accel(accel)
     create_sample_disk(out, size, accel=accel)
@@ -510,19 +468,20 @@ def batch_command(
     accel: Accel = "auto",
     debug: Debug = False,
 ) -> None:
-    from provision import batch
-    from provision.manifest import parse_shard
+    from provision.commands import batch
+    from provision.core.manifest import parse_shard
+    from provision.ui import progress, render
 
     check_accel(accel)
     options = batch.BatchOptions(
         manifest=manifest, base=base, out_dir=out_dir, overlay=overlay, jobs=jobs,
         shard=parse_shard(shard) if shard is not None else None, force=force, accel=accel,
     )
-    result = batch.run_batch(options, batch.default_progress(json_out=json_out))
+    result = batch.run_batch(options, progress.default_progress(json_out=json_out))
     if json_out:
         print(result.report_path.read_text(encoding="utf-8"), end="")
     else:
-        print(batch.render_result(result))
+        print(render.render_batch(result))
     if result.failed:
         raise typer.Exit(int(ExitCode.FAILURE))
 

@@ -47,6 +47,9 @@ class ImageInUseError(ProvisionError):
     exit_code = ExitCode.IMAGE_IN_USE
 
 
+APPLIANCE_HINT = "run libguestfs-test-tool to diagnose libguestfs"  # the hint of most ApplianceErrors
+
+
 class ApplianceError(ProvisionError):
     """The libguestfs appliance failed to start or to work."""
 

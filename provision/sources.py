@@ -1,7 +1,8 @@
-"""Read secrets and keys from where the person put them: stdin, files. Shared by flags, wizard and batch.
+"""Read what the person gives on this machine: secrets and keys from stdin and files, the batch manifest, and
+the public keys in ~/.ssh. Shared by the flags, the wizard and batch.
 
-Each reader caps what it reads, accepts exactly one line where one line is expected, and never echoes
-what it read in an error.
+Each reader caps what it reads, accepts exactly one line where one line is expected, refuses a secret file
+that others can read, and never echoes what it read in an error.
 """
 
 from __future__ import annotations
@@ -9,14 +10,25 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
+from provision.core.credentials.netbird import validate_management_url, validate_netbird_setup_key
+from provision.core.credentials.passwords import MAX_PASSWORD_BYTES, check_password, validate_password_hash
+from provision.core.credentials.sshkeys import AuthorizedKey, merge_keys, parse_authorized_keys
+from provision.core.manifest import (
+    MAX_MANIFEST_BYTES,
+    Manifest,
+    ManifestError,
+    holds_secrets,
+    read_rows,
+    validate_rows,
+)
+from provision.core.request import PasswordChoice, SeedFlags
+from provision.core.text import one_line
 from provision.errors import UsageError
-
-if TYPE_CHECKING:
-    from provision.credentials import AuthorizedKey
-    from provision.secret import Secret
+from provision.secret import Secret
 
 _MAX_SECRET_FILE = 64 * 1024
 _MAX_KEY_FILE = 1 << 20
@@ -56,18 +68,10 @@ def single_line(data: bytes, what: str) -> str:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise UsageError(f"{what} is not valid UTF-8 text") from None
-    if text.endswith("\r\n"):
-        text = text[:-2]
-    elif text.endswith("\n"):
-        text = text[:-1]
-    if "\n" in text or "\r" in text:
-        raise UsageError(f"{what} must be exactly one line")
-    return text
+    return one_line(text, what, breaks="\n\r")  # a password may hold any other character
 
 
 def read_password_stream(stream: BinaryIO, what: str = "the password on standard input") -> str:
-    from provision.credentials import MAX_PASSWORD_BYTES, check_password
-
     data = stream.read(MAX_PASSWORD_BYTES + 3)
     if len(data) > MAX_PASSWORD_BYTES + 2:
         raise UsageError(f"{what} is longer than {MAX_PASSWORD_BYTES} bytes")
@@ -83,8 +87,6 @@ def read_password_stdin() -> str:
 
 
 def read_password_file(path: Path) -> str:
-    from provision.credentials import check_password
-
     data = read_small_file(path, _MAX_SECRET_FILE, "password file", secret=True)
     password = single_line(data, f"password file {path}")
     check_password(password)
@@ -92,8 +94,6 @@ def read_password_file(path: Path) -> str:
 
 
 def read_password_hash_file(path: Path) -> Secret:
-    from provision.credentials import validate_password_hash
-
     data = read_small_file(path, _MAX_SECRET_FILE, "password hash file", secret=True)
     try:
         return validate_password_hash(data.decode("utf-8"))
@@ -103,22 +103,138 @@ def read_password_hash_file(path: Path) -> Secret:
         raise UsageError(f"password hash file {path}: {exc.message}") from None
 
 
-def read_key_files(paths: list[Path]) -> list[AuthorizedKey]:
-    from provision.credentials import merge_keys, parse_authorized_keys
+def read_key_file(path: Path) -> list[AuthorizedKey]:
+    """Every key of a .pub or authorized_keys file; any line that is not an acceptable key is refused."""
+    data = read_small_file(path, _MAX_KEY_FILE, "SSH key file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"SSH key file {path} is not text") from None
+    return parse_authorized_keys(text, str(path))
 
+
+def read_key_files(paths: Sequence[Path]) -> list[AuthorizedKey]:
+    """The keys of every file, de-duplicated by key (the first occurrence wins)."""
     keys: list[AuthorizedKey] = []
     for path in paths:
-        data = read_small_file(path, _MAX_KEY_FILE, "SSH key file")
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise UsageError(f"SSH key file {path} is not text") from None
-        keys = merge_keys(keys, parse_authorized_keys(text, str(path)), replace=False)
+        keys = merge_keys(keys, read_key_file(path), replace=False)
     return keys
 
 
 def read_netbird_setup_key_file(path: Path) -> Secret:
-    from provision.credentials import validate_netbird_setup_key
-
     data = read_small_file(path, 4096, "Netbird setup key file", secret=True)
     return validate_netbird_setup_key(data.decode("utf-8", "replace"))
+
+
+def load_manifest(path: Path) -> Manifest:
+    """Read and validate the whole batch manifest; ManifestError names every bad row."""
+    data = read_small_file(path, MAX_MANIFEST_BYTES, "manifest")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UsageError(f"manifest {path} is not UTF-8 text") from None
+    raw_rows = read_rows(path, text)
+    users, problems = validate_rows(path.parent, raw_rows, read_key_file)
+    if holds_secrets(raw_rows):
+        # Password hashes and Netbird setup keys are secrets: only the manifest's owner may read it, as for
+        # --password-file (even a row refused for another reason may hold one).
+        try:
+            problem = others_can_read(path, os.stat(path).st_mode, "the manifest")
+        except OSError:
+            problem = None  # it was just read; a file gone meanwhile is refused by whatever reads it next
+        if problem:
+            problems.append(("manifest", problem))
+    if problems:
+        raise ManifestError(path, problems)
+    return Manifest(path, tuple(users))
+
+
+def find_local_public_keys(home: Path) -> list[tuple[Path, AuthorizedKey]]:
+    """The keys in ~/.ssh/*.pub that parse; unreadable or odd files are skipped (a path can be given)."""
+    found: list[tuple[Path, AuthorizedKey]] = []
+    ssh_dir = home / ".ssh"
+    if not ssh_dir.is_dir():
+        return found
+    for path in sorted(ssh_dir.glob("*.pub")):
+        try:
+            keys = read_key_files([path])
+        except UsageError:
+            continue
+        if len(keys) == 1:  # a .pub holds one key; anything else is not what the checklist offers
+            found.append((path, keys[0]))
+    return found
+
+
+def default_key(found: Sequence[tuple[Path, AuthorizedKey]]) -> Path | None:
+    """The key ticked at first: ~/.ssh/id_ed25519.pub (ssh-keygen's default) if offered, else the newest .pub."""
+    paths = [path for path, _ in found]
+    for path in paths:
+        if path.name == "id_ed25519.pub":
+            return path
+    newest = None
+    for path in paths:
+        try:
+            mtime = path.stat().st_mtime
+        except OSError:
+            continue
+        if newest is None or mtime > newest[0]:
+            newest = (mtime, path)
+    return newest[1] if newest else None
+
+
+def free_key_path(home: Path) -> Path:
+    """Where a new key pair goes: ~/.ssh/zvm_ed25519, or _2, _3... when taken."""
+    base = home / ".ssh" / "zvm_ed25519"
+    candidate, n = base, 2
+    while os.path.lexists(candidate) or os.path.lexists(f"{candidate}.pub"):
+        candidate, n = base.with_name(f"{base.name}_{n}"), n + 1
+    return candidate
+
+
+def read_seed_flags(
+    *,
+    password_stdin: bool = False,
+    password_file: Path | None = None,
+    password_hash_file: Path | None = None,
+    no_password: bool = False,
+    ssh_keys: Sequence[Path] | None = None,
+    replace_keys: bool = False,
+    netbird_setup_key_file: Path | None = None,
+    netbird_management_url: str | None = None,
+    no_host_keys: bool = False,
+    new_host_keys: bool = False,
+    new_machine_id: bool = False,
+) -> SeedFlags:
+    """The seed command's flags, every file read and every value checked: bad input fails here, before the
+    image is opened. A plain password is kept (as a Secret) to be hashed while the appliance starts."""
+    chosen = [name for name, given in (
+        ("--password-stdin", password_stdin), ("--password-file", password_file is not None),
+        ("--password-hash-file", password_hash_file is not None), ("--no-password", no_password),
+    ) if given]
+    if len(chosen) > 1:
+        raise UsageError(f"choose one password source, not {' and '.join(chosen)}")
+    if no_host_keys and new_host_keys:
+        raise UsageError("--no-host-keys and --new-host-keys contradict each other")
+    plain = None
+    password = None
+    if password_stdin:
+        plain = Secret(read_password_stdin())
+    elif password_file is not None:
+        plain = Secret(read_password_file(password_file))
+    elif password_hash_file is not None:
+        password = PasswordChoice.from_hash(read_password_hash_file(password_hash_file))
+    elif no_password:
+        password = PasswordChoice.locked()
+    return SeedFlags(
+        password_plain=plain,
+        password=password,
+        keys=tuple(read_key_files(ssh_keys)) if ssh_keys else None,
+        replace_keys=replace_keys,
+        host_keys=not no_host_keys,
+        new_host_keys=new_host_keys,
+        new_machine_id=new_machine_id,
+        netbird_setup_key=read_netbird_setup_key_file(netbird_setup_key_file) if netbird_setup_key_file else None,
+        netbird_management_url=(
+            validate_management_url(netbird_management_url) if netbird_management_url is not None else None
+        ),
+    )

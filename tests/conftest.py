@@ -21,7 +21,7 @@ import pytest
 TEST_ACCEL = "tcg"  # nested KVM hangs on these machines; tests never depend on ZVM_PROVISION_ACCEL
 SAMPLE_SIZE = "512M"
 
-# Property-based tests (tests/test_properties_*.py): a short run by default; ZVM_PROPERTY_EXAMPLES=N for a long one.
+# Property-based tests (tests/*/test_properties_*.py): a short run by default; ZVM_PROPERTY_EXAMPLES=N for a long one.
 PROPERTY_EXAMPLES = int(os.environ.get("ZVM_PROPERTY_EXAMPLES") or 300)
 try:
     from hypothesis import HealthCheck, settings
@@ -127,7 +127,7 @@ def sample_disk_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One blank zvm-layout disk (ESP, nix, persist) per session. Never write to it: copy it."""
     if shutil.which("qemu-img") is None:
         pytest.skip("qemu-img is not installed")
-    from provision.sampledisk import create_sample_disk
+    from provision.commands.sample_disk import create_sample_disk
 
     path = tmp_path_factory.mktemp("sample") / "template.qcow2"
     create_sample_disk(path, SAMPLE_SIZE, accel=TEST_ACCEL)
@@ -153,8 +153,8 @@ def sample_disk(sample_disk_template: Path, tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def open_readonly():
     """open_readonly(path) -> context manager yielding (appliance, PersistFS) on a FRESH read-only handle."""
-    from provision.diskformat import probe_image
-    from provision.image import Appliance
+    from provision.guest.appliance import Appliance
+    from provision.guest.diskformat import probe_image
 
     @contextmanager
     def opener(path: Path, *, accel: str = TEST_ACCEL, **options) -> Iterator:

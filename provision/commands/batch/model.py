@@ -1,0 +1,123 @@
+"""The data of a batch run, shared by its steps: the options, one result per user, the whole result, where the
+files go, how progress is told, and what a failure of one image says."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+from provision.core.credentials.sshkeys import AuthorizedKey, key_summary
+from provision.core.manifest import Manifest, User
+from provision.errors import ProvisionError
+from provision.guest.launch import Accel
+
+MAX_DISKS_PER_APPLIANCE = 24  # 20 disks launch in ~29 s under TCG; more per handle only lengthens one chain
+PASSWORDS_FILE = "initial-passwords.csv"
+REPORT_FILE = "report.json"
+LOCK_FILE = ".zvm-provision-batch.lock"
+PARTIAL_SUFFIX = ".partial"
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    manifest: Path
+    base: Path
+    out_dir: Path
+    overlay: bool = False
+    jobs: int = 0  # 0: automatic
+    shard: tuple[int, int] | None = None
+    force: bool = False
+    accel: Accel = "auto"
+    max_disks: int = MAX_DISKS_PER_APPLIANCE
+
+
+class UserStatus(StrEnum):
+    PENDING = "pending"
+    SEEDED = "seeded"
+    SKIPPED = "skipped"  # an existing image was already complete
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"  # Ctrl-C came first
+
+
+@dataclass
+class UserResult:
+    user: User
+    image: Path
+    status: UserStatus = UserStatus.PENDING
+    error: str | None = None
+    redone: str | None = None  # why an existing image was made again
+    password_generated: bool = False
+    authorized_keys: tuple[AuthorizedKey, ...] = ()
+    host_key: dict[str, str | None] | None = None  # type, fingerprint, known_hosts
+    machine_id: str | None = None
+    netbird_setup_key: bool = False
+    netbird_management_url: str | None = None
+
+    def to_json(self, overlay: bool, base: Path) -> dict[str, Any]:
+        """This user's entry in report.json: no secret, no exception's text."""
+        return {
+            "name": self.user.name,
+            "image": str(self.image),
+            "status": self.status,
+            "error": self.error,
+            "redone": self.redone,
+            "overlay_of": str(base) if overlay else None,
+            "password": "generated" if self.password_generated else "given",
+            "authorized_keys": [key_summary(key) for key in self.authorized_keys],
+            "host_key": self.host_key,
+            "machine_id": self.machine_id,
+            "netbird_setup_key_given": self.netbird_setup_key,
+            "netbird_management_url": self.netbird_management_url,
+        }
+
+
+@dataclass
+class BatchResult:
+    options: BatchOptions
+    manifest: Manifest
+    results: list[UserResult]
+    report_path: Path
+    passwords_path: Path | None
+    seconds: float = 0.0
+
+    def count(self, status: UserStatus) -> int:
+        return sum(1 for r in self.results if r.status == status)
+
+    @property
+    def failed(self) -> list[UserResult]:
+        return [r for r in self.results if r.status == UserStatus.FAILED]
+
+
+class BatchProgress(Protocol):
+    """What a run tells while it works (ui.progress draws it: plain lines, or a live status on a terminal)."""
+
+    def start(self, total: int) -> None: ...  # `total` images are about to be made
+    def note(self, message: str) -> None: ...
+    def phase(self, launch: int | None, text: str) -> None: ...  # what one launch (None: the run) does now
+    def phase_done(self, launch: int | None) -> None: ...
+    def finished(self, name: str, ok: bool, detail: str = "") -> None: ...
+    def stop(self) -> None: ...
+
+
+def partial_path(out_dir: Path, user: User) -> Path:
+    """Where the user's image is made, hidden, until it is complete."""
+    return out_dir / f".{user.image_name}{PARTIAL_SUFFIX}"
+
+
+def describe_failure(exc: BaseException) -> str:
+    """What the report and the screen say about a failure. The tool's own errors carry messages written
+    for that; any other exception's text could hold anything (a path, part of a file), so only its kind
+    is said (a host error by its errno), and the traceback goes to stderr with ZVM_PROVISION_DEBUG=1."""
+    if isinstance(exc, ProvisionError):
+        return exc.message
+    if isinstance(exc, OSError) and exc.errno:
+        return f"host error: {os.strerror(exc.errno)}"
+    if os.environ.get("ZVM_PROVISION_DEBUG") == "1":
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    return f"internal error ({type(exc).__name__}); run again with ZVM_PROVISION_DEBUG=1 to see where"

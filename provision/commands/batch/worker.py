@@ -1,0 +1,291 @@
+"""One chunk of a batch run, in its own thread: copies of the base under hidden names, ONE appliance with all of
+them as disks (clones share labels and UUIDs: each disk's persist is found by its device), each seeded through
+commands.seed (the one seeding path), a clean shutdown, and only then the renames to DIR/<name>.qcow2, so a file
+under its final name is always a complete image. Also the tools the chunks share: the password hasher (a
+process pool) and the Ctrl-C flag.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import multiprocessing
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from provision import hostfiles
+from provision.commands.batch.model import (
+    BatchOptions,
+    BatchProgress,
+    UserResult,
+    UserStatus,
+    describe_failure,
+    partial_path,
+)
+from provision.commands.seed import run_seed
+from provision.core.apply import apply_and_verify
+from provision.core.credentials.hostkeys import host_key_summary
+from provision.core.credentials.passwords import hash_password, validate_password_hash
+from provision.core.disk import ImageInfo
+from provision.core.layout import load_layout
+from provision.core.manifest import User
+from provision.core.plan import Operation, Plan
+from provision.core.request import PasswordChoice, SeedRequest
+from provision.core.state import ImageState, read_state
+from provision.errors import ProvisionError
+from provision.guest.appliance import Appliance
+from provision.guest.diskformat import probe_image
+from provision.guest.persistfs import PersistFS
+from provision.secret import Secret
+
+
+class Hasher:
+    """Hash generated passwords in a process pool (656000 sha-512 rounds: ~0.7 s each) while the rest goes on."""
+
+    def __init__(self, plain: dict[str, str]) -> None:
+        self._plain = plain
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._futures: dict[str, concurrent.futures.Future[str]] = {}
+
+    def __enter__(self) -> Hasher:
+        if self._plain:
+            # spawn, not fork: appliance threads may be running, and a forked child would inherit their locks
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                min(len(self._plain), os.cpu_count() or 1), mp_context=multiprocessing.get_context("spawn"),
+                initializer=_ignore_ctrl_c,
+            )
+            self._futures = {name: self._pool.submit(_hash_one, pw) for name, pw in self._plain.items()}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def hash_for(self, name: str) -> Secret:
+        return validate_password_hash(self._futures[name].result())
+
+
+def _ignore_ctrl_c() -> None:
+    """In a hashing process: the terminal's Ctrl-C reaches the whole process group; the parent handles it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _hash_one(password: str) -> str:
+    return hash_password(password).reveal()  # a Secret cannot be pickled back to the parent
+
+
+class Cancel:
+    """Ctrl-C in the main thread: each worker finishes the image it is writing, shuts its appliance down
+    cleanly, keeps the images it completed, removes its other temporary copies and returns."""
+
+    def __init__(self, progress: BatchProgress) -> None:
+        self.event = threading.Event()
+        self._progress = progress
+
+    def is_set(self) -> bool:
+        return self.event.is_set()
+
+    def wait_for(self, futures: Sequence[concurrent.futures.Future]) -> None:
+        """Wait for every worker; on Ctrl-C, tell them to stop, still wait, then raise KeyboardInterrupt."""
+        pending = set(futures)
+        while pending:
+            try:
+                _, pending = concurrent.futures.wait(pending, timeout=0.2)
+            except KeyboardInterrupt:
+                if not self.event.is_set():
+                    self.event.set()
+                    self._progress.note(
+                        "stopping (Ctrl-C): each appliance finishes the image it is on and shuts down cleanly; "
+                        "temporary copies are removed"
+                    )
+        for future in futures:
+            future.result()  # a bug in a worker surfaces here
+        if self.event.is_set():
+            raise KeyboardInterrupt
+
+
+class CopyStopped(Exception):
+    """qemu-img got the terminal's Ctrl-C: not a failure of the image."""
+
+
+class _Disk:
+    """One disk of a shared appliance: a commands.seed.SeedTarget, as a guest.session.ImageSession is.
+
+    Persist is mounted read-write once for reading the state, applying and verifying: these are fresh
+    copies this run owns, so the read-only first look that protects a person's own image is not needed.
+    """
+
+    def __init__(self, appliance: Appliance, index: int, info: ImageInfo, user: User) -> None:
+        self.appliance = appliance
+        self.index = index
+        self.info = info
+        self.user = user
+        self._stack = contextlib.ExitStack()
+        self._fs: PersistFS | None = None
+
+    def read_state(self) -> ImageState:
+        self._fs = self._stack.enter_context(self.appliance.mount_persist(self.index))  # the handle is read-write
+        state = read_state(self._fs, load_layout())
+        if state.netbird_setup_key_present and self.user.netbird_setup_key is None:
+            raise ProvisionError(
+                "the base image carries a Netbird setup key, which every copy would share; "
+                "give this user a netbird_setup_key or use a base without one"
+            )
+        return state
+
+    def apply(self, plan: Plan, progress: Callable[[Operation], None] | None = None) -> None:
+        assert self._fs is not None
+        apply_and_verify(plan, self._fs, progress)
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+class ChunkWorker:
+    def __init__(self, options: BatchOptions, base: ImageInfo, out_dir: Path, results: dict[str, UserResult],
+                 hasher: Hasher, progress: BatchProgress, cancel: Cancel) -> None:
+        self.options = options
+        self.base = base
+        self.out_dir = out_dir
+        self.results = results
+        self.hasher = hasher
+        self.progress = progress
+        self.cancel = cancel
+        self.counted: set[str] = set()  # users the progress bar has counted
+
+    def fail(self, user: User, message: str) -> None:
+        result = self.results[user.name]
+        result.status, result.error = UserStatus.FAILED, message
+        if user.name in self.counted:
+            self.progress.note(f"{user.name}: FAILED: {message}")
+        else:
+            self.counted.add(user.name)
+            self.progress.finished(user.name, False, message)
+
+    def run(self, number: int, users: list[User]) -> None:
+        partials = {u.name: partial_path(self.out_dir, u) for u in users}
+        try:
+            self._run(number, users, partials)
+        except Exception as exc:  # a bug or a host I/O error: this chunk's unfinished images fail, others go on
+            message = describe_failure(exc)
+            for user in users:
+                if self.results[user.name].status not in (UserStatus.SEEDED, UserStatus.FAILED):
+                    self.fail(user, message)
+        finally:
+            self.progress.phase_done(number)
+            for path in partials.values():
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+
+    def _run(self, number: int, users: list[User], partials: dict[str, Path]) -> None:
+        """Copies, one appliance, seeding, a clean shutdown, then the renames. After Ctrl-C no new step
+        starts: users left pending are reported as interrupted."""
+        if self.cancel.is_set():
+            return
+        kind = "overlay(s)" if self.options.overlay else "copies of the base"
+        self.progress.phase(number, f"making {len(users)} {kind}")
+        copied: list[tuple[User, ImageInfo]] = []
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            copies = {u.name: pool.submit(self.copy, partials[u.name]) for u in users}
+            for user in users:
+                try:
+                    copies[user.name].result()
+                    copied.append((user, probe_image(partials[user.name])))
+                except CopyStopped:
+                    pass  # Ctrl-C reached qemu-img too
+                except ProvisionError as exc:
+                    self.fail(user, exc.message)
+        if not copied or self.cancel.is_set():
+            return
+        self.progress.phase(number, f"starting an appliance with {len(copied)} disk(s)")
+        appliance: Appliance | None = None
+        seeded: list[User] = []
+        try:
+            appliance = Appliance([info for _, info in copied], readonly=False, accel=self.options.accel)
+            appliance.launch()
+            self.progress.phase(number, f"seeding {len(copied)} disk(s)")
+            for index, (user, info) in enumerate(copied):
+                if self.cancel.is_set():
+                    break
+                try:
+                    self.seed_one(appliance, index, info, user)
+                    seeded.append(user)
+                    self.counted.add(user.name)
+                    self.progress.finished(user.name, True)
+                except Exception as exc:  # noqa: BLE001 - this image fails, the others go on
+                    self.fail(user, describe_failure(exc))
+            self.progress.phase(number, "writing to disk and shutting the appliance down")
+            appliance.close()  # umount, sync, checked shutdown: only then are the copies complete
+        except ProvisionError as exc:
+            if appliance is not None:
+                with contextlib.suppress(ProvisionError):
+                    appliance.close()
+            for user, _ in copied:
+                if self.results[user.name].status != UserStatus.FAILED:
+                    self.fail(user, exc.message)
+            return
+        except BaseException:
+            if appliance is not None:
+                with contextlib.suppress(Exception):
+                    appliance.close()  # the exception in flight says what went wrong
+            raise
+        for user in seeded:
+            os.replace(partials[user.name], self.out_dir / user.image_name)
+            self.results[user.name].status = UserStatus.SEEDED
+        hostfiles.fsync(self.out_dir)
+
+    def copy(self, target: Path) -> None:
+        """A standalone sparse qcow2 copy of the base, or an overlay backed by it (absolute path, format given)."""
+        base = self.base
+        if self.options.overlay:
+            command = ["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(Path(base.path).absolute()),
+                       "-F", base.format, str(target)]
+        else:
+            command = ["qemu-img", "convert", "-q", "-f", base.format, "-O", "qcow2", str(base.path), str(target)]
+        try:
+            subprocess.run(command, capture_output=True, text=True, check=True, stdin=subprocess.DEVNULL)
+        except FileNotFoundError:
+            raise ProvisionError("qemu-img is not installed (Debian: apt-get install qemu-utils)") from None
+        except subprocess.CalledProcessError as exc:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(target)
+            if exc.returncode == -signal.SIGINT:
+                raise CopyStopped() from None
+            text = (exc.stderr or "").strip()
+            if "No space left" in text:
+                raise ProvisionError(f"the host disk is full: no space left in {self.out_dir} to copy the base") from None
+            first = text.splitlines()[-1] if text else f"exit status {exc.returncode}"
+            raise ProvisionError(f"qemu-img could not copy the base: {first}") from None
+
+    def seed_one(self, appliance: Appliance, index: int, info: ImageInfo, user: User) -> None:
+        result = self.results[user.name]
+        if user.password_hash is not None:
+            hashed = user.password_hash
+        else:
+            hashed = self.hasher.hash_for(user.name)
+            result.password_generated = True
+        request = SeedRequest(
+            password=PasswordChoice.from_hash(hashed),
+            keys=user.keys,
+            replace_keys=True,  # only this user's keys, whatever the base holds
+            host_keys=True,
+            new_host_keys=True,  # every copy its own host key and machine-id
+            new_machine_id=True,
+            netbird_setup_key=user.netbird_setup_key,
+            netbird_management_url=user.netbird_management_url,
+        )
+        disk = _Disk(appliance, index, info, user)
+        try:
+            outcome = run_seed(disk, request, dry_run=False)
+        finally:
+            disk.close()
+        plan = outcome.plan
+        result.authorized_keys = plan.authorized_keys
+        result.host_key = host_key_summary(plan.host_public_line)
+        result.machine_id = plan.machine_id
+        result.netbird_setup_key = user.netbird_setup_key is not None
+        result.netbird_management_url = user.netbird_management_url

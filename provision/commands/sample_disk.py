@@ -1,0 +1,44 @@
+"""`zvm-provision sample-disk OUT`: a blank disk with the zvm layout, to try the tool on (tests and benchmarks
+use it too). The disk is built under a temporary name in the same folder and linked to OUT only when complete,
+so an interrupted run never leaves a half-made disk under the final name. An existing OUT is never overwritten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from pathlib import Path
+
+from provision import hostfiles
+from provision.core.text import parse_size
+from provision.errors import UsageError
+from provision.guest.launch import Accel
+from provision.guest.sampledisk import build_sample_disk, plan_partitions
+
+
+def create_sample_disk(path: Path, size: str = "20G", *, accel: Accel = "auto") -> None:
+    """Create a blank qcow2 at `path` with the zvm layout, in one appliance launch."""
+    path = Path(path)
+    size_bytes = parse_size(size)
+    partitions = plan_partitions(size_bytes)
+    if os.path.lexists(path):
+        raise UsageError(f"{path} already exists; choose another name (it is never overwritten)")
+    if not path.parent.is_dir():
+        raise UsageError(f"{path.parent}: no such folder")
+
+    tmp = path.parent / f".{path.name}.tmp-{secrets.token_hex(6)}"
+    try:
+        build_sample_disk(tmp, size_bytes, partitions, accel=accel)
+        try:
+            os.link(tmp, path)  # fails instead of replacing a file that appeared meanwhile
+        except FileExistsError:
+            raise UsageError(f"{path} already exists; choose another name (it is never overwritten)") from None
+        except OSError:
+            if os.path.lexists(path):
+                raise
+            os.rename(tmp, path)  # a filesystem without hard links
+        hostfiles.fsync(path.parent)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)

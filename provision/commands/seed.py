@@ -1,0 +1,140 @@
+"""`zvm-provision IMAGE`: the one code path that seeds an image, shared by the scripted run, the wizard and batch.
+
+A request is planned against what the image holds now (read through a read-only mount), and the plan is
+applied and read back only when it changes something. The wizard plans, shows the plan, confirms, and the
+very plan shown is applied (`apply_planned`), so the host key fingerprint shown is the one that lands.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any, Protocol
+
+from provision.core.credentials.hostkeys import generate_host_key
+from provision.core.credentials.identity import new_machine_id
+from provision.core.disk import ImageInfo
+from provision.core.layout import load_layout
+from provision.core.plan import FreshMaterial, Operation, Plan, build_plan
+from provision.core.request import SeedFlags, SeedRequest, missing_flags, missing_flags_message
+from provision.core.state import ImageState
+from provision.errors import StoppedWhileWriting, UsageError
+from provision.guest.launch import Accel
+from provision.guest.session import ImageSession
+
+Progress = Callable[[Operation], None]
+
+
+class SeedTarget(Protocol):
+    """What seeding needs of an image: a guest.session.ImageSession, or one disk of batch's shared appliance."""
+
+    info: ImageInfo
+
+    def read_state(self) -> ImageState: ...
+    def apply(self, plan: Plan, progress: Progress | None = None) -> None: ...
+
+
+class CtrlCWhileWriting:
+    """What Ctrl-C means once the writes have begun.
+
+    Before `writes_begin()`, Ctrl-C keeps Python's meaning: the run stops at once, and nothing was written.
+    From then until `end()` (the seed command ends it after printing its summary), a first Ctrl-C lets the
+    writes finish (a second or so) and is only noted in `interrupted`: the image holds the old state or the
+    whole new one, never half a seeding, and the command can say that the image was seeded, hand over its
+    summary, and exit 130. A second Ctrl-C stops at once (StoppedWhileWriting): every file is still written
+    under a temporary name and renamed, so none is ever half written. Only the main thread handles signals;
+    elsewhere this does nothing.
+    """
+
+    def __init__(self) -> None:
+        self.interrupted = False
+        self._previous: Any = None
+        self._active = False
+
+    def writes_begin(self) -> None:
+        if self._active or threading.current_thread() is not threading.main_thread():
+            return
+        self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+        self._active = True
+
+    def end(self) -> None:
+        if self._active:
+            signal.signal(signal.SIGINT, self._previous)
+            self._active = False
+
+    def __enter__(self) -> CtrlCWhileWriting:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.end()
+
+    def _on_sigint(self, _signum: int, _frame: FrameType | None) -> None:
+        if self.interrupted:
+            raise StoppedWhileWriting(
+                "stopped at once by a second Ctrl-C while writing: every file in the image is either as it was "
+                "or whole (each is written under a temporary name, then renamed); "
+                "run the same command again to finish seeding it"
+            )
+        self.interrupted = True
+        print("\nzvm-provision: Ctrl-C: finishing the writes already begun (a second or so); "
+              "Ctrl-C again to stop at once", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class SeedOutcome:
+    info: ImageInfo
+    plan: Plan
+    applied: bool  # False for a dry run or when nothing needed changing
+
+
+def fresh_material() -> FreshMaterial:
+    return FreshMaterial(host_key=generate_host_key(), machine_id=new_machine_id())
+
+
+def plan_seed(target: SeedTarget, request: SeedRequest) -> Plan:
+    return build_plan(request, target.read_state(), load_layout(), fresh_material())
+
+
+def run_seed(target: SeedTarget, request: SeedRequest, *, dry_run: bool, progress: Progress | None = None) -> SeedOutcome:
+    return apply_planned(target, plan_seed(target, request), dry_run=dry_run, progress=progress)
+
+
+def apply_planned(target: SeedTarget, plan: Plan, *, dry_run: bool, progress: Progress | None = None) -> SeedOutcome:
+    """Apply a plan already made (and shown: the wizard's summary), so its random host key is the one written."""
+    applied = False
+    if not dry_run and plan.changes:
+        target.apply(plan, progress)
+        applied = True
+    return SeedOutcome(target.info, plan, applied)
+
+
+def seed_image(
+    info: ImageInfo,
+    flags: SeedFlags,
+    *,
+    dry_run: bool,
+    accel: Accel,
+    ctrl_c: CtrlCWhileWriting,
+    ask: Callable[[ImageSession], Plan] | None = None,
+    waiting: Callable[[], AbstractContextManager[Any]] = nullcontext,
+) -> SeedOutcome:
+    """Seed one image (read-only with `dry_run`). `ask` (the wizard) asks what the flags left open, shows its
+    plan and confirms; without it the flags must say enough, and `waiting` is shown while the appliance
+    starts. The appliance is shut down cleanly before this returns."""
+    with ImageSession(info, readonly=dry_run, accel=accel, writes_guard=ctrl_c).start() as session:
+        if ask is not None:
+            plan = ask(session)
+        else:
+            request = flags.to_request()  # hashing overlaps the appliance launch
+            with waiting():
+                session.wait()
+            missing = missing_flags(flags, session.read_state())
+            if missing:
+                raise UsageError(missing_flags_message(missing, image_read=True))
+            plan = plan_seed(session, request)
+        return apply_planned(session, plan, dry_run=dry_run)

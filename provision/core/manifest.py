@@ -1,0 +1,261 @@
+"""The batch manifest: one row per employee, every row validated before anything is written.
+
+CSV with a header (the documented format), or TOML with the same fields in `[[user]]` tables:
+
+    name,ssh_keys,password_hash,netbird_setup_key,netbird_management_url
+    alice,keys/alice.pub,,,
+    bob,keys/bob.pub;keys/bob-laptop.pub,$6$rounds=656000$...,,
+
+`ssh_keys` names one or more key files separated by `;`, relative to the manifest's folder. An empty
+`password_hash` means "generate a password". Every problem of every row is collected and reported together,
+by line number (CSV) or table number (TOML), and never with a secret's value in it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from provision.core.credentials.netbird import validate_management_url, validate_netbird_setup_key
+from provision.core.credentials.passwords import validate_password_hash
+from provision.core.credentials.sshkeys import AuthorizedKey, merge_keys
+from provision.core.text import plural
+from provision.errors import UsageError
+from provision.secret import Secret
+
+T = TypeVar("T")
+KeyReader = Callable[[Path], list[AuthorizedKey]]  # reads one key file (sources.read_key_file)
+RawRow = tuple[str, "dict[str, str] | None", list[str]]  # where, the fields (None: unusable), problems
+
+FIELDS = ("name", "ssh_keys", "password_hash", "netbird_setup_key", "netbird_management_url")
+REQUIRED_FIELDS = ("name", "ssh_keys")
+SECRET_FIELDS = ("password_hash", "netbird_setup_key")
+NAME_RE = re.compile(r"[A-Za-z0-9._-]+", re.ASCII)
+MAX_NAME = 128
+MAX_MANIFEST_BYTES = 16 << 20
+MAX_ROWS = 10_000
+_PLAIN_COLUMN_RE = re.compile(r"[a-z_ ]{1,40}")  # the header cells are lower-cased before they are checked
+
+
+@dataclass(frozen=True)
+class User:
+    """One validated manifest row."""
+
+    name: str
+    keys: tuple[AuthorizedKey, ...]
+    password_hash: Secret | None  # None: a password is generated
+    netbird_setup_key: Secret | None
+    netbird_management_url: str | None
+
+    @property
+    def image_name(self) -> str:
+        return f"{self.name}.qcow2"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    path: Path
+    users: tuple[User, ...]
+
+    def shard(self, index: int, count: int) -> tuple[User, ...]:
+        """The index-th (1-based) of `count` contiguous, near-equal slices, in manifest order."""
+        total = len(self.users)
+        return self.users[(index - 1) * total // count : index * total // count]
+
+
+class ManifestError(UsageError):
+    """The manifest has bad rows; `problems` lists every one as (where, reason)."""
+
+    def __init__(self, path: Path, problems: list[tuple[str, str]]) -> None:
+        rows = {where for where, _ in problems}
+        lines = [f"{path}: {plural(len(rows), 'bad row')}; nothing was created:"]
+        lines += [f"  {where}: {reason}" for where, reason in problems]
+        super().__init__("\n".join(lines), hint="fix every row listed, then run the same command again")
+        self.problems = problems
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"([0-9]{1,6})/([0-9]{1,6})", text.strip())
+    if not match:
+        raise UsageError(f"--shard must look like K/N (for example 2/4), not {text!r}")
+    index, count = int(match.group(1)), int(match.group(2))
+    if count < 1 or not 1 <= index <= count:
+        raise UsageError(f"--shard {text}: K must be between 1 and N")
+    return index, count
+
+
+def read_rows(path: Path, text: str) -> list[RawRow]:
+    """The manifest's rows as (where, fields or None, problems), from its text (`path`: for messages, and a
+    .toml suffix means TOML)."""
+    return _toml_rows(path, text) if path.suffix.lower() == ".toml" else _csv_rows(path, text)
+
+
+def validate_rows(
+    folder: Path, raw_rows: list[RawRow], read_keys: KeyReader
+) -> tuple[list[User], list[tuple[str, str]]]:
+    """Every row checked (key files relative to `folder`, read by `read_keys`): the users, and every problem
+    of every row as (where, reason)."""
+    problems: list[tuple[str, str]] = []
+    users: list[User] = []
+    first_seen: dict[str, str] = {}
+    for where, row, row_problems in raw_rows:
+        problems += [(where, reason) for reason in row_problems]
+        if row is None:
+            continue
+        user, reasons = _validate_row(folder, row, read_keys)
+        name = row.get("name", "").strip()
+        if name:
+            key = name.casefold()  # alice and Alice would collide on a case-insensitive filesystem
+            if key in first_seen:
+                reasons.insert(0, f"duplicate name {name!r} (first used at {first_seen[key]})")
+            else:
+                first_seen[key] = where
+        problems += [(where, reason) for reason in reasons]
+        if user is not None and not reasons:
+            users.append(user)
+    if not raw_rows:
+        problems.append(("manifest", "no users: the manifest has a header but no rows"))
+    return users, problems
+
+
+def holds_secrets(raw_rows: list[RawRow]) -> bool:
+    """Whether any row, even one refused for another reason, gives a password hash or a setup key."""
+    return any(row and any(row.get(f, "").strip() for f in SECRET_FIELDS) for _, row, _ in raw_rows)
+
+
+# -- reading rows ---------------------------------------------------------------------------------
+
+
+def _csv_rows(path: Path, text: str) -> list[RawRow]:
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = next(reader, None)
+        while header is not None and not [cell for cell in header if cell.strip()]:
+            header = next(reader, None)  # blank lines before the header
+    except csv.Error as exc:
+        raise UsageError(f"manifest {path}: line {reader.line_num}: not valid CSV ({exc})") from None
+    if header is None:
+        raise UsageError(f"manifest {path} is empty; it needs a header line: {','.join(FIELDS)}")
+    columns = [cell.strip().lower() for cell in header]
+    header_problems = []
+    unknown = [_column_shown(n, c) for n, c in enumerate(columns, 1) if c not in FIELDS]
+    if unknown:
+        header_problems.append(f"unknown column(s) {', '.join(unknown)}; the columns are {', '.join(FIELDS)}")
+    missing = [c for c in REQUIRED_FIELDS if c not in columns]
+    if missing:
+        header_problems.append(f"missing column(s) {', '.join(missing)}")
+    if len(set(columns)) != len(columns):
+        header_problems.append("a column appears twice")
+    if header_problems:
+        raise UsageError(f"manifest {path}: line {reader.line_num} (header): " + "; ".join(header_problems))
+
+    rows: list[RawRow] = []
+    previous_end = reader.line_num
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            rows.append((f"line {previous_end + 1}", None, [f"not valid CSV ({exc})"]))
+            break
+        where = f"line {previous_end + 1}"
+        previous_end = reader.line_num
+        if not any(cell.strip() for cell in cells) or cells[0].lstrip().startswith("#"):
+            continue  # blank lines and comments
+        if len(rows) >= MAX_ROWS:
+            rows.append((where, None, [f"more than {MAX_ROWS} rows; split the manifest"]))
+            break
+        if len(cells) != len(columns):
+            rows.append((where, None, [f"{len(cells)} fields where the header has {len(columns)}"]))
+            continue
+        rows.append((where, dict(zip(columns, cells, strict=True)), []))
+    return rows
+
+
+def _column_shown(number: int, name: str) -> str:
+    """A header cell for a message: a manifest without its header line has a row there, with its hash and
+    setup key, so only a name made of letters, '_' and spaces is shown."""
+    return repr(name) if _PLAIN_COLUMN_RE.fullmatch(name) else f"column {number}"
+
+
+def _toml_rows(path: Path, text: str) -> list[RawRow]:
+    import tomllib
+
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"manifest {path}: not valid TOML ({exc})") from None
+    tables = data.get("user")
+    if not isinstance(tables, list) or set(data) - {"user"}:
+        raise UsageError(f"manifest {path}: expected only [[user]] tables with the fields {', '.join(FIELDS)}")
+    rows: list[RawRow] = []
+    for number, table in enumerate(tables, start=1):
+        where = f"[[user]] #{number}"
+        if not isinstance(table, dict):
+            rows.append((where, None, ["not a table"]))
+            continue
+        row: dict[str, str] = {}
+        problems = []
+        for key, value in table.items():
+            if key not in FIELDS:
+                problems.append(f"unknown field {key!r}")
+            elif key == "ssh_keys" and isinstance(value, list) and all(isinstance(v, str) for v in value):
+                row[key] = ";".join(value)
+            elif isinstance(value, str):
+                row[key] = value
+            else:
+                problems.append(f"{key} must be a string" + (" or a list of strings" if key == "ssh_keys" else ""))
+        rows.append((where, None if problems else row, problems))
+    return rows
+
+
+# -- validating one row ---------------------------------------------------------------------------
+
+
+def _validate_row(folder: Path, row: dict[str, str], read_keys: KeyReader) -> tuple[User | None, list[str]]:
+    reasons: list[str] = []
+    name = row.get("name", "").strip()
+    if not name:
+        reasons.append("name is empty")
+    elif not NAME_RE.fullmatch(name) or name in (".", "..") or name.startswith("."):
+        reasons.append(f"name {name!r} may only hold letters, digits, '.', '_' and '-' (and not start with '.')")
+    elif len(name) > MAX_NAME:
+        reasons.append(f"name is longer than {MAX_NAME} characters")
+
+    keys: list[AuthorizedKey] = []
+    key_files = [part.strip() for part in row.get("ssh_keys", "").split(";") if part.strip()]
+    paths = tuple(folder / part for part in key_files)
+    if not key_files:
+        reasons.append("ssh_keys is empty: give at least one public key file")
+    for key_path in paths:
+        try:
+            keys = merge_keys(keys, read_keys(key_path), replace=False)
+        except UsageError as exc:
+            reasons.append(exc.message)
+
+    password_hash = _optional_field(row, "password_hash", validate_password_hash, reasons)
+    setup_key = _optional_field(row, "netbird_setup_key", validate_netbird_setup_key, reasons)
+    url = _optional_field(row, "netbird_management_url", validate_management_url, reasons)
+
+    if reasons:
+        return None, reasons
+    return User(name, tuple(keys), password_hash, setup_key, url), []
+
+
+def _optional_field(row: dict[str, str], field: str, validate: Callable[[str], T], reasons: list[str]) -> T | None:
+    """An optional field: None when empty, else the validated value; a refusal is added to `reasons`
+    (the validators never put the value itself in their message)."""
+    text = row.get(field, "").strip()
+    if not text:
+        return None
+    try:
+        return validate(text)
+    except UsageError as exc:
+        reasons.append(f"{field}: {exc.message}")
+        return None

@@ -1,0 +1,96 @@
+"""One image in one appliance, launched in the background: what the seed command, the wizard and inspect open.
+
+The appliance starts in a thread as soon as the image header has been checked, so hashing a password or
+answering the wizard overlaps the launch (about 15 s under TCG). The persist partition is first mounted
+read-only to read its state; it is mounted read-write only when a plan changes something, so a refused or
+empty run leaves the image exactly as it was.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable
+from typing import Protocol
+
+from provision.core.apply import apply_and_verify
+from provision.core.disk import ImageInfo, Partition
+from provision.core.layout import load_layout
+from provision.core.plan import Operation, Plan
+from provision.core.state import ImageState, read_state
+from provision.guest.appliance import Appliance, close_keeping_the_cause
+from provision.guest.launch import Accel
+
+
+class WritesGuard(Protocol):
+    """Told when the first write is about to happen (the seed command's Ctrl-C policy changes then)."""
+
+    def writes_begin(self) -> None: ...
+
+
+class ImageSession:
+    """One image in one appliance, launched in the background."""
+
+    def __init__(
+        self, info: ImageInfo, *, readonly: bool, accel: Accel, writes_guard: WritesGuard | None = None
+    ) -> None:
+        self.info = info
+        self.readonly = readonly
+        self.writes_guard = writes_guard
+        self.appliance = Appliance([info], readonly=readonly, accel=accel)
+        self._launch_error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._state: ImageState | None = None
+        self.persist: Partition | None = None
+
+    def start(self) -> ImageSession:
+        self._thread = threading.Thread(target=self._launch, name="appliance-launch", daemon=True)
+        self._thread.start()
+        return self
+
+    def _launch(self) -> None:
+        try:
+            self.appliance.launch()
+        except BaseException as exc:  # handed to the main thread in wait()
+            self._launch_error = exc
+
+    def wait(self) -> None:
+        """Block until the appliance is up; re-raise its launch error here, in the caller's thread."""
+        if self._thread is None:
+            self.start()
+        assert self._thread is not None
+        while self._thread.is_alive():
+            self._thread.join(0.2)  # short joins keep Ctrl-C responsive
+        if self._launch_error is not None:
+            raise self._launch_error
+        if self.persist is None:
+            self.persist = self.appliance.find_persist(0)
+
+    def read_state(self) -> ImageState:
+        if self._state is None:
+            self.wait()
+            with self.appliance.mount_persist(0, writable=False) as fs:
+                self._state = read_state(fs, load_layout())
+        return self._state
+
+    def apply(self, plan: Plan, progress: Callable[[Operation], None] | None = None) -> None:
+        self.wait()
+        if self.writes_guard is not None:
+            self.writes_guard.writes_begin()
+        with self.appliance.mount_persist(0, writable=True) as fs:
+            apply_and_verify(plan, fs, progress)
+
+    def close(self) -> None:
+        """Shut the appliance down cleanly (its error is raised: the image may be incomplete)."""
+        if self._thread is not None and self._thread.is_alive():
+            # libguestfs cannot stop a launch half-way: let it end, then shut the appliance down
+            print("zvm-provision: waiting for the appliance to finish starting, to shut it down cleanly…",
+                  file=sys.stderr, flush=True)
+            self._thread.join()
+        self.appliance.close()
+
+    def __enter__(self) -> ImageSession:
+        return self
+
+    def __exit__(self, _type: object, exc: BaseException | None, _tb: object) -> None:
+        close_keeping_the_cause(self.close, exc)

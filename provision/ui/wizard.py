@@ -1,0 +1,483 @@
+"""The interactive wizard: `zvm-provision IMAGE` on a terminal asks for what no flag gave.
+
+Every question is in one declarative list (QUESTIONS, ui.questions.Question) with a stable name; one call
+asks them through a Prompter: QuestionaryPrompter on the terminal (the only code that imports questionary,
+lazily, so `--help` stays fast), a scripted one in tests, which answer by name.
+
+Flow: show the image (format and size) at once, and while the appliance starts in the background (15 s or
+more under TCG) ask what does not depend on what the image holds: the SSH keys to add (the person's default
+key ticked) and Netbird. Then wait for the appliance (a live status with the seconds), show the partitions
+and what persist holds, say what stays, and ask what depends on it: the password (with "keep the current
+password" when there is one), and the keys again only if neither the answer nor the image gives one. Plan
+against the real state, show that plan, confirm. No question is asked twice, except to correct an answer.
+
+Nothing is written before the confirmation: the image was opened with persist mounted read-only, and a
+generated key pair is saved on this machine only after the "yes". The caller then applies exactly the plan
+that was shown (`commands.seed.apply_planned`), so the host key fingerprint in the summary is the one that
+lands in the image.
+
+Why this module is long (about 480 lines): the list of questions, the checks on their answers and the flow
+that asks them stay in one file, so that which question is asked when, and why, reads in one place.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from provision import hostfiles, sources
+from provision.commands.seed import SeedOutcome, plan_seed
+from provision.core.credentials.hostkeys import generate_user_keypair
+from provision.core.credentials.netbird import validate_management_url, validate_netbird_setup_key
+from provision.core.credentials.passwords import (
+    MIN_PASSWORD_CHARS,
+    check_password,
+    hash_password,
+    validate_password_hash,
+)
+from provision.core.credentials.sshkeys import AuthorizedKey, merge_keys, parse_authorized_keys
+from provision.core.disk import ImageInfo, Partition
+from provision.core.plan import Plan
+from provision.core.request import PasswordChoice, SeedFlags, SeedRequest
+from provision.core.state import ImageState
+from provision.core.text import human_size, plural
+from provision.errors import SEED_STOPPED_BEFORE_WRITING, Aborted, Declined, UsageError
+from provision.secret import Secret
+from provision.ui import render
+from provision.ui.questions import Choice, Kind, Prompt, Prompter, Question, ask
+
+ABORTED_MESSAGE = SEED_STOPPED_BEFORE_WRITING
+DECLINED_MESSAGE = "you answered no: nothing was written"
+
+
+# --------------------------------------------------------------------------------------------------
+# The terminal
+
+
+def _always(_: Any) -> bool:
+    return True
+
+
+class QuestionaryPrompter:
+    """The real prompts, on the terminal. questionary's ask() returns None on Ctrl-C: an abort, never an
+    empty answer."""
+
+    def __call__(self, prompt: Prompt) -> Any:
+        import questionary
+
+        validate = prompt.validate or _always
+        if prompt.kind == Kind.TEXT:
+            question = questionary.text(prompt.message, default=prompt.default or "", validate=validate)
+        elif prompt.kind == Kind.PASSWORD:
+            question = questionary.password(prompt.message, validate=validate)
+        elif prompt.kind == Kind.CONFIRM:
+            question = questionary.confirm(prompt.message, default=bool(prompt.default))
+        else:
+            choices = [questionary.Choice(c.title, value=c.value, checked=c.checked) for c in prompt.choices]
+            if prompt.kind == Kind.SELECT:
+                initial = next((choice for choice in choices if choice.value == prompt.default), None)
+                question = questionary.select(prompt.message, choices=choices, default=initial)
+            else:
+                question = questionary.checkbox(prompt.message, choices=choices, validate=validate)
+        answer = question.ask(patch_stdout=True)
+        if answer is None:
+            raise Aborted(ABORTED_MESSAGE)
+        return list(answer) if prompt.kind == Kind.CHECKBOX else answer
+
+
+# --------------------------------------------------------------------------------------------------
+# The questions
+
+
+class Partitions(Protocol):
+    def partitions(self, index: int) -> list[Partition]: ...
+
+
+class WizardSession(Protocol):
+    """What the wizard uses of a guest.session.ImageSession: the header's facts at once, the rest once up."""
+
+    info: ImageInfo
+    persist: Partition | None
+
+    def wait(self) -> None: ...
+    def read_state(self) -> ImageState: ...
+    @property
+    def appliance(self) -> Partitions: ...
+
+
+def _rule(check: Callable[[str], Any]) -> Callable[[Any, Any], bool | str]:
+    """A credentials check as a validator: True, or the UsageError's message (never the value)."""
+
+    def validate(text: str, _wizard: Any) -> bool | str:
+        try:
+            check(text)
+        except UsageError as exc:
+            return exc.message
+        return True
+
+    return validate
+
+
+def _password_rule(text: str, wizard: _Wizard) -> bool | str:
+    def check(text: str) -> None:
+        if text == "" and wizard.keepable:
+            return
+        if text == "":  # questionary shows this under the prompt: say what is wanted, not just "empty"
+            raise UsageError(f"the password must be at least {MIN_PASSWORD_CHARS} characters long")
+        check_password(text)
+
+    return _rule(check)(text, wizard)
+
+
+def _key_file(text: str) -> None:
+    if not text.strip():
+        raise UsageError("give the path of a .pub or authorized_keys file")
+    sources.read_key_files([Path(text.strip()).expanduser()])
+
+
+def _new_key_path_rule(text: str, wizard: _Wizard) -> bool | str:
+    def check(text: str) -> None:
+        if not text.strip():
+            raise UsageError("give a file name for the new private key")
+        path = Path(text.strip()).expanduser()
+        for target in (path, path.with_name(path.name + ".pub")):
+            if os.path.lexists(target):
+                raise UsageError(f"{target} already exists; choose another name")
+        parent = path.parent
+        if not parent.is_dir() and parent != wizard.home / ".ssh":
+            raise UsageError(f"{parent} is not a directory")
+
+    return _rule(check)(text, wizard)
+
+
+def _at_least_one_key(selected: list[str], wizard: _Wizard) -> bool | str:
+    if wizard.need_one_key and not selected:
+        return "choose at least one: zvm logs in over SSH with a key only"
+    return True
+
+
+def _chose(value: str) -> Callable[[_Wizard], bool]:
+    return lambda wizard: value in wizard.answers.get("ssh_keys", ())
+
+
+def _netbird_wanted(wizard: _Wizard) -> bool:
+    return wizard.flags.netbird_setup_key is not None or bool(wizard.answers.get("netbird"))
+
+
+def _password_how(how: str) -> Callable[[_Wizard], bool]:
+    return lambda wizard: wizard.answers.get("password_method") == how
+
+
+KEYS, NETBIRD, PASSWORD, CONFIRM = "keys", "netbird", "password", "confirm"
+QUESTIONS: tuple[Question[_Wizard], ...] = (
+    # While the appliance starts: what does not depend on the image.
+    Question("ssh_keys", Kind.CHECKBOX, "SSH public keys to let in as zvm (space toggles, enter accepts):", KEYS,
+             choices=lambda w: w.key_choices(), validate=_at_least_one_key),
+    Question("ssh_key_paste", Kind.PASSWORD, "Paste the public key line (not shown; a private key is refused):",
+             KEYS, validate=_rule(lambda text: parse_authorized_keys(text, "the pasted key")), when=_chose("paste")),
+    Question("ssh_key_file", Kind.TEXT, "Path of the public key file:", KEYS, validate=_rule(_key_file),
+             when=_chose("path")),
+    Question("keygen_path", Kind.TEXT, "Save the new private key as (the public key goes next to it, .pub):", KEYS,
+             default=lambda w: str(sources.free_key_path(w.home)), validate=_new_key_path_rule,
+             when=_chose("generate")),
+    Question("keygen_passphrase", Kind.PASSWORD, "Passphrase for the new key (empty for none):", KEYS,
+             when=_chose("generate")),
+    Question("keygen_passphrase_again", Kind.PASSWORD, "The same passphrase again:", KEYS,
+             when=lambda w: _chose("generate")(w) and w.answers["keygen_passphrase"] != "",
+             again="keygen_passphrase", mismatch="The two passphrases differ; please type them again."),
+    Question("netbird", Kind.CONFIRM, "Join a Netbird network on first boot?", NETBIRD, default=False,
+             when=lambda w: w.flags.netbird_setup_key is None),
+    Question("netbird_setup_key", Kind.PASSWORD,
+             "Netbird setup key (XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX, not shown):", NETBIRD,
+             validate=_rule(validate_netbird_setup_key),
+             when=lambda w: w.flags.netbird_setup_key is None and bool(w.answers.get("netbird"))),
+    Question("netbird_management_url", Kind.TEXT, "Self-hosted management URL (empty for Netbird's own service):",
+             NETBIRD, validate=_rule(lambda text: validate_management_url(text) if text.strip() else None),
+             when=lambda w: w.flags.netbird_management_url is None and _netbird_wanted(w)),
+    # Once the image's state is known: what depends on it.
+    Question("password_method", Kind.SELECT, "Password for the user zvm (console login; SSH takes keys only):",
+             PASSWORD, choices=lambda w: w.password_choices(), default=lambda w: "keep" if w.keepable else "type"),
+    Question("password_hash", Kind.PASSWORD, "Paste the hash (not shown):", PASSWORD,
+             validate=_rule(validate_password_hash), when=_password_how("hash")),
+    Question("password", Kind.PASSWORD,
+             lambda w: f"Password (at least {MIN_PASSWORD_CHARS} characters"
+                       + (", empty keeps the current one):" if w.keepable else "):"),
+             PASSWORD, validate=_password_rule, when=_password_how("type")),
+    Question("password_again", Kind.PASSWORD, "The same password again:", PASSWORD,
+             when=lambda w: _password_how("type")(w) and w.answers["password"] != "",
+             again="password", mismatch="The two passwords differ; please type them again."),
+    Question("confirm", Kind.CONFIRM, lambda w: f"Write this to {w.session.info.path}?", CONFIRM, default=True),
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# The flow
+
+
+@dataclass(frozen=True)
+class NewKeyPair:
+    """A generated user key pair, saved on this machine only after the confirmation."""
+
+    path: Path
+    private_bytes: bytes = field(repr=False)
+    public_line: str
+
+
+@dataclass(frozen=True)
+class WizardResult:
+    request: SeedRequest
+    plan: Plan  # the plan shown in the summary; apply exactly this one
+    key_pair_saved: Path | None = None
+
+
+def run_wizard(
+    session: WizardSession,
+    flags: SeedFlags,
+    *,
+    dry_run: bool,
+    prompter: Prompter | None = None,
+    say: Callable[[str], None] | None = None,
+    home: Path | None = None,
+    status: Callable[[], AbstractContextManager[Any]] | None = None,
+) -> WizardResult:
+    """Ask for whatever `flags` left open, show the plan, confirm. `Aborted` (exit 130) on Ctrl-C, `Declined`
+    (exit 1) on No. `status()` is shown while the wizard waits for the appliance (on a terminal: a live line
+    with the seconds)."""
+    wizard = _Wizard(
+        session, flags, dry_run=dry_run, prompter=prompter or QuestionaryPrompter(),
+        say=say or _print, home=home if home is not None else Path.home(), status=status or nullcontext,
+    )
+    try:
+        return wizard.run()
+    except KeyboardInterrupt:  # while waiting for the appliance or hashing: same promise as a prompt's Ctrl-C
+        raise Aborted(ABORTED_MESSAGE) from None
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
+class _Wizard:
+    def __init__(
+        self, session: WizardSession, flags: SeedFlags, *, dry_run: bool, prompter: Prompter,
+        say: Callable[[str], None], home: Path, status: Callable[[], AbstractContextManager[Any]],
+    ) -> None:
+        self.session = session
+        self.status = status
+        self.flags = flags
+        self.dry_run = dry_run
+        self.prompter = prompter
+        self.say = say
+        self.home = home
+        self.answers: dict[str, Any] = {}
+        self.state: ImageState | None = None
+        self.need_one_key = flags.replace_keys
+        self.local_keys: list[tuple[Path, AuthorizedKey]] = []
+        self.key_pair: NewKeyPair | None = None
+
+    def ask(self, part: str, names: tuple[str, ...] = ()) -> dict[str, Any]:
+        questions = [q for q in QUESTIONS if q.part == part and (not names or q.name in names)]
+        return ask(questions, self, self.prompter, self.say)
+
+    def run(self) -> WizardResult:
+        self.show_image()
+        answered = self.flags
+        # First what does not depend on the image, while the appliance starts (15 s or more under TCG)...
+        if self.flags.keys is None:
+            answered = replace(answered, keys=self.ask_keys())
+        answered = self.ask_netbird(answered)
+        # ...then the image's state, and what depends on it: what stays, keeping the current password.
+        self.state = self.read_state()
+        self.say_what_stays(answered, self.state)
+        no_key = self.flags.replace_keys or not self.state.authorized_keys
+        if self.flags.keys is None and not answered.keys and no_key:
+            self.say("The image holds no SSH key yet, and zvm logs in over SSH with a key only: "
+                     "choose at least one.")
+            self.need_one_key = True
+            answered = replace(answered, keys=self.ask_keys())
+        if not self.flags.has_password_source:
+            answered = replace(answered, password=self.ask_password())
+        request = answered.to_request()  # hashes a password given by --password-file
+        plan = plan_seed(self.session, request)
+        self.show_summary(plan)
+        if self.dry_run:
+            unsaved = ", and the new key pair is not saved." if self.key_pair else "."
+            self.say(f"Dry run: nothing will be written{unsaved}")
+            return WizardResult(request, plan)
+        if not plan.changes and self.key_pair is None:
+            return WizardResult(request, plan)
+        if not self.ask(CONFIRM)["confirm"]:
+            raise Declined(DECLINED_MESSAGE)
+        return WizardResult(request, plan, self.save_key_pair())
+
+    # --- the image
+
+    def show_image(self) -> None:
+        info = self.session.info
+        self.say(f"Image: {info.path} ({info.format}, {human_size(info.virtual_size)} virtual)")
+        self.say("Starting the libguestfs appliance to look inside (read-only until you confirm); "
+                 "meanwhile, the questions that do not depend on what the image holds.")
+
+    def read_state(self) -> ImageState:
+        with self.status():
+            self.session.wait()
+        persist = self.session.persist
+        self.say("Partitions:")
+        for part in self.session.appliance.partitions(0):
+            mark = "  <- persist" if persist is not None and part.device == persist.device else ""
+            fs_type, label = part.fs_type or "-", part.label or "-"
+            self.say(f"  {part.device:<10} {fs_type:<6} {label:<10} {human_size(part.size)}{mark}")
+        state = self.session.read_state()
+        for line in render.describe_state(state):
+            self.say(line)
+        return state
+
+    # --- SSH keys
+
+    def key_choices(self) -> list[Choice]:
+        self.local_keys = sources.find_local_public_keys(self.home)
+        default = sources.default_key(self.local_keys)
+        return [
+            *(Choice(f"file:{path}", f"{_tilde(path, self.home)}  {key.describe()}", checked=path == default)
+              for path, key in self.local_keys),
+            Choice("paste", "Paste a public key"),
+            Choice("path", "Give the path of a .pub or authorized_keys file"),
+            Choice("generate", "Generate a new ed25519 key pair on this machine"),
+        ]
+
+    def ask_keys(self) -> tuple[AuthorizedKey, ...]:
+        """Keys to add (or, with --replace-keys, to keep alone). Asked before the image's state is known: with
+        none chosen, the image's own keys stay; the run asks again if it turns out to hold none."""
+        self.ask(KEYS)
+        keys: list[AuthorizedKey] = []
+        by_value = {f"file:{path}": key for path, key in self.local_keys}
+        for value in self.answers["ssh_keys"]:
+            if value in by_value:
+                keys = merge_keys(keys, [by_value[value]], replace=False)
+            elif value == "paste":
+                keys = merge_keys(keys, parse_authorized_keys(self.answers["ssh_key_paste"], "the pasted key"),
+                                  replace=False)
+            elif value == "path":
+                path = Path(self.answers["ssh_key_file"].strip()).expanduser()
+                keys = merge_keys(keys, sources.read_key_files([path]), replace=False)
+            elif value == "generate":
+                keys = merge_keys(keys, [self.new_key_pair()], replace=False)
+        for key in keys:
+            self.say(f"  + {key.describe()}")
+        return tuple(keys)
+
+    def new_key_pair(self) -> AuthorizedKey:
+        path = Path(self.answers["keygen_path"].strip()).expanduser()
+        while True:
+            passphrase = self.answers["keygen_passphrase"]
+            try:
+                private, public = generate_user_keypair(
+                    comment=_key_comment(), passphrase=Secret(passphrase) if passphrase else None
+                )
+            except UsageError as exc:  # e.g. a NUL in the passphrase: ask for it again
+                self.say(exc.message)
+                self.ask(KEYS, names=("keygen_passphrase", "keygen_passphrase_again"))
+                continue
+            break
+        self.key_pair = NewKeyPair(path, private, public)
+        return parse_authorized_keys(public, "the new key")[0]
+
+    def save_key_pair(self) -> Path | None:
+        if self.key_pair is None:
+            return None
+        path = self.key_pair.path
+        if not path.parent.exists():  # only ~/.ssh gets here (the validator refused any other missing folder)
+            path.parent.mkdir(mode=0o700)
+        hostfiles.write_key_pair(path, self.key_pair.private_bytes, self.key_pair.public_line)
+        self.say(f"Saved the new key pair: {path} (private, 0600) and {path}.pub")
+        self.say(f"  connect with: ssh -i {path} zvm@<the VM's address>")
+        return path
+
+    # --- Netbird
+
+    def ask_netbird(self, answered: SeedFlags) -> SeedFlags:
+        given = self.ask(NETBIRD)
+        if "netbird_setup_key" in given:
+            answered = replace(answered, netbird_setup_key=validate_netbird_setup_key(given["netbird_setup_key"]))
+        url = given.get("netbird_management_url", "")
+        if url.strip():
+            answered = replace(answered, netbird_management_url=validate_management_url(url))
+        return answered
+
+    def say_what_stays(self, answered: SeedFlags, state: ImageState) -> None:
+        """Once the state is known: what the image holds that the answers given so far leave in place."""
+        if state.authorized_keys and not self.flags.replace_keys:
+            added = ", with the ones you chose" if answered.keys else ""
+            self.say(f"The image already lets in {plural(len(state.authorized_keys), 'key')}; they stay{added}.")
+        if state.netbird_setup_key_present:
+            if answered.netbird_setup_key is None:
+                self.say("The image already holds a Netbird setup key; it stays.")
+            else:
+                self.say("The image's Netbird setup key is replaced by the one you gave.")
+        if state.netbird_management_url and answered.netbird_management_url is None:
+            url = state.netbird_management_url
+            self.say(f"The image names the Netbird management server {url}; it stays.")
+
+    # --- password
+
+    @property
+    def keepable(self) -> bool:
+        current = self.state.password if self.state is not None else None
+        return current is not None and current.state in ("set", "locked")
+
+    def password_choices(self) -> list[Choice]:
+        choices = []
+        if self.keepable:
+            assert self.state is not None and self.state.password is not None
+            choices.append(Choice("keep", f"Keep the current password ({render.password_words(self.state.password)})"))
+        return [
+            *choices,
+            Choice("type", "Type a new password" if self.keepable else "Type a password"),
+            Choice("hash", "Paste a ready hash ($6$ sha-512 or $y$ yescrypt, e.g. from mkpasswd)"),
+            Choice("none", "No password: key-only login over SSH (the password is locked)"),
+        ]
+
+    def ask_password(self) -> PasswordChoice:
+        given = self.ask(PASSWORD)
+        how = given["password_method"]
+        if how == "none":
+            return PasswordChoice.locked()
+        if how == "hash":
+            return PasswordChoice.from_hash(validate_password_hash(given["password_hash"].strip()))
+        if how == "type" and given["password"] != "":
+            return PasswordChoice.from_hash(hash_password(given["password"]))  # the plaintext goes no further
+        return PasswordChoice.keep()  # "keep", or an empty password where one is kept
+
+    # --- summary
+
+    def show_summary(self, plan: Plan) -> None:
+        outcome = SeedOutcome(self.session.info, plan, applied=False)
+        self.say("")
+        self.say(render.render_plan(outcome, dry_run=False))
+        self.say(render.render_summary(outcome))
+        if self.key_pair is not None:
+            where = "would be saved" if self.dry_run else "will be saved, after you confirm,"
+            path = self.key_pair.path
+            self.say(f"\nThe new key pair {where} to {path} (0600) and {path}.pub")
+        self.say("")
+
+
+def _key_comment() -> str:
+    try:
+        user = getpass.getuser()
+    except Exception:
+        user = "zvm"
+    return f"{user}@{socket.gethostname()} (zvm-provision)"
+
+
+def _tilde(path: Path, home: Path) -> str:
+    try:
+        return "~/" + str(path.relative_to(home))
+    except ValueError:
+        return str(path)

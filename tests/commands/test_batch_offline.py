@@ -1,0 +1,307 @@
+"""`zvm-provision batch` without the appliance: what the run does around it.
+
+The copies are real (qemu-img on a small blank qcow2), the manifest, the lock, the passwords file and
+report.json are real files; only the libguestfs appliance is replaced by a stand-in, so that a failure can
+be injected where it happens. Everything here is also exercised through the real appliance in
+test_batch.py and test_batch_runs.py.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from provision.commands import batch
+from provision.commands.batch import model, resume, run
+from provision.commands.batch import worker as batch_worker
+from provision.core.credentials.passwords import hash_password
+from provision.errors import ProvisionError
+from provision.ui import progress as ui_progress
+from provision.ui import render
+from tests.support.keyfactory import public_line
+
+SENTINEL = "SENTINEL-d41d8cd9 /home/someone/private/path"  # text no report may carry
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    for name in ("alice", "bob"):
+        (tmp_path / f"{name}.pub").write_text(public_line(comment=f"{name}@laptop") + "\n")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(tmp_path / "base.qcow2"), "64M"], check=True)
+    return tmp_path
+
+
+def manifest(folder: Path, rows: dict[str, str | None]) -> Path:
+    """rows: name -> password hash (None: generated)."""
+    path = folder / "staff.csv"
+    path.write_text("name,ssh_keys,password_hash\n"
+                    + "".join(f"{name},{name}.pub,{hashed or ''}\n" for name, hashed in rows.items()))
+    path.chmod(0o600)
+    return path
+
+
+def options(folder: Path, **extra) -> batch.BatchOptions:
+    return batch.BatchOptions(manifest=folder / "staff.csv", base=folder / "base.qcow2", out_dir=folder / "out",
+                              accel="tcg", **extra)
+
+
+class StandInAppliance:
+    """Takes the place of guest.appliance.Appliance: `launch` and `close` do what the test says."""
+
+    launch_error: BaseException | None = None
+    close_error: BaseException | None = None
+
+    def __init__(self, images, *, readonly: bool, accel: str) -> None:
+        self.images = images
+
+    def launch(self) -> None:
+        if self.launch_error is not None:
+            raise self.launch_error
+
+    def close(self) -> None:
+        if self.close_error is not None:
+            raise self.close_error
+
+
+@pytest.fixture
+def stand_in(monkeypatch):
+    class Appliance(StandInAppliance):
+        pass
+
+    monkeypatch.setattr(batch_worker, "Appliance", Appliance)  # the chunks' appliances
+    monkeypatch.setattr(resume, "Appliance", Appliance)  # resume's read-only one
+    return Appliance
+
+
+def seeds_by_writing_a_marker(monkeypatch, fail: dict[str, BaseException] | None = None) -> list[str]:
+    """seed_one stand-in: records the user (or raises what `fail` says for them)."""
+    seeded: list[str] = []
+
+    def seed_one(self, appliance, index, info, user):
+        if fail and user.name in fail:
+            raise fail[user.name]
+        if user.password_hash is None:
+            self.hasher.hash_for(user.name)
+            self.results[user.name].password_generated = True
+        seeded.append(user.name)
+
+    monkeypatch.setattr(batch_worker.ChunkWorker, "seed_one", seed_one)
+    return seeded
+
+
+def read_report(folder: Path) -> tuple[str, dict[str, dict]]:
+    text = (folder / "out" / "report.json").read_text()
+    return text, {u["name"]: u for u in json.loads(text)["users"]}
+
+
+# -- report.json never carries an exception's text ----------------------------------------------
+
+
+@pytest.mark.parametrize("error, expected", [
+    (RuntimeError(SENTINEL), "internal error (RuntimeError); run again with ZVM_PROVISION_DEBUG=1 to see where"),
+    (OSError(28, "No space left on device", SENTINEL), "host error: No space left on device"),
+    (OSError(SENTINEL), "internal error (OSError); run again with ZVM_PROVISION_DEBUG=1 to see where"),
+])
+def test_a_failing_launch_is_reported_without_the_exception_s_text(folder, stand_in, error, expected):
+    manifest(folder, {"alice": hash_password("alice's password!", rounds=5000).reveal()})
+    stand_in.launch_error = error
+    result = batch.run_batch(options(folder), ui_progress.Progress(io.StringIO()))
+    text, users = read_report(folder)
+    assert users["alice"]["status"] == "failed"
+    assert users["alice"]["error"] == expected
+    assert "SENTINEL" not in text and "SENTINEL" not in render.render_batch(result)
+    assert not list((folder / "out").glob("*.qcow2")) and not list((folder / "out").glob(".*.partial"))
+
+
+def test_a_bug_while_seeding_one_disk_fails_that_image_only_and_says_nothing_of_its_text(folder, stand_in,
+                                                                                         monkeypatch):
+    given = hash_password("a given password!", rounds=5000).reveal()
+    manifest(folder, {"alice": given, "bob": given})
+    seeded = seeds_by_writing_a_marker(monkeypatch, fail={"alice": KeyError(SENTINEL)})
+    stand_in.close_error = None
+    batch.run_batch(options(folder), ui_progress.Progress(io.StringIO()))
+    text, users = read_report(folder)
+    assert (users["alice"]["status"], users["bob"]["status"]) == ("failed", "seeded") and seeded == ["bob"]
+    assert users["alice"]["error"].startswith("internal error (KeyError)")
+    assert "SENTINEL" not in text
+
+
+def test_a_bug_while_closing_fails_the_chunk_and_says_nothing_of_its_text(folder, stand_in, monkeypatch):
+    manifest(folder, {"alice": hash_password("alice's password!", rounds=5000).reveal()})
+    seeds_by_writing_a_marker(monkeypatch)
+    stand_in.close_error = ValueError(SENTINEL)
+    batch.run_batch(options(folder), ui_progress.Progress(io.StringIO()))
+    text, users = read_report(folder)
+    assert users["alice"]["status"] == "failed" and "SENTINEL" not in text
+    assert not (folder / "out" / "alice.qcow2").exists()  # never renamed: the appliance did not close cleanly
+
+
+# -- Ctrl-C between two disks of one appliance ----------------------------------------------------
+
+
+def test_ctrl_c_between_two_disks_keeps_the_finished_image_and_reports_the_other(folder, stand_in, monkeypatch):
+    given = hash_password("a given password!", rounds=5000).reveal()
+    manifest(folder, {"alice": given, "bob": given})
+    out = folder / "out"
+    seeded: list[str] = []
+    closed_with: list[list[str]] = []
+
+    def seed_one(self, appliance, index, info, user):
+        seeded.append(user.name)
+        self.cancel.event.set()  # what the main thread does on Ctrl-C, while alice's image is written
+
+    stand_in.close = lambda self: closed_with.append(sorted(p.name for p in out.iterdir()))
+    monkeypatch.setattr(batch_worker.ChunkWorker, "seed_one", seed_one)
+    with pytest.raises(batch.BatchInterrupted) as caught:
+        batch.run_batch(options(folder, jobs=1), ui_progress.Progress(io.StringIO()))
+    assert caught.value.exit_code == 130
+    assert caught.value.message.startswith("stopped by Ctrl-C: 1 image(s) made, 1 not made; no partial image")
+    assert seeded == ["alice"]  # bob's disk was not started
+    # the appliance was shut down before alice's copy got its final name
+    assert closed_with == [[".alice.qcow2.partial", ".bob.qcow2.partial", ".zvm-provision-batch.lock"]]
+    assert sorted(p.name for p in out.iterdir()) == [".zvm-provision-batch.lock", "alice.qcow2", "report.json"]
+    report = json.loads((out / "report.json").read_text())
+    assert report["interrupted"] is True
+    assert [(u["name"], u["status"], u["error"]) for u in report["users"]] == [
+        ("alice", "seeded", None), ("bob", "interrupted", "stopped by Ctrl-C before it was made")]
+
+
+# -- a stale generated password leaves initial-passwords.csv -------------------------------------
+
+
+def passwords(folder: Path) -> dict[str, str]:
+    path = folder / "out" / model.PASSWORDS_FILE
+    if not path.exists():
+        return {}
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    rows = list(csv.reader(path.open(newline="")))
+    assert rows[0] == ["name", "password"]
+    return dict(rows[1:])
+
+
+def test_a_row_that_now_gives_its_own_hash_drops_its_generated_password(folder, stand_in, monkeypatch):
+    seeds_by_writing_a_marker(monkeypatch)
+    manifest(folder, {"alice": None, "bob": None})
+    batch.run_batch(options(folder), ui_progress.Progress(io.StringIO()))
+    first = passwords(folder)
+    assert set(first) == {"alice", "bob"}
+
+    # alice now brings her own hash and her image is made again (--force): her old password must go
+    manifest(folder, {"alice": hash_password("alice's own password", rounds=5000).reveal(), "bob": None})
+    result = batch.run_batch(options(folder, force=True), ui_progress.Progress(io.StringIO()))
+    second = passwords(folder)
+    assert set(second) == {"bob"} and second["bob"] != first["bob"]
+    assert result.passwords_path == folder / "out" / model.PASSWORDS_FILE
+    _, users = read_report(folder)
+    assert (users["alice"]["password"], users["bob"]["password"]) == ("given", "generated")
+    leftovers = sorted(p.name for p in (folder / "out").iterdir())
+    assert leftovers == [".zvm-provision-batch.lock", "alice.qcow2", "bob.qcow2", "initial-passwords.csv",
+                         "report.json"]  # written atomically: no temporary file left
+
+
+def test_when_the_new_image_fails_the_old_one_keeps_its_password_in_the_file(folder, stand_in, monkeypatch):
+    seeds_by_writing_a_marker(monkeypatch)
+    manifest(folder, {"alice": None})
+    batch.run_batch(options(folder), ui_progress.Progress(io.StringIO()))
+    first = passwords(folder)
+
+    seeds_by_writing_a_marker(monkeypatch, fail={"alice": ProvisionError("injected failure")})
+    manifest(folder, {"alice": hash_password("alice's own password", rounds=5000).reveal()})
+    batch.run_batch(options(folder, force=True), ui_progress.Progress(io.StringIO()))
+    assert passwords(folder) == first  # alice.qcow2 of the first run is still there, with that password
+
+
+def test_the_last_stale_password_removes_the_file(folder, stand_in, monkeypatch):
+    seeds_by_writing_a_marker(monkeypatch)
+    manifest(folder, {"alice": None})
+    first = batch.run_batch(options(folder), ui_progress.Progress(io.StringIO()))
+    assert first.passwords_path is not None
+    manifest(folder, {"alice": hash_password("alice's own password", rounds=5000).reveal()})
+    second = batch.run_batch(options(folder, force=True), ui_progress.Progress(io.StringIO()))
+    assert second.passwords_path is None and not (folder / "out" / model.PASSWORDS_FILE).exists()
+    assert "Generated passwords" not in render.render_batch(second)
+
+
+# -- the live status -----------------------------------------------------------------------------
+
+
+def test_the_live_status_is_only_for_a_terminal_and_never_with_json(monkeypatch):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert type(ui_progress.default_progress()) is ui_progress.RichProgress
+    assert type(ui_progress.default_progress(json_out=True)) is ui_progress.Progress
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    assert type(ui_progress.default_progress()) is ui_progress.Progress
+
+
+def test_the_live_status_shows_each_launch_s_step_with_its_elapsed_seconds():
+    from rich.console import Console
+
+    now = [100.0]
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, width=100, color_system=None)
+    progress = ui_progress.RichProgress(console=console, get_time=lambda: now[0])
+    progress.start(3)
+    progress.phase(1, "copying 2 image(s)")
+    progress.phase(2, "copying 1 image(s)")
+    now[0] += 4
+    assert "launch 1: copying 2 image(s)" in render_live(progress) and " 4 s" in render_live(progress)
+    progress.phase(1, "starting the appliance with 2 disk(s)")
+    now[0] += 17
+    screen = render_live(progress)
+    assert "launch 1: starting the appliance with 2 disk(s)" in screen and "17 s" in screen  # its own clock
+    assert "launch 2: copying 1 image(s)" in screen and "21 s" in screen
+    progress.finished("alice", True)
+    assert "1/3" in render_live(progress)
+    progress.phase_done(1)
+    assert "launch 1" not in render_live(progress)
+    progress.stop()
+
+
+def render_live(progress: ui_progress.RichProgress) -> str:
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    Console(file=buffer, width=100, color_system=None).print(progress.renderable())
+    return buffer.getvalue()
+
+
+def test_plain_progress_prints_each_step_once_as_a_line():
+    stream = io.StringIO()
+    progress = ui_progress.Progress(stream)
+    progress.start(2)
+    progress.phase(1, "starting an appliance with 2 disk(s)")
+    progress.finished("alice", True)
+    progress.phase_done(1)
+    progress.stop()
+    assert stream.getvalue().splitlines() == [
+        "batch: launch 1: starting an appliance with 2 disk(s)",
+        "batch: [1/2] alice: done",
+    ]
+
+
+# -- the out-dir lock ------------------------------------------------------------------------------
+
+
+def test_a_second_batch_on_a_locked_out_dir_is_refused_with_exit_4_and_touches_nothing(folder):
+    """The lock is held here, as a running batch holds it; the real command is refused."""
+    manifest(folder, {"alice": None})
+    out = folder / "out"
+    out.mkdir()
+    (out / ".alice.qcow2.partial").write_bytes(b"the running batch's copy")
+    with run._DirectoryLock(out):
+        result = subprocess.run(
+            [sys.executable, "-m", "provision", "batch", str(folder / "staff.csv"), "--base",
+             str(folder / "base.qcow2"), "--out-dir", str(out), "--accel", "tcg"],
+            capture_output=True, text=True, timeout=120, env={**os.environ, "ZVM_PROVISION_ACCEL": "tcg"},
+        )
+    assert result.returncode == 4, result.stderr
+    assert f"another zvm-provision batch is writing to {out}" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == [".alice.qcow2.partial", ".zvm-provision-batch.lock"]

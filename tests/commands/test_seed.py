@@ -1,0 +1,166 @@
+"""Seeding real sample disks through the real appliance, then reading them back with a fresh read-only handle.
+
+Launches are shared: one module fixture seeds two disks (a first seeding and a re-seeding), and one read-only
+appliance reads both back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from provision.core.credentials.sshkeys import parse_authorized_keys
+from provision.core.layout import load_layout
+from provision.guest.appliance import Appliance
+from provision.guest.diskformat import probe_image
+from tests.support import libxcrypt  # Python's crypt module is gone in 3.13
+from tests.support.keyfactory import public_line
+
+pytestmark = pytest.mark.appliance
+
+LAYOUT = load_layout()
+PASSWORD = "Tr0ub4dor&3 zvm-test-password"
+NETBIRD_KEY = "A1B2C3D4-E5F6-4A7B-8C9D-0E1F2A3B4C5D"
+
+
+def zvm(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "provision", *args],
+        input=stdin, capture_output=True, timeout=600, check=False,
+        env={**os.environ, "ZVM_PROVISION_ACCEL": "tcg"},
+    )
+    return subprocess.CompletedProcess(result.args, result.returncode, result.stdout.decode(), result.stderr.decode())
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def read_back(disks: list[Path]) -> list[dict]:
+    """Every contract path's stat and every file's content, per disk, through one read-only appliance."""
+    results = []
+    with Appliance([probe_image(d) for d in disks], readonly=True, accel="tcg") as appliance:
+        appliance.launch()
+        for index in range(len(disks)):
+            with appliance.mount_persist(index) as fs:
+                stats = {e.path: fs.lstat(e.path) for e in LAYOUT.entries}
+                files = {e.path: fs.read_file(e.path) for e in LAYOUT.files if stats[e.path] is not None}
+            results.append({"stats": stats, "files": files})
+    return results
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory, sample_disk_template):
+    work = tmp_path_factory.mktemp("seeded")
+    first, reseeded = work / "first.qcow2", work / "reseeded.qcow2"
+    for disk in (first, reseeded):
+        subprocess.run(["cp", "--sparse=always", str(sample_disk_template), str(disk)], check=True)
+    ed25519_with_options = 'restrict,from="10.0.0.0/8,192.168.1.0/24" ' + public_line(comment="alice@laptop")
+    rsa = public_line("rsa", comment="alice@desktop", bits=3072)
+    keys_file = work / "authorized_keys"
+    keys_file.write_text(f"# alice's keys\n{ed25519_with_options}\n\n{rsa}\n")
+    netbird_file = work / "netbird.key"
+    netbird_file.write_text(f"  {NETBIRD_KEY.lower()}\n")  # as some tools print it; stored upper case
+    netbird_file.chmod(0o600)
+
+    seed_args = ["--password-stdin", "--ssh-key", str(keys_file), "--netbird-setup-key-file", str(netbird_file),
+                 "--netbird-management-url", "https://netbird.example.org", "--json"]
+    runs = {
+        "first": zvm(str(first), *seed_args, stdin=PASSWORD.encode() + b"\n"),
+        "reseed-1": zvm(str(reseeded), *seed_args, stdin=PASSWORD.encode() + b"\n"),
+    }
+    before_second = {"machine_id": json.loads(runs["reseed-1"].stdout)["machine_id"]}
+    extra_key = work / "bob.pub"
+    bob = public_line("ecdsa", comment="bob@phone")
+    extra_key.write_text(bob + "\n")
+    runs["reseed-2"] = zvm(str(reseeded), "--ssh-key", str(extra_key), "--new-machine-id", "--json")
+    back = read_back([first, reseeded])
+    return {
+        "runs": runs, "first": back[0], "reseeded": back[1], "keys": [ed25519_with_options, rsa], "bob": bob,
+        "before_second": before_second,
+    }
+
+
+def test_runs_succeed_without_leaking_secrets(seeded):
+    for name, result in seeded["runs"].items():
+        assert result.returncode == 0, f"{name}: {result.stderr}"
+        assert "Starting the libguestfs appliance" not in result.stderr  # no live status off a terminal
+        for secret in (PASSWORD, NETBIRD_KEY, NETBIRD_KEY.lower(), "PRIVATE KEY", "$6$"):
+            assert secret not in result.stdout and secret not in result.stderr, (name, secret)
+
+
+def test_every_contract_path_has_its_owner_and_mode(seeded):
+    for disk in ("first", "reseeded"):
+        stats = seeded[disk]["stats"]
+        for entry in LAYOUT.entries:
+            stat = stats[entry.path]
+            assert stat is not None, (disk, entry.path)
+            assert (stat.kind, stat.uid, stat.gid, stat.mode) == (entry.kind, entry.uid, entry.gid, entry.mode), (
+                disk, entry.path, stat,
+            )
+
+
+def test_password_hash_verifies_with_libxcrypt(seeded):
+    content = seeded["first"]["files"]["/passwords/zvm"].decode()
+    assert content.endswith("\n") and content.count("\n") == 1
+    hashed = content.strip()
+    assert hashed.startswith("$6$rounds=656000$")
+    assert libxcrypt.crypt(PASSWORD, hashed) == hashed
+    assert libxcrypt.crypt(PASSWORD + "x", hashed) != hashed
+
+
+def test_keys_are_written_verbatim(seeded):
+    assert seeded["first"]["files"]["/home/zvm/.ssh/authorized_keys"].decode() == "".join(
+        line + "\n" for line in seeded["keys"]
+    )
+
+
+def test_reseeding_adds_keys_keeps_the_host_key_and_renews_the_machine_id(seeded):
+    files = seeded["reseeded"]["files"]
+    lines = files["/home/zvm/.ssh/authorized_keys"].decode().splitlines()
+    assert lines == [*seeded["keys"], seeded["bob"]]
+    first_run = json.loads(seeded["runs"]["reseed-1"].stdout)
+    second_run = json.loads(seeded["runs"]["reseed-2"].stdout)
+    assert second_run["host_key"] == first_run["host_key"]
+    assert files["/etc/ssh/ssh_host_ed25519_key.pub"].decode().split()[:2] == first_run["host_key"]["known_hosts"].split()[1:3]
+    new_id = files["/etc/machine-id"].decode().strip()
+    assert new_id == second_run["machine_id"] != seeded["before_second"]["machine_id"]
+    # The password from the first run is kept: no password source was given the second time.
+    assert libxcrypt.crypt(PASSWORD, files["/passwords/zvm"].decode().strip()) == files["/passwords/zvm"].decode().strip()
+
+
+def test_summary_reports_fingerprints_and_a_known_hosts_line(seeded):
+    report = json.loads(seeded["runs"]["first"].stdout)
+    expected = [k.fingerprint for k in parse_authorized_keys("\n".join(seeded["keys"]), "test")]
+    assert [k["fingerprint"] for k in report["authorized_keys"]] == expected
+    host_pub = seeded["first"]["files"]["/etc/ssh/ssh_host_ed25519_key.pub"].decode().strip()
+    assert report["host_key"]["known_hosts"] == "zvm " + " ".join(host_pub.split()[:2])
+    private = seeded["first"]["files"]["/etc/ssh/ssh_host_ed25519_key"].decode()
+    assert private.startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
+
+
+def test_netbird_files(seeded):
+    files = seeded["first"]["files"]
+    assert files["/var/lib/netbird/setup-key"] == (NETBIRD_KEY + "\n").encode()
+    assert files["/var/lib/netbird/management-url"] == b"https://netbird.example.org\n"
+
+
+def test_dry_run_and_refused_runs_leave_the_image_byte_identical(sample_disk, tmp_path):
+    key = tmp_path / "k.pub"
+    key.write_text(public_line() + "\n")
+    before = sha256(sample_disk)
+    dry = zvm(str(sample_disk), "--no-password", "--ssh-key", str(key), "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "create" in dry.stdout and "/home/zvm/.ssh/authorized_keys" in dry.stdout
+    assert sha256(sample_disk) == before
+    # A first seeding with no password source is refused once the image shows it has none.
+    refused = zvm(str(sample_disk), "--ssh-key", str(key))
+    assert refused.returncode == 2
+    assert "--password-stdin" in refused.stderr
+    assert sha256(sample_disk) == before

@@ -1,0 +1,221 @@
+"""The batch manifest without the appliance: parsing, every bad row named, nothing written on refusal."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from provision.commands.batch import outputs
+from provision.commands.batch.run import plan_chunks
+from provision.core.credentials.passwords import generate_password
+from provision.core.manifest import ManifestError, parse_shard
+from provision.errors import UsageError
+from provision.sources import load_manifest
+from tests.support.keyfactory import private_pem, public_line
+
+HASH = "$6$rounds=1000$saltsalt$" + "a" * 86
+SETUP_KEY = "0B1C2D3E-4F50-6172-8394-A5B6C7D8E9F0"
+HEADER = "name,ssh_keys,password_hash,netbird_setup_key,netbird_management_url\n"
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    for name in ("alice", "bob", "carol"):
+        (keys / f"{name}.pub").write_text(public_line(comment=f"{name}@laptop") + "\n")
+    (keys / "bob2.pub").write_text(public_line("ecdsa", comment="bob@phone") + "\n")
+    (keys / "id_ed25519").write_text(private_pem())
+    return tmp_path
+
+
+def write(folder: Path, text: str, name: str = "staff.csv", mode: int = 0o600) -> Path:
+    path = folder / name
+    path.write_text(text)
+    path.chmod(mode)
+    return path
+
+
+def test_a_good_csv_gives_one_user_per_row_with_keys_hash_and_netbird(folder: Path):
+    path = write(folder, HEADER
+                 + "alice,keys/alice.pub,,,\n"
+                 + "\n# a comment row\n"
+                 + f"bob, keys/bob.pub ; keys/bob2.pub ,{HASH},{SETUP_KEY},https://nb.example.com\n")
+    manifest = load_manifest(path)
+    alice, bob = manifest.users
+    assert (alice.name, alice.password_hash, alice.netbird_setup_key) == ("alice", None, None)
+    assert bob.name == "bob"
+    assert [k.comment for k in bob.keys] == ["bob@laptop", "bob@phone"]
+    assert bob.password_hash.reveal() == HASH
+    assert bob.netbird_setup_key.reveal() == SETUP_KEY
+    assert bob.netbird_management_url == "https://nb.example.com"
+    assert SETUP_KEY not in repr(bob) and HASH not in repr(bob)
+    assert alice.image_name == "alice.qcow2"
+
+
+def test_only_name_and_ssh_keys_columns_are_required(folder: Path):
+    manifest = load_manifest(write(folder, "ssh_keys,name\nkeys/carol.pub,carol\n"))
+    assert [u.name for u in manifest.users] == ["carol"]
+
+
+def test_every_bad_row_is_named_by_line_with_its_reason(folder: Path):
+    path = write(folder, HEADER
+                 + "alice,keys/alice.pub,,,\n"  # 2: good
+                 + "mallory,keys/id_ed25519,,,\n"  # 3: a private key
+                 + "alice,keys/bob.pub,,,\n"  # 4: duplicate name
+                 + "dave,keys/nope.pub,,,\n"  # 5: missing key file
+                 + "erin,keys/carol.pub,$6$bad,,\n"  # 6: bad hash
+                 + "bad name,keys/carol.pub,,,\n"  # 7: bad name
+                 + "frank,,,,\n"  # 8: no key
+                 + "gina,keys/carol.pub,,not-a-key,http://x\n"  # 9: bad setup key and URL
+                 + "too,many,fields,,,,\n")  # 10: wrong field count
+    with pytest.raises(ManifestError) as caught:
+        load_manifest(path)
+    error = caught.value
+    where = [w for w, _ in error.problems]
+    assert "line 2" not in where
+    assert where == ["line 3", "line 4", "line 5", "line 6", "line 7", "line 8", "line 9", "line 9", "line 10"]
+    message = error.message
+    assert "8 bad rows" in message
+    assert "line 3: " in message and "private key" in message
+    assert "line 4: duplicate name 'alice' (first used at line 2)" in message
+    assert "line 5: " in message and "no such file" in message
+    assert "line 6: password_hash:" in message
+    assert "line 7: name 'bad name'" in message
+    assert "line 8: ssh_keys is empty" in message
+    assert "line 9: netbird_setup_key:" in message and "line 9: netbird_management_url:" in message
+    assert "not-a-key" not in message  # a secret column's value is never echoed
+    assert error.exit_code == 2
+
+
+def test_names_differing_only_in_case_are_duplicates(folder: Path):
+    with pytest.raises(ManifestError, match="duplicate name 'Alice'"):
+        load_manifest(write(folder, HEADER + "alice,keys/alice.pub,,,\nAlice,keys/bob.pub,,,\n"))
+
+
+@pytest.mark.parametrize("name", ["../etc", ".hidden", "a/b", "é"])
+def test_names_that_are_not_plain_file_names_are_refused(folder: Path, name: str):
+    with pytest.raises(ManifestError, match="may only hold"):
+        load_manifest(write(folder, HEADER + f"{name},keys/alice.pub,,,\n"))
+
+
+def test_header_problems_stop_at_once(folder: Path):
+    with pytest.raises(UsageError, match="unknown column.*'password'"):
+        load_manifest(write(folder, "name,ssh_keys,password\nalice,keys/alice.pub,hunter2\n"))
+    with pytest.raises(UsageError, match="missing column.*ssh_keys"):
+        load_manifest(write(folder, "name\nalice\n"))
+    with pytest.raises(UsageError, match="empty"):
+        load_manifest(write(folder, ""))
+    with pytest.raises(ManifestError, match="no users"):
+        load_manifest(write(folder, HEADER))
+
+
+@pytest.mark.parametrize("row", [f"alice,keys/alice.pub,,{SETUP_KEY},\n", f"alice,keys/alice.pub,{HASH},,\n",
+                                 "alice,keys/alice.pub,$6$not-even-valid,,\n"],
+                         ids=["setup-key", "password-hash", "bad-hash"])
+@pytest.mark.parametrize(("mode", "readers"), [(0o644, "every user"), (0o640, "its group"), (0o604, "every user")])
+def test_a_manifest_with_secrets_others_can_read_is_refused_with_the_chmod_to_run(folder: Path, row, mode, readers):
+    path = write(folder, HEADER + row, mode=mode)
+    with pytest.raises(ManifestError, match=f"{readers}.*can read it.*chmod go-rwx {path}"):
+        load_manifest(path)
+    assert load_manifest(write(folder, HEADER + row.replace("$6$not-even-valid", ""), mode=0o600)).users
+
+
+def test_a_manifest_without_secrets_may_be_readable(folder: Path):
+    assert load_manifest(write(folder, HEADER + "alice,keys/alice.pub,,,\n", mode=0o644)).users
+
+
+def test_toml_manifest_with_the_same_fields(folder: Path):
+    path = write(folder, f"""
+[[user]]
+name = "alice"
+ssh_keys = ["keys/alice.pub", "keys/bob2.pub"]
+
+[[user]]
+name = "bob"
+ssh_keys = "keys/bob.pub"
+password_hash = "{HASH}"
+
+[[user]]
+name = "carol"
+ssh_keys = "keys/id_ed25519"
+shell = "/bin/zsh"
+""", name="staff.toml")
+    with pytest.raises(ManifestError) as caught:
+        load_manifest(path)
+    assert [w for w, _ in caught.value.problems] == ["[[user]] #3"]
+    assert "unknown field 'shell'" in caught.value.message
+    path.write_text(path.read_text().replace('shell = "/bin/zsh"\n', "").replace("keys/id_ed25519", "keys/carol.pub"))
+    manifest = load_manifest(path)
+    assert [(u.name, len(u.keys)) for u in manifest.users] == [("alice", 2), ("bob", 1), ("carol", 1)]
+
+
+def test_shards_split_the_manifest_into_contiguous_slices_that_cover_it_once(folder: Path):
+    rows = "".join(f"u{i},keys/alice.pub,,,\n" for i in range(10))
+    manifest = load_manifest(write(folder, HEADER + rows))
+    slices = [[u.name for u in manifest.shard(k, 3)] for k in (1, 2, 3)]
+    assert sum(slices, []) == [f"u{i}" for i in range(10)]
+    assert [len(s) for s in slices] == [3, 3, 4]
+    assert parse_shard("2/3") == (2, 3)
+    for bad in ("0/3", "4/3", "1/0", "x", "1/2/3"):
+        with pytest.raises(UsageError):
+            parse_shard(bad)
+
+
+def test_chunks_put_many_disks_in_each_launch():
+    assert plan_chunks(20, 1, 24) == (1, [(0, 20)])
+    assert plan_chunks(20, 2, 24) == (2, [(0, 10), (10, 20)])
+    assert plan_chunks(50, 1, 24) == (1, [(0, 17), (17, 34), (34, 50)])
+    assert plan_chunks(3, 8, 24) == (3, [(0, 1), (1, 2), (2, 3)])
+    jobs, chunks = plan_chunks(3, 0, 24)  # automatic: too few disks for a second appliance
+    assert (jobs, chunks) == (1, [(0, 3)])
+
+
+def test_generated_passwords_are_long_and_random():
+    passwords = {generate_password() for _ in range(50)}
+    assert len(passwords) == 50
+    assert all(len(p) >= 20 and len(p.replace("-", "")) == 25 for p in passwords)
+
+
+def test_passwords_file_is_0600_from_creation_and_keeps_earlier_rows(tmp_path: Path):
+    old_umask = os.umask(0)  # even with a permissive umask the file is never wider than 0600
+    try:
+        path = outputs.write_passwords(tmp_path, {"alice": "pw-a", "bob": "pw-b"})
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert path.read_text() == "name,password\nalice,pw-a\nbob,pw-b\n"
+    outputs.write_passwords(tmp_path, {"bob": "pw-b2"})
+    assert path.read_text() == "name,password\nalice,pw-a\nbob,pw-b2\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["initial-passwords.csv"]
+
+
+def test_batch_command_refuses_a_bad_manifest_with_exit_2_and_creates_nothing(folder: Path, tmp_path: Path):
+    """The real command; no appliance: every row is checked before anything else happens."""
+    manifest = write(folder, HEADER
+                     + "alice,keys/alice.pub,,,\n"
+                     + "bob,keys/id_ed25519,,,\n"  # a private key
+                     + "alice,keys/bob.pub,,,\n"  # a duplicate name
+                     + "carol,keys/missing.pub,,,\n"  # a missing key file
+                     + "dave,keys/carol.pub,$6$rounds=5000$salt$tooshort,,\n")  # a bad hash
+    out = tmp_path / "out"
+    base = tmp_path / "base.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(base), "64M"], check=True)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = subprocess.run(
+        [sys.executable, "-m", "provision", "batch", str(manifest), "--base", str(base), "--out-dir", str(out)],
+        capture_output=True, text=True, env={**os.environ, "ZVM_PROVISION_ACCEL": "tcg"}, timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    for where, reason in (("line 3", "private key"), ("line 4", "duplicate name 'alice'"),
+                          ("line 5", "no such file"), ("line 6", "password_hash")):
+        assert any(line.strip().startswith(where) and reason in line for line in result.stderr.splitlines()), where
+    assert not any(line.strip().startswith("line 2:") for line in result.stderr.splitlines())
+    assert "tooshort" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == before and not out.exists()

@@ -1,0 +1,372 @@
+"""The zvm system as NixOS's module system builds it, offline.
+
+nix/tests/eval.nix evaluates flake.nix's nixosConfigurations.zvm with the real nixpkgs lib.evalModules, the
+real impermanence module and stand-in declarations of the nixpkgs options the modules use (nixpkgs' types:
+an unknown option or a wrong type fails). Every assertion and warning is evaluated. The expected values come
+from persist-layout.json as provision/layout.py reads it, and from what NixOS needs at boot, never from the
+module that produces them.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from provision.core.layout import load_layout
+from tests.nix.support import (
+    BASH,
+    NIX_DIR,
+    TEST_FLAKE_URL,
+    configured,
+    evaluated,
+    failed_assertions,
+    fake_tool,
+    real_tools,
+)
+
+pytestmark = pytest.mark.nix
+
+# nixpkgs mounts these in the initrd whatever neededForBoot says (pathsNeededForBoot, nixos/lib/utils.nix);
+# impermanence must bind persisted directories among them there, before stage 2 reads them.
+NIXOS_PATHS_MOUNTED_IN_INITRD = {"/", "/nix", "/nix/store", "/var", "/var/log", "/var/lib", "/var/lib/nixos", "/etc", "/usr"}
+
+
+def guest(role: str) -> str:
+    layout = load_layout()
+    return layout.guest_path(layout.role(role).path)
+
+
+def mib(size: str) -> int:
+    assert size.endswith("M"), size
+    return int(size[:-1])
+
+
+# --- every assertion and warning ---------------------------------------------------------------------
+
+
+def test_the_configured_system_passes_every_assertion_without_warnings() -> None:
+    report = configured()
+    assert len(report["assertions"]) >= 10  # nixpkgs', impermanence's and the flake's own were evaluated
+    assert failed_assertions(report) == []
+    assert report["warnings"] == []
+    assert report["toplevel"] == {"success": True, "value": True}
+
+
+def test_an_unset_update_url_stops_the_build_with_a_message_naming_the_option() -> None:
+    """No foreign default: a VM must never switch to somebody else's flake."""
+    report = evaluated()
+    failed = failed_assertions(report)
+    assert len(failed) == 1, failed
+    assert "zvm.updates.flakeUrl is not set" in failed[0]
+    assert "?dir=nix#zvm" in failed[0] and "nix/hosts/zvm/default.nix" in failed[0]
+    assert report["toplevel"]["success"] is False
+    assert report["autoUpgrade"]["enable"] is False and report["autoUpgrade"]["flake"] is None
+    assert "nixos-upgrade" not in report["systemd"]["services"]
+
+
+def test_a_null_update_url_means_no_updates_and_says_so() -> None:
+    report = evaluated(zvm={"updates": {"flakeUrl": None}})
+    assert failed_assertions(report) == []
+    assert report["toplevel"]["success"] is True
+    assert any("never updates itself" in w for w in report["warnings"]), report["warnings"]
+    assert report["autoUpgrade"]["enable"] is False
+    assert "nixos-upgrade" not in report["systemd"]["services"]
+    assert "nixos-upgrade" not in report["systemd"]["timers"]
+
+
+def test_an_update_url_without_a_configuration_is_refused() -> None:
+    report = evaluated(zvm={"updates": {"flakeUrl": "git+https://example.test/you/zvm-provision?dir=nix"}})
+    failed = failed_assertions(report)
+    assert len(failed) == 1 and "names no configuration" in failed[0], failed
+
+
+def test_no_module_types_a_persist_path_itself() -> None:
+    """Paths under /persist come from contract.nix only (the modules import it), so they cannot drift."""
+    for module in [*(NIX_DIR / "modules").glob("*.nix"), NIX_DIR / "filesystems.nix"]:
+        code = "\n".join(line.split("#", 1)[0] for line in module.read_text().splitlines())
+        assert "/persist" not in code, f"{module.name} spells out a /persist path"
+
+
+# --- filesystems and the allowlist --------------------------------------------------------------------
+
+
+def test_root_is_a_private_tmpfs_and_nix_and_persist_are_mounted_by_label_in_the_initrd() -> None:
+    layout = load_layout()
+    fs = configured()["fileSystems"]
+    assert fs["/"]["fsType"] == "tmpfs"
+    assert "mode=755" in fs["/"]["options"]  # sshd StrictModes walks up to /
+    # The labels the sample disk and every zvm disk carry (provision/sampledisk.py makes the same).
+    for mount_point, label, fs_type in (("/nix", "nix", "ext4"), (layout.mount_point, layout.label, layout.fs_type)):
+        assert fs[mount_point]["device"] == f"/dev/disk/by-label/{label}"
+        assert fs[mount_point]["fsType"] == fs_type
+        assert fs[mount_point]["neededForBoot"] is True
+        assert "x-initrd.mount" in fs[mount_point]["options"]
+    assert fs["/boot"]["device"] == "/dev/disk/by-label/BOOT" and fs["/boot"]["fsType"] == "vfat"
+
+
+def test_impermanence_binds_every_persisted_directory_from_persist() -> None:
+    layout = load_layout()
+    report = configured()
+    mounts = {m["where"]: m for m in report["systemd"]["mounts"]}
+    initrd = {m["where"]: m for m in report["systemd"]["initrdMounts"]}
+    persisted = [e for e in layout.entries if e.persist in ("directory", "user-directory")]
+    assert persisted
+    for entry in persisted:
+        mount = mounts[entry.path]
+        assert mount["what"] == layout.guest_path(entry.path)
+        assert "bind" in mount["options"].split(",")
+        assert "local-fs.target" in mount["wantedBy"] and "local-fs.target" in mount["before"]
+        if entry.path in NIXOS_PATHS_MOUNTED_IN_INITRD:
+            assert initrd[f"/sysroot{entry.path}"]["what"] == f"/sysroot{layout.guest_path(entry.path)}"
+    assert set(mounts) == {e.path for e in persisted}, "something outside the contract is persisted"
+    assert set(initrd) == {f"/sysroot{e.path}" for e in persisted if e.path in NIXOS_PATHS_MOUNTED_IN_INITRD}
+
+
+def test_impermanence_creates_missing_directories_with_the_contract_owner_and_mode() -> None:
+    layout = load_layout()
+    names = {0: "root", layout.uid: layout.user_name}
+    groups = {0: "root", layout.gid: "users"}
+    persistence = configured()["persistence"][layout.mount_point]
+    assert persistence["persistentStoragePath"] == layout.mount_point
+    got = {d["dirPath"]: d for d in persistence["directories"]}
+    got |= {d["dirPath"]: d for u in persistence["users"].values() for d in u["directories"]}
+    for entry in (e for e in layout.entries if e.persist in ("directory", "user-directory")):
+        d = got[entry.path]
+        assert (d["user"], d["group"], int(d["mode"], 8)) == (names[entry.uid], groups[entry.gid], entry.mode)
+
+
+def test_the_machine_id_is_bound_from_persist_before_systemd_needs_it() -> None:
+    layout = load_layout()
+    report = configured()
+    machine_id = layout.role("machine-id")
+    persisted = {f["filePath"]: f for f in report["persistence"][layout.mount_point]["files"]}
+    assert machine_id.path == "/etc/machine-id" and machine_id.path in persisted
+    services = report["systemd"]["services"]
+    binder = [s for s in services.values() if s.get("serviceConfig", {}).get("ExecStart", "").split()[1:3]
+              == [machine_id.path, layout.guest_path(machine_id.path)]]
+    assert len(binder) == 1, "no unit binds the persisted machine-id"
+    assert "local-fs.target" in binder[0]["wantedBy"] and binder[0]["unitConfig"]["DefaultDependencies"] is False
+    # The activation script binds it at boot (before systemd starts); it needs /persist from the initrd.
+    scripts = report["activationScripts"]
+    assert "createPersistentStorageDirs" in scripts["persist-files"]["deps"]
+    assert {"users", "groups"} <= set(scripts["createPersistentStorageDirs"]["deps"])
+    assert report["fileSystems"][layout.mount_point]["neededForBoot"] is True
+    # systemd-machine-id-commit fails on a bind-mounted /etc/machine-id: only ever on a first boot.
+    assert "systemd-machine-id-commit.service" in report["systemd"]["initrdSuppressedUnits"]
+    assert services["systemd-machine-id-commit"]["unitConfig"]["ConditionFirstBoot"] is True
+
+
+# --- the user, sudo, sshd -----------------------------------------------------------------------------
+
+
+def test_one_non_wheel_user_with_the_contract_ids_and_password_file() -> None:
+    layout = load_layout()
+    users = configured()["users"]
+    assert users["mutableUsers"] is False
+    user = users["users"][layout.user_name]
+    assert user["isNormalUser"] is True and user["uid"] == layout.uid
+    assert users["groups"][user["group"]] == layout.gid
+    assert user["home"] == f"/home/{layout.user_name}"
+    assert user["hashedPasswordFile"] == guest("password-hash")
+    assert user["hashedPassword"] is None
+    assert "wheel" not in user["extraGroups"]
+    normal = [name for name, u in users["users"].items() if u["isNormalUser"]]
+    assert normal == [layout.user_name]
+
+
+def test_no_sudo_and_only_root_talks_to_the_nix_daemon() -> None:
+    report = configured()
+    assert report["security"] == {"sudo": False, "sudo-rs": False}
+    assert report["nix"]["settings"]["allowed-users"] == ["root"]
+    assert report["nix"]["settings"]["trusted-users"] == ["root"]
+
+
+def test_sshd_takes_keys_only_from_the_contract_files() -> None:
+    layout = load_layout()
+    ssh = configured()["openssh"]
+    assert ssh["enable"] is True
+    s = ssh["settings"]
+    assert (s["PasswordAuthentication"], s["KbdInteractiveAuthentication"]) == (False, False)
+    assert s["PermitRootLogin"] == "no" and s["StrictModes"] is True
+    assert s["AuthenticationMethods"] == "publickey"
+    assert s["AllowUsers"] == [layout.user_name]
+    # The keys file, with the user's name as sshd's %u; no ~/.ssh/authorized_keys on the tmpfs home.
+    keys = guest("authorized-keys").replace(f"/{layout.user_name}/", "/%u/")
+    assert f"AuthorizedKeysFile {keys} /etc/ssh/authorized_keys.d/%u\n" in ssh["extraConfig"]
+    host_key = guest("host-key")
+    assert re.findall(r"^HostKey (.*)$", ssh["extraConfig"], re.M) == [host_key]
+    assert guest("host-key-public") == host_key + ".pub"  # ssh-keygen's pairing
+    assert ssh["hostKeys"] == [{"path": host_key, "type": "ed25519"}]
+
+
+# --- updates, storage, console --------------------------------------------------------------------------
+
+
+def test_updates_switch_hourly_and_after_boot_and_never_reboot() -> None:
+    report = configured()
+    upgrade = report["systemd"]["services"]["nixos-upgrade"]
+    assert f"--flake {TEST_FLAKE_URL}" in upgrade["script"]
+    assert re.search(r"nixos-rebuild switch ", upgrade["script"])
+    assert "shutdown" not in upgrade["script"] and "reboot" not in upgrade["script"]
+    assert report["autoUpgrade"]["allowReboot"] is False
+    assert "network-online.target" in upgrade["after"]
+    timer = report["systemd"]["timers"]["nixos-upgrade"]["timerConfig"]
+    assert timer["OnCalendar"] == ["hourly"]
+    assert timer["OnBootSec"] == "2min"  # the tmpfs root forgets Persistent='s stamp
+
+
+def on_disk(path: str, filesystems: dict) -> bool:
+    """Whether PATH lives on a disk filesystem, not on a tmpfs (the longest mount point above it decides)."""
+    mount = max((m for m in filesystems if path == m or path.startswith(m.rstrip("/") + "/")), key=len)
+    return filesystems[mount]["fsType"] != "tmpfs"
+
+
+def test_builds_and_fetches_happen_on_the_nix_partition_not_in_ram() -> None:
+    report = configured()
+    build_dir = report["nix"]["settings"]["build-dir"]
+    assert on_disk(build_dir, report["fileSystems"]), build_dir
+    assert any(rule.split()[:2] == ["d", build_dir] for rule in report["systemd"]["tmpfiles"])
+    cache_home = report["systemd"]["services"]["nixos-upgrade"]["environment"]["XDG_CACHE_HOME"]
+    assert on_disk(cache_home, report["fileSystems"]), cache_home
+
+
+def test_garbage_collection_and_boot_entries_fit_the_partitions() -> None:
+    report = configured()
+    parts = report["image"]["repart"]["partitions"]
+    nix_bytes = mib(parts["20-nix"]["repartConfig"]["SizeMaxBytes"]) * 2**20
+    esp_mib = mib(parts["10-esp"]["repartConfig"]["SizeMaxBytes"])
+    settings = report["nix"]["settings"]
+    # Nix collects garbage during a build when /nix runs low; a gigabyte at least, below the partition size.
+    assert 2**30 <= settings["min-free"] < settings["max-free"] <= nix_bytes // 2
+    gc = report["nix"]["gc"]
+    assert gc["automatic"] is True and "--delete-older-than" in gc["options"]
+    gc_timer = report["systemd"]["timers"]["nix-gc"]["timerConfig"]
+    assert gc_timer["OnCalendar"] and "OnBootSec" in gc_timer  # Persistent= cannot catch up on a tmpfs root
+    # Each entry keeps a kernel and an initrd on the ESP: up to ~64 MiB on x86_64, plus systemd-boot itself.
+    limit = report["boot"]["loader"]["systemd-boot"]["configurationLimit"]
+    assert limit is not None and 2 <= limit and limit * 64 + 32 <= esp_mib
+
+
+def test_the_console_is_on_the_serial_port_start_sh_shows() -> None:
+    report = configured()
+    consoles = [p for p in report["boot"]["kernelParams"] if p.startswith("console=")]
+    assert consoles and consoles[-1].startswith("console=ttyS0")  # the last one is /dev/console
+    # The image boots its own loader entry first: the parameters must be in it.
+    entry = report["image"]["espTexts"]["/loader/entries/nixos-generation-1.conf"]
+    options = next(line for line in entry.splitlines() if line.startswith("options "))
+    assert consoles[-1] in options.split()
+    assert f"init={report['image']['toplevelPath']}/init" in options.split()
+
+
+# --- Netbird --------------------------------------------------------------------------------------------
+
+
+def enrol_unit() -> dict:
+    return configured()["systemd"]["services"]["zvm-netbird-enrol"]
+
+
+def test_netbird_enrolment_runs_only_with_a_seeded_key_after_the_daemon() -> None:
+    report = configured()
+    unit = enrol_unit()
+    assert unit["unitConfig"]["ConditionPathExists"] == guest("netbird-setup-key")
+    daemons = [n for n, s in report["systemd"]["services"].items() if "service run" in s["serviceConfig"].get("ExecStart", "")]
+    assert daemons == ["netbird"]
+    assert "netbird.service" in unit["requires"] and "netbird.service" in unit["after"]
+    assert unit["wantedBy"] == ["multi-user.target"]
+    assert unit["serviceConfig"]["Type"] == "oneshot"
+    assert unit["serviceConfig"]["Restart"] == "on-failure"  # no network yet: try again, keep the key
+    # The CLI must reach the same daemon socket the daemon listens on: nixpkgs' daemon runs the client's
+    # wrapper, whose --set-default arguments carry the client's NB_* environment.
+    client = report["netbird"]["default"]
+    assert report["systemd"]["services"]["netbird"]["serviceConfig"]["ExecStart"] == f"{client['wrapper']}/bin/netbird service run"
+    defaults = dict(zip(client["makeWrapperArgs"][1::3], client["makeWrapperArgs"][2::3]))
+    assert client["makeWrapperArgs"][0::3] == ["--set-default"] * len(defaults)
+    assert unit["environment"]["NB_DAEMON_ADDR"] == defaults["NB_DAEMON_ADDR"]
+
+
+def run_enrol_script(tmp_path: Path, *, key: bool, url: str | None, up_status: int = 0) -> tuple[int, list[str]]:
+    """Runs the unit's script with the contract's paths moved under tmp_path and a fake netbird."""
+    layout = load_layout()
+    root = tmp_path / "root"
+    script = enrol_unit()["script"].replace(f"{layout.mount_point}/", f"{root}{layout.mount_point}/")
+    key_file = Path(f"{root}{guest('netbird-setup-key')}")
+    url_file = Path(f"{root}{guest('netbird-management-url')}")
+    key_file.parent.mkdir(parents=True)
+    if key:
+        key_file.write_text("A1B2C3D4-E5F6-4789-9ABC-DEF012345678\n")
+    if url is not None:
+        url_file.write_text(url + "\n")
+    calls = tmp_path / "calls"
+    fake_tool(
+        tmp_path,
+        "netbird",
+        f'printf "%s\\n" "$*" >> {calls}\n[ "$1" = up ] && exit {up_status}\nexit 0',
+    )
+    real_tools(tmp_path, "seq", "sleep", "tr", "rm")
+    result = subprocess.run(
+        [BASH, "-c", script], env={"PATH": str(tmp_path / "bin")}, capture_output=True, text=True, timeout=60
+    )
+    return result.returncode, calls.read_text().splitlines() if calls.exists() else []
+
+
+def test_netbird_enrolment_uses_the_key_file_and_the_management_url_then_deletes_the_key(tmp_path: Path) -> None:
+    status, calls = run_enrol_script(tmp_path, key=True, url="https://netbird.example.test:443")
+    key = f"{tmp_path}/root{guest('netbird-setup-key')}"
+    assert status == 0
+    assert calls == ["status", f"up --setup-key-file {key} --management-url https://netbird.example.test:443"]
+    assert not Path(key).exists()
+
+
+def test_netbird_enrolment_without_a_management_url_uses_netbirds_default(tmp_path: Path) -> None:
+    status, calls = run_enrol_script(tmp_path, key=True, url=None)
+    assert status == 0
+    assert calls[-1] == f"up --setup-key-file {tmp_path}/root{guest('netbird-setup-key')}"
+
+
+def test_a_failed_enrolment_keeps_the_key_for_the_next_try(tmp_path: Path) -> None:
+    status, calls = run_enrol_script(tmp_path, key=True, url=None, up_status=1)
+    assert status != 0 and calls[-1].startswith("up ")
+    assert Path(f"{tmp_path}/root{guest('netbird-setup-key')}").exists()
+
+
+# --- the image ------------------------------------------------------------------------------------------
+
+
+def test_the_image_has_the_zvm_partitions_in_order_and_an_empty_persist() -> None:
+    layout = load_layout()
+    report = configured()
+    repart = report["image"]["repart"]
+    assert report["image"]["fileName"] == "main.raw"
+    assert repart["sectorSize"] == 512  # OVMF boots 512-byte sectors only
+    parts = repart["partitions"]
+    assert sorted(parts) == list(parts) == ["10-esp", "20-nix", "30-persist"]
+    esp, nix, persist = (parts[k] for k in ("10-esp", "20-nix", "30-persist"))
+    assert (esp["repartConfig"]["Type"], esp["repartConfig"]["Format"], esp["repartConfig"]["Label"]) == ("esp", "vfat", "BOOT")
+    assert esp["contents"]["/EFI/BOOT/BOOTX64.EFI"].endswith("/lib/systemd/boot/efi/systemd-bootx64.efi")
+    assert (nix["repartConfig"]["Format"], nix["repartConfig"]["Label"]) == ("ext4", "nix")
+    # Mounted at /nix: the store at /store and the database at /var/nix inside the partition.
+    assert nix["nixStorePrefix"] == "/store" and "/var/nix" in nix["contents"]
+    assert nix["storePaths"] == [report["image"]["toplevelPath"]]
+    assert (persist["repartConfig"]["Format"], persist["repartConfig"]["Label"]) == (layout.fs_type, layout.label)
+    assert persist["contents"] == {} and persist["storePaths"] == []  # zvm-provision seeds it
+    uuids = [p["repartConfig"]["UUID"] for p in parts.values()]
+    assert len(set(uuids)) == 3 and repart["seed"] not in uuids
+    sizes = [mib(p["repartConfig"]["SizeMinBytes"]) for p in parts.values()]
+    assert sizes == [mib(p["repartConfig"]["SizeMaxBytes"]) for p in parts.values()]
+    assert sum(sizes) + 1 == 20 * 1024  # 20 GiB virtual, 1 MiB for the GPT and alignment
+    assert any(o.startswith("hash_seed=") for o in ",".join(repart["mkfsOptions"]["ext4"]).split(","))
+
+
+def test_the_flake_outputs_build_from_the_one_configuration() -> None:
+    outputs = configured()["outputs"]
+    assert outputs["nixosConfigurations"] == ["zvm"]
+    assert {"image", "toplevel", "zvm-provision", "default"} <= set(outputs["packages"])
+    assert outputs["imagePackage"] == outputs["imageOfConfiguration"]
+    assert {"boot", "toplevel", "zvm-provision"} <= set(outputs["checks"])
+    for app in outputs["apps"].values():
+        assert app["type"] == "app" and app["program"].endswith("/bin/zvm-provision")
+    modules = {p.stem for p in (NIX_DIR / "modules").glob("*.nix")}
+    assert set(outputs["nixosModules"]) == modules

@@ -1,0 +1,207 @@
+"""The real command on a pseudo-terminal: a person's keystrokes answer questionary's prompts.
+
+Two appliance launches per test at most (the wizard's, then a fresh read-only handle or none), plus the shared
+sample disk template from conftest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.held_writes import HOLD_WRITES_ENV
+from tests.support.keyfactory import public_line
+
+pexpect = pytest.importorskip("pexpect")
+
+pytestmark = [pytest.mark.tty, pytest.mark.appliance]
+
+REPO = Path(__file__).resolve().parents[2]
+LAUNCH_TIMEOUT = 240  # the wait for the appliance: ~15 s under TCG, more on a busy machine
+PASSWORD = "tty test pass 42"
+ENTER = "\r"
+CTRL_C = "\x03"
+
+
+def spawn(disk: Path, home: Path, *, args: list[str] | None = None, module: str = "provision", **extra_env: str):
+    """`python -m provision` (or, for the held writes, the wrapper tests.support.held_writes) on a pty."""
+    env = dict(os.environ)
+    env.update(extra_env)
+    env.update(
+        HOME=str(home),
+        ZVM_PROVISION_ACCEL="tcg",
+        PYTHONPATH=str(REPO),
+        TERM="xterm",
+        PROMPT_TOOLKIT_NO_CPR="1",  # pexpect does not answer cursor-position requests
+        NO_COLOR="1",
+    )
+    return pexpect.spawn(
+        sys.executable, ["-m", module, *(args or [str(disk)])], env=env, cwd=str(REPO), encoding="utf-8",
+        timeout=60, dimensions=(50, 200),
+    )
+
+
+def home_with_keys(tmp_path: Path) -> tuple[Path, str]:
+    """~/.ssh with id_ed25519.pub and a newer laptop.pub: the checklist ticks id_ed25519.pub (the default)."""
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True, mode=0o700)
+    line = public_line(comment="tty@test")
+    (home / ".ssh" / "id_ed25519.pub").write_text(line + "\n")
+    (home / ".ssh" / "laptop.pub").write_text(public_line(comment="laptop@test") + "\n")
+    os.utime(home / ".ssh" / "id_ed25519.pub", (time.time() - 3600, time.time() - 3600))
+    return home, line
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def answer_keys_and_netbird(child) -> None:
+    """The questions asked while the appliance starts: Enter takes the ticked default key; no Netbird."""
+    child.expect("qcow2")
+    child.expect("SSH public keys")
+    child.send(ENTER)
+    child.expect("Join a Netbird network on first boot")
+    child.send("n")
+
+
+def answer_password(child) -> None:
+    """Asked once the image's state is known; the select's default is "Type a password" on a blank image."""
+    child.expect("Password for the user zvm", timeout=LAUNCH_TIMEOUT)
+    child.send(ENTER)
+    child.expect(r"Password \(at least 8")
+    child.send(PASSWORD + ENTER)
+    child.expect("The same password again")
+    child.send(PASSWORD + ENTER)
+    child.expect("Write this to")
+
+
+def test_keystrokes_seed_the_image(sample_disk, open_readonly, tmp_path):
+    home, key_line = home_with_keys(tmp_path)
+    child = spawn(sample_disk, home)
+    try:
+        child.expect("qcow2")
+        # asked at once, while the appliance starts: not after it
+        child.expect("SSH public keys", timeout=30)
+        child.send(ENTER)
+        child.expect("Join a Netbird network on first boot")
+        child.send("n")
+        # then a live line with the seconds, until the appliance is up
+        child.expect(r"Starting the libguestfs appliance… \d+ s", timeout=30)
+        child.expect("persist: not seeded yet", timeout=LAUNCH_TIMEOUT)
+        child.expect("Password for the user zvm")
+        child.send(ENTER)
+        child.expect(r"Password \(at least 8")
+        child.send("short" + ENTER)  # refused in place; the prompt stays open
+        child.expect("at least 8 characters long")
+        child.send("\x7f" * 5 + PASSWORD + ENTER)
+        child.expect("The same password again")
+        child.send(PASSWORD + ENTER)
+        child.expect("Write this to")
+        child.send("y")
+        confirmed = time.monotonic()
+        child.expect(pexpect.EOF, timeout=120)
+        exited = time.monotonic()
+    finally:
+        child.close()
+    output = child.before or ""
+    print(f"confirmation to exit: {exited - confirmed:.2f} s")  # a measurement, not a timed test
+    assert child.exitstatus == 0, output
+    assert PASSWORD not in output
+
+    from tests.support import libxcrypt as crypt  # noqa: PLC0415 (what PAM does at login)
+
+    with open_readonly(sample_disk) as (_, fs):
+        hashed = fs.read_file("/passwords/zvm").decode().strip()
+        keys = fs.read_file("/home/zvm/.ssh/authorized_keys").decode()
+        stat = fs.lstat("/home/zvm/.ssh/authorized_keys")
+    assert hashed.startswith("$6$") and crypt.crypt(PASSWORD, hashed) == hashed
+    assert keys == key_line + "\n"  # the ticked default, id_ed25519.pub, not the newer laptop.pub
+    assert (stat.uid, stat.gid, stat.mode) == (1000, 100, 0o600)
+
+
+def test_ctrl_c_at_the_first_question_while_the_appliance_starts_leaves_the_image_byte_identical(
+    sample_disk, tmp_path
+):
+    home, _ = home_with_keys(tmp_path)
+    before = sha256(sample_disk)
+    child = spawn(sample_disk, home)
+    try:
+        child.expect("SSH public keys")
+        child.send(CTRL_C)
+        # libguestfs cannot stop a launch half-way: the run says it waits for it, then shuts it down
+        child.expect("waiting for the appliance to finish starting")
+        child.expect(pexpect.EOF, timeout=LAUNCH_TIMEOUT)
+    finally:
+        child.close()
+    assert child.exitstatus == 130, child.before
+    assert "the image was not changed" in (child.before or "")
+    assert sha256(sample_disk) == before
+
+
+def test_no_at_the_confirmation_exits_1_saying_nothing_was_written(sample_disk, tmp_path):
+    home, _ = home_with_keys(tmp_path)
+    before = sha256(sample_disk)
+    child = spawn(sample_disk, home)
+    try:
+        answer_keys_and_netbird(child)
+        answer_password(child)
+        child.send("n")
+        child.expect(pexpect.EOF, timeout=120)
+    finally:
+        child.close()
+    assert child.exitstatus == 1, child.before  # an answer, not an interrupt (130 is for signals)
+    assert "nothing was written" in (child.before or "")
+    assert sha256(sample_disk) == before
+
+
+def test_ctrl_c_key_during_the_writes_finishes_them_and_hands_over_the_summary(sample_disk, tmp_path):
+    """The Ctrl-C key on the terminal (the tty sends SIGINT to the command, not to qemu) while the wizard's
+    confirmed plan is being written. The run holds after its first write (tests/support/held_writes.py)."""
+    home, key_line = home_with_keys(tmp_path)
+    hold = tmp_path / "hold"
+    hold.mkdir()
+    child = spawn(sample_disk, home, module="tests.support.held_writes", **{HOLD_WRITES_ENV: str(hold)})
+    try:
+        answer_keys_and_netbird(child)
+        answer_password(child)
+        child.send("y")
+        deadline = time.monotonic() + 120
+        while not (hold / "writing").exists():
+            assert child.isalive() and time.monotonic() < deadline, child.before
+            time.sleep(0.05)
+        child.send(CTRL_C)
+        child.expect("finishing the writes")
+        (hold / "resume").touch()
+        child.expect("Done: .* seeded")
+        child.expect(r"zvm ssh-ed25519 \S+")  # the known_hosts line of the hand-over summary
+        child.expect("was seeded")
+        child.expect(pexpect.EOF, timeout=120)
+    finally:
+        child.close()
+    assert child.exitstatus == 130, child.before
+    assert "nothing more was written" not in (child.before or "")
+
+
+def test_a_scripted_run_on_a_terminal_shows_the_live_status_but_not_with_json(sample_disk, tmp_path):
+    home, _ = home_with_keys(tmp_path)
+    key = home / ".ssh" / "id_ed25519.pub"
+    args = [str(sample_disk), "--no-password", "--ssh-key", str(key), "--dry-run", "--yes"]
+    plain = spawn(sample_disk, home, args=args)
+    as_json = spawn(sample_disk, home, args=[*args, "--json"])
+    try:
+        plain.expect(r"Starting the libguestfs appliance… \d+ s", timeout=60)
+        plain.expect("Plan \\(dry run", timeout=LAUNCH_TIMEOUT)
+        plain.expect(pexpect.EOF, timeout=120)
+        as_json.expect(pexpect.EOF, timeout=LAUNCH_TIMEOUT)
+    finally:
+        plain.close()
+        as_json.close()
+    assert plain.exitstatus == 0, plain.before
+    assert as_json.exitstatus == 0 and '"dry_run": true' in as_json.before, as_json.before
+    assert "Starting the libguestfs appliance" not in as_json.before
