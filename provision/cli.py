@@ -44,7 +44,7 @@ Exit codes:
   2    bad usage or input; nothing was touched
   3    the image cannot be used (not a disk image, corrupt, encrypted, read-only, no persist partition,
        unsafe entries)
-  4    the image is in use by another process (a running VM)
+  4    the image is in use by another process (a running VM), or another batch run holds --out-dir
   130  interrupted (Ctrl-C): before writing, the image is left as it was; while writing, the writes
        finish and the summary is printed (a second Ctrl-C stops at once, every file old or whole)
 """
@@ -404,10 +404,12 @@ def inspect_command(
     from provision.commands.inspect import inspect_image
     from provision.core.inspection import check_image_contract
     from provision.guest.diskformat import probe_image
-    from provision.ui import render
+    from provision.ui import progress, render
 
     check_accel(accel)
-    report = inspect_image(probe_image(image), accel=accel)
+    info = probe_image(image)
+    status = progress.appliance_starting if progress.wanted(json_out=json_out) else nullcontext
+    report = inspect_image(info, accel=accel, waiting=status)
     problems = check_image_contract(report)
     if json_out:
         print(json.dumps(render.report_to_json(report, problems), indent=2))
