@@ -1,7 +1,7 @@
 """One bounded HTTPS GET: certificate checks, one deadline for the whole fetch, a size cap, https-only
 redirects.
 
-Stdlib only (http.client, ssl). Nothing but a User-Agent and the Accept headers is sent: no cookies, no
+Stdlib only (http.client, ssl); what a URL may be and how it is shown is core.urls'. Nothing but a User-Agent and the Accept headers is sent: no cookies, no
 credentials, no proxy. Every failure is a FetchError (exit 1) naming the URL and the reason, never a
 traceback; URLs in messages lose their query string, which may carry a token.
 
@@ -20,8 +20,9 @@ import threading
 import time
 from dataclasses import dataclass
 from http import HTTPStatus
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit
 
+from provision.core.urls import check_https_url, display_url
 from provision.errors import ExitCode, ProvisionError, UsageError
 
 DEFAULT_TIMEOUT = 10.0  # seconds, for everything: DNS, connect, TLS, redirects, headers and body
@@ -29,8 +30,6 @@ DEFAULT_MAX_BYTES = 1 << 20
 DEFAULT_MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _READ_SIZE = 64 * 1024
-_MAX_URL_CHARS = 2048
-MALFORMED_URL = "(a malformed URL)"  # what display_url shows for a URL it cannot take apart
 
 
 class FetchError(ProvisionError):
@@ -63,43 +62,6 @@ class Response:
     url: str  # the final URL, after redirects
     content_type: str  # the media type, lower case, without parameters ("" if the server sent none)
     body: bytes
-
-
-def display_url(url: str) -> str:
-    """The URL for a message: no user info, no fragment, the query shown as '?...' (it may hold a token)."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return MALFORMED_URL
-    shown = f"{parts.scheme}://{host}{port}{parts.path}" + ("?..." if parts.query else "")
-    # percent-encoded: never a control code on a terminal, nor a space that hides where the URL ends
-    return "".join(c if 0x20 < ord(c) < 0x7F else quote(c, safe="") for c in shown)
-
-
-def check_https_url(url: str, what: str) -> str:
-    """`url` if it is an https URL we can fetch: ASCII, no whitespace, a host, no user name or password.
-    A UsageError naming `what` otherwise (plain http gets its own message)."""
-    if len(url) > _MAX_URL_CHARS:
-        raise UsageError(f"{what} is longer than {_MAX_URL_CHARS} characters")
-    if not url.isascii() or any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
-        raise UsageError(f"{what} must be plain ASCII without spaces (percent-encode other characters)")
-    try:
-        parts = urlsplit(url)
-        parts.port  # raises ValueError for a non-numeric or out-of-range port
-    except ValueError:
-        raise UsageError(f"{what} is malformed") from None
-    scheme = parts.scheme.lower()
-    if scheme == "http":
-        raise UsageError(f"{what} uses plain http, which anyone on the way can change; use https://")
-    if scheme != "https":
-        raise UsageError(f"{what} must start with https://")
-    if "@" in parts.netloc:  # not echoed: it may hold a password
-        raise UsageError(f"{what} must not contain a user name or password")
-    if not parts.hostname:
-        raise UsageError(f"{what} has no host")
-    return url
 
 
 class _Watch:

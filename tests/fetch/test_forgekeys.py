@@ -1,8 +1,9 @@
-"""Tests for provision.forgekeys and provision.httpsget: keys fetched from GitHub/GitLab-style servers.
+"""Tests for provision.fetch (forgekeys, httpsget): keys fetched from GitHub/GitLab-style servers.
 
-Every fetch goes to a real HTTPS server on 127.0.0.1 (tests/httpsserver.py), whose certificate comes from a
-throw-away CA that SSL_CERT_FILE points at; ZVM_PROVISION_GITHUB_URL and ZVM_PROVISION_GITLAB_URL point gh:
-and gl: at it. No appliance.
+Every fetch goes to a real HTTPS server on 127.0.0.1 (tests/support/httpsserver.py), whose certificate comes
+from a throw-away CA that SSL_CERT_FILE points at; ZVM_PROVISION_GITHUB_URL and ZVM_PROVISION_GITLAB_URL point
+gh: and gl: at it. No appliance. What needs no network (reading a source as written) is in
+tests/core/test_keysources.py.
 """
 
 from __future__ import annotations
@@ -11,105 +12,31 @@ import ssl
 
 import pytest
 
-from provision import __version__, forgekeys
+from provision import __version__
 from provision.errors import ExitCode, ProvisionError, UsageError
-from provision.forgekeys import (
-    GITHUB_URL_ENV,
-    GITLAB_URL_ENV,
-    KeyFetcher,
-    fetch_keys,
-    is_remote_key_source,
-    parse_key_source,
+from provision.fetch import forgekeys
+from provision.fetch.forgekeys import GITHUB_URL_ENV, KeyFetcher, fetch_keys
+from provision.fetch.httpsget import FetchError
+from tests.support import keyfactory
+from tests.support.httpsserver import (  # noqa: F401 (authority, servers, forge: fixtures)
+    MIB,
+    Trickle,
+    authority,
+    bare,
+    forge,
+    free_port,
+    issue_server_cert,
+    lines,
+    make_authority,
+    send,
+    serve,
+    servers,
+    write_slowly,
 )
-from provision.httpsget import FetchError
-from tests import keyfactory
-from tests.httpsserver import (Servers, Trickle, free_port, issue_server_cert, make_authority, send,
-                              write_slowly)
-
-MIB = 1 << 20
-
-
-@pytest.fixture(scope="module")
-def authority():
-    return make_authority()
-
-
-@pytest.fixture
-def servers():
-    started = Servers()
-    yield started
-    started.stop()
-
-
-@pytest.fixture
-def forge(authority, servers, tmp_path, monkeypatch):
-    """An HTTPS server trusted through SSL_CERT_FILE, standing in for both GitHub and GitLab."""
-    cert, key = issue_server_cert(authority, tmp_path)
-    server = servers.https(cert, key)
-    monkeypatch.setenv("SSL_CERT_FILE", str(authority.write_pem(tmp_path / "ca.pem")))
-    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
-    monkeypatch.setenv(GITHUB_URL_ENV, server.url)
-    monkeypatch.setenv(GITLAB_URL_ENV, server.url + "/gitlab/")
-    return server
-
-
-def serve(server, path: str, body: bytes, status: int = 200, **kwargs) -> None:
-    server.routes[path] = lambda handler: send(handler, status, body, **kwargs)
-
-
-def lines(*keys: str, end: str = "\n") -> bytes:
-    return "".join(key + end for key in keys).encode()
-
-
-def bare(line: str) -> str:
-    """A public key line without its comment, as GitHub serves it."""
-    return " ".join(line.split(" ")[:2])
 
 
 # ------------------------------------------------------------------------------------------------
 # Recognising and validating sources (no network)
-
-
-@pytest.mark.parametrize(
-    "text",
-    ["gh:alice", "gl:bob", "GH:alice", "https://git.example.org/alice.keys", "HTTPS://x", "http://x/a.keys",
-     "gh:", " gh:alice "],
-)
-def test_remote_sources_are_recognised(text):
-    assert is_remote_key_source(text)
-
-
-@pytest.mark.parametrize(
-    "text",
-    ["alice.pub", "/home/alice/.ssh/id_ed25519.pub", "./gh:alice", "keys/gl:bob", "ftp://x/a.keys", "gh",
-     "github:alice", "C:\\keys\\a.pub", ""],
-)
-def test_anything_else_is_a_file(text):
-    assert not is_remote_key_source(text)
-
-
-def test_forge_specs_name_the_keys_url(monkeypatch):
-    monkeypatch.delenv(GITHUB_URL_ENV, raising=False)
-    monkeypatch.delenv(GITLAB_URL_ENV, raising=False)
-    gh = parse_key_source("gh:Alice-1")
-    assert (gh.url, gh.forge, gh.user) == ("https://github.com/Alice-1.keys", "GitHub", "Alice-1")
-    assert gh.spec == "gh:Alice-1"
-    gl = parse_key_source("gl:bob.smith_2")
-    assert (gl.url, gl.forge, gl.user) == ("https://gitlab.com/bob.smith_2.keys", "GitLab", "bob.smith_2")
-    url = parse_key_source("https://git.example.org/carol.keys")
-    assert (url.url, url.forge, url.user) == ("https://git.example.org/carol.keys", None, None)
-
-
-def test_base_urls_come_from_the_environment():
-    env = {GITHUB_URL_ENV: "https://mirror.example/github/", GITLAB_URL_ENV: "https://gitlab.example.org"}
-    assert parse_key_source("gh:alice", environ=env).url == "https://mirror.example/github/alice.keys"
-    assert parse_key_source("gl:bob", environ=env).url == "https://gitlab.example.org/bob.keys"
-
-
-@pytest.mark.parametrize("base", ["http://mirror.example", "https://mirror.example/?x=1", "ftp://mirror"])
-def test_a_base_url_that_is_not_plain_https_is_refused(base):
-    with pytest.raises(UsageError, match=GITHUB_URL_ENV):
-        parse_key_source("gh:alice", environ={GITHUB_URL_ENV: base})
 
 
 @pytest.mark.parametrize(
@@ -126,30 +53,10 @@ def test_invalid_user_names_are_refused_before_any_network_access(forge, spec):
     assert forge.requests == []
 
 
-@pytest.mark.parametrize(
-    "spec", ["gh:a", "gh:" + "a" * 39, "gh:a-b-c", "gh:0", "gl:_bob", "gl:bob_", "gl:b.o-b", "gl:a"]
-)
-def test_valid_user_names_are_accepted(spec):
-    assert parse_key_source(spec, environ={}).user == spec[3:]
-
-
 def test_plain_http_is_refused_with_a_reason(forge):
     with pytest.raises(UsageError, match="plain http.*use https://") as caught:
         fetch_keys("http://127.0.0.1:1/alice.keys")
     assert caught.value.exit_code == ExitCode.USAGE
-
-
-def test_a_url_with_a_password_is_refused_without_showing_it():
-    with pytest.raises(UsageError, match="user name or password") as caught:
-        parse_key_source("https://alice:hunter2secret@git.example.org/alice.keys")
-    assert "hunter2secret" not in caught.value.message
-
-
-def test_a_url_with_escape_codes_is_refused_without_sending_them_to_the_terminal():
-    with pytest.raises(UsageError, match="plain ASCII") as caught:
-        parse_key_source("https://git.example.org/\x1b[2J\x1b]0;owned\x07.keys")
-    assert not any(ord(c) < 0x20 for c in caught.value.message)
-    assert "https://git.example.org/%1B[2J%1B]0;owned%07.keys" in caught.value.message
 
 
 # ------------------------------------------------------------------------------------------------

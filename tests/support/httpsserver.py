@@ -2,7 +2,8 @@
 
 The CA and the server certificate are made with cryptography at run time (EC keys: fast). The server answers
 each path with a route, a function given the request handler, and records every request (path and headers),
-so a test can assert on what the client sent and how often. Plain-HTTP servers are made the same way, without
+so a test can assert on what the client sent and how often. The `forge` fixture below points gh: and gl:
+at one such server. Plain-HTTP servers are made the same way, without
 TLS, to be the target of a refused redirect.
 """
 
@@ -14,11 +15,12 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -219,3 +221,46 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+# -- fixtures and helpers shared by the tests that fetch keys (import them into the test module) -------------
+
+MIB = 1 << 20
+
+
+@pytest.fixture(scope="module")
+def authority() -> Authority:
+    return make_authority()
+
+
+@pytest.fixture
+def servers() -> Iterator[Servers]:
+    started = Servers()
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def forge(authority: Authority, servers: Servers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LocalServer:
+    """An HTTPS server trusted through SSL_CERT_FILE, standing in for both GitHub and GitLab (gl: users live
+    under /gitlab/). The environment is what a `zvm-provision` subprocess inherits too."""
+    cert, key = issue_server_cert(authority, tmp_path)
+    server = servers.https(cert, key)
+    monkeypatch.setenv("SSL_CERT_FILE", str(authority.write_pem(tmp_path / "ca.pem")))
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    monkeypatch.setenv("ZVM_PROVISION_GITHUB_URL", server.url)
+    monkeypatch.setenv("ZVM_PROVISION_GITLAB_URL", server.url + "/gitlab/")
+    return server
+
+
+def serve(server: LocalServer, path: str, body: bytes, status: int = 200, **kwargs) -> None:
+    server.routes[path] = lambda handler: send(handler, status, body, **kwargs)
+
+
+def lines(*keys: str, end: str = "\n") -> bytes:
+    return "".join(key + end for key in keys).encode()
+
+
+def bare(line: str) -> str:
+    """A public key line without its comment, as GitHub serves it."""
+    return " ".join(line.split(" ")[:2])

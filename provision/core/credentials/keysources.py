@@ -1,12 +1,12 @@
-"""SSH public keys from where people keep them: `gh:USER` (GitHub), `gl:USER` (gitlab.com), or an https URL
-that serves authorized_keys text (a self-hosted GitLab, Gitea or Forgejo answers `https://HOST/USER.keys`).
+"""Where SSH public keys may come from besides a file: `gh:USER` (GitHub), `gl:USER` (gitlab.com), or an https
+URL that serves authorized_keys text (a self-hosted GitLab, Gitea or Forgejo answers `https://HOST/USER.keys`).
 
-Anything else is not a key source of ours (a file path, read as today). The fetch itself is httpsget's: HTTPS
-with certificate checks, one 10 s deadline, a 1 MiB cap, https-only redirects. What comes back goes through
-the same validation as a key file (credentials.parse_authorized_keys).
+Pure: this reads a key source as written and judges what a server sent; the fetch itself is provision.fetch's.
+What comes back goes through the same validation as a key file (sshkeys.parse_authorized_keys). Anything that
+is not a key source of ours is a file path, read as before.
 
-Errors: a user that does not exist (404) or has no keys, a web page or a private key served, a bad key line
-are UsageErrors (exit 2: the input is wrong); network trouble is httpsget.FetchError (exit 1). None echoes
+Errors: a bad user name, plain http, a URL with a password (before any network access); a web page or a private
+key served, no key, a bad key line (after the fetch): UsageErrors (exit 2: the input is wrong), none echoing
 what the server sent.
 
 The base URLs can be pointed elsewhere (tests, mirrors) with ZVM_PROVISION_GITHUB_URL and
@@ -17,29 +17,17 @@ from __future__ import annotations
 
 import os
 import re
-import ssl
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from provision import __version__
-from provision.credentials import AuthorizedKey, parse_authorized_keys
-from provision.errors import ProvisionError, UsageError
-from provision.httpsget import (
-    DEFAULT_MAX_BYTES,
-    DEFAULT_TIMEOUT,
-    MALFORMED_URL,
-    HTTPStatusError,
-    check_https_url,
-    display_url,
-    https_get,
-)
+from provision.core.credentials.sshkeys import AuthorizedKey, parse_authorized_keys
+from provision.core.urls import MALFORMED_URL, check_https_url, display_url
+from provision.errors import UsageError
 
 GITHUB_URL_ENV = "ZVM_PROVISION_GITHUB_URL"
 GITLAB_URL_ENV = "ZVM_PROVISION_GITLAB_URL"
-MAX_KEYS_BYTES = DEFAULT_MAX_BYTES  # 1 MiB, as for a key file
-USER_AGENT = f"zvm-provision/{__version__} (SSH key import)"
-_NOT_FOUND = frozenset({404, 410})
+KEY_SOURCE_FORMS = "a .pub or authorized_keys file, gh:USER, gl:USER or an https:// URL"
 # Markers of a private key (PEM, OpenSSH, PuTTY): checked before parsing, to say "served" rather than "given".
 _PRIVATE_KEY_MARKERS = ("PRIVATE KEY-----", "PuTTY-User-Key-File-")
 
@@ -159,11 +147,19 @@ def parse_key_source(text: str, *, environ: Mapping[str, str] | None = None) -> 
     return KeySource(spec=spec, url=f"{base}/{rest}.keys", forge=forge.name, user=rest)
 
 
+def not_found_message(source: KeySource, url: str, status: int) -> str:
+    """What a 404 (or 410) means: the user, or the address, does not exist."""
+    what = f"{source.forge} has no user {source.user}" if source.forge else f"{source.label} does not exist"
+    return f"{what} ({url} answered HTTP {status})"
+
+
 def _has_key_line(text: str) -> bool:
     return any(line.strip(" \t\r") and not line.strip(" \t\r").startswith("#") for line in text.split("\n"))
 
 
-def _keys_from_body(source: KeySource, final_url: str, body: bytes, content_type: str) -> list[AuthorizedKey]:
+def keys_from_body(source: KeySource, final_url: str, body: bytes, content_type: str) -> list[AuthorizedKey]:
+    """The keys in what `source` served (from `final_url`), validated as a key file's lines; UsageError for a
+    web page, text that is not UTF-8, a private key, no key at all or a bad key line."""
     where = display_url(final_url)
     if content_type == "text/html":  # a login page, a profile page, a proxy's error page: not keys
         raise UsageError(
@@ -182,69 +178,3 @@ def _keys_from_body(source: KeySource, final_url: str, body: bytes, content_type
         raise UsageError(f"{source.label} has no public SSH keys ({where} answered with no key)")
     named = where if source.forge is None else f"{source.spec} ({where})"
     return parse_authorized_keys(text, named)
-
-
-def fetch_keys(
-    source: str | KeySource,
-    *,
-    timeout: float = DEFAULT_TIMEOUT,
-    context: ssl.SSLContext | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> FetchedKeys:
-    """Fetch and validate the keys of one source (a spec as written, or a parsed KeySource).
-
-    `timeout` bounds the whole fetch; `context` defaults to the system's trust (SSL_CERT_FILE applies).
-    UsageError: bad spec, no such user (404), no keys, a web page, a private key, a bad key line.
-    httpsget.FetchError (exit 1): DNS, refused, TLS, timeout, oversize, a redirect to http, other HTTP
-    errors."""
-    if isinstance(source, str):
-        source = parse_key_source(source, environ=environ)
-    try:
-        response = https_get(source.url, timeout=timeout, max_bytes=MAX_KEYS_BYTES, context=context,
-                             user_agent=USER_AGENT, accept="text/plain")
-    except HTTPStatusError as exc:
-        if exc.status not in _NOT_FOUND:
-            raise
-        if source.forge:
-            what = f"{source.forge} has no user {source.user}"
-        else:
-            what = f"{source.label} does not exist"
-        raise UsageError(f"{what} ({exc.url} answered HTTP {exc.status})") from None
-    keys = _keys_from_body(source, response.url, response.body, response.content_type)
-    return FetchedKeys(source=source, final_url=response.url, keys=tuple(keys))
-
-
-class KeyFetcher:
-    """Fetches each distinct source once (batch: every row's sources, before any image is copied), and answers
-    a repeated source, or the same forge user in another letter case, from what it fetched. A source that
-    failed fails again with the same error, without another fetch."""
-
-    def __init__(
-        self,
-        *,
-        timeout: float = DEFAULT_TIMEOUT,
-        context: ssl.SSLContext | None = None,
-        environ: Mapping[str, str] | None = None,
-    ) -> None:
-        self._timeout = timeout
-        self._context = context
-        self._environ = environ
-        self._done: dict[str, FetchedKeys | ProvisionError] = {}
-
-    def fetch(self, source: str | KeySource) -> FetchedKeys:
-        if isinstance(source, str):
-            source = parse_key_source(source, environ=self._environ)
-        done = self._done.get(source.identity)
-        if done is None:
-            try:
-                done = fetch_keys(source, timeout=self._timeout, context=self._context)
-            except ProvisionError as exc:
-                done = exc
-            self._done[source.identity] = done
-        if isinstance(done, ProvisionError):
-            raise done
-        return FetchedKeys(source=source, final_url=done.final_url, keys=done.keys)
-
-    def fetch_all(self, sources: Iterable[str | KeySource]) -> list[FetchedKeys]:
-        """Each source's keys, in order; the first failure is raised."""
-        return [self.fetch(source) for source in sources]
