@@ -1,9 +1,10 @@
 """One bounded HTTPS GET: certificate checks, one deadline for the whole fetch, a size cap, https-only
 redirects.
 
-Stdlib only (http.client, ssl); what a URL may be and how it is shown is core.urls'. Nothing but a User-Agent and the Accept headers is sent: no cookies, no
-credentials, no proxy. Every failure is a FetchError (exit 1) naming the URL and the reason, never a
-traceback; URLs in messages lose their query string, which may carry a token.
+Stdlib only (http.client, ssl); what a URL may be and how it is shown is core.urls'. Nothing but a
+User-Agent and the Accept headers is sent: no cookies, no credentials, no proxy. Every failure is a
+FetchError (exit 1) naming the URL and the reason, never a traceback; URLs in messages lose their query
+string, which may carry a token.
 
 Why a worker thread: a socket timeout bounds each read, not the fetch. A server that trickles one byte a
 second (in the body, the headers or the TLS handshake) or a DNS lookup that hangs would pass every per-read
