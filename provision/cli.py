@@ -450,7 +450,8 @@ def sample_disk_command(
     "(or TOML [[user]] tables with those fields). ssh_keys lists key files separated by ';', relative to the "
     "manifest's folder, or keys to fetch over HTTPS: gh:USER, gl:USER, an https:// URL (each distinct one "
     "fetched once, before any image is made); an empty password_hash generates a password, written to DIR/initial-passwords.csv "
-    "(mode 0600). Every row is checked first: any bad row means exit 2 and nothing created.\n\n"
+    "(mode 0600). Every row is checked first: any bad row means exit 2 (1 when a key source cannot be "
+    "fetched) and nothing created.\n\n"
     "Running it again resumes: complete images are kept unless --force. With --overlay the images are small "
     "qcow2 overlays backed by the base: the base must travel with them, at the same absolute path, unchanged.\n\n"
     + EXIT_CODES_HELP,
