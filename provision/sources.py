@@ -12,7 +12,7 @@ import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from provision.core.credentials.keysources import (
     FetchedKeys,
@@ -28,6 +28,7 @@ from provision.core.manifest import (
     Manifest,
     ManifestError,
     holds_secrets,
+    key_sources,
     read_rows,
     validate_rows,
 )
@@ -42,6 +43,13 @@ _MAX_KEY_FILE = 1 << 20
 # Fetches one gh:/gl:/https key source (fetch.forgekeys.KeyFetcher.fetch). Passed in, so that this module
 # never touches the network itself.
 KeyFetch = Callable[[KeySource], FetchedKeys]
+
+
+class ManifestFetcher(Protocol):
+    """What load_manifest needs of fetch.forgekeys.KeyFetcher: every source fetched at once, then each row's."""
+
+    def prefetch(self, sources: Sequence[KeySource]) -> None: ...
+    def fetch(self, source: KeySource) -> FetchedKeys: ...
 
 
 def others_can_read(path: Path, mode: int, what: str) -> str | None:
@@ -161,10 +169,11 @@ def read_netbird_setup_key_file(path: Path) -> Secret:
     return validate_netbird_setup_key(data.decode("utf-8", "replace"))
 
 
-def load_manifest(path: Path, fetch_keys: KeyFetch | None = None) -> Manifest:
+def load_manifest(path: Path, fetcher: ManifestFetcher | None = None) -> Manifest:
     """Read and validate the whole batch manifest; ManifestError names every bad row. Key sources (gh:USER,
-    gl:USER, https URLs) are fetched through `fetch_keys` (a KeyFetcher's: each distinct source once); one
-    that fails on the way makes the error exit 1, as a network error does."""
+    gl:USER, https URLs) are fetched through `fetcher` (a KeyFetcher: each distinct source once, several at
+    a time, before any row is validated); one that fails on the way makes the error exit 1, as a network
+    error does."""
     data = read_small_file(path, MAX_MANIFEST_BYTES, "manifest")
     try:
         text = data.decode("utf-8-sig")
@@ -172,19 +181,21 @@ def load_manifest(path: Path, fetch_keys: KeyFetch | None = None) -> Manifest:
         raise UsageError(f"manifest {path} is not UTF-8 text") from None
     raw_rows = read_rows(path, text)
     network_failed = False
+    if fetcher is not None:
+        fetcher.prefetch(key_sources(raw_rows))
 
     def fetch(source: KeySource) -> list[AuthorizedKey]:
         nonlocal network_failed
-        assert fetch_keys is not None
+        assert fetcher is not None
         try:
-            return list(fetch_keys(source).keys)
+            return list(fetcher.fetch(source).keys)
         except UsageError:
             raise
         except ProvisionError:
             network_failed = True
             raise
 
-    users, problems = validate_rows(path.parent, raw_rows, read_key_file, fetch if fetch_keys else None)
+    users, problems = validate_rows(path.parent, raw_rows, read_key_file, fetch if fetcher else None)
     if holds_secrets(raw_rows):
         # Password hashes and Netbird setup keys are secrets: only the manifest's owner may read it, as for
         # --password-file (even a row refused for another reason may hold one).

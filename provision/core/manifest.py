@@ -132,6 +132,20 @@ def validate_rows(
     return users, problems
 
 
+def key_sources(raw_rows: list[RawRow]) -> list[KeySource]:
+    """Every gh:/gl:/https key source the rows name, that can be read (a bad one is the row's problem, found
+    by validate_rows), in order: what batch fetches before it validates the rows."""
+    found = []
+    for _, row, _ in raw_rows:
+        for entry in (row or {}).get("ssh_keys", "").split(";"):
+            if is_remote_key_source(entry):
+                try:
+                    found.append(parse_key_source(entry))
+                except UsageError:
+                    continue
+    return found
+
+
 def holds_secrets(raw_rows: list[RawRow]) -> bool:
     """Whether any row, even one refused for another reason, gives a password hash or a setup key."""
     return any(row and any(row.get(f, "").strip() for f in SECRET_FIELDS) for _, row, _ in raw_rows)

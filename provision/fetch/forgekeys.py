@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 from provision import __version__
 from provision.core.credentials.keysources import (
@@ -31,6 +32,7 @@ __all__ = ["GITHUB_URL_ENV", "GITLAB_URL_ENV", "KeyFetcher", "fetch_keys"]
 MAX_KEYS_BYTES = DEFAULT_MAX_BYTES  # 1 MiB, as for a key file
 USER_AGENT = f"zvm-provision/{__version__} (SSH key import)"
 _NOT_FOUND = frozenset({404, 410})
+PREFETCH_WORKERS = 8  # fetches at once in a batch: polite to a forge, and an outage costs a few deadlines
 
 
 def fetch_keys(
@@ -81,14 +83,30 @@ class KeyFetcher:
             source = parse_key_source(source, environ=self._environ)
         done = self._done.get(source.identity)
         if done is None:
-            try:
-                done = fetch_keys(source, timeout=self._timeout, context=self._context)
-            except ProvisionError as exc:
-                done = exc
-            self._done[source.identity] = done
+            done = self._done[source.identity] = self._fetch_once(source)
         if isinstance(done, ProvisionError):
             raise done
         return FetchedKeys(source=source, final_url=done.final_url, keys=done.keys)
+
+    def prefetch(self, sources: Iterable[KeySource], *, workers: int = PREFETCH_WORKERS) -> None:
+        """Fetch the distinct sources not fetched yet, `workers` at a time, so that a batch of many users waits
+        for the slowest fetches, not for their sum (an unreachable forge costs one deadline per round, not one
+        per user). Failures are kept, to be raised by fetch()."""
+        todo: dict[str, KeySource] = {}
+        for source in sources:
+            if source.identity not in self._done:
+                todo.setdefault(source.identity, source)
+        if not todo:
+            return
+        with ThreadPoolExecutor(min(workers, len(todo)), thread_name_prefix="zvm-keys") as pool:
+            for identity, done in zip(todo, pool.map(self._fetch_once, todo.values()), strict=True):
+                self._done[identity] = done  # only this thread writes the cache
+
+    def _fetch_once(self, source: KeySource) -> FetchedKeys | ProvisionError:
+        try:
+            return fetch_keys(source, timeout=self._timeout, context=self._context)
+        except ProvisionError as exc:
+            return exc
 
     def fetch_all(self, sources: Iterable[str | KeySource]) -> list[FetchedKeys]:
         """Each source's keys, in order; the first failure is raised."""

@@ -381,3 +381,42 @@ def test_the_fetcher_passes_its_timeout(forge):
 def test_module_defaults():
     assert forgekeys.MAX_KEYS_BYTES == MIB
     assert fetch_keys.__kwdefaults__["timeout"] == 10.0
+
+
+def test_prefetch_fetches_distinct_sources_at_once_and_keeps_failures(forge):
+    """Two sources are in flight together (each answer waits for the other request to arrive: fetched one
+    after the other, the first would wait in vain and fail); a repeated one is fetched once; a failure is
+    raised by fetch() afterwards, without another request."""
+    import threading
+
+    both_arrived = threading.Barrier(2, timeout=5)
+    served = {name: keyfactory.public_line(comment=name) for name in ("alice", "bob")}
+
+    def waiting_for_the_other(name):
+        def route(handler):
+            try:
+                both_arrived.wait()
+            except threading.BrokenBarrierError:
+                send(handler, 500, b"alone\n")
+                return
+            send(handler, 200, lines(served[name]))
+        return route
+
+    forge.routes["/alice.keys"] = waiting_for_the_other("alice")
+    forge.routes["/gitlab/bob.keys"] = waiting_for_the_other("bob")
+    fetcher = KeyFetcher()
+    sources = [parse("gh:alice"), parse("gl:bob"), parse("gh:Alice"), parse("gh:nobody")]
+    fetcher.prefetch(sources, workers=4)
+    assert sorted(forge.paths()) == ["/alice.keys", "/gitlab/bob.keys", "/nobody.keys"]
+    assert [key.line for key in fetcher.fetch(sources[2]).keys] == [served["alice"]]
+    assert [key.line for key in fetcher.fetch("gl:bob").keys] == [served["bob"]]
+    with pytest.raises(UsageError, match="GitHub has no user nobody"):
+        fetcher.fetch("gh:nobody")
+    fetcher.prefetch(sources)  # all known: nothing fetched again
+    assert len(forge.requests) == 3
+
+
+def parse(spec):
+    from provision.core.credentials.keysources import parse_key_source
+
+    return parse_key_source(spec)

@@ -71,7 +71,7 @@ def run_batch(options: BatchOptions, progress: BatchProgress) -> BatchResult:
     started = time.monotonic()
     # Every row validated, each distinct gh:/gl:/https key source fetched once, before any image is copied;
     # ManifestError (exit 2; 1 when a fetch failed on the way) otherwise.
-    manifest = load_manifest(options.manifest, KeyFetcher().fetch)
+    manifest = load_manifest(options.manifest, KeyFetcher())
     users = manifest.shard(*options.shard) if options.shard else manifest.users
     base_info = probe_image(options.base)
     out_dir = _check_out_dir(options.out_dir, users, base_info)
