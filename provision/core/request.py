@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from provision.core.credentials.keysources import FetchedKeys
 from provision.core.credentials.passwords import hash_password
 from provision.core.credentials.sshkeys import AuthorizedKey
 from provision.secret import Secret
@@ -48,6 +49,7 @@ class SeedRequest:
     password: PasswordChoice = field(default_factory=PasswordChoice.keep)
     keys: tuple[AuthorizedKey, ...] = ()
     replace_keys: bool = False
+    fetched: tuple[FetchedKeys, ...] = ()  # where keys fetched from gh:/gl:/https came from, for the plan
     host_keys: bool = True  # generate a host key when the image has none
     new_host_keys: bool = False  # replace an existing host key (a copy of a base must not share it)
     new_machine_id: bool = False
@@ -63,6 +65,7 @@ class SeedFlags:
     password: PasswordChoice | None = None  # a ready hash, or locked
     keys: tuple[AuthorizedKey, ...] | None = None
     replace_keys: bool = False
+    fetched: tuple[FetchedKeys, ...] = ()  # the sources among `keys` that were fetched, with what they served
     host_keys: bool = True
     new_host_keys: bool = False
     new_machine_id: bool = False
@@ -82,6 +85,7 @@ class SeedFlags:
             password=password,
             keys=self.keys or (),
             replace_keys=self.replace_keys,
+            fetched=self.fetched,
             host_keys=self.host_keys,
             new_host_keys=self.new_host_keys,
             new_machine_id=self.new_machine_id,
