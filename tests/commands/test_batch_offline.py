@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from provision.commands import batch
-from provision.commands.batch import model, resume, run
+from provision.commands.batch import lock, model, resume, run
 from provision.commands.batch import worker as batch_worker
 from provision.core.credentials.passwords import hash_password
 from provision.errors import ProvisionError
@@ -296,12 +296,12 @@ def test_a_second_batch_on_a_locked_out_dir_is_refused_with_exit_4_and_touches_n
     out = folder / "out"
     out.mkdir()
     (out / ".alice.qcow2.partial").write_bytes(b"the running batch's copy")
-    with run._DirectoryLock(out):
+    with lock.OutputLock(out, ["alice.qcow2"]):
         result = subprocess.run(
             [sys.executable, "-m", "provision", "batch", str(folder / "staff.csv"), "--base",
              str(folder / "base.qcow2"), "--out-dir", str(out), "--accel", "tcg"],
             capture_output=True, text=True, timeout=120, env={**os.environ, "ZVM_PROVISION_ACCEL": "tcg"},
         )
     assert result.returncode == 4, result.stderr
-    assert f"another zvm-provision batch is writing to {out}" in result.stderr
+    assert f"another zvm-provision batch is writing to {out}: alice.qcow2" in result.stderr
     assert sorted(p.name for p in out.iterdir()) == [".alice.qcow2.partial", ".zvm-provision-batch.lock"]
