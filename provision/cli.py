@@ -127,6 +127,8 @@ INTERRUPTED_MESSAGES = {
     "sample-disk": "stopped by user (Ctrl-C); no disk was created",
     "batch": "stopped by user (Ctrl-C): finished images are kept, unfinished copies removed; "
              "run the same command again to resume",
+    "batch-report": "stopped by user (Ctrl-C): report.json and initial-passwords.csv are each the old file or "
+                    "the whole new one; run it again",
 }
 
 
