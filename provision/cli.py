@@ -481,7 +481,7 @@ def batch_command(
     debug: Debug = False,
 ) -> None:
     from provision.commands import batch
-    from provision.core.shards import ShardSource, choose_shard
+    from provision.core.shards import ShardSource, choose_shard, engine_ignored
     from provision.ui import progress, render
 
     check_accel(accel)
@@ -493,6 +493,9 @@ def batch_command(
     shown = progress.default_progress(json_out=json_out)
     if choice is not None and choice.source != ShardSource.GIVEN:
         shown.note(render.describe_shard(choice))
+    elif (variable := engine_ignored(shard, os.environ)) is not None:
+        shown.note(f"{variable} is set, but without --shard this run takes the whole manifest "
+                   "(--shard auto takes this task's slice)")
     result = batch.run_batch(options, shown)
     if json_out:
         print(result.report_path.read_text(encoding="utf-8"), end="")

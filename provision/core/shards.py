@@ -69,6 +69,14 @@ def choose_shard(text: str | None, shard_count: int | None, env: Mapping[str, st
     return ShardChoice(index, count, ShardSource.GIVEN)
 
 
+def engine_ignored(text: str | None, env: Mapping[str, str]) -> str | None:
+    """The job engine's index variable, when one is set but no --shard was given: then every task takes the
+    whole manifest, and all but the first are refused by the locks (exit 4). Worth a word on the screen."""
+    if text is not None:
+        return None
+    return next((name for name in (K8S_INDEX, SLURM_ID) if name in env), None)
+
+
 def shard_from_environment(env: Mapping[str, str], shard_count: int | None = None) -> ShardChoice:
     """--shard auto: the Kubernetes Indexed Job's or the Slurm array's slice; UsageError when neither (or
     both) is there or the values do not add up, saying what to set."""

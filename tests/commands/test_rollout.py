@@ -159,11 +159,12 @@ def rollout(sample_disk_template: Path, tmp_path_factory: pytest.TempPathFactory
         if len(holders) > len(most_at_once):
             most_at_once = holders
         if len(holders) == 3 and not intruders:  # every shard holds its rows: the same shard again, a whole run
-            for name, extra in (("same shard", ["--shard", "1/3"]), ("whole run", [])):
+            for name, extra, env in (("same shard", ["--shard", "1/3"], ENV),
+                                     ("whole run", [], {**ENV, "JOB_COMPLETION_INDEX": "1"})):  # --shard forgotten
                 intruders[name] = subprocess.run(
                     paths.command(["zvm-provision", "batch", "/manifest/staff.csv", "--base", "/data/zvm.qcow2",
                                    "--out-dir", "/data/out", *extra]),
-                    env=ENV, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+                    env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
         time.sleep(0.1)
     outputs = []
     for process in shards:
@@ -212,6 +213,7 @@ def test_a_run_over_rows_a_shard_holds_is_refused_while_it_runs(rollout):
     assert (f"another zvm-provision batch is writing to {out}: alice.qcow2, report-1-of-3.json, "
             "initial-passwords-1-of-3.csv") in same.stderr
     assert whole.returncode == 4, whole.stderr
+    assert "JOB_COMPLETION_INDEX is set, but without --shard this run takes the whole manifest" in whole.stderr
     assert f"another zvm-provision batch is writing to {out}: alice.qcow2, bob.qcow2, carol.qcow2" in whole.stderr
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from provision.core.shards import ShardSource, choose_shard, shard_from_environment
+from provision.core.shards import ShardSource, choose_shard, engine_ignored, shard_from_environment
 from provision.errors import ExitCode, UsageError
 
 K8S = ShardSource.KUBERNETES
@@ -103,3 +103,11 @@ def test_choose_shard_given_auto_or_none():
         choose_shard("1/4", 3, {})
     with pytest.raises(UsageError, match="K/N"):
         choose_shard("automatic", None, {})
+
+
+def test_an_engine_whose_index_is_not_used_is_worth_a_word():
+    assert engine_ignored(None, {"JOB_COMPLETION_INDEX": "0"}) == "JOB_COMPLETION_INDEX"
+    assert engine_ignored(None, {"SLURM_ARRAY_TASK_ID": "4"}) == "SLURM_ARRAY_TASK_ID"
+    assert engine_ignored(None, {"GITHUB_ACTIONS": "true"}) is None
+    assert engine_ignored("auto", {"JOB_COMPLETION_INDEX": "0"}) is None
+    assert engine_ignored("1/2", {"SLURM_ARRAY_TASK_ID": "4"}) is None
