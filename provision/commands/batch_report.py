@@ -60,7 +60,7 @@ def merge_batch_reports(dirs: Sequence[Path], out_dir: Path | None = None) -> Ba
         if len({os.path.realpath(d) for d in dirs}) > 1:
             raise UsageError("several folders given: say where report.json goes with --out-dir DIR")
         out_dir = dirs[0]
-    found = [(folder, name) for folder in dict.fromkeys(dirs) for name in sorted(os.listdir(folder))
+    found = [(folder, name) for folder in _distinct(dirs) for name in sorted(os.listdir(folder))
              if SHARD_REPORT_RE.fullmatch(name)]
     if not found:
         raise UsageError(f"no shard report (report-K-of-N.json) in {', '.join(map(str, dirs))}",
@@ -80,6 +80,17 @@ def merge_batch_reports(dirs: Sequence[Path], out_dir: Path | None = None) -> Ba
         hostfiles.write_atomic(report_path, data, mode=0o644)
     return BatchReportResult(report_path, passwords_path, len(merged.report["users"]), reports[0].count,
                              merged.unfinished, lacking, shard_files)
+
+
+def _distinct(dirs: Sequence[Path]) -> list[Path]:
+    """Each folder once, however it was spelt (a report read twice would count as a second report)."""
+    seen: set[str] = set()
+    folders = []
+    for folder in dirs:
+        if os.path.realpath(folder) not in seen:
+            seen.add(os.path.realpath(folder))
+            folders.append(folder)
+    return folders
 
 
 def _hold(stack: contextlib.ExitStack, found: list[tuple[Path, str]], out_dir: Path) -> None:

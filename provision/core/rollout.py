@@ -10,7 +10,7 @@ shard to run again. Entries are carried over as they are, whatever fields they h
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,7 +80,7 @@ def merge_reports(reports: Sequence[ShardReport]) -> Merged:
     if not reports:
         return Merged(None, ["no shard reports to merge"])
     problems = _disagreements(reports, "number of shards", lambda r: str(r.count))
-    problems += _disagreements(reports, "manifest", lambda r: f"sha256 {r.sha256[:12]}")
+    problems += _disagreements(reports, "manifest", lambda r: r.sha256, lambda sha: f"sha256 {sha[:12]}")
     if problems:
         return Merged(None, problems)
 
@@ -166,13 +166,16 @@ def shard_owners(rows: Sequence[str], count: int) -> dict[str, int]:
     return {name: index for index in range(1, count + 1) for name in shard_slice(rows, index, count)}
 
 
-def _disagreements(reports: Sequence[ShardReport], what: str, key: Any) -> list[str]:
+def _disagreements(
+    reports: Sequence[ShardReport], what: str, key: Callable[[ShardReport], str],
+    label: Callable[[str], str] = str,
+) -> list[str]:
     groups: dict[str, list[str]] = {}
     for report in reports:
         groups.setdefault(key(report), []).append(report.source)
     if len(groups) < 2:
         return []
-    parts = [f"{value} ({', '.join(sources)})" for value, sources in groups.items()]
+    parts = [f"{label(value)} ({', '.join(sources)})" for value, sources in groups.items()]
     return [f"the reports disagree on the {what}: " + "; ".join(parts)]
 
 

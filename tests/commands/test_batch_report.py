@@ -179,3 +179,9 @@ def test_lock_offsets_are_distinct_and_case_blind():
     offsets = {lock_offset(f"user{n}.qcow2") for n in range(5000)}
     assert len(offsets) == 5000 and all(0 <= o < 2**62 for o in offsets)
     assert lock_offset("Alice.qcow2") == lock_offset("alice.qcow2") != lock_offset("report.json")
+
+
+def test_one_folder_given_twice_is_read_once(tmp_path):
+    write_shard(tmp_path, 1, 1)
+    result = batch_report(tmp_path, f"{tmp_path}/../{tmp_path.name}", "--out-dir", tmp_path)
+    assert result.returncode == 0, result.stderr
