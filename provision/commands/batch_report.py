@@ -36,7 +36,7 @@ class BatchReportResult:
     passwords_path: Path | None
     rows: int
     shards: int
-    unfinished: list[tuple[str, str]]  # (row, status): images the roll-out did not complete
+    unfinished: list[tuple[str, str, int]]  # (row, status, shard): images the roll-out did not complete
     lacking_passwords: list[str] = field(default_factory=list)  # generated passwords found on no file
     shard_password_files: list[Path] = field(default_factory=list)  # merged, and still there
 

@@ -49,7 +49,7 @@ class ShardReport:
 class Merged:
     report: dict[str, Any] | None  # None: the shards do not add up (problems says why)
     problems: list[str] = field(default_factory=list)
-    unfinished: list[tuple[str, str]] = field(default_factory=list)  # (row, status) of images not complete
+    unfinished: list[tuple[str, str, int]] = field(default_factory=list)  # (row, status, shard): not complete
 
 
 def parse_shard_report(source: str, data: Any) -> ShardReport:
@@ -131,7 +131,8 @@ def merge_reports(reports: Sequence[ShardReport]) -> Merged:
                    for r in sorted(reports, key=lambda r: r.index)],
         "users": ordered,
     }
-    unfinished = [(str(e["name"]), str(e.get("status"))) for e in ordered if e.get("status") not in DONE]
+    unfinished = [(str(e["name"]), str(e.get("status")), owner[str(e["name"])])
+                  for e in ordered if e.get("status") not in DONE]
     return Merged(merged, [], unfinished)
 
 

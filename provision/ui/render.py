@@ -358,7 +358,8 @@ def render_batch_report(result: BatchReportResult) -> str:
              f"Report: {result.report_path}"]
     if result.unfinished:
         lines.append(f"{plural(len(result.unfinished), 'image')} not complete (run their shards again):")
-        lines += [f"  {status:<11} {name}" for name, status in result.unfinished]
+        lines += [f"  {status:<11} {name}  (shard {shard} of {result.shards})"
+                  for name, status, shard in result.unfinished]
     if result.passwords_path is not None:
         lines.append(f"Generated passwords are in {result.passwords_path} (mode 0600): hand them over, then delete "
                      "it" + (" and the shards' files:" if result.shard_password_files else "."))

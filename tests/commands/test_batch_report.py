@@ -102,7 +102,7 @@ def test_failed_images_are_named_and_exit_1_but_the_report_is_written(tmp_path):
     write_shard(tmp_path, 2, 2, status="failed")
     result = batch_report(tmp_path)
     assert result.returncode == 1
-    assert "2 images not complete" in result.stdout and "failed      carol" in result.stdout
+    assert "2 images not complete" in result.stdout and "failed      carol  (shard 2 of 2)" in result.stdout
     assert (tmp_path / "report.json").exists()
 
 

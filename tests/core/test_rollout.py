@@ -75,7 +75,7 @@ def test_mismatched_shard_counts_and_manifests_are_refused_before_rows_are_count
 def test_images_not_complete_are_listed_but_the_report_is_merged():
     merged = merge_reports([report(1, 2), report(2, 2, status="failed")])
     assert merged.problems == [] and merged.report is not None
-    assert merged.unfinished == [("carol", "failed"), ("dave", "failed"), ("erin", "failed")]
+    assert merged.unfinished == [("carol", "failed", 2), ("dave", "failed", 2), ("erin", "failed", 2)]
 
 
 def test_many_missing_rows_are_counted_past_twenty():
