@@ -128,6 +128,8 @@ INTERRUPTED_MESSAGES = {
     "sample-disk": "stopped by user (Ctrl-C); no disk was created",
     "batch": "stopped by user (Ctrl-C): finished images are kept, unfinished copies removed; "
              "run the same command again to resume",
+    "batch-report": "stopped by user (Ctrl-C): report.json and initial-passwords.csv are each the old file or "
+                    "the whole new one; run it again",
 }
 
 
@@ -474,7 +476,17 @@ def batch_command(
                           min=0, max=64, metavar="N")
     ] = 0,
     shard: Annotated[
-        str | None, typer.Option("--shard", help="Only the K-th of N slices of the manifest, e.g. 2/4.", metavar="K/N")
+        str | None,
+        typer.Option("--shard", metavar="K/N|auto",
+                     help="Only the K-th of N slices of the manifest, e.g. 2/4; the run writes report-K-of-N.json "
+                     "(merge them with batch-report). auto: the slice of this Kubernetes Indexed Job pod "
+                     "(JOB_COMPLETION_INDEX, with ZVM_PROVISION_SHARDS or --shard-count) or Slurm array task."),
+    ] = None,
+    shard_count: Annotated[
+        int | None,
+        typer.Option("--shard-count", min=1, metavar="N",
+                     help="With --shard auto in a Kubernetes Indexed Job: the Job's completions "
+                     "(or set ZVM_PROVISION_SHARDS)."),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Make every image again, even complete ones.")] = False,
     json_out: JsonOut = False,
@@ -482,20 +494,54 @@ def batch_command(
     debug: Debug = False,
 ) -> None:
     from provision.commands import batch
-    from provision.core.manifest import parse_shard
-    from provision.ui import progress, render
+    from provision.core.shards import ShardSource, choose_shard, engine_ignored
+    from provision.ui import progress, render_batch
 
     check_accel(accel)
+    choice = choose_shard(shard, shard_count, os.environ)  # --shard auto reads the job engine's variables
     options = batch.BatchOptions(
         manifest=manifest, base=base, out_dir=out_dir, overlay=overlay, jobs=jobs,
-        shard=parse_shard(shard) if shard is not None else None, force=force, accel=accel,
+        shard=(choice.index, choice.count) if choice is not None else None, force=force, accel=accel,
     )
-    result = batch.run_batch(options, progress.default_progress(json_out=json_out))
+    shown = progress.default_progress(json_out=json_out)
+    if choice is not None and choice.source != ShardSource.GIVEN:
+        shown.note(render_batch.describe_shard(choice))
+    elif (variable := engine_ignored(shard, os.environ)) is not None:
+        shown.note(f"{variable} is set, but without --shard this run takes the whole manifest "
+                   "(--shard auto takes this task's slice)")
+    result = batch.run_batch(options, shown)
     if json_out:
         print(result.report_path.read_text(encoding="utf-8"), end="")
     else:
-        print(render.render_batch(result))
+        print(render_batch.render_batch(result))
     if result.failed:
+        raise typer.Exit(int(ExitCode.FAILURE))
+
+
+@app.command(
+    "batch-report",
+    help="Merge the reports of a sharded roll-out (batch --shard K/N, or --shard auto) into one report.json.\n\n"
+    "Reads every report-K-of-N.json in DIR (or in several folders), checks that they come from the same "
+    "manifest and number of shards and that every row of the manifest is in exactly one of them, then writes "
+    "report.json and, if the shards generated passwords, initial-passwords.csv (mode 0600) beside it.\n\n"
+    "Exit 1 names every missing or duplicated row, mismatched manifest or shard count (nothing is written), "
+    "and also every image not complete (the report is written); exit 4 while a shard still writes there.",
+)
+def batch_report_command(
+    dirs: Annotated[list[Path], typer.Argument(help="The folder(s) the shards wrote to.", show_default=False,
+                                               metavar="DIR")],
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out-dir", metavar="DIR", help="Where report.json goes (default: DIR, when one is given)."),
+    ] = None,
+    debug: Debug = False,
+) -> None:
+    from provision.commands.batch_report import merge_batch_reports
+    from provision.ui import render_batch
+
+    result = merge_batch_reports(dirs, out_dir)
+    print(render_batch.render_batch_report(result))
+    if result.unfinished:
         raise typer.Exit(int(ExitCode.FAILURE))
 
 

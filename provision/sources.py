@@ -7,6 +7,7 @@ that others can read, and never echoes what it read in an error.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
 import sys
@@ -207,7 +208,7 @@ def load_manifest(path: Path, fetcher: ManifestFetcher | None = None) -> Manifes
             problems.append(("manifest", problem))
     if problems:
         raise ManifestError(path, problems, network=network_failed)
-    return Manifest(path, tuple(users))
+    return Manifest(path, tuple(users), hashlib.sha256(data).hexdigest())
 
 
 def find_local_public_keys(home: Path) -> list[tuple[Path, AuthorizedKey]]:

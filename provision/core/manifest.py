@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -66,11 +66,11 @@ class User:
 class Manifest:
     path: Path
     users: tuple[User, ...]
+    sha256: str | None = None  # of the file's bytes: shards of one roll-out must have read the same manifest
 
     def shard(self, index: int, count: int) -> tuple[User, ...]:
         """The index-th (1-based) of `count` contiguous, near-equal slices, in manifest order."""
-        total = len(self.users)
-        return self.users[(index - 1) * total // count : index * total // count]
+        return tuple(shard_slice(self.users, index, count))
 
 
 class ManifestError(UsageError):
@@ -86,6 +86,13 @@ class ManifestError(UsageError):
             self.exit_code = ExitCode.FAILURE
         super().__init__("\n".join(lines), hint=hint)
         self.problems = problems
+
+
+def shard_slice(items: Sequence[T], index: int, count: int) -> Sequence[T]:
+    """The index-th (1-based) of `count` contiguous, near-equal slices of `items`, in order (batch-report names
+    a missing shard's rows with it)."""
+    total = len(items)
+    return items[(index - 1) * total // count : index * total // count]
 
 
 def parse_shard(text: str) -> tuple[int, int]:

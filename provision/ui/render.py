@@ -1,6 +1,6 @@
 """Everything the commands print, as text, rich tables or JSON: the seed plan and hand-over summary, the
-inspect report (JSON schema_version 1, documented in docs/inspect.md), the batch summary, and what the wizard
-says of an image's state. Never a secret; text read from an image is escaped before it gets here.
+inspect report (JSON schema_version 1, documented in docs/inspect.md), and what the wizard says of an image's
+state (batch's summaries are in render_batch). Never a secret; text read from an image is escaped before it gets here.
 
 rich is imported inside the functions that draw tables, so `zvm-provision --help` stays fast.
 """
@@ -11,7 +11,6 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from provision.commands.batch.model import UserStatus
 from provision.core.credentials.hostkeys import host_key_summary
 from provision.core.credentials.sshkeys import key_summary, public_key_fingerprint
 from provision.core.inspection import (
@@ -29,7 +28,6 @@ from provision.core.walk import MAX_WALK_DEPTH, MAX_WALK_ENTRIES
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from provision.commands.batch.model import BatchResult
     from provision.commands.seed import SeedOutcome
     from provision.core.credentials.keysources import FetchedKeys
     from provision.core.credentials.passwords import PasswordInfo
@@ -328,32 +326,6 @@ def render_check(problems: list[str]) -> str:
         return "OK: the image meets the persist contract"
     lines = [f"DRIFT: {plural(len(problems), 'problem')}"]
     lines += [f"  {problem}" for problem in problems]
-    return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------------------------------
-# batch: one line per user, then where the report and the passwords are
-
-
-def render_batch(result: BatchResult) -> str:
-    lines = []
-    for r in result.results:
-        detail = r.error if r.status == UserStatus.FAILED else (f"made again: {r.redone}" if r.redone else "")
-        lines.append(f"  {r.status:<8} {r.user.name:<24} {r.image.name}" + (f"  ({detail})" if detail else ""))
-    lines.append("")
-    lines.append(
-        f"{result.count(UserStatus.SEEDED)} seeded, {result.count(UserStatus.SKIPPED)} already complete, "
-        f"{result.count(UserStatus.FAILED)} failed in {result.seconds:.0f} s. Report: {result.report_path}"
-    )
-    if result.passwords_path is not None:
-        lines.append(
-            f"Generated passwords are in {result.passwords_path} (mode 0600): hand them over, then delete the file."
-        )
-    if result.options.overlay:
-        lines.append(
-            f"The images are overlays backed by {result.options.base.absolute()}: copy the base along with "
-            "them, to the same path, and never change it."
-        )
     return "\n".join(lines)
 
 

@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 
 from provision.commands import batch
-from provision.commands.batch import model, resume, run
+from provision.commands.batch import lock, model, resume, run
 from provision.commands.batch import worker as batch_worker
 from provision.core.credentials.passwords import hash_password
 from provision.errors import ProvisionError
 from provision.ui import progress as ui_progress
-from provision.ui import render
+from provision.ui import render_batch
 from tests.support.keyfactory import public_line
 
 SENTINEL = "SENTINEL-d41d8cd9 /home/someone/private/path"  # text no report may carry
@@ -117,7 +117,7 @@ def test_a_failing_launch_is_reported_without_the_exception_s_text(folder, stand
     text, users = read_report(folder)
     assert users["alice"]["status"] == "failed"
     assert users["alice"]["error"] == expected
-    assert "SENTINEL" not in text and "SENTINEL" not in render.render_batch(result)
+    assert "SENTINEL" not in text and "SENTINEL" not in render_batch.render_batch(result)
     assert not list((folder / "out").glob("*.qcow2")) and not list((folder / "out").glob(".*.partial"))
 
 
@@ -227,7 +227,7 @@ def test_the_last_stale_password_removes_the_file(folder, stand_in, monkeypatch)
     manifest(folder, {"alice": hash_password("alice's own password", rounds=5000).reveal()})
     second = batch.run_batch(options(folder, force=True), ui_progress.Progress(io.StringIO()))
     assert second.passwords_path is None and not (folder / "out" / model.PASSWORDS_FILE).exists()
-    assert "Generated passwords" not in render.render_batch(second)
+    assert "Generated passwords" not in render_batch.render_batch(second)
 
 
 # -- the live status -----------------------------------------------------------------------------
@@ -296,12 +296,12 @@ def test_a_second_batch_on_a_locked_out_dir_is_refused_with_exit_4_and_touches_n
     out = folder / "out"
     out.mkdir()
     (out / ".alice.qcow2.partial").write_bytes(b"the running batch's copy")
-    with run._DirectoryLock(out):
+    with lock.OutputLock(out, ["alice.qcow2"]):
         result = subprocess.run(
             [sys.executable, "-m", "provision", "batch", str(folder / "staff.csv"), "--base",
              str(folder / "base.qcow2"), "--out-dir", str(out), "--accel", "tcg"],
             capture_output=True, text=True, timeout=120, env={**os.environ, "ZVM_PROVISION_ACCEL": "tcg"},
         )
     assert result.returncode == 4, result.stderr
-    assert f"another zvm-provision batch is writing to {out}" in result.stderr
+    assert f"another zvm-provision batch is writing to {out}: alice.qcow2" in result.stderr
     assert sorted(p.name for p in out.iterdir()) == [".alice.qcow2.partial", ".zvm-provision-batch.lock"]

@@ -103,6 +103,17 @@ class BatchProgress(Protocol):
     def stop(self) -> None: ...
 
 
+def report_name(shard: tuple[int, int] | None) -> str:
+    """report.json for a whole manifest; report-K-of-N.json for a shard, so shards sharing a folder each write
+    their own (batch-report merges them into report.json)."""
+    return REPORT_FILE if shard is None else f"report-{shard[0]}-of-{shard[1]}.json"
+
+
+def passwords_name(shard: tuple[int, int] | None) -> str:
+    """initial-passwords.csv, or initial-passwords-K-of-N.csv for a shard (batch-report merges them)."""
+    return PASSWORDS_FILE if shard is None else f"initial-passwords-{shard[0]}-of-{shard[1]}.csv"
+
+
 def partial_path(out_dir: Path, user: User) -> Path:
     """Where the user's image is made, hidden, until it is complete."""
     return out_dir / f".{user.image_name}{PARTIAL_SUFFIX}"

@@ -1,6 +1,11 @@
 """The files a batch run leaves beside the images: DIR/initial-passwords.csv (generated passwords, 0600) and
-DIR/report.json (every user's state, no secret). Both are replaced whole (hostfiles.write_atomic) under the
-run's lock on DIR; rows and entries of users not in this run are kept."""
+DIR/report.json (every user's state, no secret); a shard's are initial-passwords-K-of-N.csv and
+report-K-of-N.json (model.report_name), which batch-report merges. Each is replaced whole
+(hostfiles.write_atomic) while the run holds its lock bytes (lock.py); in report.json and the passwords file,
+rows and entries of users not in this run are kept; a shard's report holds exactly its slice.
+
+A report names the manifest it was made from (its sha256 and every row's name) and the shard (K of N), so that
+batch-report can tell that the shards it merges cover that manifest, each row once."""
 
 from __future__ import annotations
 
@@ -13,25 +18,30 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from provision import hostfiles
-from provision.commands.batch.model import PASSWORDS_FILE, REPORT_FILE, BatchOptions, UserResult, UserStatus
+from provision.commands.batch.model import BatchOptions, UserResult, UserStatus, passwords_name, report_name
+from provision.core.manifest import Manifest
 from provision.errors import ProvisionError
 
 
-def write_passwords(out_dir: Path, plain: dict[str, str]) -> Path:
-    """DIR/initial-passwords.csv (name,password): rows of an earlier run are kept unless made again here."""
-    kept = [(name, password) for name, password in _read_passwords(out_dir) if name not in plain]
-    return _write_passwords(out_dir, [*kept, *plain.items()])
+def write_passwords(out_dir: Path, plain: dict[str, str], shard: tuple[int, int] | None = None) -> Path:
+    """DIR/initial-passwords.csv (name,password), or the shard's: rows of an earlier run are kept unless made
+    again here."""
+    path = out_dir / passwords_name(shard)
+    kept = [(name, password) for name, password in read_passwords(path) if name not in plain]
+    return write_password_rows(path, [*kept, *plain.items()])
 
 
-def drop_stale_passwords(out_dir: Path, results: Sequence[UserResult]) -> Path | None:
+def drop_stale_passwords(
+    out_dir: Path, results: Sequence[UserResult], shard: tuple[int, int] | None = None
+) -> Path | None:
     """A generated password that no image holds any more leaves the file: a row that now gives its own hash
     and whose image (made or kept) holds that hash. Returns the file, or None when there is none (left)."""
-    path = out_dir / PASSWORDS_FILE
+    path = out_dir / passwords_name(shard)
     done = (UserStatus.SEEDED, UserStatus.SKIPPED)
     stale = {r.user.name for r in results if r.user.password_hash is not None and r.status in done}
     if stale and os.path.lexists(path):
         try:
-            rows = _read_passwords(out_dir)
+            rows = read_passwords(path)
         except ProvisionError:
             return path  # not ours to rewrite (write_passwords refuses it when it has rows to add)
         kept = [(name, password) for name, password in rows if name not in stale]
@@ -39,12 +49,12 @@ def drop_stale_passwords(out_dir: Path, results: Sequence[UserResult]) -> Path |
             os.unlink(path)
             hostfiles.fsync(out_dir)
         elif len(kept) < len(rows):
-            _write_passwords(out_dir, kept)
+            write_password_rows(path, kept)
     return path if os.path.lexists(path) else None
 
 
-def _read_passwords(out_dir: Path) -> list[tuple[str, str]]:
-    path = out_dir / PASSWORDS_FILE
+def read_passwords(path: Path) -> list[tuple[str, str]]:
+    """The rows of a name,password file written by zvm-provision ([] when there is none)."""
     if not os.path.lexists(path):
         return []
     if os.path.islink(path) or not path.is_file():
@@ -56,8 +66,7 @@ def _read_passwords(out_dir: Path) -> list[tuple[str, str]]:
     return [(r[0], r[1]) for r in rows[1:]]
 
 
-def _write_passwords(out_dir: Path, rows: Sequence[tuple[str, str]]) -> Path:
-    path = out_dir / PASSWORDS_FILE
+def write_password_rows(path: Path, rows: Sequence[tuple[str, str]]) -> Path:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["name", "password"])
@@ -67,21 +76,35 @@ def _write_passwords(out_dir: Path, rows: Sequence[tuple[str, str]]) -> Path:
 
 
 def write_report(
-    out_dir: Path, results: Sequence[UserResult], options: BatchOptions, *, interrupted: bool = False
+    out_dir: Path, results: Sequence[UserResult], options: BatchOptions, manifest: Manifest, *,
+    interrupted: bool = False,
 ) -> Path:
     """DIR/report.json: one entry per user (no secrets, no exception's text); entries of users not in this
-    run are kept."""
-    path = out_dir / REPORT_FILE
+    run are kept. A shard's report-K-of-N.json holds its slice only."""
+    path = out_dir / report_name(options.shard)
     mine = {r.user.name for r in results}
     kept = []
-    with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
-        previous = json.loads(path.read_text(encoding="utf-8"))
-        kept = [u for u in previous.get("users", []) if isinstance(u, dict) and u.get("name") not in mine]
+    if options.shard is None:
+        with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+            previous = json.loads(path.read_text(encoding="utf-8"))
+            kept = [u for u in previous.get("users", []) if isinstance(u, dict) and u.get("name") not in mine]
     data = {
         "base": str(options.base.absolute()),
         "overlay": options.overlay,
         "interrupted": interrupted,  # Ctrl-C stopped the run: see each user's status
+        "manifest": manifest_json(manifest),
+        "shard": None if options.shard is None else {"index": options.shard[0], "count": options.shard[1]},
         "users": [*kept, *(r.to_json(options.overlay, options.base.absolute()) for r in results)],
     }
     hostfiles.write_atomic(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"), mode=0o644)
     return path
+
+
+def manifest_json(manifest: Manifest) -> dict[str, object]:
+    """What a report says of its manifest: enough for batch-report to check coverage, nothing secret (a sha256
+    of the whole file and the rows' names)."""
+    return {
+        "path": str(manifest.path.absolute()),
+        "sha256": manifest.sha256,
+        "rows": [user.name for user in manifest.users],
+    }

@@ -15,7 +15,9 @@ How a run goes:
    seeding path), and only after the appliance shut down cleanly are they renamed to DIR/<name>.qcow2. So a
    file under its final name is always a complete image. --jobs chunks run in parallel threads (launch
    releases the GIL).
-5. DIR/report.json records every user: no secrets in it.
+5. DIR/report.json records every user: no secrets in it. A shard (--shard K/N) writes report-K-of-N.json and
+   initial-passwords-K-of-N.csv instead, so that the shards of one roll-out can share DIR at the same time
+   (lock.py: a run owns its rows' images and its own files, not the folder); batch-report merges them.
 
 A failure on one image is reported and the others go on; the exit is 1 if any failed.
 
@@ -29,7 +31,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import fcntl
 import json
 import math
 import os
@@ -39,14 +40,16 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from provision.commands.batch.lock import OutputLock
 from provision.commands.batch.model import (
-    LOCK_FILE,
     BatchOptions,
     BatchProgress,
     BatchResult,
     UserResult,
     UserStatus,
     partial_path,
+    passwords_name,
+    report_name,
 )
 from provision.commands.batch.outputs import drop_stale_passwords, write_passwords, write_report
 from provision.commands.batch.resume import check_existing
@@ -55,7 +58,7 @@ from provision.core.credentials.passwords import generate_password
 from provision.core.disk import ImageInfo
 from provision.core.manifest import User
 from provision.core.text import human_size
-from provision.errors import ExitCode, ImageInUseError, ProvisionError, UsageError
+from provision.errors import ExitCode, ProvisionError, UsageError
 from provision.fetch.forgekeys import KeyFetcher
 from provision.guest.diskformat import probe_image
 from provision.sources import load_manifest
@@ -79,7 +82,8 @@ def run_batch(options: BatchOptions, progress: BatchProgress) -> BatchResult:
     out_dir.mkdir(parents=True, exist_ok=True)
     results = {u.name: UserResult(u, out_dir / u.image_name) for u in users}
     interrupted = False
-    with _DirectoryLock(out_dir):
+    owned = [u.image_name for u in users] + [report_name(options.shard), passwords_name(options.shard)]
+    with OutputLock(out_dir, owned):
         try:
             _make_images(options, users, base_info, out_dir, results, progress)
         except KeyboardInterrupt:
@@ -91,9 +95,9 @@ def run_batch(options: BatchOptions, progress: BatchProgress) -> BatchResult:
                 result.status = UserStatus.INTERRUPTED
                 result.error = "stopped by Ctrl-C before it was made" + (
                     "; the earlier image is left as it was" if os.path.lexists(result.image) else "")
-        passwords_path = drop_stale_passwords(out_dir, list(results.values()))
+        passwords_path = drop_stale_passwords(out_dir, list(results.values()), options.shard)
         ordered = [results[u.name] for u in users]
-        report_path = write_report(out_dir, ordered, options, interrupted=interrupted)
+        report_path = write_report(out_dir, ordered, options, manifest, interrupted=interrupted)
     outcome = BatchResult(options, manifest, ordered, report_path, passwords_path, time.monotonic() - started)
     if interrupted:
         raise BatchInterrupted(outcome)
@@ -144,7 +148,7 @@ def _make_images(
     _check_space(base_info, out_dir, len(todo), options.overlay)
     plain = {u.name: generate_password() for u in todo if u.password_hash is None}
     if plain:
-        write_passwords(out_dir, plain)
+        write_passwords(out_dir, plain, options.shard)
     with Hasher(plain) as hasher:
         jobs, chunks = plan_chunks(len(todo), options.jobs, options.max_disks)
         progress.start(len(todo))
@@ -213,31 +217,6 @@ def _measure(base: ImageInfo) -> int:
         return int(json.loads(out)["required"])
     except (OSError, subprocess.SubprocessError, ValueError, KeyError):
         return os.stat(base.path).st_blocks * 512  # what the base occupies: an upper bound for a sparse copy
-
-
-class _DirectoryLock:
-    """One batch run per output folder at a time."""
-
-    def __init__(self, out_dir: Path) -> None:
-        self.path = out_dir / LOCK_FILE
-        self._fd: int | None = None
-
-    def __enter__(self) -> _DirectoryLock:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise ImageInUseError(
-                f"another zvm-provision batch is writing to {self.path.parent}",
-                hint="wait for it to finish, or give this run another --out-dir",
-            ) from None
-        self._fd = fd
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
 
 
 def _remove_partials(out_dir: Path, users: Sequence[User]) -> None:

@@ -1,0 +1,187 @@
+"""`zvm-provision batch-report` on shard reports and password files written here as batch --shard writes them
+(the real command, in a process of its own); and the out-dir lock between processes.
+
+test_rollout.py runs real shards through the appliance and merges what they wrote.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from provision.commands.batch.lock import OutputLock, lock_offset
+from provision.core.manifest import shard_slice
+from provision.errors import ImageInUseError
+
+ROOT = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+ROWS = ["alice", "bob", "carol", "dave"]
+SHA = "5e" * 32
+
+
+def batch_report(*args: str | Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "provision", "batch-report", *map(str, args)],
+                          capture_output=True, text=True, timeout=60, env=ENV, stdin=subprocess.DEVNULL)
+
+
+def write_shard(folder: Path, index: int, count: int, *, users=None, sha=SHA, status="seeded",
+                passwords: dict[str, str] | None = None) -> None:
+    names = list(shard_slice(ROWS, index, count)) if users is None else users
+    data = {
+        "base": "/srv/zvm/zvm.qcow2", "overlay": False, "interrupted": False,
+        "manifest": {"path": "/srv/zvm/staff.csv", "sha256": sha, "rows": ROWS},
+        "shard": {"index": index, "count": count},
+        "users": [{"name": n, "image": str(folder / f"{n}.qcow2"), "status": status,
+                   "password": "generated" if passwords and n in passwords else "given"} for n in names],
+    }
+    folder.mkdir(exist_ok=True)
+    (folder / f"report-{index}-of-{count}.json").write_text(json.dumps(data))
+    if passwords:
+        path = folder / f"initial-passwords-{index}-of-{count}.csv"
+        with open(path, "w", newline="") as handle:
+            csv.writer(handle, lineterminator="\n").writerows([("name", "password"), *passwords.items()])
+        path.chmod(0o600)
+
+
+def test_shards_in_one_folder_merge_into_report_json_and_a_private_passwords_file(tmp_path):
+    write_shard(tmp_path, 1, 2, passwords={"alice": "alice-pw"})
+    write_shard(tmp_path, 2, 2, passwords={"dave": "dave,pw \"quoted\""})
+    result = batch_report(tmp_path)
+    assert result.returncode == 0, result.stderr
+    merged = json.loads((tmp_path / "report.json").read_text())
+    assert [u["name"] for u in merged["users"]] == ROWS
+    assert merged["manifest"]["sha256"] == SHA and merged["shard"] is None
+    passwords = tmp_path / "initial-passwords.csv"
+    assert stat.S_IMODE(passwords.stat().st_mode) == 0o600
+    assert passwords.read_text() == 'name,password\nalice,alice-pw\ndave,"dave,pw ""quoted"""\n'
+    assert "4 rows from 2 shards, each row once" in result.stdout
+    assert "initial-passwords-1-of-2.csv" in result.stdout  # the shards' files are named, to delete after
+    assert "alice-pw" not in result.stdout + result.stderr
+
+
+def test_shards_in_several_folders_need_out_dir(tmp_path):
+    write_shard(tmp_path / "a", 1, 2)
+    write_shard(tmp_path / "b", 2, 2)
+    refused = batch_report(tmp_path / "a", tmp_path / "b")
+    assert refused.returncode == 2 and "--out-dir" in refused.stderr
+    merged = batch_report(tmp_path / "a", tmp_path / "b", "--out-dir", tmp_path / "all")
+    assert merged.returncode == 0, merged.stderr
+    assert [u["name"] for u in json.loads((tmp_path / "all" / "report.json").read_text())["users"]] == ROWS
+
+
+@pytest.mark.parametrize(
+    ("shards", "words"),
+    [
+        ([(1, 2, {}), ], ["no report from shard 2 of 2 (its rows: carol, dave)"]),
+        ([(1, 2, {"users": ["alice", "bob", "carol"]}), (2, 2, {})], ["row 'carol' is in 2 reports"]),
+        ([(1, 2, {"users": ["alice"]}), (2, 2, {})], ["1 row of the manifest in no report: bob"]),
+        ([(1, 2, {}), (2, 2, {"sha": "00" * 32})], ["the reports disagree on the manifest"]),
+        ([(1, 2, {}), (2, 3, {})], ["the reports disagree on the number of shards"]),
+    ],
+)
+def test_shards_that_do_not_add_up_exit_1_naming_why_and_write_nothing(tmp_path, shards, words):
+    for index, count, extra in shards:
+        write_shard(tmp_path, index, count, **extra)
+    result = batch_report(tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "the shard reports do not add up to the manifest; nothing was written" in result.stderr
+    for word in words:
+        assert word in result.stderr
+    assert not (tmp_path / "report.json").exists()
+
+
+def test_failed_images_are_named_and_exit_1_but_the_report_is_written(tmp_path):
+    write_shard(tmp_path, 1, 2)
+    write_shard(tmp_path, 2, 2, status="failed")
+    result = batch_report(tmp_path)
+    assert result.returncode == 1
+    assert "2 images not complete" in result.stdout and "failed      carol  (shard 2 of 2)" in result.stdout
+    assert (tmp_path / "report.json").exists()
+
+
+def test_a_folder_without_shard_reports_is_a_usage_error(tmp_path):
+    (tmp_path / "report.json").write_text("{}")
+    result = batch_report(tmp_path)
+    assert result.returncode == 2 and "no shard report (report-K-of-N.json)" in result.stderr
+
+
+def test_a_bad_or_renamed_report_is_named(tmp_path):
+    write_shard(tmp_path, 1, 2)
+    write_shard(tmp_path, 2, 2)
+    (tmp_path / "report-2-of-2.json").rename(tmp_path / "report-2-of-3.json")
+    (tmp_path / "report-3-of-3.json").write_text("not json")
+    result = batch_report(tmp_path)
+    assert result.returncode == 1
+    assert f"{tmp_path / 'report-2-of-3.json'}: says it is shard 2 of 2; was it renamed?" in result.stderr
+    assert f"{tmp_path / 'report-3-of-3.json'}: not JSON" in result.stderr
+
+
+def test_a_shard_passwords_file_others_can_read_is_refused(tmp_path):
+    write_shard(tmp_path, 1, 1, passwords={"alice": "pw-alice"})
+    (tmp_path / "initial-passwords-1-of-1.csv").chmod(0o644)
+    result = batch_report(tmp_path)
+    assert result.returncode == 1
+    assert "every user can read it" in result.stderr and "chmod go-rwx" in result.stderr
+    assert not (tmp_path / "initial-passwords.csv").exists() and "pw-alice" not in result.stderr
+
+
+# -- the lock, between processes ---------------------------------------------------------------------
+
+
+class Holder:
+    """Another process holding DIR's lock bytes for `files`, as a running batch does."""
+
+    def __init__(self, folder: Path, files: list[str]) -> None:
+        code = ("import sys; from pathlib import Path; from provision.commands.batch.lock import OutputLock\n"
+                f"with OutputLock(Path({str(folder)!r}), {files!r}):\n"
+                "    print('held', flush=True); sys.stdin.read()")
+        self.process = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        text=True, env=ENV)
+        assert self.process.stdout.readline() == "held\n"
+
+    def __enter__(self) -> Holder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=30)
+
+
+def test_runs_owning_different_files_share_a_folder_and_the_same_file_is_refused(tmp_path):
+    with Holder(tmp_path, ["alice.qcow2", "bob.qcow2", "report-1-of-2.json"]):
+        with OutputLock(tmp_path, ["carol.qcow2", "dave.qcow2", "report-2-of-2.json"]):
+            pass  # the other shard: no image in common
+        with pytest.raises(ImageInUseError) as caught, OutputLock(tmp_path, ["ALICE.qcow2", "carol.qcow2"]):
+            pass
+    assert caught.value.message == f"another zvm-provision batch is writing to {tmp_path}: ALICE.qcow2"
+    with OutputLock(tmp_path, ["alice.qcow2"]):
+        pass  # the holder is gone: its bytes with it
+
+
+def test_batch_report_waits_for_no_shard_it_merges_exit_4_while_one_still_writes(tmp_path):
+    write_shard(tmp_path, 1, 2)
+    write_shard(tmp_path, 2, 2)
+    with Holder(tmp_path, ["report-2-of-2.json"]):
+        result = batch_report(tmp_path)
+    assert result.returncode == 4, result.stderr
+    assert "report-2-of-2.json" in result.stderr and not (tmp_path / "report.json").exists()
+    assert batch_report(tmp_path).returncode == 0
+
+
+def test_lock_offsets_are_distinct_and_case_blind():
+    offsets = {lock_offset(f"user{n}.qcow2") for n in range(5000)}
+    assert len(offsets) == 5000 and all(0 <= o < 2**62 for o in offsets)
+    assert lock_offset("Alice.qcow2") == lock_offset("alice.qcow2") != lock_offset("report.json")
+
+
+def test_one_folder_given_twice_is_read_once(tmp_path):
+    write_shard(tmp_path, 1, 1)
+    result = batch_report(tmp_path, f"{tmp_path}/../{tmp_path.name}", "--out-dir", tmp_path)
+    assert result.returncode == 0, result.stderr
