@@ -202,7 +202,7 @@ def check(folder: Path, suffix: str, generated: tuple[bytes, set[str], str], mod
         assert not [s for s in secrets if s in said], "a secret is shown in the refusal"
         if isinstance(exc, ManifestError):
             lines = len(re.split(r"\r\n|\r|\n", text))  # csv (and a manifest's line numbers) end lines at each
-            tables = text.count("[[user]]")
+            tables = len(re.findall(r"^[ \t]*\[\[[ \t]*user[ \t]*\]\]", text, re.M))  # TOML allows [[ user ]]
             for where, _reason in exc.problems:
                 m = re.fullmatch(r"line ([0-9]+)|\[\[user\]\] #([0-9]+)|manifest", where)
                 assert m, where
