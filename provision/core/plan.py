@@ -13,10 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from provision.core.access import PasswordOutcome, lockout_message
 from provision.core.credentials.hostkeys import HostKey
 from provision.core.credentials.passwords import LOCKED_PASSWORD_LINE
 from provision.core.credentials.sshkeys import AuthorizedKey, merge_keys, render_authorized_keys
 from provision.core.fs import Stat, StatKind
+from provision.core.keyremoval import edit_authorized_keys, select_keys_to_remove
 from provision.core.layout import Entry, Layout
 from provision.core.request import PasswordKind, SeedRequest
 from provision.core.state import ImageState
@@ -68,6 +70,7 @@ class Plan:
     host_public_line: str | None  # the host key after the plan
     machine_id: str | None
     stale_temps: tuple[str, ...] = ()  # temporary files of an interrupted run, removed first
+    removed_keys: tuple[AuthorizedKey, ...] = ()  # the image's keys this plan takes out (--remove-key)
 
     @property
     def changes(self) -> bool:
@@ -96,13 +99,24 @@ def build_plan(request: SeedRequest, state: ImageState, layout: Layout, fresh: F
             "--password-hash-file or --no-password"
         )
 
-    # Authorized keys: existing ones stay unless --replace-keys; de-duplicated by key blob.
-    keys = tuple(merge_keys(state.authorized_keys, request.keys, replace=request.replace_keys))
-    if not keys:
-        raise UsageError("no SSH key: the image holds none, so give at least one with --ssh-key FILE")
-    rendered = render_authorized_keys(keys)
+    # Authorized keys: existing ones stay unless --replace-keys or --remove-key; de-duplicated by key blob.
+    if request.replace_keys and request.remove_keys:
+        raise UsageError("--replace-keys already takes out every key the image holds; drop --remove-key")
+    removed = select_keys_to_remove(state.authorized_keys, request.remove_keys, adding=request.keys)
+    gone = {key.blob for key in removed}
+    kept = [key for key in state.authorized_keys if key.blob not in gone]
+    keys = tuple(merge_keys(kept, request.keys, replace=request.replace_keys))
+    # Never lock everyone out: no key left and no usable password is refused, whatever led there.
+    refusal = lockout_message(len(keys), _password_after(request, state), removing=bool(removed))
+    if refusal is not None:
+        raise UsageError(refusal)
+    if request.replace_keys:
+        rendered = render_authorized_keys(keys)
+    else:  # every other line of the file (comments too) stays as it was
+        rendered = edit_authorized_keys(state.authorized_keys_raw, state.authorized_keys, gone, request.keys)
     if rendered != state.authorized_keys_raw:
-        contents["authorized-keys"] = (rendered, plural(len(keys), "key"))
+        went = f", {plural(len(removed), 'key')} removed" if removed else ""
+        contents["authorized-keys"] = (rendered, plural(len(keys), "key") + went)
 
     # Host key: generated when absent (unless --no-host-keys), replaced with --new-host-keys.
     host_public = state.host_public_line
@@ -134,7 +148,16 @@ def build_plan(request: SeedRequest, state: ImageState, layout: Layout, fresh: F
         if entry.kind == StatKind.DIR and op.action == Action.CREATE:
             made_afresh.add(entry.path)
         operations.append(op)
-    return Plan(tuple(operations), keys, host_public, machine_id, state.stale_temps)
+    return Plan(tuple(operations), keys, host_public, machine_id, state.stale_temps, removed_keys=removed)
+
+
+def _password_after(request: SeedRequest, state: ImageState) -> PasswordOutcome:
+    """What /passwords/zvm will hold once the plan is applied."""
+    if request.password.kind == PasswordKind.HASH:
+        return "set"
+    if request.password.kind == PasswordKind.LOCKED:
+        return "locked"
+    return state.password.state if state.password is not None else "missing"
 
 
 def _plan_entry(entry: Entry, stat: Stat | None, new: tuple[bytes | Secret | None, str] | None) -> Operation:

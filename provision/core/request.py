@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from provision.core.credentials.passwords import hash_password
 from provision.core.credentials.sshkeys import AuthorizedKey
+from provision.core.keyremoval import KeySelector
 from provision.secret import Secret
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ class SeedRequest:
     password: PasswordChoice = field(default_factory=PasswordChoice.keep)
     keys: tuple[AuthorizedKey, ...] = ()
     replace_keys: bool = False
+    remove_keys: tuple[KeySelector, ...] = ()  # keys of the image to take out (--remove-key, the wizard)
     host_keys: bool = True  # generate a host key when the image has none
     new_host_keys: bool = False  # replace an existing host key (a copy of a base must not share it)
     new_machine_id: bool = False
@@ -63,6 +65,7 @@ class SeedFlags:
     password: PasswordChoice | None = None  # a ready hash, or locked
     keys: tuple[AuthorizedKey, ...] | None = None
     replace_keys: bool = False
+    remove_keys: tuple[KeySelector, ...] = ()
     host_keys: bool = True
     new_host_keys: bool = False
     new_machine_id: bool = False
@@ -82,6 +85,7 @@ class SeedFlags:
             password=password,
             keys=self.keys or (),
             replace_keys=self.replace_keys,
+            remove_keys=self.remove_keys,
             host_keys=self.host_keys,
             new_host_keys=self.new_host_keys,
             new_machine_id=self.new_machine_id,
