@@ -273,6 +273,8 @@ def check_accel(accel: str) -> str:
     help="Seed IMAGE's persist partition: password hash, SSH keys, host key, machine-id, Netbird.\n\n"
     "On a terminal it asks for whatever the flags did not give; otherwise a missing answer is an error "
     "(exit 2). Running it again on a seeded image keeps what is there and adds what you give.\n\n"
+    "It never locks everyone out: a run that would leave no SSH key and no password (locked or missing) "
+    "is refused (exit 2, nothing written). A key, or a password for the console, is enough.\n\n"
     + EXIT_CODES_HELP,
 )
 def seed_command(
@@ -291,7 +293,8 @@ def seed_command(
         typer.Option("--password-hash-file", help="A ready sha-512 ($6$) or yescrypt ($y$) hash, one line.", metavar="F"),
     ] = None,
     no_password: Annotated[
-        bool, typer.Option("--no-password", help="Lock the password: key-only login over SSH.")
+        bool, typer.Option("--no-password",
+                           help="Lock the password: key-only login over SSH (refused if no key would be left).")
     ] = False,
     ssh_key: Annotated[
         list[Path] | None,
@@ -304,6 +307,18 @@ def seed_command(
     replace_keys: Annotated[
         bool, typer.Option("--replace-keys", help="Replace the image's authorized keys instead of adding.")
     ] = False,
+    remove_key: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--remove-key", metavar="FINGERPRINT|COMMENT",
+            help="Take a key out of the image; repeat for more. Name it by its SHA256 fingerprint as "
+            "`ssh-keygen -l` or `zvm-provision inspect` print it (SHA256:..., or that whole line), or by its exact "
+            "comment. A key that is not there is an error that lists the keys that are; a comment that several "
+            "keys share is refused, since removing them all could take out a key you meant to keep: give their "
+            "fingerprints. Other lines of authorized_keys stay as they are. Never the last way in: with no key "
+            "left, the password must be set.",
+        ),
+    ] = None,
     netbird_setup_key_file: Annotated[
         Path | None,
         typer.Option("--netbird-setup-key-file", metavar="F",
@@ -344,12 +359,12 @@ def seed_command(
     # Every input is read and checked before the image is touched: bad input exits at once.
     flags = sources.read_seed_flags(
         password_stdin=password_stdin, password_file=password_file, password_hash_file=password_hash_file,
-        no_password=no_password, ssh_keys=ssh_key, replace_keys=replace_keys,
+        no_password=no_password, ssh_keys=ssh_key, replace_keys=replace_keys, remove_keys=remove_key,
         netbird_setup_key_file=netbird_setup_key_file, netbird_management_url=netbird_management_url,
         no_host_keys=no_host_keys, new_host_keys=new_host_keys, new_machine_id=new_machine_id,
     )
     interactive = not yes and not json_out and sys.stdin.isatty() and sys.stdout.isatty()
-    if not interactive and not flags.has_password_source and flags.keys is None:
+    if not interactive and not flags.has_password_source and flags.keys is None and not flags.remove_keys:
         raise UsageError(missing_flags_message(missing_flags(flags, None), image_read=False))
 
     info = probe_image(image)

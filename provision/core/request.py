@@ -100,9 +100,19 @@ def missing_flags(flags: SeedFlags, state: ImageState | None) -> list[str]:
     missing = []
     if not flags.has_password_source and (state is None or state.password is None):
         missing.append(f"a password source ({PASSWORD_FLAGS})")
-    if flags.keys is None and (state is None or not state.authorized_keys or flags.replace_keys):
+    # A key is wanted where none would be left, unless a password is set: the console is a way in too.
+    no_key = state is None or not state.authorized_keys
+    if flags.keys is None and (flags.replace_keys or (no_key and not _password_will_be_set(flags, state))):
         missing.append(f"an SSH public key ({KEY_FLAGS})")
     return missing
+
+
+def _password_will_be_set(flags: SeedFlags, state: ImageState | None) -> bool:
+    if flags.password_plain is not None:
+        return True
+    if flags.password is not None:
+        return flags.password.kind == PasswordKind.HASH
+    return state is not None and state.password is not None and state.password.state == "set"
 
 
 def missing_flags_message(missing: list[str], *, image_read: bool) -> str:

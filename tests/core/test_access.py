@@ -122,3 +122,19 @@ def test_way_in_is_a_key_or_a_set_password(count, password, expected):
     assert way_in(count, password) is expected
     assert (no_way_in_reason(count, password) is None) is expected
     assert (lockout_message(count, password, removing=False) is None) is expected
+
+
+def test_a_run_without_a_terminal_lacks_a_key_only_where_no_password_would_let_anybody_in():
+    from provision.core.request import SeedFlags, missing_flags
+
+    key_flag = "an SSH public key (--ssh-key F)"
+    blank = read_state(MemoryFS(), LAYOUT)
+    assert missing_flags(SeedFlags(password_plain=Secret("a password 123")), blank) == []  # password only
+    assert missing_flags(SeedFlags(password=SET), blank) == []
+    assert missing_flags(SeedFlags(password=LOCKED), blank) == [key_flag]
+    password_only = read_state(image("hash"), LAYOUT)
+    assert missing_flags(SeedFlags(), password_only) == []  # kept: the console is the way in
+    assert missing_flags(SeedFlags(password=LOCKED), password_only) == [key_flag]
+    assert missing_flags(SeedFlags(replace_keys=True, password=SET), read_state(image("hash", ALICE), LAYOUT)) == [
+        key_flag  # --replace-keys replaces with what --ssh-key gives: it never means "no key" by itself
+    ]
