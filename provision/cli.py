@@ -41,7 +41,8 @@ Exit codes:
   0    done
   1    failure while working (appliance, host I/O, no libguestfs), drift found by inspect --check,
        or "no" at the confirmation (nothing was written)
-  2    bad usage or input; nothing was touched
+  2    bad usage or input, or a run that would leave no way in (no key, no password); nothing
+       was touched
   3    the image cannot be used (not a disk image, corrupt, encrypted, read-only, no persist partition,
        unsafe entries)
   4    the image is in use by another process (a running VM)
