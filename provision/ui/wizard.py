@@ -164,8 +164,12 @@ def _at_least_one_key(selected: list[str], wizard: _Wizard) -> bool | str:
 
 
 def _keeps_a_way_in(kept: list[str], wizard: _Wizard) -> bool | str:
-    """Unticking every key is refused when nothing else lets zvm in: no key added and the password locked."""
-    if kept or wizard.adding or not wizard.password_locked_by_flag:
+    """Unticking every key is refused when nothing else lets zvm in: no key added and the password locked.
+    A key that --ssh-key gives cannot be unticked (the flag said to let it in)."""
+    given = [key.fingerprint for key in wizard.flags.keys or () if key.fingerprint not in kept]
+    if given and given[0] in {choice.value for choice in wizard.kept_key_choices()}:
+        return f"{given[0]} is given with --ssh-key: keep it ticked"
+    if kept or wizard.adding_after(set(kept)) or not wizard.password_locked_by_flag:
         return True
     return "keep at least one: with --no-password, a key is the only way in"
 
@@ -441,7 +445,17 @@ class _Wizard:
                 if key.fingerprint not in kept]
         for key in gone:
             self.say(f"  - {key.describe()}")
-        return replace(answered, remove_keys=tuple(parse_selector(key.fingerprint) for key in gone))
+        # A key ticked to add before the image's keys were shown (the default one) and unticked here: the later
+        # answer, made seeing the image, wins.
+        self.adding = self.adding_after(kept)
+        return replace(answered, keys=self.adding if answered.keys is not None else None,
+                       remove_keys=tuple(parse_selector(key.fingerprint) for key in gone))
+
+    def adding_after(self, kept: set[str]) -> tuple[AuthorizedKey, ...]:
+        """The keys to add, but those of the image's keys that the checklist unticks."""
+        assert self.state is not None
+        image = {key.fingerprint for key in self.state.authorized_keys}
+        return tuple(key for key in self.adding if key.fingerprint in kept or key.fingerprint not in image)
 
     def count_keys_after(self, answered: SeedFlags) -> int:
         assert self.state is not None

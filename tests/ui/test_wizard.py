@@ -562,3 +562,24 @@ def test_a_remove_key_flag_naming_no_key_fails_once_the_image_is_read_before_the
         run_wizard(FakeSession(seeded_state(ALICE_LINE)), flags, dry_run=False, prompter=prompter, say=lambda _: None)
     assert "alice@laptop" in caught.value.message
     assert prompter.asked == ["ssh_keys", "netbird"]
+
+
+def test_unticking_a_key_also_ticked_to_add_takes_it_out(home):
+    """The default key is ticked to add before the image's keys are shown; unticking it there, seeing the image,
+    is the later answer and wins (else the run would both add and remove it)."""
+    lines = with_pub(home, "id_ed25519.pub")
+    state = seeded_state(lines["id_ed25519.pub"], BOB_LINE)
+    answers = {"ssh_keys": DEFAULT, "netbird": False, "keep_keys": [fingerprint(BOB_LINE)],
+               "password_method": DEFAULT, "confirm": True}
+    result, _, _ = wizard(state, answers)
+    assert [k.comment for k in result.plan.authorized_keys] == ["bob@desk"]
+    assert [k.comment for k in result.plan.removed_keys] == ["id_ed25519.pub"]
+
+
+def test_a_key_given_with_ssh_key_cannot_be_unticked(home):
+    flags = SeedFlags(keys=tuple(parse_authorized_keys(ALICE_LINE + "\n", "flag")))
+    answers = {"netbird": False, "keep_keys": Turns([[fingerprint(BOB_LINE)], DEFAULT]),
+               "password_method": DEFAULT, "confirm": True}
+    result, prompter, _ = wizard(seeded_state(ALICE_LINE, BOB_LINE), answers, flags)
+    assert prompter.refused["keep_keys"] == [f"{fingerprint(ALICE_LINE)} is given with --ssh-key: keep it ticked"]
+    assert result.plan.removed_keys == ()
