@@ -83,3 +83,13 @@ def test_remove_key_by_fingerprint_and_by_comment_takes_out_exactly_those(keyed)
     assert [k["fingerprint"] for k in report["authorized_keys"]["keys"]] == [key(ALICE).fingerprint]
     assert report["password"]["state"] == "locked"
     assert report["contract_ok"] is True, report["problems"]
+
+
+def test_removing_the_last_key_while_setting_a_password_leaves_a_password_only_image_that_checks_out(keyed):
+    """The other side of the rule: the console password is a way in, so no key is fine with one set."""
+    run = zvm(str(keyed.disk), "--remove-key", key(ALICE).fingerprint, "--password-stdin", "--json",
+              stdin=b"console only 123\n")
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["authorized_keys"] == []
+    checked = zvm("inspect", str(keyed.disk), "--check")
+    assert checked.returncode == 0, (checked.stdout, checked.stderr)  # password-only meets the contract
