@@ -45,7 +45,7 @@ Exit codes:
        was touched
   3    the image cannot be used (not a disk image, corrupt, encrypted, read-only, no persist partition,
        unsafe entries)
-  4    the image is in use by another process (a running VM)
+  4    the image is in use by another process (a running VM), or another batch run holds --out-dir
   130  interrupted (Ctrl-C): before writing, the image is left as it was; while writing, the writes
        finish and the summary is printed (a second Ctrl-C stops at once, every file old or whole)
 """
@@ -55,6 +55,7 @@ MAIN_HELP = f"""Seed a zvm disk image's persist partition before its first boot.
 \b
   zvm-provision disk.qcow2                      ask for everything (on a terminal)
   zvm-provision disk.qcow2 --password-stdin --ssh-key ~/.ssh/id_ed25519.pub < pw.txt
+  zvm-provision disk.qcow2 --no-password --ssh-key gh:alice   keys from GitHub (gl:USER, https://...)
   zvm-provision inspect disk.qcow2 --check      what the image carries; exit 1 on drift
   zvm-provision batch staff.csv --base zvm.qcow2 --out-dir images/
   zvm-provision sample-disk try.qcow2           a blank disk with the zvm layout, to try things on
@@ -298,11 +299,15 @@ def seed_command(
                            help="Lock the password: key-only login over SSH (refused if no key would be left).")
     ] = False,
     ssh_key: Annotated[
-        list[Path] | None,
+        list[str] | None,
         typer.Option(
-            "--ssh-key", help="A .pub or authorized_keys file; repeat for more. Added to the keys already there.",
+            "--ssh-key",
+            help="A .pub or authorized_keys file, or keys fetched over HTTPS: gh:USER (GitHub), gl:USER "
+            "(gitlab.com), or an https:// URL serving authorized_keys text (a self-hosted GitLab, Gitea or "
+            "Forgejo: https://HOST/USER.keys). Repeat for more. Added to the keys already there. Fetched keys "
+            "are checked like a file's and listed with their fingerprints before the image is opened.",
             autocompletion=complete_public_keys,
-            metavar="F",
+            metavar="KEY",
         ),
     ] = None,
     replace_keys: Annotated[
@@ -357,14 +362,19 @@ def seed_command(
     from provision.ui import progress, render
 
     check_accel(accel)
-    # Every input is read and checked before the image is touched: bad input exits at once.
+    from provision.fetch.forgekeys import KeyFetcher
+
+    # Every input is read, and every key source fetched, before the image is touched: bad input exits at once.
     flags = sources.read_seed_flags(
         password_stdin=password_stdin, password_file=password_file, password_hash_file=password_hash_file,
-        no_password=no_password, ssh_keys=ssh_key, replace_keys=replace_keys, remove_keys=remove_key,
+        no_password=no_password, ssh_keys=ssh_key, fetch_keys=KeyFetcher().fetch, replace_keys=replace_keys,
+        remove_keys=remove_key,
         netbird_setup_key_file=netbird_setup_key_file, netbird_management_url=netbird_management_url,
         no_host_keys=no_host_keys, new_host_keys=new_host_keys, new_machine_id=new_machine_id,
     )
     interactive = not yes and not json_out and sys.stdin.isatty() and sys.stdout.isatty()
+    if flags.fetched:  # what came from the network, with fingerprints, before the image is opened
+        print("\n".join(render.render_fetched(flags.fetched)), file=sys.stdout if interactive else sys.stderr)
     if not interactive and not flags.has_password_source and flags.keys is None and not flags.remove_keys:
         raise UsageError(missing_flags_message(missing_flags(flags, None), image_read=False))
 
@@ -420,10 +430,12 @@ def inspect_command(
     from provision.commands.inspect import inspect_image
     from provision.core.inspection import check_image_contract
     from provision.guest.diskformat import probe_image
-    from provision.ui import render
+    from provision.ui import progress, render
 
     check_accel(accel)
-    report = inspect_image(probe_image(image), accel=accel)
+    info = probe_image(image)
+    status = progress.appliance_starting if progress.wanted(json_out=json_out) else nullcontext
+    report = inspect_image(info, accel=accel, waiting=status)
     problems = check_image_contract(report)
     if json_out:
         print(json.dumps(render.report_to_json(report, problems), indent=2))
@@ -455,8 +467,10 @@ def sample_disk_command(
     help="Make one seeded image per user of MANIFEST: DIR/<name>.qcow2, plus DIR/report.json.\n\n"
     "MANIFEST is a CSV file with the header name,ssh_keys,password_hash,netbird_setup_key,netbird_management_url "
     "(or TOML [[user]] tables with those fields). ssh_keys lists key files separated by ';', relative to the "
-    "manifest's folder; an empty password_hash generates a password, written to DIR/initial-passwords.csv "
-    "(mode 0600). Every row is checked first: any bad row means exit 2 and nothing created.\n\n"
+    "manifest's folder, or keys to fetch over HTTPS: gh:USER, gl:USER, an https:// URL (each distinct one "
+    "fetched once, before any image is made); an empty password_hash generates a password, written to "
+    "DIR/initial-passwords.csv (mode 0600). Every row is checked first: any bad row means exit 2 (1 when a key source cannot be "
+    "fetched) and nothing created.\n\n"
     "Running it again resumes: complete images are kept unless --force. With --overlay the images are small "
     "qcow2 overlays backed by the base: the base must travel with them, at the same absolute path, unchanged.\n\n"
     + EXIT_CODES_HELP,

@@ -10,10 +10,16 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
+from provision.core.credentials.keysources import (
+    FetchedKeys,
+    KeySource,
+    is_remote_key_source,
+    parse_key_source,
+)
 from provision.core.credentials.netbird import validate_management_url, validate_netbird_setup_key
 from provision.core.credentials.passwords import MAX_PASSWORD_BYTES, check_password, validate_password_hash
 from provision.core.credentials.sshkeys import AuthorizedKey, merge_keys, parse_authorized_keys
@@ -23,16 +29,28 @@ from provision.core.manifest import (
     Manifest,
     ManifestError,
     holds_secrets,
+    key_sources,
     read_rows,
     validate_rows,
 )
 from provision.core.request import PasswordChoice, SeedFlags
 from provision.core.text import one_line
-from provision.errors import UsageError
+from provision.errors import ProvisionError, UsageError
 from provision.secret import Secret
 
 _MAX_SECRET_FILE = 64 * 1024
 _MAX_KEY_FILE = 1 << 20
+
+# Fetches one gh:/gl:/https key source (fetch.forgekeys.KeyFetcher.fetch). Passed in, so that this module
+# never touches the network itself.
+KeyFetch = Callable[[KeySource], FetchedKeys]
+
+
+class ManifestFetcher(Protocol):
+    """What load_manifest needs of fetch.forgekeys.KeyFetcher: every source fetched at once, then each row's."""
+
+    def prefetch(self, sources: Sequence[KeySource]) -> None: ...
+    def fetch(self, source: KeySource) -> FetchedKeys: ...
 
 
 def others_can_read(path: Path, mode: int, what: str) -> str | None:
@@ -122,20 +140,63 @@ def read_key_files(paths: Sequence[Path]) -> list[AuthorizedKey]:
     return keys
 
 
+def read_key_sources(
+    entries: Sequence[str], fetch: KeyFetch | None
+) -> tuple[list[AuthorizedKey], list[FetchedKeys]]:
+    """The keys of every --ssh-key entry, in order and de-duplicated: files read here, gh:USER, gl:USER and
+    https URLs fetched through `fetch`. Every file is read and every source checked before the first fetch,
+    so a typo is reported at once rather than after a slow server."""
+    given: list[list[AuthorizedKey] | KeySource] = []
+    for entry in entries:
+        if is_remote_key_source(entry):
+            given.append(parse_key_source(entry))
+        else:
+            given.append(read_key_file(Path(entry)))
+    keys: list[AuthorizedKey] = []
+    fetched: list[FetchedKeys] = []
+    for item in given:
+        if isinstance(item, KeySource):
+            if fetch is None:
+                raise UsageError(f"{item.spec}: keys cannot be fetched here; give a key file")
+            served = fetch(item)
+            fetched.append(served)
+            item = list(served.keys)
+        keys = merge_keys(keys, item, replace=False)
+    return keys, fetched
+
+
 def read_netbird_setup_key_file(path: Path) -> Secret:
     data = read_small_file(path, 4096, "Netbird setup key file", secret=True)
     return validate_netbird_setup_key(data.decode("utf-8", "replace"))
 
 
-def load_manifest(path: Path) -> Manifest:
-    """Read and validate the whole batch manifest; ManifestError names every bad row."""
+def load_manifest(path: Path, fetcher: ManifestFetcher | None = None) -> Manifest:
+    """Read and validate the whole batch manifest; ManifestError names every bad row. Key sources (gh:USER,
+    gl:USER, https URLs) are fetched through `fetcher` (a KeyFetcher: each distinct source once, several at
+    a time, before any row is validated); one that fails on the way makes the error exit 1, as a network
+    error does."""
     data = read_small_file(path, MAX_MANIFEST_BYTES, "manifest")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise UsageError(f"manifest {path} is not UTF-8 text") from None
     raw_rows = read_rows(path, text)
-    users, problems = validate_rows(path.parent, raw_rows, read_key_file)
+    network_failed = False
+    if fetcher is not None:
+        fetcher.prefetch(key_sources(raw_rows))
+
+    def fetch(source: KeySource) -> list[AuthorizedKey]:
+        nonlocal network_failed
+        assert fetcher is not None
+        try:
+            return list(fetcher.fetch(source).keys)
+        except UsageError:
+            raise
+        except ProvisionError:
+            network_failed = True
+            raise
+
+    users, problems = validate_rows(path.parent, raw_rows, read_key_file, fetch if fetcher else None)
     if holds_secrets(raw_rows):
         # Password hashes and Netbird setup keys are secrets: only the manifest's owner may read it, as for
         # --password-file (even a row refused for another reason may hold one).
@@ -146,7 +207,7 @@ def load_manifest(path: Path) -> Manifest:
         if problem:
             problems.append(("manifest", problem))
     if problems:
-        raise ManifestError(path, problems)
+        raise ManifestError(path, problems, network=network_failed)
     return Manifest(path, tuple(users))
 
 
@@ -198,7 +259,8 @@ def read_seed_flags(
     password_file: Path | None = None,
     password_hash_file: Path | None = None,
     no_password: bool = False,
-    ssh_keys: Sequence[Path] | None = None,
+    ssh_keys: Sequence[str] | None = None,
+    fetch_keys: KeyFetch | None = None,
     replace_keys: bool = False,
     remove_keys: Sequence[str] | None = None,
     netbird_setup_key_file: Path | None = None,
@@ -207,8 +269,9 @@ def read_seed_flags(
     new_host_keys: bool = False,
     new_machine_id: bool = False,
 ) -> SeedFlags:
-    """The seed command's flags, every file read and every value checked: bad input fails here, before the
-    image is opened. A plain password is kept (as a Secret) to be hashed while the appliance starts."""
+    """The seed command's flags, every file read, every key source fetched (through `fetch_keys`) and every
+    value checked: bad input fails here, before the image is opened. A plain password is kept (as a Secret)
+    to be hashed while the appliance starts."""
     chosen = [name for name, given in (
         ("--password-stdin", password_stdin), ("--password-file", password_file is not None),
         ("--password-hash-file", password_hash_file is not None), ("--no-password", no_password),
@@ -230,17 +293,19 @@ def read_seed_flags(
         password = PasswordChoice.from_hash(read_password_hash_file(password_hash_file))
     elif no_password:
         password = PasswordChoice.locked()
+    setup_key = read_netbird_setup_key_file(netbird_setup_key_file) if netbird_setup_key_file else None
+    url = validate_management_url(netbird_management_url) if netbird_management_url is not None else None
+    keys, fetched = read_key_sources(ssh_keys, fetch_keys) if ssh_keys else (None, [])  # the network: last
     return SeedFlags(
         password_plain=plain,
         password=password,
-        keys=tuple(read_key_files(ssh_keys)) if ssh_keys else None,
+        keys=tuple(keys) if keys is not None else None,
         replace_keys=replace_keys,
         remove_keys=selectors,
+        fetched=tuple(fetched),
         host_keys=not no_host_keys,
         new_host_keys=new_host_keys,
         new_machine_id=new_machine_id,
-        netbird_setup_key=read_netbird_setup_key_file(netbird_setup_key_file) if netbird_setup_key_file else None,
-        netbird_management_url=(
-            validate_management_url(netbird_management_url) if netbird_management_url is not None else None
-        ),
+        netbird_setup_key=setup_key,
+        netbird_management_url=url,
     )

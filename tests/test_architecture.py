@@ -20,10 +20,12 @@ ALLOWED = {
     "core": {"core", "errors", "secret"},
     "hostfiles": {"errors", "secret"},
     "sources": {"core", "errors", "secret"},
+    "fetch": {"provision", "fetch", "core", "errors", "secret"},  # the network: keys from forges and URLs
     "guest": {"guest", "core", "hostfiles", "errors", "secret"},
-    "commands": {"commands", "guest", "core", "hostfiles", "sources", "errors", "secret"},
-    "ui": {"ui", "commands", "guest", "core", "hostfiles", "sources", "errors", "secret"},
-    "cli": {"provision", "cli", "ui", "commands", "guest", "core", "hostfiles", "sources", "errors", "secret"},
+    "commands": {"commands", "guest", "core", "hostfiles", "sources", "fetch", "errors", "secret"},
+    "ui": {"ui", "commands", "guest", "core", "hostfiles", "sources", "fetch", "errors", "secret"},
+    "cli": {"provision", "cli", "ui", "commands", "guest", "core", "hostfiles", "sources", "fetch", "errors",
+            "secret"},
     "provision": set(),  # the package's face: its version only
 }
 # Outside libraries and the only places that may import them (a module, or a folder with its dot).

@@ -7,7 +7,9 @@ what was read against the contract; ui.render shows it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from typing import TYPE_CHECKING, Any
 
 from provision.core.disk import ImageInfo
 from provision.core.inspection import InspectReport, build_report
@@ -36,8 +38,12 @@ def inspect_disk(appliance: Appliance, index: int, info: ImageInfo, layout: Layo
     return build_report(info, partitions, state, walk, layout, persist_device=device)
 
 
-def inspect_image(info: ImageInfo, *, accel: Accel) -> InspectReport:
-    """Open one image read-only (libguestfs writes only to a throw-away overlay) and inspect it."""
+def inspect_image(
+    info: ImageInfo, *, accel: Accel, waiting: Callable[[], AbstractContextManager[Any]] = nullcontext,
+) -> InspectReport:
+    """Open one image read-only (libguestfs writes only to a throw-away overlay) and inspect it; `waiting` is
+    shown while the appliance starts (the live line on a terminal)."""
     with ImageSession(info, readonly=True, accel=accel) as session:
-        session.wait()
+        with waiting():
+            session.wait()
         return inspect_disk(session.appliance, 0, info)

@@ -6,7 +6,8 @@ CSV with a header (the documented format), or TOML with the same fields in `[[us
     alice,keys/alice.pub,,,
     bob,keys/bob.pub;keys/bob-laptop.pub,$6$rounds=656000$...,,
 
-`ssh_keys` names one or more key files separated by `;`, relative to the manifest's folder. An empty
+`ssh_keys` names one or more key files separated by `;`, relative to the manifest's folder, or key sources
+fetched over HTTPS (`gh:USER`, `gl:USER`, an https URL; core.credentials.keysources). An empty
 `password_hash` means "generate a password". Every problem of every row is collected and reported together,
 by line number (CSV) or table number (TOML), and never with a secret's value in it.
 """
@@ -21,15 +22,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from provision.core.credentials.keysources import KeySource, is_remote_key_source, parse_key_source
 from provision.core.credentials.netbird import validate_management_url, validate_netbird_setup_key
 from provision.core.credentials.passwords import validate_password_hash
 from provision.core.credentials.sshkeys import AuthorizedKey, merge_keys
 from provision.core.text import plural
-from provision.errors import UsageError
+from provision.errors import ExitCode, ProvisionError, UsageError
 from provision.secret import Secret
 
 T = TypeVar("T")
 KeyReader = Callable[[Path], list[AuthorizedKey]]  # reads one key file (sources.read_key_file)
+# The keys of one gh:/gl:/https source, fetched (sources.load_manifest's, through fetch.forgekeys.KeyFetcher,
+# which fetches each distinct source once); None where nothing may be fetched.
+SourceReader = Callable[[KeySource], list[AuthorizedKey]]
 RawRow = tuple[str, "dict[str, str] | None", list[str]]  # where, the fields (None: unusable), problems
 
 FIELDS = ("name", "ssh_keys", "password_hash", "netbird_setup_key", "netbird_management_url")
@@ -71,11 +76,15 @@ class Manifest:
 class ManifestError(UsageError):
     """The manifest has bad rows; `problems` lists every one as (where, reason)."""
 
-    def __init__(self, path: Path, problems: list[tuple[str, str]]) -> None:
+    def __init__(self, path: Path, problems: list[tuple[str, str]], *, network: bool = False) -> None:
         rows = {where for where, _ in problems}
         lines = [f"{path}: {plural(len(rows), 'bad row')}; nothing was created:"]
         lines += [f"  {where}: {reason}" for where, reason in problems]
-        super().__init__("\n".join(lines), hint="fix every row listed, then run the same command again")
+        hint = "fix every row listed, then run the same command again"
+        if network:  # a key source could not be fetched: the rows may be right and the network wrong (exit 1)
+            hint = "fix every row listed (or the network, for a fetch that failed), then run the same command again"
+            self.exit_code = ExitCode.FAILURE
+        super().__init__("\n".join(lines), hint=hint)
         self.problems = problems
 
 
@@ -96,10 +105,10 @@ def read_rows(path: Path, text: str) -> list[RawRow]:
 
 
 def validate_rows(
-    folder: Path, raw_rows: list[RawRow], read_keys: KeyReader
+    folder: Path, raw_rows: list[RawRow], read_keys: KeyReader, fetch_keys: SourceReader | None = None
 ) -> tuple[list[User], list[tuple[str, str]]]:
-    """Every row checked (key files relative to `folder`, read by `read_keys`): the users, and every problem
-    of every row as (where, reason)."""
+    """Every row checked (key files relative to `folder`, read by `read_keys`; gh:/gl:/https sources fetched
+    by `fetch_keys`): the users, and every problem of every row as (where, reason)."""
     problems: list[tuple[str, str]] = []
     users: list[User] = []
     first_seen: dict[str, str] = {}
@@ -107,7 +116,7 @@ def validate_rows(
         problems += [(where, reason) for reason in row_problems]
         if row is None:
             continue
-        user, reasons = _validate_row(folder, row, read_keys)
+        user, reasons = _validate_row(folder, row, read_keys, fetch_keys)
         name = row.get("name", "").strip()
         if name:
             key = name.casefold()  # alice and Alice would collide on a case-insensitive filesystem
@@ -121,6 +130,20 @@ def validate_rows(
     if not raw_rows:
         problems.append(("manifest", "no users: the manifest has a header but no rows"))
     return users, problems
+
+
+def key_sources(raw_rows: list[RawRow]) -> list[KeySource]:
+    """Every gh:/gl:/https key source the rows name, that can be read (a bad one is the row's problem, found
+    by validate_rows), in order: what batch fetches before it validates the rows."""
+    found = []
+    for _, row, _ in raw_rows:
+        for entry in (row or {}).get("ssh_keys", "").split(";"):
+            if is_remote_key_source(entry):
+                try:
+                    found.append(parse_key_source(entry))
+                except UsageError:
+                    continue
+    return found
 
 
 def holds_secrets(raw_rows: list[RawRow]) -> bool:
@@ -218,7 +241,9 @@ def _toml_rows(path: Path, text: str) -> list[RawRow]:
 # -- validating one row ---------------------------------------------------------------------------
 
 
-def _validate_row(folder: Path, row: dict[str, str], read_keys: KeyReader) -> tuple[User | None, list[str]]:
+def _validate_row(
+    folder: Path, row: dict[str, str], read_keys: KeyReader, fetch_keys: SourceReader | None
+) -> tuple[User | None, list[str]]:
     reasons: list[str] = []
     name = row.get("name", "").strip()
     if not name:
@@ -229,14 +254,13 @@ def _validate_row(folder: Path, row: dict[str, str], read_keys: KeyReader) -> tu
         reasons.append(f"name is longer than {MAX_NAME} characters")
 
     keys: list[AuthorizedKey] = []
-    key_files = [part.strip() for part in row.get("ssh_keys", "").split(";") if part.strip()]
-    paths = tuple(folder / part for part in key_files)
-    if not key_files:
-        reasons.append("ssh_keys is empty: give at least one public key file")
-    for key_path in paths:
+    entries = [part.strip() for part in row.get("ssh_keys", "").split(";") if part.strip()]
+    if not entries:
+        reasons.append("ssh_keys is empty: give at least one public key file, gh:USER, gl:USER or https URL")
+    for entry in entries:
         try:
-            keys = merge_keys(keys, read_keys(key_path), replace=False)
-        except UsageError as exc:
+            keys = merge_keys(keys, _row_keys(folder, entry, read_keys, fetch_keys), replace=False)
+        except ProvisionError as exc:  # a fetch that failed on the way (exit 1) is this row's problem too
             reasons.append(exc.message)
 
     password_hash = _optional_field(row, "password_hash", validate_password_hash, reasons)
@@ -246,6 +270,15 @@ def _validate_row(folder: Path, row: dict[str, str], read_keys: KeyReader) -> tu
     if reasons:
         return None, reasons
     return User(name, tuple(keys), password_hash, setup_key, url), []
+
+
+def _row_keys(folder: Path, entry: str, read_keys: KeyReader, fetch_keys: SourceReader | None) -> list[AuthorizedKey]:
+    if not is_remote_key_source(entry):
+        return read_keys(folder / entry)
+    source = parse_key_source(entry)
+    if fetch_keys is None:
+        raise UsageError(f"{source.spec}: keys cannot be fetched here; give a key file")
+    return fetch_keys(source)
 
 
 def _optional_field(row: dict[str, str], field: str, validate: Callable[[str], T], reasons: list[str]) -> T | None:

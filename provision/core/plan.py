@@ -15,6 +15,7 @@ from enum import StrEnum
 
 from provision.core.access import PasswordOutcome, lockout_message
 from provision.core.credentials.hostkeys import HostKey
+from provision.core.credentials.keysources import FetchedKeys
 from provision.core.credentials.passwords import LOCKED_PASSWORD_LINE
 from provision.core.credentials.sshkeys import AuthorizedKey, merge_keys, render_authorized_keys
 from provision.core.fs import Stat, StatKind
@@ -70,7 +71,15 @@ class Plan:
     host_public_line: str | None  # the host key after the plan
     machine_id: str | None
     stale_temps: tuple[str, ...] = ()  # temporary files of an interrupted run, removed first
+    fetched: tuple[FetchedKeys, ...] = ()  # keys fetched from gh:/gl:/https sources, shown with their source
     removed_keys: tuple[AuthorizedKey, ...] = ()  # the image's keys this plan takes out (--remove-key)
+
+    def key_source(self, key: AuthorizedKey) -> str | None:
+        """The source a key was fetched from, as the person wrote it (gh:alice), or None (a file, the image)."""
+        for fetched in self.fetched:
+            if any(k.blob == key.blob for k in fetched.keys):
+                return fetched.source.spec
+        return None
 
     @property
     def changes(self) -> bool:
@@ -148,7 +157,8 @@ def build_plan(request: SeedRequest, state: ImageState, layout: Layout, fresh: F
         if entry.kind == StatKind.DIR and op.action == Action.CREATE:
             made_afresh.add(entry.path)
         operations.append(op)
-    return Plan(tuple(operations), keys, host_public, machine_id, state.stale_temps, removed_keys=removed)
+    return Plan(tuple(operations), keys, host_public, machine_id, state.stale_temps, request.fetched,
+                removed_keys=removed)
 
 
 def _password_after(request: SeedRequest, state: ImageState) -> PasswordOutcome:

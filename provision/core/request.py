@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from provision.core.credentials.keysources import FetchedKeys
 from provision.core.credentials.passwords import hash_password
 from provision.core.credentials.sshkeys import AuthorizedKey
 from provision.core.keyremoval import KeySelector
@@ -50,6 +51,7 @@ class SeedRequest:
     keys: tuple[AuthorizedKey, ...] = ()
     replace_keys: bool = False
     remove_keys: tuple[KeySelector, ...] = ()  # keys of the image to take out (--remove-key, the wizard)
+    fetched: tuple[FetchedKeys, ...] = ()  # where keys fetched from gh:/gl:/https came from, for the plan
     host_keys: bool = True  # generate a host key when the image has none
     new_host_keys: bool = False  # replace an existing host key (a copy of a base must not share it)
     new_machine_id: bool = False
@@ -66,6 +68,7 @@ class SeedFlags:
     keys: tuple[AuthorizedKey, ...] | None = None
     replace_keys: bool = False
     remove_keys: tuple[KeySelector, ...] = ()
+    fetched: tuple[FetchedKeys, ...] = ()  # the sources among `keys` that were fetched, with what they served
     host_keys: bool = True
     new_host_keys: bool = False
     new_machine_id: bool = False
@@ -86,6 +89,7 @@ class SeedFlags:
             keys=self.keys or (),
             replace_keys=self.replace_keys,
             remove_keys=self.remove_keys,
+            fetched=self.fetched,
             host_keys=self.host_keys,
             new_host_keys=self.new_host_keys,
             new_machine_id=self.new_machine_id,

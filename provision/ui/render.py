@@ -8,6 +8,7 @@ rich is imported inside the functions that draw tables, so `zvm-provision --help
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from provision.commands.batch.model import UserStatus
@@ -22,6 +23,7 @@ from provision.core.inspection import (
     owner_text,
 )
 from provision.core.text import human_size, plural, shown
+from provision.core.urls import display_url
 from provision.core.walk import MAX_WALK_DEPTH, MAX_WALK_ENTRIES
 
 if TYPE_CHECKING:
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
 
     from provision.commands.batch.model import BatchResult
     from provision.commands.seed import SeedOutcome
+    from provision.core.credentials.keysources import FetchedKeys
     from provision.core.credentials.passwords import PasswordInfo
     from provision.core.state import ImageState
 
@@ -73,7 +76,7 @@ def outcome_to_json(outcome: SeedOutcome, *, dry_run: bool) -> dict[str, Any]:
             for op in plan.operations
         ],
         "stale_temporary_files": list(plan.stale_temps),
-        "authorized_keys": [key_summary(key) for key in plan.authorized_keys],
+        "authorized_keys": [{**key_summary(key), "source": plan.key_source(key)} for key in plan.authorized_keys],
         "removed_keys": [key_summary(key) for key in plan.removed_keys],
         "host_key": host_key_summary(plan.host_public_line),
         "machine_id": plan.machine_id,
@@ -99,13 +102,28 @@ def render_plan(outcome: SeedOutcome, *, dry_run: bool) -> str:
         lines.append(f"  {'remove':<8} key  {key.describe()}")
     if not plan.changes:
         lines.append("  nothing to change: the image already holds all of this")
+    if plan.fetched:
+        lines += ["", *render_fetched(plan.fetched)]
     return "\n".join(lines)
+
+
+def render_fetched(fetched: Sequence[FetchedKeys]) -> list[str]:
+    """The keys fetched from gh:/gl:/https sources: each source, where the keys came from (after redirects),
+    and each key as ssh-keygen -l shows it."""
+    lines = []
+    for served in fetched:
+        lines.append(f"SSH keys fetched from {served.source.spec} ({display_url(served.final_url)}), "
+                     "each checked like a key file's line:")
+        lines += [f"  {key.describe()}" for key in served.keys]
+    return lines
 
 
 def render_summary(outcome: SeedOutcome) -> str:
     plan = outcome.plan
     lines = ["", "Authorized SSH keys for zvm:"]
-    lines += [f"  {key.describe()}" for key in plan.authorized_keys]
+    for key in plan.authorized_keys:
+        source = plan.key_source(key)
+        lines.append(f"  {key.describe()}" + (f", from {source}" if source else ""))
     if not plan.authorized_keys:
         lines.append("  none: zvm logs in on the console only, with the password (SSH takes keys only)")
     if plan.removed_keys:

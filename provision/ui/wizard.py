@@ -6,9 +6,12 @@ lazily, so `--help` stays fast), a scripted one in tests, which answer by name.
 
 Flow: show the image (format and size) at once, and while the appliance starts in the background (15 s or
 more under TCG) ask what does not depend on what the image holds: the SSH keys to add (the person's default
-key ticked) and Netbird. Then wait for the appliance (a live status with the seconds), show the partitions
-and what persist holds, say what stays, and ask what depends on it: the password (with "keep the current
-password" when there is one), and the keys again only if neither the answer nor the image gives one. Plan
+key ticked; keys imported from a GitHub or GitLab user are fetched then, shown with their fingerprints and
+ticked one by one) and Netbird. Then wait for the appliance (a live status with the seconds), show the partitions
+and what persist holds, say what stays, and ask what depends on it: the keys the image holds, as a checklist
+all ticked (untick to remove), the password (with "keep the current password" when there is one), and the keys
+again only if neither the answer nor the image gives one. Never a way to lock everyone out: with no key left,
+the password question offers no lock; under --no-password the last key cannot be unticked. Plan
 against the real state, show that plan, confirm. No question is asked twice, except to correct an answer.
 
 Nothing is written before the confirmation: the image was opened with persist mounted read-only, and a
@@ -16,7 +19,7 @@ generated key pair is saved on this machine only after the "yes". The caller the
 that was shown (`commands.seed.apply_planned`), so the host key fingerprint in the summary is the one that
 lands in the image.
 
-Why this module is long (about 480 lines): the list of questions, the checks on their answers and the flow
+Why this module is long (about 600 lines): the list of questions, the checks on their answers and the flow
 that asks them stay in one file, so that which question is asked when, and why, reads in one place.
 """
 
@@ -34,6 +37,7 @@ from typing import Any, Protocol
 from provision import hostfiles, sources
 from provision.commands.seed import SeedOutcome, plan_seed
 from provision.core.credentials.hostkeys import generate_user_keypair
+from provision.core.credentials.keysources import FetchedKeys, is_remote_key_source, parse_key_source
 from provision.core.credentials.netbird import validate_management_url, validate_netbird_setup_key
 from provision.core.credentials.passwords import (
     MIN_PASSWORD_CHARS,
@@ -48,7 +52,8 @@ from provision.core.keyremoval import parse_selector, select_keys_to_remove
 from provision.core.request import PasswordChoice, PasswordKind, SeedFlags, SeedRequest
 from provision.core.state import ImageState
 from provision.core.text import human_size, plural
-from provision.errors import SEED_STOPPED_BEFORE_WRITING, Aborted, Declined, UsageError
+from provision.core.urls import display_url
+from provision.errors import SEED_STOPPED_BEFORE_WRITING, Aborted, Declined, ProvisionError, UsageError
 from provision.secret import Secret
 from provision.ui import render
 from provision.ui.questions import Choice, Kind, Prompt, Prompter, Question, ask
@@ -157,6 +162,14 @@ def _new_key_path_rule(text: str, wizard: _Wizard) -> bool | str:
     return _rule(check)(text, wizard)
 
 
+def _key_source(text: str) -> None:
+    """gh:USER, gl:USER or an https URL, checked without the network (empty: import nothing after all)."""
+    if text.strip() and not is_remote_key_source(text):
+        raise UsageError("write gh:USER (GitHub), gl:USER (GitLab) or an https:// URL; empty to skip")
+    if text.strip():
+        parse_key_source(text)
+
+
 def _at_least_one_key(selected: list[str], wizard: _Wizard) -> bool | str:
     if wizard.need_one_key and not selected:
         return "choose at least one: zvm logs in over SSH with a key only"
@@ -195,6 +208,11 @@ QUESTIONS: tuple[Question[_Wizard], ...] = (
              KEYS, validate=_rule(lambda text: parse_authorized_keys(text, "the pasted key")), when=_chose("paste")),
     Question("ssh_key_file", Kind.TEXT, "Path of the public key file:", KEYS, validate=_rule(_key_file),
              when=_chose("path")),
+    Question("ssh_key_import", Kind.TEXT,
+             "GitHub or GitLab user, or a URL (gh:USER, gl:USER or https://HOST/USER.keys; empty to skip):",
+             KEYS, validate=_rule(_key_source), when=_chose("import")),
+    Question("ssh_key_import_pick", Kind.CHECKBOX, lambda w: f"Keys of {w.imported.source.label} to let in:",
+             KEYS, choices=lambda w: w.import_choices(), when=lambda w: w.imported is not None),
     Question("keygen_path", Kind.TEXT, "Save the new private key as (the public key goes next to it, .pub):", KEYS,
              default=lambda w: str(sources.free_key_path(w.home)), validate=_new_key_path_rule,
              when=_chose("generate")),
@@ -259,13 +277,19 @@ def run_wizard(
     say: Callable[[str], None] | None = None,
     home: Path | None = None,
     status: Callable[[], AbstractContextManager[Any]] | None = None,
+    fetch: sources.KeyFetch | None = None,
 ) -> WizardResult:
     """Ask for whatever `flags` left open, show the plan, confirm. `Aborted` (exit 130) on Ctrl-C, `Declined`
     (exit 1) on No. `status()` is shown while the wizard waits for the appliance (on a terminal: a live line
-    with the seconds)."""
+    with the seconds). `fetch` fetches a gh:/gl:/https key source (default: fetch.forgekeys.KeyFetcher's)."""
+    if fetch is None:
+        from provision.fetch.forgekeys import KeyFetcher
+
+        fetch = KeyFetcher().fetch
     wizard = _Wizard(
         session, flags, dry_run=dry_run, prompter=prompter or QuestionaryPrompter(),
         say=say or _print, home=home if home is not None else Path.home(), status=status or nullcontext,
+        fetch=fetch,
     )
     try:
         return wizard.run()
@@ -281,6 +305,7 @@ class _Wizard:
     def __init__(
         self, session: WizardSession, flags: SeedFlags, *, dry_run: bool, prompter: Prompter,
         say: Callable[[str], None], home: Path, status: Callable[[], AbstractContextManager[Any]],
+        fetch: sources.KeyFetch,
     ) -> None:
         self.session = session
         self.status = status
@@ -296,6 +321,9 @@ class _Wizard:
         self.keys_after: int | None = None  # how many keys the image will hold, once known
         self.local_keys: list[tuple[Path, AuthorizedKey]] = []
         self.key_pair: NewKeyPair | None = None
+        self.fetch = fetch
+        self.imported: FetchedKeys | None = None  # the source being imported, while its keys are ticked
+        self.fetched: list[FetchedKeys] = list(flags.fetched)  # what the plan shows as fetched
 
     def ask(self, part: str, names: tuple[str, ...] = ()) -> dict[str, Any]:
         questions = [q for q in QUESTIONS if q.part == part and (not names or q.name in names)]
@@ -306,7 +334,7 @@ class _Wizard:
         answered = self.flags
         # First what does not depend on the image, while the appliance starts (15 s or more under TCG)...
         if self.flags.keys is None:
-            answered = replace(answered, keys=self.ask_keys())
+            answered = replace(answered, keys=self.ask_keys(), fetched=tuple(self.fetched))
         answered = self.ask_netbird(answered)
         # ...then the image's state, and what depends on it: what stays, keeping the current password.
         self.state = self.read_state()
@@ -318,7 +346,7 @@ class _Wizard:
             self.say("The image holds no SSH key yet, and zvm logs in over SSH with a key only: choose one "
                      "(with none, zvm logs in on the console only, with a password).")
             self.need_one_key = self.flags.replace_keys or self.password_locked_by_flag
-            answered = replace(answered, keys=self.ask_keys())
+            answered = replace(answered, keys=self.ask_keys(), fetched=tuple(self.fetched))
             self.adding = answered.keys or ()
         self.keys_after = self.count_keys_after(answered)
         if not self.flags.has_password_source:
@@ -368,12 +396,14 @@ class _Wizard:
               for path, key in self.local_keys),
             Choice("paste", "Paste a public key"),
             Choice("path", "Give the path of a .pub or authorized_keys file"),
+            Choice("import", "Import from a GitHub or GitLab user (or an https:// URL serving keys)"),
             Choice("generate", "Generate a new ed25519 key pair on this machine"),
         ]
 
     def ask_keys(self) -> tuple[AuthorizedKey, ...]:
         """Keys to add (or, with --replace-keys, to keep alone). Asked before the image's state is known: with
         none chosen, the image's own keys stay; the run asks again if it turns out to hold none."""
+        self.imported = None
         self.ask(KEYS)
         keys: list[AuthorizedKey] = []
         by_value = {f"file:{path}": key for path, key in self.local_keys}
@@ -386,11 +416,37 @@ class _Wizard:
             elif value == "path":
                 path = Path(self.answers["ssh_key_file"].strip()).expanduser()
                 keys = merge_keys(keys, sources.read_key_files([path]), replace=False)
+            elif value == "import":
+                keys = merge_keys(keys, self.import_keys(), replace=False)
             elif value == "generate":
                 keys = merge_keys(keys, [self.new_key_pair()], replace=False)
         for key in keys:
             self.say(f"  + {key.describe()}")
         return tuple(keys)
+
+    def import_keys(self) -> list[AuthorizedKey]:
+        """Fetch the source given, show what it serves, and keep the keys ticked. A source that fails is said
+        and asked again (empty gives up)."""
+        while self.answers["ssh_key_import"].strip():
+            try:
+                self.imported = self.fetch(parse_key_source(self.answers["ssh_key_import"]))
+            except ProvisionError as exc:  # no such user, no key, a private key served, the network
+                self.say(exc.message)
+                self.ask(KEYS, names=("ssh_key_import",))
+                continue
+            url = display_url(self.imported.final_url)
+            self.say(f"Fetched {plural(len(self.imported.keys), 'key')} from {self.imported.source.spec} ({url}).")
+            picked = set(self.ask(KEYS, names=("ssh_key_import_pick",))["ssh_key_import_pick"])
+            keys = tuple(key for key in self.imported.keys if key.fingerprint in picked)
+            if keys:
+                self.fetched.append(replace(self.imported, keys=keys))
+            self.imported = None
+            return list(keys)
+        return []
+
+    def import_choices(self) -> list[Choice]:
+        assert self.imported is not None
+        return [Choice(key.fingerprint, key.describe(), checked=True) for key in self.imported.keys]
 
     def new_key_pair(self) -> AuthorizedKey:
         path = Path(self.answers["keygen_path"].strip()).expanduser()

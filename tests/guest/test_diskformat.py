@@ -17,6 +17,7 @@ import pytest
 from provision.errors import ImageUnusableError, UsageError
 from provision.guest.diskformat import probe_image
 from tests.conftest import run_qemu_img
+from tests.support.binding import needs_guestfs
 from tests.support.keyfactory import public_line
 
 MiB = 1 << 20
@@ -492,6 +493,7 @@ def test_backing_refusals_through_the_command_exit_3_before_the_appliance(hostil
             assert listing() == before and not out.exists(), (name, args)  # nothing created, nothing changed
 
 
+@needs_guestfs
 def test_a_block_device_image_passes_the_header_check_of_the_command(qcow2, tmp_path, loop_device):
     device = loop_device(qcow2_on_a_device(qcow2, tmp_path / "disk.qcow2"))
     result = zvm("inspect", str(device), cwd=tmp_path)

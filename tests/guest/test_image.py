@@ -33,6 +33,7 @@ from provision.guest.diskformat import probe_image
 from provision.guest.launch import Launcher
 from provision.guest.sampledisk import plan_partitions
 from tests.conftest import qemu_holding_lock
+from tests.support.binding import needs_guestfs
 from tests.support.hypervisors import stand_in
 
 TEST_ACCEL = "tcg"
@@ -92,6 +93,7 @@ def test_too_small_sample_disk_is_refused(tmp_path):
         create_sample_disk(tmp_path / "d.qcow2", "32M", accel=TEST_ACCEL)
 
 
+@needs_guestfs
 def test_read_only_image_file_is_refused_before_launch(tmp_path):
     disk = tmp_path / "d.raw"
     disk.write_bytes(b"\0" * 510 + b"\x55\xaa" + b"\0" * 1024)
@@ -100,6 +102,7 @@ def test_read_only_image_file_is_refused_before_launch(tmp_path):
         Appliance([probe_image(disk)], readonly=False, accel=TEST_ACCEL).launch()
 
 
+@needs_guestfs
 @pytest.mark.parametrize("verdict", ["hangs", "crashes"])
 def test_auto_accel_goes_straight_to_tcg_when_the_cache_has_a_kvm_verdict(tmp_path, monkeypatch, verdict):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))

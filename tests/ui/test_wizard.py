@@ -251,7 +251,7 @@ def test_the_default_key_is_ticked_id_ed25519_else_the_newest_pub(home):
     os.utime(home / ".ssh" / "broken.pub", (now, now))
     _, prompter, _ = wizard(blank_state(), dict(BLANK_ANSWERS))
     assert ticked(prompter) == ["work.pub"]  # the newest .pub
-    assert len(prompter.seen["ssh_keys"]["options"]) == 2 + 3
+    assert len(prompter.seen["ssh_keys"]["options"]) == 2 + 4  # paste, path, import, generate
 
 
 def test_no_local_key_ticks_nothing(home):
@@ -483,7 +483,8 @@ def test_the_questions_are_one_list_with_unique_names_asked_before_or_after_the_
     names = [q.name for q in QUESTIONS]
     assert len(names) == len(set(names))
     before = [q.name for q in QUESTIONS if q.part in ("keys", "netbird")]
-    assert before == ["ssh_keys", "ssh_key_paste", "ssh_key_file", "keygen_path", "keygen_passphrase",
+    assert before == ["ssh_keys", "ssh_key_paste", "ssh_key_file", "ssh_key_import", "ssh_key_import_pick",
+                      "keygen_path", "keygen_passphrase",
                       "keygen_passphrase_again", "netbird", "netbird_setup_key", "netbird_management_url"]
     assert names[len(before):] == ["keep_keys", "password_method", "password_hash", "password", "password_again",
                                    "confirm"]

@@ -205,3 +205,15 @@ def test_a_scripted_run_on_a_terminal_shows_the_live_status_but_not_with_json(sa
     assert plain.exitstatus == 0, plain.before
     assert as_json.exitstatus == 0 and '"dry_run": true' in as_json.before, as_json.before
     assert "Starting the libguestfs appliance" not in as_json.before
+
+
+def test_inspect_on_a_terminal_shows_the_live_status_while_the_appliance_starts(sample_disk, tmp_path):
+    home, _ = home_with_keys(tmp_path)
+    child = spawn(sample_disk, home, args=["inspect", str(sample_disk)])
+    try:
+        child.expect(r"Starting the libguestfs appliance… \d+ s", timeout=60)
+        child.expect("persist", timeout=LAUNCH_TIMEOUT)
+        child.expect(pexpect.EOF, timeout=120)
+    finally:
+        child.close()
+    assert child.exitstatus == 0, child.before

@@ -2,8 +2,8 @@
 
 How a run goes:
 
-1. The whole manifest is validated (sources.load_manifest, core.manifest); any bad row stops the run before
-   anything is written.
+1. The whole manifest is validated (sources.load_manifest, core.manifest), each distinct gh:/gl:/https key
+   source fetched once (fetch.forgekeys.KeyFetcher); any bad row stops the run before anything is written.
 2. Outputs that already exist are checked in one read-only appliance (resume.py): complete ones are skipped
    unless --force, the others are made again.
 3. Generated passwords are written to DIR/initial-passwords.csv (outputs.py, 0600 from its creation) before
@@ -56,6 +56,7 @@ from provision.core.disk import ImageInfo
 from provision.core.manifest import User
 from provision.core.text import human_size
 from provision.errors import ExitCode, ImageInUseError, ProvisionError, UsageError
+from provision.fetch.forgekeys import KeyFetcher
 from provision.guest.diskformat import probe_image
 from provision.sources import load_manifest
 
@@ -68,7 +69,9 @@ def run_batch(options: BatchOptions, progress: BatchProgress) -> BatchResult:
     """Make the images; report.json is written at the end whatever happened, Ctrl-C included (then
     BatchInterrupted, exit 130, is raised after it)."""
     started = time.monotonic()
-    manifest = load_manifest(options.manifest)  # every row validated; ManifestError (exit 2) otherwise
+    # Every row validated, each distinct gh:/gl:/https key source fetched once, before any image is copied;
+    # ManifestError (exit 2; 1 when a fetch failed on the way) otherwise.
+    manifest = load_manifest(options.manifest, KeyFetcher())
     users = manifest.shard(*options.shard) if options.shard else manifest.users
     base_info = probe_image(options.base)
     out_dir = _check_out_dir(options.out_dir, users, base_info)

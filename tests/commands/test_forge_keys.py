@@ -1,0 +1,210 @@
+"""`--ssh-key gh:USER` (and gl:, https://) and manifest `ssh_keys` sources, through the real command.
+
+The forge is a real HTTPS server on 127.0.0.1 (tests/support/httpsserver.py) with a throw-away CA, trusted
+through SSL_CERT_FILE and named through ZVM_PROVISION_GITHUB_URL / ZVM_PROVISION_GITLAB_URL, which the
+`zvm-provision` subprocess inherits. Every refusal is checked to come before the image is touched: its bytes
+are unchanged, and no appliance is needed to show it (the images here are made by qemu-img, and a missing
+image is not even looked at). One test seeds a real image through the appliance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from provision.core.credentials.sshkeys import parse_authorized_keys
+from tests.commands.test_seed import zvm
+from tests.support.httpsserver import (  # noqa: F401 (authority, servers, forge: fixtures)
+    authority,
+    bare,
+    forge,
+    free_port,
+    lines,
+    send,
+    serve,
+    servers,
+)
+from tests.support.keyfactory import private_pem, public_line
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def image(tmp_path: Path) -> Path:
+    """A qcow2 made by qemu-img (no appliance): any write, or even an appliance run on it, would change it."""
+    path = tmp_path / "disk.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), "64M"], check=True)
+    return path
+
+
+def refused(image: Path, *ssh_keys: str) -> subprocess.CompletedProcess[str]:
+    before = sha256(image)
+    args = [a for key in ssh_keys for a in ("--ssh-key", key)]
+    result = zvm("seed", str(image), "--no-password", *args, "--yes")
+    assert sha256(image) == before
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    return result
+
+
+# ------------------------------------------------------------------------------------------------
+# Refused before the image is touched
+
+
+def test_a_user_the_forge_does_not_know_is_refused_naming_the_user(forge, image):
+    result = refused(image, "gh:nobody")
+    assert result.returncode == 2, result.stderr
+    assert f"GitHub has no user nobody ({forge.url}/nobody.keys answered HTTP 404)" in result.stderr
+    assert forge.paths() == ["/nobody.keys"]
+
+
+def test_a_user_with_no_keys_is_refused_naming_the_user(forge, image):
+    serve(forge, "/gitlab/bob.keys", b"")
+    result = refused(image, "gl:bob")
+    assert result.returncode == 2, result.stderr
+    assert "GitLab user bob has no public SSH keys" in result.stderr
+
+
+def test_a_private_key_served_is_refused_without_showing_it(forge, image):
+    pem = private_pem()
+    serve(forge, "/alice.keys", pem.encode())
+    result = refused(image, "gh:alice")
+    assert result.returncode == 2, result.stderr
+    assert "serves a private key" in result.stderr
+    assert "PRIVATE KEY" not in result.stderr + result.stdout
+    assert pem.split("\n")[1] not in result.stderr + result.stdout
+
+
+def test_every_fetched_line_is_checked_like_a_files(forge, image):
+    serve(forge, "/alice.keys", lines(public_line(), "ssh-dss AAAAB3NzaC1kc3MAAACBAP8="))
+    result = refused(image, "gh:alice")
+    assert result.returncode == 2, result.stderr
+    assert f"gh:alice ({forge.url}/alice.keys):2: ssh-dss (DSA) keys are not accepted" in result.stderr
+
+
+def test_a_network_error_exits_1_with_the_url_and_the_reason(forge, image, monkeypatch):
+    port = free_port()
+    monkeypatch.setenv("ZVM_PROVISION_GITHUB_URL", f"https://127.0.0.1:{port}")
+    result = refused(image, "gh:alice")
+    assert result.returncode == 1, result.stderr
+    assert (f"cannot fetch https://127.0.0.1:{port}/alice.keys: the connection was refused"
+            in result.stderr)
+
+
+def test_a_redirect_to_plain_http_exits_1(forge, servers, image):
+    plain = servers.http()
+    forge.routes["/alice.keys"] = lambda h: send(h, 302, headers={"Location": f"{plain.url}/alice.keys"})
+    result = refused(image, "gh:alice")
+    assert result.returncode == 1, result.stderr
+    assert "redirects to plain http" in result.stderr
+    assert plain.requests == []
+
+
+def test_an_untrusted_certificate_exits_1(forge, image, monkeypatch):
+    monkeypatch.delenv("SSL_CERT_FILE")  # the system's trust only: the throw-away CA is not in it
+    serve(forge, "/alice.keys", lines(public_line()))
+    result = refused(image, "gh:alice")
+    assert result.returncode == 1, result.stderr
+    assert "TLS certificate is not trusted" in result.stderr
+    assert forge.requests == []
+
+
+def test_plain_http_and_bad_user_names_are_refused_without_any_request(forge, image):
+    for spec, words in [("http://127.0.0.1/alice.keys", "plain http"), ("gh:-alice", "not a valid GitHub user")]:
+        result = refused(image, spec)
+        assert result.returncode == 2, result.stderr
+        assert words in result.stderr
+    assert forge.requests == []
+
+
+def test_the_keys_are_fetched_before_the_image_is_even_looked_at(forge, tmp_path):
+    """No image at that path: the fetch's error comes first, so the image would not have been touched."""
+    result = zvm("seed", str(tmp_path / "missing.qcow2"), "--no-password", "--ssh-key", "gh:nobody", "--yes")
+    assert result.returncode == 2
+    assert "GitHub has no user nobody" in result.stderr and "missing.qcow2" not in result.stderr
+    assert not (tmp_path / "missing.qcow2").exists()
+
+
+def test_a_file_and_a_source_are_both_checked_before_the_first_fetch(forge, image, tmp_path):
+    result = refused(image, "gh:alice", str(tmp_path / "missing.pub"))
+    assert result.returncode == 2
+    assert "missing.pub: no such file" in result.stderr
+    assert forge.requests == []  # the file was read (and refused) before any fetch
+
+
+# ------------------------------------------------------------------------------------------------
+# batch: every distinct source fetched once, before any image is copied
+
+
+def write_manifest(folder: Path, rows: list[tuple[str, str]]) -> Path:
+    path = folder / "staff.csv"
+    path.write_text("name,ssh_keys\n" + "".join(f"{name},{keys}\n" for name, keys in rows))
+    return path
+
+
+def test_batch_with_a_bad_handle_in_one_row_is_refused_before_any_copy(forge, image, tmp_path):
+    serve(forge, "/alice.keys", lines(bare(public_line())))
+    serve(forge, "/gitlab/bob.keys", b"# none yet\n")
+    (tmp_path / "carol.pub").write_text(public_line(comment="carol") + "\n")
+    manifest = write_manifest(tmp_path, [
+        ("alice", "gh:alice"), ("alice2", "gh:ALICE;carol.pub"), ("nobody", "gh:nobody"),
+        ("bob", "gl:bob"), ("carol", "carol.pub;gh:alice"), ("again", "gh:nobody"),
+    ])
+    before = sha256(image)
+    out = tmp_path / "out"
+    result = zvm("batch", str(manifest), "--base", str(image), "--out-dir", str(out))
+    assert result.returncode == 2, result.stderr
+    assert "3 bad rows; nothing was created" in result.stderr
+    assert f"line 4: GitHub has no user nobody ({forge.url}/nobody.keys answered HTTP 404)" in result.stderr
+    assert "line 5: GitLab user bob has no public SSH keys" in result.stderr
+    assert "line 7: GitHub has no user nobody" in result.stderr
+    assert "line 2" not in result.stderr and "line 3" not in result.stderr and "line 6" not in result.stderr
+    # Each distinct source once, across rows and letter case; a failed one is not asked again.
+    assert sorted(forge.paths()) == ["/alice.keys", "/gitlab/bob.keys", "/nobody.keys"]
+    assert not out.exists() and sha256(image) == before
+
+
+def test_batch_with_a_source_the_network_cannot_reach_exits_1_naming_its_rows(forge, image, tmp_path, monkeypatch):
+    port = free_port()
+    monkeypatch.setenv("ZVM_PROVISION_GITLAB_URL", f"https://127.0.0.1:{port}")
+    serve(forge, "/alice.keys", lines(public_line()))
+    manifest = write_manifest(tmp_path, [("alice", "gh:alice"), ("bob", "gl:bob"), ("bob2", "gl:bob")])
+    result = zvm("batch", str(manifest), "--base", str(image), "--out-dir", str(tmp_path / "out"))
+    assert result.returncode == 1, result.stderr
+    assert f"line 3: cannot fetch https://127.0.0.1:{port}/bob.keys: the connection was refused" in result.stderr
+    assert "line 4: cannot fetch" in result.stderr and "line 2" not in result.stderr
+    assert "or the network" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------------------------------------
+# Through the appliance: the key lands
+
+
+@pytest.mark.appliance
+def test_seed_with_keys_from_a_forge_user(forge, sample_disk, open_readonly, tmp_path):
+    served = [bare(public_line()), bare(public_line("ecdsa"))]
+    serve(forge, "/alice.keys", lines(*served))
+    own = tmp_path / "own.pub"
+    own.write_text(public_line(comment="own") + "\n")
+    result = zvm("seed", str(sample_disk), "--no-password", "--ssh-key", "gh:alice", "--ssh-key", str(own),
+                 "--ssh-key", "gh:Alice")  # the same user again: fetched once, its keys not added twice
+    assert result.returncode == 0, result.stderr
+    assert forge.paths() == ["/alice.keys"]
+    keys = parse_authorized_keys("\n".join(served), "served")
+    # Before anything is written: the fetched keys, their source and fingerprints (on stderr, before the plan).
+    assert f"SSH keys fetched from gh:alice ({forge.url}/alice.keys)" in result.stderr
+    for key in keys:
+        assert f"  {key.describe()}" in result.stderr
+    # The plan and the summary name the source of each fetched key.
+    assert f"SSH keys fetched from gh:alice ({forge.url}/alice.keys)" in result.stdout
+    for key in keys:
+        assert f"  {key.describe()}, from gh:alice" in result.stdout
+    with open_readonly(sample_disk) as (_, fs):
+        landed = fs.read_file("/home/zvm/.ssh/authorized_keys").decode()
+    assert landed == "".join(line + "\n" for line in [*served, own.read_text().strip()])
+
