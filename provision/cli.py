@@ -41,7 +41,8 @@ Exit codes:
   0    done
   1    failure while working (appliance, host I/O, no libguestfs), drift found by inspect --check,
        or "no" at the confirmation (nothing was written)
-  2    bad usage or input; nothing was touched
+  2    bad usage or input, or a run that would leave no way in (no key, no password); nothing
+       was touched
   3    the image cannot be used (not a disk image, corrupt, encrypted, read-only, no persist partition,
        unsafe entries)
   4    the image is in use by another process (a running VM), or another batch run holds --out-dir
@@ -276,6 +277,8 @@ def check_accel(accel: str) -> str:
     help="Seed IMAGE's persist partition: password hash, SSH keys, host key, machine-id, Netbird.\n\n"
     "On a terminal it asks for whatever the flags did not give; otherwise a missing answer is an error "
     "(exit 2). Running it again on a seeded image keeps what is there and adds what you give.\n\n"
+    "It never locks everyone out: a run that would leave no SSH key and no password (locked or missing) "
+    "is refused (exit 2, nothing written). A key, or a password for the console, is enough.\n\n"
     + EXIT_CODES_HELP,
 )
 def seed_command(
@@ -294,7 +297,8 @@ def seed_command(
         typer.Option("--password-hash-file", help="A ready sha-512 ($6$) or yescrypt ($y$) hash, one line.", metavar="F"),
     ] = None,
     no_password: Annotated[
-        bool, typer.Option("--no-password", help="Lock the password: key-only login over SSH.")
+        bool, typer.Option("--no-password",
+                           help="Lock the password: key-only login over SSH (refused if no key would be left).")
     ] = False,
     ssh_key: Annotated[
         list[str] | None,
@@ -311,6 +315,18 @@ def seed_command(
     replace_keys: Annotated[
         bool, typer.Option("--replace-keys", help="Replace the image's authorized keys instead of adding.")
     ] = False,
+    remove_key: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--remove-key", metavar="FINGERPRINT|COMMENT",
+            help="Take a key out of the image; repeat for more. Name it by its SHA256 fingerprint as "
+            "`ssh-keygen -l` or `zvm-provision inspect` print it (SHA256:..., or that whole line), or by its exact "
+            "comment. A key that is not there is an error that lists the keys that are; a comment that several "
+            "keys share is refused, since removing them all could take out a key you meant to keep: give their "
+            "fingerprints. Other lines of authorized_keys stay as they are. Never the last way in: with no key "
+            "left, the password must be set.",
+        ),
+    ] = None,
     netbird_setup_key_file: Annotated[
         Path | None,
         typer.Option("--netbird-setup-key-file", metavar="F",
@@ -354,13 +370,14 @@ def seed_command(
     flags = sources.read_seed_flags(
         password_stdin=password_stdin, password_file=password_file, password_hash_file=password_hash_file,
         no_password=no_password, ssh_keys=ssh_key, fetch_keys=KeyFetcher().fetch, replace_keys=replace_keys,
+        remove_keys=remove_key,
         netbird_setup_key_file=netbird_setup_key_file, netbird_management_url=netbird_management_url,
         no_host_keys=no_host_keys, new_host_keys=new_host_keys, new_machine_id=new_machine_id,
     )
     interactive = not yes and not json_out and sys.stdin.isatty() and sys.stdout.isatty()
     if flags.fetched:  # what came from the network, with fingerprints, before the image is opened
         print("\n".join(render.render_fetched(flags.fetched)), file=sys.stdout if interactive else sys.stderr)
-    if not interactive and not flags.has_password_source and flags.keys is None:
+    if not interactive and not flags.has_password_source and flags.keys is None and not flags.remove_keys:
         raise UsageError(missing_flags_message(missing_flags(flags, None), image_read=False))
 
     info = probe_image(image)

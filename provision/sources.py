@@ -24,6 +24,7 @@ from provision.core.credentials.keysources import (
 from provision.core.credentials.netbird import validate_management_url, validate_netbird_setup_key
 from provision.core.credentials.passwords import MAX_PASSWORD_BYTES, check_password, validate_password_hash
 from provision.core.credentials.sshkeys import AuthorizedKey, merge_keys, parse_authorized_keys
+from provision.core.keyremoval import parse_selector
 from provision.core.manifest import (
     MAX_MANIFEST_BYTES,
     Manifest,
@@ -262,6 +263,7 @@ def read_seed_flags(
     ssh_keys: Sequence[str] | None = None,
     fetch_keys: KeyFetch | None = None,
     replace_keys: bool = False,
+    remove_keys: Sequence[str] | None = None,
     netbird_setup_key_file: Path | None = None,
     netbird_management_url: str | None = None,
     no_host_keys: bool = False,
@@ -279,6 +281,9 @@ def read_seed_flags(
         raise UsageError(f"choose one password source, not {' and '.join(chosen)}")
     if no_host_keys and new_host_keys:
         raise UsageError("--no-host-keys and --new-host-keys contradict each other")
+    if replace_keys and remove_keys:
+        raise UsageError("--replace-keys already takes out every key the image holds; drop --remove-key")
+    selectors = tuple(parse_selector(text) for text in remove_keys or ())
     plain = None
     password = None
     if password_stdin:
@@ -297,6 +302,7 @@ def read_seed_flags(
         password=password,
         keys=tuple(keys) if keys is not None else None,
         replace_keys=replace_keys,
+        remove_keys=selectors,
         fetched=tuple(fetched),
         host_keys=not no_host_keys,
         new_host_keys=new_host_keys,

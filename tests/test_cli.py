@@ -404,3 +404,17 @@ def test_a_key_file_cryptography_cannot_load_is_a_usage_error_not_an_internal_er
     result = run(str(fake_disk), "--no-password", "--ssh-key", str(key), "--dry-run")
     assert result.returncode == 2, result.stderr
     assert "not a valid ecdsa-sha2-nistp256 key" in result.stderr and "internal error" not in result.stderr
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (("--replace-keys", "--remove-key", "bob@desk"), "--replace-keys already takes out every key"),
+    (("--remove-key", "SHA256:tooshort"), "not a SHA256 fingerprint"),
+    (("--remove-key", "MD5:ab:cd"), "not a SHA256 fingerprint"),
+    (("--remove-key", " "), "--remove-key needs a key's SHA256 fingerprint"),
+])
+def test_remove_key_mistakes_are_refused_before_the_image_is_opened(fake_disk, key_file, args, words):
+    before = sha256(fake_disk)  # a fake disk: the appliance would refuse it, so exit 2 proves it never ran
+    result = run(str(fake_disk), "--no-password", "--ssh-key", str(key_file), *args)
+    assert result.returncode == 2, result.stderr
+    assert words in result.stderr
+    assert sha256(fake_disk) == before

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
+from provision.core.access import no_way_in_reason
 from provision.core.credentials.hostkeys import host_key_summary
 from provision.core.credentials.sshkeys import AuthorizedKey
 from provision.core.disk import ImageInfo, Partition
@@ -335,8 +336,10 @@ def check_image_contract(report: InspectReport) -> list[str]:
         else:
             for problem in report.authorized_keys_problems:
                 problems.append(f"{keys_path}: {problem}")
-            if not report.authorized_keys:
-                add(keys_path, "holds no SSH public key")
+            # No key is fine while the password lets zvm in on the console; neither is no way in at all.
+            reason = no_way_in_reason(len(report.authorized_keys), report.password.state)
+            if reason is not None:
+                add(keys_path, reason)
 
     machine_path = by_role["machine-id"].entry.path
     if report.machine_id.state == "invalid":

@@ -13,11 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from provision.core.access import PasswordOutcome, lockout_message
 from provision.core.credentials.hostkeys import HostKey
 from provision.core.credentials.keysources import FetchedKeys
 from provision.core.credentials.passwords import LOCKED_PASSWORD_LINE
 from provision.core.credentials.sshkeys import AuthorizedKey, merge_keys, render_authorized_keys
 from provision.core.fs import Stat, StatKind
+from provision.core.keyremoval import edit_authorized_keys, select_keys_to_remove
 from provision.core.layout import Entry, Layout
 from provision.core.request import PasswordKind, SeedRequest
 from provision.core.state import ImageState
@@ -70,6 +72,7 @@ class Plan:
     machine_id: str | None
     stale_temps: tuple[str, ...] = ()  # temporary files of an interrupted run, removed first
     fetched: tuple[FetchedKeys, ...] = ()  # keys fetched from gh:/gl:/https sources, shown with their source
+    removed_keys: tuple[AuthorizedKey, ...] = ()  # the image's keys this plan takes out (--remove-key)
 
     def key_source(self, key: AuthorizedKey) -> str | None:
         """The source a key was fetched from, as the person wrote it (gh:alice), or None (a file, the image)."""
@@ -105,13 +108,24 @@ def build_plan(request: SeedRequest, state: ImageState, layout: Layout, fresh: F
             "--password-hash-file or --no-password"
         )
 
-    # Authorized keys: existing ones stay unless --replace-keys; de-duplicated by key blob.
-    keys = tuple(merge_keys(state.authorized_keys, request.keys, replace=request.replace_keys))
-    if not keys:
-        raise UsageError("no SSH key: the image holds none, so give at least one with --ssh-key FILE")
-    rendered = render_authorized_keys(keys)
+    # Authorized keys: existing ones stay unless --replace-keys or --remove-key; de-duplicated by key blob.
+    if request.replace_keys and request.remove_keys:
+        raise UsageError("--replace-keys already takes out every key the image holds; drop --remove-key")
+    removed = select_keys_to_remove(state.authorized_keys, request.remove_keys, adding=request.keys)
+    gone = {key.blob for key in removed}
+    kept = [key for key in state.authorized_keys if key.blob not in gone]
+    keys = tuple(merge_keys(kept, request.keys, replace=request.replace_keys))
+    # Never lock everyone out: no key left and no usable password is refused, whatever led there.
+    refusal = lockout_message(len(keys), _password_after(request, state), removing=bool(removed))
+    if refusal is not None:
+        raise UsageError(refusal)
+    if request.replace_keys:
+        rendered = render_authorized_keys(keys)
+    else:  # every other line of the file (comments too) stays as it was
+        rendered = edit_authorized_keys(state.authorized_keys_raw, state.authorized_keys, gone, request.keys)
     if rendered != state.authorized_keys_raw:
-        contents["authorized-keys"] = (rendered, plural(len(keys), "key"))
+        went = f", {plural(len(removed), 'key')} removed" if removed else ""
+        contents["authorized-keys"] = (rendered, plural(len(keys), "key") + went)
 
     # Host key: generated when absent (unless --no-host-keys), replaced with --new-host-keys.
     host_public = state.host_public_line
@@ -143,7 +157,17 @@ def build_plan(request: SeedRequest, state: ImageState, layout: Layout, fresh: F
         if entry.kind == StatKind.DIR and op.action == Action.CREATE:
             made_afresh.add(entry.path)
         operations.append(op)
-    return Plan(tuple(operations), keys, host_public, machine_id, state.stale_temps, request.fetched)
+    return Plan(tuple(operations), keys, host_public, machine_id, state.stale_temps, request.fetched,
+                removed_keys=removed)
+
+
+def _password_after(request: SeedRequest, state: ImageState) -> PasswordOutcome:
+    """What /passwords/zvm will hold once the plan is applied."""
+    if request.password.kind == PasswordKind.HASH:
+        return "set"
+    if request.password.kind == PasswordKind.LOCKED:
+        return "locked"
+    return state.password.state if state.password is not None else "missing"
 
 
 def _plan_entry(entry: Entry, stat: Stat | None, new: tuple[bytes | Secret | None, str] | None) -> Operation:

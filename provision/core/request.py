@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from provision.core.credentials.keysources import FetchedKeys
 from provision.core.credentials.passwords import hash_password
 from provision.core.credentials.sshkeys import AuthorizedKey
+from provision.core.keyremoval import KeySelector
 from provision.secret import Secret
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ class SeedRequest:
     password: PasswordChoice = field(default_factory=PasswordChoice.keep)
     keys: tuple[AuthorizedKey, ...] = ()
     replace_keys: bool = False
+    remove_keys: tuple[KeySelector, ...] = ()  # keys of the image to take out (--remove-key, the wizard)
     fetched: tuple[FetchedKeys, ...] = ()  # where keys fetched from gh:/gl:/https came from, for the plan
     host_keys: bool = True  # generate a host key when the image has none
     new_host_keys: bool = False  # replace an existing host key (a copy of a base must not share it)
@@ -65,6 +67,7 @@ class SeedFlags:
     password: PasswordChoice | None = None  # a ready hash, or locked
     keys: tuple[AuthorizedKey, ...] | None = None
     replace_keys: bool = False
+    remove_keys: tuple[KeySelector, ...] = ()
     fetched: tuple[FetchedKeys, ...] = ()  # the sources among `keys` that were fetched, with what they served
     host_keys: bool = True
     new_host_keys: bool = False
@@ -85,6 +88,7 @@ class SeedFlags:
             password=password,
             keys=self.keys or (),
             replace_keys=self.replace_keys,
+            remove_keys=self.remove_keys,
             fetched=self.fetched,
             host_keys=self.host_keys,
             new_host_keys=self.new_host_keys,
@@ -100,9 +104,19 @@ def missing_flags(flags: SeedFlags, state: ImageState | None) -> list[str]:
     missing = []
     if not flags.has_password_source and (state is None or state.password is None):
         missing.append(f"a password source ({PASSWORD_FLAGS})")
-    if flags.keys is None and (state is None or not state.authorized_keys or flags.replace_keys):
+    # A key is wanted where none would be left, unless a password is set: the console is a way in too.
+    no_key = state is None or not state.authorized_keys
+    if flags.keys is None and (flags.replace_keys or (no_key and not _password_will_be_set(flags, state))):
         missing.append(f"an SSH public key ({KEY_FLAGS})")
     return missing
+
+
+def _password_will_be_set(flags: SeedFlags, state: ImageState | None) -> bool:
+    if flags.password_plain is not None:
+        return True
+    if flags.password is not None:
+        return flags.password.kind == PasswordKind.HASH
+    return state is not None and state.password is not None and state.password.state == "set"
 
 
 def missing_flags_message(missing: list[str], *, image_read: bool) -> str:

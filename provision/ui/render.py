@@ -75,6 +75,7 @@ def outcome_to_json(outcome: SeedOutcome, *, dry_run: bool) -> dict[str, Any]:
         ],
         "stale_temporary_files": list(plan.stale_temps),
         "authorized_keys": [{**key_summary(key), "source": plan.key_source(key)} for key in plan.authorized_keys],
+        "removed_keys": [key_summary(key) for key in plan.removed_keys],
         "host_key": host_key_summary(plan.host_public_line),
         "machine_id": plan.machine_id,
     }
@@ -95,6 +96,8 @@ def render_plan(outcome: SeedOutcome, *, dry_run: bool) -> str:
             f"  {op.action:<8} {op.entry.kind:<4} {op.entry.path:<{width}}  {owner:<8} {op.entry.mode:04o}"
             + (f"  {op.summary}" if op.summary else "")
         )
+    for key in plan.removed_keys:
+        lines.append(f"  {'remove':<8} key  {key.describe()}")
     if not plan.changes:
         lines.append("  nothing to change: the image already holds all of this")
     if plan.fetched:
@@ -119,6 +122,10 @@ def render_summary(outcome: SeedOutcome) -> str:
     for key in plan.authorized_keys:
         source = plan.key_source(key)
         lines.append(f"  {key.describe()}" + (f", from {source}" if source else ""))
+    if not plan.authorized_keys:
+        lines.append("  none: zvm logs in on the console only, with the password (SSH takes keys only)")
+    if plan.removed_keys:
+        lines += ["Removed:", *(f"  {key.describe()}" for key in plan.removed_keys)]
     host = host_key_summary(plan.host_public_line)
     if host is not None:
         lines += [

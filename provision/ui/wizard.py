@@ -8,8 +8,10 @@ Flow: show the image (format and size) at once, and while the appliance starts i
 more under TCG) ask what does not depend on what the image holds: the SSH keys to add (the person's default
 key ticked; keys imported from a GitHub or GitLab user are fetched then, shown with their fingerprints and
 ticked one by one) and Netbird. Then wait for the appliance (a live status with the seconds), show the partitions
-and what persist holds, say what stays, and ask what depends on it: the password (with "keep the current
-password" when there is one), and the keys again only if neither the answer nor the image gives one. Plan
+and what persist holds, say what stays, and ask what depends on it: the keys the image holds, as a checklist
+all ticked (untick to remove), the password (with "keep the current password" when there is one), and the keys
+again only if neither the answer nor the image gives one. Never a way to lock everyone out: with no key left,
+the password question offers no lock; under --no-password the last key cannot be unticked. Plan
 against the real state, show that plan, confirm. No question is asked twice, except to correct an answer.
 
 Nothing is written before the confirmation: the image was opened with persist mounted read-only, and a
@@ -17,7 +19,7 @@ generated key pair is saved on this machine only after the "yes". The caller the
 that was shown (`commands.seed.apply_planned`), so the host key fingerprint in the summary is the one that
 lands in the image.
 
-Why this module is long (about 530 lines): the list of questions, the checks on their answers and the flow
+Why this module is long (about 600 lines): the list of questions, the checks on their answers and the flow
 that asks them stay in one file, so that which question is asked when, and why, reads in one place.
 """
 
@@ -46,7 +48,8 @@ from provision.core.credentials.passwords import (
 from provision.core.credentials.sshkeys import AuthorizedKey, merge_keys, parse_authorized_keys
 from provision.core.disk import ImageInfo, Partition
 from provision.core.plan import Plan
-from provision.core.request import PasswordChoice, SeedFlags, SeedRequest
+from provision.core.keyremoval import parse_selector, select_keys_to_remove
+from provision.core.request import PasswordChoice, PasswordKind, SeedFlags, SeedRequest
 from provision.core.state import ImageState
 from provision.core.text import human_size, plural
 from provision.core.urls import display_url
@@ -173,6 +176,17 @@ def _at_least_one_key(selected: list[str], wizard: _Wizard) -> bool | str:
     return True
 
 
+def _keeps_a_way_in(kept: list[str], wizard: _Wizard) -> bool | str:
+    """Unticking every key is refused when nothing else lets zvm in: no key added and the password locked.
+    A key that --ssh-key gives cannot be unticked (the flag said to let it in)."""
+    given = [key.fingerprint for key in wizard.flags.keys or () if key.fingerprint not in kept]
+    if given and given[0] in {choice.value for choice in wizard.kept_key_choices()}:
+        return f"{given[0]} is given with --ssh-key: keep it ticked"
+    if kept or wizard.adding_after(set(kept)) or not wizard.password_locked_by_flag:
+        return True
+    return "keep at least one: with --no-password, a key is the only way in"
+
+
 def _chose(value: str) -> Callable[[_Wizard], bool]:
     return lambda wizard: value in wizard.answers.get("ssh_keys", ())
 
@@ -185,7 +199,7 @@ def _password_how(how: str) -> Callable[[_Wizard], bool]:
     return lambda wizard: wizard.answers.get("password_method") == how
 
 
-KEYS, NETBIRD, PASSWORD, CONFIRM = "keys", "netbird", "password", "confirm"
+KEYS, NETBIRD, KEPT, PASSWORD, CONFIRM = "keys", "netbird", "kept", "password", "confirm"
 QUESTIONS: tuple[Question[_Wizard], ...] = (
     # While the appliance starts: what does not depend on the image.
     Question("ssh_keys", Kind.CHECKBOX, "SSH public keys to let in as zvm (space toggles, enter accepts):", KEYS,
@@ -217,6 +231,8 @@ QUESTIONS: tuple[Question[_Wizard], ...] = (
              NETBIRD, validate=_rule(lambda text: validate_management_url(text) if text.strip() else None),
              when=lambda w: w.flags.netbird_management_url is None and _netbird_wanted(w)),
     # Once the image's state is known: what depends on it.
+    Question("keep_keys", Kind.CHECKBOX, "Keys the image lets in now (untick to remove; space toggles, enter "
+             "accepts):", KEPT, choices=lambda w: w.kept_key_choices(), validate=_keeps_a_way_in),
     Question("password_method", Kind.SELECT, "Password for the user zvm (console login; SSH takes keys only):",
              PASSWORD, choices=lambda w: w.password_choices(), default=lambda w: "keep" if w.keepable else "type"),
     Question("password_hash", Kind.PASSWORD, "Paste the hash (not shown):", PASSWORD,
@@ -301,6 +317,8 @@ class _Wizard:
         self.answers: dict[str, Any] = {}
         self.state: ImageState | None = None
         self.need_one_key = flags.replace_keys
+        self.adding: tuple[AuthorizedKey, ...] = ()  # keys chosen to add, once known
+        self.keys_after: int | None = None  # how many keys the image will hold, once known
         self.local_keys: list[tuple[Path, AuthorizedKey]] = []
         self.key_pair: NewKeyPair | None = None
         self.fetch = fetch
@@ -321,12 +339,16 @@ class _Wizard:
         # ...then the image's state, and what depends on it: what stays, keeping the current password.
         self.state = self.read_state()
         self.say_what_stays(answered, self.state)
+        self.adding = answered.keys or ()
+        answered = self.ask_keys_to_remove(answered)
         no_key = self.flags.replace_keys or not self.state.authorized_keys
         if self.flags.keys is None and not answered.keys and no_key:
-            self.say("The image holds no SSH key yet, and zvm logs in over SSH with a key only: "
-                     "choose at least one.")
-            self.need_one_key = True
+            self.say("The image holds no SSH key yet, and zvm logs in over SSH with a key only: choose one "
+                     "(with none, zvm logs in on the console only, with a password).")
+            self.need_one_key = self.flags.replace_keys or self.password_locked_by_flag
             answered = replace(answered, keys=self.ask_keys(), fetched=tuple(self.fetched))
+            self.adding = answered.keys or ()
+        self.keys_after = self.count_keys_after(answered)
         if not self.flags.has_password_source:
             answered = replace(answered, password=self.ask_password())
         request = answered.to_request()  # hashes a password given by --password-file
@@ -453,6 +475,51 @@ class _Wizard:
         self.say(f"  connect with: ssh -i {path} zvm@<the VM's address>")
         return path
 
+    # --- keys to take out
+
+    @property
+    def password_locked_by_flag(self) -> bool:
+        return self.flags.password is not None and self.flags.password.kind == PasswordKind.LOCKED
+
+    def kept_key_choices(self) -> list[Choice]:
+        assert self.state is not None
+        return [Choice(key.fingerprint, key.describe(), checked=True)
+                for key in merge_keys(self.state.authorized_keys, (), replace=False)]
+
+    def ask_keys_to_remove(self, answered: SeedFlags) -> SeedFlags:
+        """On an image that holds keys: every key ticked, the person unticks the ones to take out. With
+        --remove-key the flags chose already: a key they name that is not there is an error now, not after
+        the questions that follow."""
+        assert self.state is not None
+        if self.flags.remove_keys:
+            select_keys_to_remove(self.state.authorized_keys, self.flags.remove_keys, adding=self.adding)
+            return answered
+        if not self.state.authorized_keys or self.flags.replace_keys:
+            return answered
+        kept = set(self.ask(KEPT)["keep_keys"])
+        gone = [key for key in merge_keys(self.state.authorized_keys, (), replace=False)
+                if key.fingerprint not in kept]
+        for key in gone:
+            self.say(f"  - {key.describe()}")
+        # A key ticked to add before the image's keys were shown (the default one) and unticked here: the later
+        # answer, made seeing the image, wins.
+        self.adding = self.adding_after(kept)
+        return replace(answered, keys=self.adding if answered.keys is not None else None,
+                       remove_keys=tuple(parse_selector(key.fingerprint) for key in gone))
+
+    def adding_after(self, kept: set[str]) -> tuple[AuthorizedKey, ...]:
+        """The keys to add, but those of the image's keys that the checklist unticks."""
+        assert self.state is not None
+        image = {key.fingerprint for key in self.state.authorized_keys}
+        return tuple(key for key in self.adding if key.fingerprint in kept or key.fingerprint not in image)
+
+    def count_keys_after(self, answered: SeedFlags) -> int:
+        assert self.state is not None
+        removed = select_keys_to_remove(self.state.authorized_keys, answered.remove_keys, adding=self.adding)
+        gone = {key.blob for key in removed}
+        kept = [key for key in self.state.authorized_keys if key.blob not in gone]
+        return len(merge_keys(kept, self.adding, replace=self.flags.replace_keys))
+
     # --- Netbird
 
     def ask_netbird(self, answered: SeedFlags) -> SeedFlags:
@@ -468,7 +535,8 @@ class _Wizard:
         """Once the state is known: what the image holds that the answers given so far leave in place."""
         if state.authorized_keys and not self.flags.replace_keys:
             added = ", with the ones you chose" if answered.keys else ""
-            self.say(f"The image already lets in {plural(len(state.authorized_keys), 'key')}; they stay{added}.")
+            self.say(f"The image already lets in {plural(len(state.authorized_keys), 'key')}; they stay{added} "
+                     "unless you untick them.")
         if state.netbird_setup_key_present:
             if answered.netbird_setup_key is None:
                 self.say("The image already holds a Netbird setup key; it stays.")
@@ -483,21 +551,35 @@ class _Wizard:
     @property
     def keepable(self) -> bool:
         current = self.state.password if self.state is not None else None
-        return current is not None and current.state in ("set", "locked")
+        if current is None or current.state not in ("set", "locked"):
+            return False
+        return current.state == "set" or not self.no_key_left  # a locked one with no key left: no way in
+
+    @property
+    def no_key_left(self) -> bool:
+        return self.keys_after == 0
+
+    @property
+    def _current_locked(self) -> bool:
+        return self.state is not None and self.state.password is not None and self.state.password.state == "locked"
 
     def password_choices(self) -> list[Choice]:
         choices = []
         if self.keepable:
             assert self.state is not None and self.state.password is not None
             choices.append(Choice("keep", f"Keep the current password ({render.password_words(self.state.password)})"))
-        return [
-            *choices,
+        choices += [
             Choice("type", "Type a new password" if self.keepable else "Type a password"),
             Choice("hash", "Paste a ready hash ($6$ sha-512 or $y$ yescrypt, e.g. from mkpasswd)"),
-            Choice("none", "No password: key-only login over SSH (the password is locked)"),
         ]
+        if not self.no_key_left:  # never lock everyone out: with no key, the password is the way in
+            choices.append(Choice("none", "No password: key-only login over SSH (the password is locked)"))
+        return choices
 
     def ask_password(self) -> PasswordChoice:
+        if self.no_key_left:
+            self.say("No SSH key will be left: the password is the only way in (on the console), so it is "
+                     "needed" + (", and the current one is locked." if self._current_locked else "."))
         given = self.ask(PASSWORD)
         how = given["password_method"]
         if how == "none":

@@ -197,9 +197,22 @@ def test_bad_contents_are_drift_locked_password_is_not():
     problems = check_image_contract(report_of(fs))
     assert "/passwords/zvm: neither a sha-512 ($6$) or yescrypt ($y$) hash nor a locked marker" in problems
     assert "/etc/machine-id: not 32 lowercase hexadecimal digits and a newline" in problems
-    assert "/home/zvm/.ssh/authorized_keys: holds no SSH public key" in problems
+    assert ("/home/zvm/.ssh/authorized_keys: no SSH key and the password file holds no valid hash: "
+            "nobody could log in (no way in)") in problems
     assert any(p.startswith("/home/zvm/.ssh/authorized_keys: line 1:") for p in problems)
     assert "hunter2" not in json.dumps(report_to_json(report_of(fs))) + render_text(report_of(fs))
+
+
+def test_no_key_is_fine_with_a_set_password_and_no_way_in_without_one():
+    fs, _ = seeded_fs()
+    fs.nodes["/home/zvm/.ssh/authorized_keys"].data = b"# nobody by key\n"
+    assert check_image_contract(report_of(fs)) == []  # password only: the console lets zvm in
+    fs.nodes["/passwords/zvm"].data = b"!\n"
+    assert check_image_contract(report_of(fs)) == [
+        "/home/zvm/.ssh/authorized_keys: no SSH key and the password is locked: nobody could log in (no way in)"
+    ]
+    fs.nodes["/home/zvm/.ssh/authorized_keys"].data = (public_line(comment="bob") + "\n").encode()
+    assert check_image_contract(report_of(fs)) == []  # key only, by hand: valid
 
 
 def test_half_a_host_key_pair_is_drift():

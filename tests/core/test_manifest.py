@@ -219,3 +219,28 @@ def test_batch_command_refuses_a_bad_manifest_with_exit_2_and_creates_nothing(fo
     assert not any(line.strip().startswith("line 2:") for line in result.stderr.splitlines())
     assert "tooshort" not in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == before and not out.exists()
+
+
+def test_a_batch_row_can_never_lock_everyone_out(folder: Path):
+    """Why batch needs no lock-out check of its own: every row that could leave no way in is already a row
+    error, before any copy (the batch command reads the whole manifest first, see the test above). A row must
+    name at least one key file, each holding at least one key; password_hash takes a $6$/$y$ hash only, never
+    a locked marker; an empty one generates a password. So every image gets keys and a usable password, and
+    the seeding request the worker builds from a row (PasswordChoice.from_hash, the row's keys) passes the
+    rule."""
+    from provision.core.access import way_in
+
+    (folder / "keys" / "empty.pub").write_text("")
+    (folder / "keys" / "comments.pub").write_text("# no key here\n\n")
+    path = write(folder, HEADER
+                 + "nokey,,,,\n"  # 2
+                 + "empty,keys/empty.pub,,,\n"  # 3
+                 + "comments,keys/comments.pub,,,\n"  # 4
+                 + "locked,keys/alice.pub,!,,\n"  # 5
+                 + "star,keys/alice.pub,*,,\n")  # 6
+    with pytest.raises(ManifestError) as caught:
+        load_manifest(path)
+    assert [w for w, _ in caught.value.problems] == ["line 2", "line 3", "line 4", "line 5", "line 6"]
+    good = load_manifest(write(folder, HEADER + f"alice,keys/alice.pub,,,\nbob,keys/bob.pub,{HASH},,\n"))
+    for user in good.users:
+        assert user.keys and way_in(len(user.keys), "set")

@@ -201,3 +201,14 @@ def test_plan_never_shows_secrets_in_its_summaries_or_repr():
     assert HASH not in shown
     assert key.reveal() not in shown
     assert "PRIVATE KEY" not in shown
+
+
+def test_adding_a_key_keeps_the_image_s_comment_lines_and_order():
+    fs = MemoryFS()
+    first, second = public_line(comment="a"), public_line(comment="b")
+    seed(fs, first_request(keys=keys(first)))
+    fs.nodes["/home/zvm/.ssh/authorized_keys"].data = f"# the team's keys\n{first}\n\n# added by hand\n".encode()
+    seed(fs, SeedRequest(keys=keys(second)))
+    assert fs.nodes["/home/zvm/.ssh/authorized_keys"].data.decode() == (
+        f"# the team's keys\n{first}\n\n# added by hand\n{second}\n"
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -191,7 +192,8 @@ def test_short_password_is_refused_with_a_clear_message(home):
 
 def test_reseed_keeps_what_is_there_by_default(home):
     state = seeded_state()
-    answers = {"password_method": DEFAULT, "ssh_keys": DEFAULT, "netbird": DEFAULT, "confirm": DEFAULT}
+    answers = {"password_method": DEFAULT, "ssh_keys": DEFAULT, "netbird": DEFAULT, "keep_keys": DEFAULT,
+               "confirm": DEFAULT}
     result, prompter, said = wizard(state, answers)
     assert prompter.seen["password_method"]["default"] == "keep"
     assert result.request.password == PasswordChoice.keep()
@@ -202,7 +204,8 @@ def test_reseed_keeps_what_is_there_by_default(home):
 
 
 def test_reseed_empty_password_keeps_it(home):
-    answers = {"password_method": "type", "password": "", "ssh_keys": [], "netbird": False, "confirm": True}
+    answers = {"password_method": "type", "password": "", "ssh_keys": [], "netbird": False, "keep_keys": DEFAULT,
+               "confirm": True}
     result, prompter, _ = wizard(seeded_state(), answers)
     assert result.request.password == PasswordChoice.keep()
     assert "password_again" not in prompter.asked
@@ -275,10 +278,11 @@ def test_what_does_not_need_the_image_is_asked_while_the_appliance_starts(home):
 
 def test_keep_choices_come_after_the_state_is_shown_and_nothing_is_asked_twice(home):
     with_pub(home, "id_ed25519.pub")
-    answers = {"ssh_keys": [], "netbird": DEFAULT, "password_method": DEFAULT, "confirm": DEFAULT}
+    answers = {"ssh_keys": [], "netbird": DEFAULT, "keep_keys": DEFAULT, "password_method": DEFAULT,
+               "confirm": DEFAULT}
     result, prompter, log = wizard_log(seeded_state(netbird=True), answers)
     before, after = asked_before_and_after_the_wait(log)
-    assert before == ["ssh_keys", "netbird"] and after == ["password_method", "confirm"]
+    assert before == ["ssh_keys", "netbird"] and after == ["keep_keys", "password_method", "confirm"]
     assert [o.value for o in prompter.seen["password_method"]["options"]][0] == "keep"
     said = [line for kind, line in log if kind == "say"]
     assert "persist: already seeded" in said
@@ -303,6 +307,7 @@ def test_replace_keys_needs_one_key_at_once(home):
     with_pub(home, "id_ed25519.pub")
     answers = {"ssh_keys": Turns([[], DEFAULT]), "netbird": DEFAULT, "password_method": DEFAULT, "confirm": DEFAULT}
     _, prompter, _ = wizard(seeded_state(), answers, SeedFlags(replace_keys=True))
+    assert "keep_keys" not in prompter.asked  # --replace-keys: every key of the image goes anyway
     assert prompter.refused["ssh_keys"] == ["choose at least one: zvm logs in over SSH with a key only"]
 
 
@@ -481,4 +486,101 @@ def test_the_questions_are_one_list_with_unique_names_asked_before_or_after_the_
     assert before == ["ssh_keys", "ssh_key_paste", "ssh_key_file", "ssh_key_import", "ssh_key_import_pick",
                       "keygen_path", "keygen_passphrase",
                       "keygen_passphrase_again", "netbird", "netbird_setup_key", "netbird_management_url"]
-    assert names[len(before):] == ["password_method", "password_hash", "password", "password_again", "confirm"]
+    assert names[len(before):] == ["keep_keys", "password_method", "password_hash", "password", "password_again",
+                                   "confirm"]
+
+
+# ------------------------------------------------------------------------------------------------
+# Taking keys out, and never locking everyone out
+
+
+ALICE_LINE, BOB_LINE = public_line(comment="alice@laptop"), public_line(comment="bob@desk")
+
+
+def locked(state: ImageState) -> ImageState:
+    return replace(state, password=PasswordInfo("locked", None, None))
+
+
+def fingerprint(line: str) -> str:
+    return parse_authorized_keys(line + "\n", "t")[0].fingerprint
+
+
+def test_a_seeded_image_shows_its_keys_all_ticked_and_the_unticked_ones_go(home):
+    state = seeded_state(ALICE_LINE, BOB_LINE)
+    answers = {"ssh_keys": [], "netbird": False, "keep_keys": [fingerprint(ALICE_LINE)],
+               "password_method": DEFAULT, "confirm": True}
+    result, prompter, said = wizard(state, answers)
+    options = prompter.seen["keep_keys"]["options"]
+    assert [(o.value, o.checked) for o in options] == [(fingerprint(ALICE_LINE), True), (fingerprint(BOB_LINE), True)]
+    assert "bob@desk" in options[1].title and "SHA256:" in options[1].title
+    assert [k.comment for k in result.plan.removed_keys] == ["bob@desk"]
+    assert [k.comment for k in result.plan.authorized_keys] == ["alice@laptop"]
+    assert "  - 256 " + fingerprint(BOB_LINE) in said
+    assert f"remove   key  256 {fingerprint(BOB_LINE)} bob@desk (ED25519)" in said  # the plan shows which go
+
+
+def test_unticking_every_key_under_no_password_is_asked_again_with_the_reason(home):
+    answers = {"ssh_keys": [], "netbird": False, "keep_keys": Turns([[], [fingerprint(BOB_LINE)]]), "confirm": True}
+    result, prompter, _ = wizard(seeded_state(ALICE_LINE, BOB_LINE), answers, SeedFlags(password=PasswordChoice.locked()))
+    assert prompter.refused["keep_keys"] == ["keep at least one: with --no-password, a key is the only way in"]
+    assert [k.comment for k in result.plan.authorized_keys] == ["bob@desk"]
+
+
+def test_unticking_every_key_with_a_locked_password_asks_for_a_password_and_offers_no_lock(home):
+    answers = {"ssh_keys": [], "netbird": False, "keep_keys": [], "password_method": DEFAULT,
+               "password": "a long password", "password_again": "a long password", "confirm": True}
+    result, prompter, said = wizard(locked(seeded_state(ALICE_LINE)), answers)
+    assert [o.value for o in prompter.seen["password_method"]["options"]] == ["type", "hash"]  # no keep, no lock
+    assert "the password is the only way in (on the console)" in said and "the current one is locked" in said
+    assert verifies(result.request.password, "a long password")
+    assert result.plan.authorized_keys == () and len(result.plan.removed_keys) == 1
+
+
+def test_a_blank_image_may_be_seeded_with_a_password_only(home):
+    answers = dict(BLANK_ANSWERS, ssh_keys=Turns([[], []]))
+    result, prompter, said = wizard(blank_state(), answers)
+    assert prompter.refused.get("ssh_keys") is None  # none is an answer: the password will let zvm in
+    assert [o.value for o in prompter.seen["password_method"]["options"]] == ["type", "hash"]
+    assert result.plan.authorized_keys == ()
+    assert "zvm logs in on the console only" in said
+
+
+def test_a_blank_image_under_no_password_needs_a_key(home):
+    with_pub(home, "id_ed25519.pub")
+    answers = {"ssh_keys": Turns([[], [], DEFAULT]), "netbird": False, "confirm": True}
+    result, prompter, _ = wizard(blank_state(), answers, SeedFlags(password=PasswordChoice.locked()))
+    assert prompter.refused["ssh_keys"] == ["choose at least one: zvm logs in over SSH with a key only"]
+    assert len(result.plan.authorized_keys) == 1
+
+
+def test_a_remove_key_flag_naming_no_key_fails_once_the_image_is_read_before_the_password(home):
+    from provision.core.keyremoval import parse_selector
+    from provision.errors import UsageError
+
+    flags = SeedFlags(remove_keys=(parse_selector("carol@phone"),))
+    prompter = ScriptedPrompter({"ssh_keys": [], "netbird": False})
+    with pytest.raises(UsageError, match="no such key in the image") as caught:
+        run_wizard(FakeSession(seeded_state(ALICE_LINE)), flags, dry_run=False, prompter=prompter, say=lambda _: None)
+    assert "alice@laptop" in caught.value.message
+    assert prompter.asked == ["ssh_keys", "netbird"]
+
+
+def test_unticking_a_key_also_ticked_to_add_takes_it_out(home):
+    """The default key is ticked to add before the image's keys are shown; unticking it there, seeing the image,
+    is the later answer and wins (else the run would both add and remove it)."""
+    lines = with_pub(home, "id_ed25519.pub")
+    state = seeded_state(lines["id_ed25519.pub"], BOB_LINE)
+    answers = {"ssh_keys": DEFAULT, "netbird": False, "keep_keys": [fingerprint(BOB_LINE)],
+               "password_method": DEFAULT, "confirm": True}
+    result, _, _ = wizard(state, answers)
+    assert [k.comment for k in result.plan.authorized_keys] == ["bob@desk"]
+    assert [k.comment for k in result.plan.removed_keys] == ["id_ed25519.pub"]
+
+
+def test_a_key_given_with_ssh_key_cannot_be_unticked(home):
+    flags = SeedFlags(keys=tuple(parse_authorized_keys(ALICE_LINE + "\n", "flag")))
+    answers = {"netbird": False, "keep_keys": Turns([[fingerprint(BOB_LINE)], DEFAULT]),
+               "password_method": DEFAULT, "confirm": True}
+    result, prompter, _ = wizard(seeded_state(ALICE_LINE, BOB_LINE), answers, flags)
+    assert prompter.refused["keep_keys"] == [f"{fingerprint(ALICE_LINE)} is given with --ssh-key: keep it ticked"]
+    assert result.plan.removed_keys == ()

@@ -1,0 +1,48 @@
+"""Never lock everyone out: the one rule on whether an image lets anybody in. Pure: no I/O.
+
+zvm has two ways in: SSH with a key from authorized_keys (sshd takes keys only), and the console with the
+password of the user zvm. An image is reachable when it holds at least one key or a usable password; one with
+neither is a locked door nobody can open. Seeding refuses a plan that would end there, and `inspect --check`
+calls an image that is there "no way in". Password-only (console) and key-only (locked password) are both
+fine: only neither is refused.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from provision.core.request import KEY_FLAGS
+
+# What /passwords/zvm holds, as inspect reports it: only "set" lets anybody log in.
+PasswordOutcome = Literal["set", "locked", "invalid", "missing", "unreadable"]
+
+_PASSWORD_WORDS = {
+    "locked": "the password is locked",
+    "invalid": "the password file holds no valid hash",
+    "missing": "there is no password",
+    "unreadable": "the password file cannot be read",
+}
+
+SET_PASSWORD_FLAGS = "--password-stdin, --password-file F or --password-hash-file F"
+
+
+def way_in(key_count: int, password: PasswordOutcome) -> bool:
+    """Whether anybody can log in: a key over SSH, or the password on the console."""
+    return key_count > 0 or password == "set"
+
+
+def no_way_in_reason(key_count: int, password: PasswordOutcome) -> str | None:
+    """None when the image lets somebody in; else why not, in words (no advice: the caller knows its flags)."""
+    if way_in(key_count, password):
+        return None
+    return f"no SSH key and {_PASSWORD_WORDS[password]}: nobody could log in (no way in)"
+
+
+def lockout_message(key_count: int, password: PasswordOutcome, *, removing: bool) -> str | None:
+    """The seed command's refusal, saying how to get a way in; None when the plan leaves one."""
+    reason = no_way_in_reason(key_count, password)
+    if reason is None:
+        return None
+    keep = "remove fewer keys (--remove-key), " if removing else ""
+    return (f"refused: after this the image would hold {reason}. Give a way in: "
+            f"{keep}add a key ({KEY_FLAGS}), or set a password ({SET_PASSWORD_FLAGS})")
