@@ -377,7 +377,7 @@ def seed_command(
     interactive = not yes and not json_out and sys.stdin.isatty() and sys.stdout.isatty()
     if flags.fetched:  # what came from the network, with fingerprints, before the image is opened
         print("\n".join(render.render_fetched(flags.fetched)), file=sys.stdout if interactive else sys.stderr)
-    if not interactive and not flags.has_password_source and flags.keys is None and not flags.remove_keys:
+    if not interactive and flags.asks_for_nothing:
         raise UsageError(missing_flags_message(missing_flags(flags, None), image_read=False))
 
     info = probe_image(image)

@@ -79,6 +79,15 @@ class SeedFlags:
     def has_password_source(self) -> bool:
         return self.password_plain is not None or self.password is not None
 
+    @property
+    def asks_for_nothing(self) -> bool:
+        """No flag asks for any change: a run without a terminal has nothing to do, whatever the image holds.
+        (`--new-machine-id --new-host-keys` alone is a whole request: a copy of a seeded image keeps the rest.)"""
+        return not (
+            self.has_password_source or self.keys is not None or self.remove_keys or self.new_host_keys
+            or self.new_machine_id or self.netbird_setup_key is not None or self.netbird_management_url is not None
+        )
+
     def to_request(self) -> SeedRequest:
         """Finish the request: hash a plain password (about 0.7 s at 656000 rounds)."""
         password = self.password or PasswordChoice.keep()

@@ -80,9 +80,14 @@ def seeded(tmp_path_factory, sample_disk_template):
     bob = public_line("ecdsa", comment="bob@phone")
     extra_key.write_text(bob + "\n")
     runs["reseed-2"] = zvm(str(reseeded), "--ssh-key", str(extra_key), "--new-machine-id", "--json")
-    back = read_back([first, reseeded])
+    # A copy of a seeded image, as README advises: its own identity, the password and keys kept.
+    copy = work / "copy.qcow2"
+    subprocess.run(["cp", "--sparse=always", str(first), str(copy)], check=True)
+    runs["copy"] = zvm(str(copy), "--new-machine-id", "--new-host-keys", "--json")
+    back = read_back([first, reseeded, copy])
     return {
-        "runs": runs, "first": back[0], "reseeded": back[1], "keys": [ed25519_with_options, rsa], "bob": bob,
+        "runs": runs, "first": back[0], "reseeded": back[1], "copy": back[2], "keys": [ed25519_with_options, rsa],
+        "bob": bob,
         "before_second": before_second,
     }
 
@@ -104,6 +109,15 @@ def test_every_contract_path_has_its_owner_and_mode(seeded):
             assert (stat.kind, stat.uid, stat.gid, stat.mode) == (entry.kind, entry.uid, entry.gid, entry.mode), (
                 disk, entry.path, stat,
             )
+
+
+def test_a_copy_gets_its_own_host_key_and_machine_id_and_keeps_the_rest(seeded):
+    first, copy = seeded["first"]["files"], seeded["copy"]["files"]
+    assert seeded["runs"]["copy"].returncode == 0, seeded["runs"]["copy"].stderr
+    for path in ("/etc/machine-id", "/etc/ssh/ssh_host_ed25519_key", "/etc/ssh/ssh_host_ed25519_key.pub"):
+        assert copy[path] and copy[path] != first[path], path
+    for path in ("/passwords/zvm", "/home/zvm/.ssh/authorized_keys", "/var/lib/netbird/setup-key"):
+        assert copy[path] == first[path], path
 
 
 def test_password_hash_verifies_with_libxcrypt(seeded):
