@@ -258,6 +258,16 @@ Debug = Annotated[
                  help="Show the traceback of an error (never a secret's value)."),
 ]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+Compress = Annotated[
+    bool,
+    typer.Option("--compress", help="Write compressed qcow2 (the smallest to send; qemu reads it as it is)."),
+]
+Format = Annotated[
+    str | None,
+    typer.Option("--format", metavar="F",
+                 help="qcow2, raw, vmdk (VMware) or vdi (VirtualBox): the seeding happens on a qcow2, the "
+                 "conversion (qemu-img convert) last."),
+]
 
 
 def check_accel(accel: str) -> str:
@@ -331,6 +341,15 @@ def seed_command(
         bool, typer.Option("--yes", "-y", help="Ask nothing: use the flags and defaults, skip the confirmation.")
     ] = False,
     accel: Accel = "auto",
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", metavar="OUT",
+                     help="Seed a new image OUT instead, to hand over: IMAGE stays byte-identical. OUT must not "
+                     "exist; its format is --format's, or its suffix's (.qcow2, .raw, .img, .vmdk, .vdi).",
+                     autocompletion=complete_images),
+    ] = None,
+    compress: Compress = False,
+    format_name: Format = None,
     debug: Debug = False,
 ) -> None:
     from provision import sources
@@ -341,6 +360,15 @@ def seed_command(
     from provision.ui import progress, render
 
     check_accel(accel)
+    spec = None
+    if output is not None:
+        from provision.commands.handover import check_output
+        from provision.core.handover import output_spec_for_file
+
+        spec = output_spec_for_file(output.name, format_name, compress)
+        output = check_output(image, output)
+    elif compress or format_name is not None:
+        raise UsageError("--compress and --format write a new image: give it a name with --output OUT")
     # Every input is read and checked before the image is touched: bad input exits at once.
     flags = sources.read_seed_flags(
         password_stdin=password_stdin, password_file=password_file, password_hash_file=password_hash_file,
@@ -353,7 +381,7 @@ def seed_command(
         raise UsageError(missing_flags_message(missing_flags(flags, None), image_read=False))
 
     info = probe_image(image)
-    if info.read_only_file and not dry_run:  # exit 3, as when the appliance is the one to notice it
+    if info.read_only_file and not dry_run and output is None:  # exit 3, as when the appliance is the one to notice it
         raise ImageUnusableError(
             f"{image} is read-only (no write permission); make it writable, "
             "or use --dry-run to look without writing"
@@ -374,8 +402,16 @@ def seed_command(
 
     # Ctrl-C once the writes have begun lets them finish; the summary is printed all the same (commands/seed.py).
     with CtrlCWhileWriting() as ctrl_c:
-        outcome = seed_image(info, flags, dry_run=dry_run, accel=accel, ctrl_c=ctrl_c, ask=ask,
-                             waiting=appliance_starting)
+        if output is None or spec is None or dry_run:  # a dry run reads IMAGE and writes nothing
+            outcome = seed_image(info, flags, dry_run=dry_run, accel=accel, ctrl_c=ctrl_c, ask=ask,
+                                 waiting=appliance_starting)
+        else:
+            from provision.commands.handover import seed_to_output
+
+            label = f"{output} (a new {spec.describe()} image; {image} stays as it is)"
+            outcome = seed_to_output(info, output, spec, lambda work: seed_image(
+                work, flags, dry_run=False, accel=accel, ctrl_c=ctrl_c, ask=ask, waiting=appliance_starting,
+                label=label), ctrl_c)
         for block in render.render_seed(outcome, dry_run=dry_run, json_out=json_out, plan_shown=interactive):
             print(block)
     if ctrl_c.interrupted:
@@ -466,16 +502,20 @@ def batch_command(
     force: Annotated[bool, typer.Option("--force", help="Make every image again, even complete ones.")] = False,
     json_out: JsonOut = False,
     accel: Accel = "auto",
+    compress: Compress = False,
+    format_name: Format = None,
     debug: Debug = False,
 ) -> None:
     from provision.commands import batch
+    from provision.core.handover import output_spec
     from provision.core.manifest import parse_shard
     from provision.ui import progress, render
 
     check_accel(accel)
+    output = output_spec(format_name, compress, overlay=overlay)  # exit 2 before anything is read or made
     options = batch.BatchOptions(
         manifest=manifest, base=base, out_dir=out_dir, overlay=overlay, jobs=jobs,
-        shard=parse_shard(shard) if shard is not None else None, force=force, accel=accel,
+        shard=parse_shard(shard) if shard is not None else None, force=force, accel=accel, output=output,
     )
     result = batch.run_batch(options, progress.default_progress(json_out=json_out))
     if json_out:

@@ -11,6 +11,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from provision import hostfiles
 from provision.commands.batch.model import PASSWORDS_FILE, REPORT_FILE, BatchOptions, UserResult, UserStatus
@@ -73,10 +74,7 @@ def write_report(
     run are kept."""
     path = out_dir / REPORT_FILE
     mine = {r.user.name for r in results}
-    kept = []
-    with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
-        previous = json.loads(path.read_text(encoding="utf-8"))
-        kept = [u for u in previous.get("users", []) if isinstance(u, dict) and u.get("name") not in mine]
+    kept = [entry for name, entry in read_report_entries(out_dir).items() if name not in mine]
     data = {
         "base": str(options.base.absolute()),
         "overlay": options.overlay,
@@ -85,3 +83,11 @@ def write_report(
     }
     hostfiles.write_atomic(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"), mode=0o644)
     return path
+
+
+def read_report_entries(out_dir: Path) -> dict[str, dict[str, Any]]:
+    """The users' entries of an earlier run's DIR/report.json, by name; none when it is missing or unreadable."""
+    with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+        previous = json.loads((out_dir / REPORT_FILE).read_text(encoding="utf-8"))
+        return {u["name"]: u for u in previous.get("users", []) if isinstance(u, dict) and isinstance(u.get("name"), str)}
+    return {}
