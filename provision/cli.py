@@ -479,6 +479,8 @@ def sample_disk_command(
     "(mode 0600). Every row is checked first: any bad row means exit 2 and nothing created.\n\n"
     "Running it again resumes: complete images are kept unless --force. With --overlay the images are small "
     "qcow2 overlays backed by the base: the base must travel with them, at the same absolute path, unchanged.\n\n"
+    "To hand images over: --compress (compressed qcow2, the smallest to send) or --format raw|vmdk|vdi "
+    "(DIR/<name>.raw, .vmdk for VMware, .vdi for VirtualBox); report.json gives each image's size and sha256.\n\n"
     + EXIT_CODES_HELP,
 )
 def batch_command(

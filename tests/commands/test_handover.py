@@ -12,8 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -68,6 +70,43 @@ os.execv({REAL_QEMU_IMG!r}, [{REAL_QEMU_IMG!r}, *args])
     return folder
 
 
+def slow_qemu_img(folder: Path, ready: Path) -> Path:
+    """A qemu-img stand-in on PATH whose conversions write part of their target, say so in `ready`, then wait
+    (to be stopped by Ctrl-C); everything else is the real one."""
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / "qemu-img"
+    script.write_text(f"""#!{sys.executable}
+import os, sys, time
+args = sys.argv[1:]
+if args[:1] == ["convert"] and os.path.basename(args[-1]).startswith(".") and "converting" in args[-1]:
+    with open(args[-1], "wb") as handle:
+        handle.write(b"half an image")
+    open({str(ready)!r}, "w").close()
+    time.sleep(600)
+os.execv({REAL_QEMU_IMG!r}, [{REAL_QEMU_IMG!r}, *args])
+""")
+    script.chmod(0o755)
+    return folder
+
+
+def ctrl_c_while_converting(image: Path, out: Path, key: Path, work: Path) -> subprocess.CompletedProcess[str]:
+    """seed --output, with Ctrl-C sent to its process group (as a terminal does) while qemu-img converts."""
+    ready = work / "converting.ready"
+    env = {**os.environ, "ZVM_PROVISION_ACCEL": "tcg",
+           "PATH": f"{slow_qemu_img(work / 'slow-bin', ready)}{os.pathsep}{os.environ['PATH']}"}
+    child = subprocess.Popen([sys.executable, "-m", "provision", "seed", str(image), "--output", str(out),
+                              "--no-password", "--ssh-key", str(key), "--yes"], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 600
+    while not ready.exists() and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if child.poll() is None:
+        os.killpg(child.pid, signal.SIGINT)
+    stdout, stderr = child.communicate(timeout=120)
+    ready.unlink(missing_ok=True)
+    return subprocess.CompletedProcess(child.args, child.returncode, stdout, stderr)
+
+
 def leftovers(folder: Path) -> list[str]:
     return sorted(name for name in os.listdir(folder) if name.startswith("."))
 
@@ -90,6 +129,7 @@ def handed_over(sample_disk_template: Path, tmp_path_factory: pytest.TempPathFac
         "failing": zvm("seed", str(image), "--output", str(work / "bob.vmdk"), "--no-password", "--ssh-key", str(key),
                        "--json", path_prefix=failing_qemu_img(work / "bin", "vmdk")),
     }
+    runs["ctrl-c"] = ctrl_c_while_converting(image, work / "carol.raw", key, work)
     runs["inspect"] = zvm("inspect", str(work / "alice.qcow2"), "--check")
     return {"work": work, "image": image, "before": before, "after": sha256(image), "runs": runs}
 
@@ -137,6 +177,15 @@ def test_a_failed_conversion_leaves_no_output_and_no_temporary_file(handed_over)
     assert leftovers(handed_over["work"]) == []
 
 
+@pytest.mark.appliance
+def test_ctrl_c_while_converting_leaves_no_output_and_no_temporary_file(handed_over):
+    run = handed_over["runs"]["ctrl-c"]
+    assert run.returncode == 130, run.stdout + run.stderr
+    assert "was not created" in run.stderr and "was not changed" in run.stderr
+    assert not os.path.lexists(handed_over["work"] / "carol.raw")
+    assert leftovers(handed_over["work"]) == []
+
+
 def test_output_refusals_come_before_anything_is_read(tmp_path):
     """No launch: each is refused before IMAGE is probed (IMAGE does not even exist)."""
     existing = tmp_path / "taken.qcow2"
@@ -180,13 +229,13 @@ def batch_formats(sample_disk_template: Path, tmp_path_factory: pytest.TempPathF
     first = zvm("batch", str(manifest), "--base", base, "--out-dir", str(vmdk_out), "--format", "vmdk", "--json",
                 path_prefix=stand_in)
     first_report = report_entries(vmdk_out)
-    first_leftovers = leftovers(vmdk_out)
+    first_files = sorted(os.listdir(vmdk_out))
     resumed = zvm("batch", str(manifest), "--base", base, "--out-dir", str(vmdk_out), "--format", "vmdk", "--json")
     (folder / "one").mkdir()
     raw_manifest = write_manifest(folder / "one", ("dave",))
     raw = zvm("batch", str(raw_manifest), "--base", base, "--out-dir", str(raw_out), "--format", "raw", "--json")
     return {"vmdk": vmdk_out, "raw": raw_out, "first": first, "first_report": first_report,
-            "first_leftovers": first_leftovers, "resumed": resumed, "raw_run": raw}
+            "first_files": first_files, "resumed": resumed, "raw_run": raw}
 
 
 def assert_entry_matches_file(entry: dict, path: Path, fmt: str) -> None:
@@ -212,8 +261,8 @@ def test_batch_format_vmdk_writes_vmdk_images_recorded_with_size_and_sha256(batc
 
 @pytest.mark.appliance
 def test_batch_failed_conversion_leaves_no_final_name_and_no_temporary_copy(batch_formats):
-    assert batch_formats["first_leftovers"] == [".zvm-provision-batch.lock"]
-    assert not os.path.lexists(batch_formats["vmdk"] / "carol.vmdk")
+    assert batch_formats["first_files"] == [
+        ".zvm-provision-batch.lock", "alice.vmdk", "bob.vmdk", "initial-passwords.csv", "report.json"]
 
 
 @pytest.mark.appliance
@@ -247,3 +296,82 @@ def test_batch_overlay_with_compress_or_another_format_is_a_usage_error_with_not
     assert run.returncode == 2, run.stderr
     assert "--overlay makes qcow2 overlays backed by the base; it cannot be combined with" in run.stderr
     assert not (tmp_path / "out").exists()
+
+
+# -- resume of vmdk/vdi images: judged by report.json (pure: no appliance, no qemu) ------------------------
+
+
+def judge_user(tmp_path: Path, *, password_hash=None, setup_key=None):
+    from provision.core.credentials.sshkeys import parse_authorized_keys
+    from provision.core.manifest import User
+
+    keys = tuple(parse_authorized_keys(public_line(comment="alice@laptop") + "\n", "alice.pub"))
+    return User("alice", keys, password_hash, setup_key, None)
+
+
+def recorded_entry(image: Path, user, **changes) -> dict:
+    from provision.core.credentials.sshkeys import key_summary
+
+    entry = {"name": "alice", "status": "seeded", "format": "vmdk", "compressed": False,
+             "size": image.stat().st_size, "sha256": sha256(image), "password": "generated",
+             "authorized_keys": [key_summary(k) for k in user.keys], "netbird_setup_key_given": False,
+             "netbird_management_url": None, "host_key": {"type": "ssh-ed25519", "fingerprint": "SHA256:x",
+                                                          "known_hosts": "zvm ssh-ed25519 AAAA"},
+             "machine_id": "0" * 32}
+    entry.update(changes)
+    return entry
+
+
+def judge(tmp_path: Path, user, **changes):
+    from provision.commands.batch.model import UserResult
+    from provision.commands.batch.resume import _judge_by_report
+    from provision.core.handover import OutputFormat, OutputSpec
+
+    image = tmp_path / "alice.vmdk"
+    if not image.exists():
+        image.write_bytes(b"a vmdk this tool wrote" * 100)
+    result = UserResult(user, image)
+    entry = None if changes.pop("no_entry", False) else recorded_entry(image, user, **changes)
+    return _judge_by_report(entry, user, result, OutputSpec(OutputFormat.VMDK)), result
+
+
+def test_a_vmdk_recorded_with_its_sha256_and_this_rows_keys_is_complete(tmp_path):
+    problems, result = judge(tmp_path, judge_user(tmp_path))
+    assert problems == []
+    assert result.output is not None and result.output.sha256 == sha256(tmp_path / "alice.vmdk")
+    assert result.machine_id == "0" * 32 and result.host_key["fingerprint"] == "SHA256:x"
+
+
+@pytest.mark.parametrize(("changes", "reason"), [
+    ({"no_entry": True}, "report.json has no record of it"),
+    ({"status": "failed"}, "report.json records it as 'failed'"),
+    ({"format": "vdi"}, "does not record it as a vmdk image"),
+    ({"sha256": "0" * 64}, "not the file report.json recorded"),
+    ({"size": 1}, "not the file report.json recorded"),
+    ({"authorized_keys": []}, "authorized keys differ"),
+    ({"password": "given"}, "asks for a generated one"),
+])
+def test_a_vmdk_that_does_not_match_its_record_or_row_is_made_again(tmp_path, changes, reason):
+    problems, result = judge(tmp_path, judge_user(tmp_path), **changes)
+    assert any(reason in p for p in problems), problems
+    assert result.output is None
+
+
+def test_a_vmdk_whose_row_gives_a_password_hash_is_made_again(tmp_path):
+    from provision.secret import Secret
+
+    problems, _ = judge(tmp_path, judge_user(tmp_path, password_hash=Secret("$6$x$y")), password="given")
+    assert problems == ["its password hash cannot be checked without opening it (a vmdk image is not opened)"]
+
+
+def test_a_qcow2_written_uncompressed_is_made_again_for_compress_and_the_reverse():
+    from provision.commands.batch.resume import format_problems
+    from provision.core.handover import OutputSpec
+
+    compressed = OutputSpec(compress=True)
+    assert format_problems(None, compressed) == []  # no record: inspect's verdict stands
+    assert format_problems({"name": "alice"}, compressed) == [
+        "it was written as qcow2; this run asks for compressed qcow2"]  # an entry from before --compress
+    assert format_problems({"compressed": True}, OutputSpec()) == [
+        "it was written as compressed qcow2; this run asks for qcow2"]
+    assert format_problems({"compressed": True}, compressed) == []

@@ -2,8 +2,7 @@
 them as disks (clones share labels and UUIDs: each disk's persist is found by its device), each seeded through
 commands.seed (the one seeding path), a clean shutdown, and only then the renames to DIR/<name>.qcow2 (or, with
 --format/--compress, a conversion under a hidden name, then the rename), so a file under its final name is always
-a complete image. Also the tools the chunks share: the password hasher (a
-process pool) and the Ctrl-C flag.
+a complete image. Also the tools the chunks share: the password hasher (a process pool) and the Ctrl-C flag.
 """
 
 from __future__ import annotations
