@@ -366,7 +366,7 @@ def seed_command(
         from provision.core.handover import output_spec_for_file
 
         spec = output_spec_for_file(output.name, format_name, compress)
-        output = check_output(image, output)
+        output = check_output(output)
     elif compress or format_name is not None:
         raise UsageError("--compress and --format write a new image: give it a name with --output OUT")
     # Every input is read and checked before the image is touched: bad input exits at once.

@@ -25,16 +25,15 @@ from provision.guest.convert import ConversionStopped, convert_image, create_ove
 from provision.guest.diskformat import probe_image
 
 
-def check_output(image: Path, out: Path) -> Path:
-    """Before anything is read or made: OUT must be new, in an existing folder, and not IMAGE itself."""
+def check_output(out: Path) -> Path:
+    """Before anything is read or made: OUT must be new (IMAGE itself exists, so it is refused too), in an
+    existing folder."""
     out = Path(out).absolute()
     if os.path.lexists(out):
         raise UsageError(f"{out} already exists; it is never overwritten",
                          hint="remove it first, or give --output another name")
     if not out.parent.is_dir():
         raise UsageError(f"{out.parent}: no such folder (for --output)")
-    if os.path.realpath(out) == os.path.realpath(image):
-        raise UsageError("--output names IMAGE itself; leave --output out to seed IMAGE in place")
     return out
 
 

@@ -375,3 +375,16 @@ def test_a_qcow2_written_uncompressed_is_made_again_for_compress_and_the_reverse
     assert format_problems({"compressed": True}, OutputSpec()) == [
         "it was written as compressed qcow2; this run asks for qcow2"]
     assert format_problems({"compressed": True}, compressed) == []
+
+
+def test_a_killed_runs_hidden_conversions_in_any_format_are_removed_before_the_next(tmp_path):
+    from provision.commands.batch import run
+
+    user = judge_user(tmp_path)
+    stale = [tmp_path / ".alice.qcow2.partial", tmp_path / ".alice.vmdk.converting", tmp_path / ".alice.raw.converting"]
+    for path in stale:
+        path.write_bytes(b"half an image")
+    kept = tmp_path / "alice.vmdk"
+    kept.write_bytes(b"a whole image")
+    run._remove_partials(tmp_path, [user])
+    assert sorted(os.listdir(tmp_path)) == ["alice.vmdk"]

@@ -55,7 +55,7 @@ from provision.commands.batch.resume import check_existing
 from provision.commands.batch.worker import Cancel, ChunkWorker, Hasher
 from provision.core.credentials.passwords import generate_password
 from provision.core.disk import ImageInfo
-from provision.core.handover import OutputSpec, check_overlay
+from provision.core.handover import OutputFormat, OutputSpec, check_overlay
 from provision.core.manifest import User
 from provision.core.text import human_size
 from provision.errors import ExitCode, ImageInUseError, ProvisionError, UsageError
@@ -121,7 +121,7 @@ def _make_images(
     options: BatchOptions, users: Sequence[User], base_info: ImageInfo, out_dir: Path,
     results: dict[str, UserResult], progress: BatchProgress,
 ) -> None:
-    _remove_partials(out_dir, users, options.output)
+    _remove_partials(out_dir, users)
     todo = list(users)
     existing = [u for u in users if os.path.lexists(results[u.name].image)]
     if existing and not options.force:
@@ -244,10 +244,11 @@ class _DirectoryLock:
             os.close(self._fd)
 
 
-def _remove_partials(out_dir: Path, users: Sequence[User], output: OutputSpec) -> None:
-    """A run that was killed may leave its temporary copies (and conversions) behind: they are ours, and
-    never complete."""
+def _remove_partials(out_dir: Path, users: Sequence[User]) -> None:
+    """A run that was killed may leave its temporary copies (and conversions, into any format) behind: they are
+    ours, and never complete."""
     for user in users:
-        for path in (partial_path(out_dir, user), converting_path(out_dir, user, output)):
+        converting = [converting_path(out_dir, user, OutputSpec(fmt)) for fmt in OutputFormat]
+        for path in (partial_path(out_dir, user), *converting):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
