@@ -381,7 +381,8 @@ def seed_command(
         raise UsageError(missing_flags_message(missing_flags(flags, None), image_read=False))
 
     info = probe_image(image)
-    if info.read_only_file and not dry_run and output is None:  # exit 3, as when the appliance is the one to notice it
+    # exit 3, as when the appliance is the one to notice it (--output only reads IMAGE)
+    if info.read_only_file and not dry_run and output is None:
         raise ImageUnusableError(
             f"{image} is read-only (no write permission); make it writable, "
             "or use --dry-run to look without writing"

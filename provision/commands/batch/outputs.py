@@ -89,5 +89,6 @@ def read_report_entries(out_dir: Path) -> dict[str, dict[str, Any]]:
     """The users' entries of an earlier run's DIR/report.json, by name; none when it is missing or unreadable."""
     with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
         previous = json.loads((out_dir / REPORT_FILE).read_text(encoding="utf-8"))
-        return {u["name"]: u for u in previous.get("users", []) if isinstance(u, dict) and isinstance(u.get("name"), str)}
+        users = previous.get("users", [])
+        return {u["name"]: u for u in users if isinstance(u, dict) and isinstance(u.get("name"), str)}
     return {}

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-
 from typing import Any
 
 from provision.commands.batch.model import UserResult, UserStatus, describe_failure
