@@ -262,6 +262,16 @@ Debug = Annotated[
                  help="Show the traceback of an error (never a secret's value)."),
 ]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+Compress = Annotated[
+    bool,
+    typer.Option("--compress", help="Write compressed qcow2 (the smallest to send; qemu reads it as it is)."),
+]
+Format = Annotated[
+    str | None,
+    typer.Option("--format", metavar="F",
+                 help="qcow2, raw, vmdk (VMware) or vdi (VirtualBox): the seeding happens on a qcow2, the "
+                 "conversion (qemu-img convert) last."),
+]
 
 
 def check_accel(accel: str) -> str:
@@ -354,6 +364,15 @@ def seed_command(
         bool, typer.Option("--yes", "-y", help="Ask nothing: use the flags and defaults, skip the confirmation.")
     ] = False,
     accel: Accel = "auto",
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", metavar="OUT",
+                     help="Seed a new image OUT instead, to hand over: IMAGE stays byte-identical. OUT must not "
+                     "exist; its format is --format's, or its suffix's (.qcow2, .raw, .img, .vmdk, .vdi).",
+                     autocompletion=complete_images),
+    ] = None,
+    compress: Compress = False,
+    format_name: Format = None,
     debug: Debug = False,
 ) -> None:
     from provision import sources
@@ -364,6 +383,15 @@ def seed_command(
     from provision.ui import progress, render
 
     check_accel(accel)
+    spec = None
+    if output is not None:
+        from provision.commands.handover import check_output
+        from provision.core.handover import output_spec_for_file
+
+        spec = output_spec_for_file(output.name, format_name, compress)
+        output = check_output(output)
+    elif compress or format_name is not None:
+        raise UsageError("--compress and --format write a new image: give it a name with --output OUT")
     from provision.fetch.forgekeys import KeyFetcher
 
     # Every input is read, and every key source fetched, before the image is touched: bad input exits at once.
@@ -381,7 +409,8 @@ def seed_command(
         raise UsageError(missing_flags_message(missing_flags(flags, None), image_read=False))
 
     info = probe_image(image)
-    if info.read_only_file and not dry_run:  # exit 3, as when the appliance is the one to notice it
+    # exit 3, as when the appliance is the one to notice it (--output only reads IMAGE)
+    if info.read_only_file and not dry_run and output is None:
         raise ImageUnusableError(
             f"{image} is read-only (no write permission); make it writable, "
             "or use --dry-run to look without writing"
@@ -402,8 +431,16 @@ def seed_command(
 
     # Ctrl-C once the writes have begun lets them finish; the summary is printed all the same (commands/seed.py).
     with CtrlCWhileWriting() as ctrl_c:
-        outcome = seed_image(info, flags, dry_run=dry_run, accel=accel, ctrl_c=ctrl_c, ask=ask,
-                             waiting=appliance_starting)
+        if output is None or spec is None or dry_run:  # a dry run reads IMAGE and writes nothing
+            outcome = seed_image(info, flags, dry_run=dry_run, accel=accel, ctrl_c=ctrl_c, ask=ask,
+                                 waiting=appliance_starting)
+        else:
+            from provision.commands.handover import seed_to_output
+
+            label = f"{output} (a new {spec.describe()} image; {image} stays as it is)"
+            outcome = seed_to_output(info, output, spec, lambda work: seed_image(
+                work, flags, dry_run=False, accel=accel, ctrl_c=ctrl_c, ask=ask, waiting=appliance_starting,
+                label=label), ctrl_c)
         for block in render.render_seed(outcome, dry_run=dry_run, json_out=json_out, plan_shown=interactive):
             print(block)
     if ctrl_c.interrupted:
@@ -475,6 +512,8 @@ def sample_disk_command(
     "fetched) and nothing created.\n\n"
     "Running it again resumes: complete images are kept unless --force. With --overlay the images are small "
     "qcow2 overlays backed by the base: the base must travel with them, at the same absolute path, unchanged.\n\n"
+    "To hand images over: --compress (compressed qcow2, the smallest to send) or --format raw|vmdk|vdi "
+    "(DIR/<name>.raw, .vmdk for VMware, .vdi for VirtualBox); report.json gives each image's size and sha256.\n\n"
     + EXIT_CODES_HELP,
 )
 def batch_command(
@@ -508,17 +547,22 @@ def batch_command(
     force: Annotated[bool, typer.Option("--force", help="Make every image again, even complete ones.")] = False,
     json_out: JsonOut = False,
     accel: Accel = "auto",
+    compress: Compress = False,
+    format_name: Format = None,
     debug: Debug = False,
 ) -> None:
     from provision.commands import batch
+    from provision.core.handover import output_spec
     from provision.core.shards import ShardSource, choose_shard, engine_ignored
     from provision.ui import progress, render_batch
 
     check_accel(accel)
+    output = output_spec(format_name, compress, overlay=overlay)  # exit 2 before anything is read or made
     choice = choose_shard(shard, shard_count, os.environ)  # --shard auto reads the job engine's variables
     options = batch.BatchOptions(
         manifest=manifest, base=base, out_dir=out_dir, overlay=overlay, jobs=jobs,
         shard=(choice.index, choice.count) if choice is not None else None, force=force, accel=accel,
+        output=output,
     )
     shown = progress.default_progress(json_out=json_out)
     if choice is not None and choice.source != ShardSource.GIVEN:

@@ -13,12 +13,14 @@ import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
 
 from provision.core.credentials.hostkeys import generate_host_key
 from provision.core.credentials.identity import new_machine_id
 from provision.core.disk import ImageInfo
+from provision.core.handover import OutputRecord
 from provision.core.layout import load_layout
 from provision.core.plan import FreshMaterial, Operation, Plan, build_plan
 from provision.core.request import SeedFlags, SeedRequest, missing_flags, missing_flags_message
@@ -90,6 +92,8 @@ class SeedOutcome:
     info: ImageInfo
     plan: Plan
     applied: bool  # False for a dry run or when nothing needed changing
+    source: Path | None = None  # --output: the image it was made from (left unchanged); `info` is the new one
+    output: OutputRecord | None = None  # --output: what a recipient verifies the new image against
 
 
 def fresh_material() -> FreshMaterial:
@@ -122,11 +126,13 @@ def seed_image(
     ctrl_c: CtrlCWhileWriting,
     ask: Callable[[ImageSession], Plan] | None = None,
     waiting: Callable[[], AbstractContextManager[Any]] = nullcontext,
+    label: str | None = None,
 ) -> SeedOutcome:
     """Seed one image (read-only with `dry_run`). `ask` (the wizard) asks what the flags left open, shows its
     plan and confirms; without it the flags must say enough, and `waiting` is shown while the appliance
-    starts. The appliance is shut down cleanly before this returns."""
-    with ImageSession(info, readonly=dry_run, accel=accel, writes_guard=ctrl_c).start() as session:
+    starts. `label` is how the wizard names the image it writes (--output: the new file, not the working
+    overlay). The appliance is shut down cleanly before this returns."""
+    with ImageSession(info, readonly=dry_run, accel=accel, writes_guard=ctrl_c, label=label).start() as session:
         if ask is not None:
             plan = ask(session)
         else:

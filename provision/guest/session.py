@@ -32,9 +32,11 @@ class ImageSession:
     """One image in one appliance, launched in the background."""
 
     def __init__(
-        self, info: ImageInfo, *, readonly: bool, accel: Accel, writes_guard: WritesGuard | None = None
+        self, info: ImageInfo, *, readonly: bool, accel: Accel, writes_guard: WritesGuard | None = None,
+        label: str | None = None,
     ) -> None:
         self.info = info
+        self.label = label or str(info.path)  # what a person is told is written (seed --output: the new file)
         self.readonly = readonly
         self.writes_guard = writes_guard
         self.appliance = Appliance([info], readonly=readonly, accel=accel)

@@ -52,14 +52,32 @@ def render_seed(outcome: SeedOutcome, *, dry_run: bool, json_out: bool, plan_sho
         blocks.append(f"Done: {outcome.info.path} seeded ({changed} paths written and read back).")
     if not dry_run:
         blocks.append(render_summary(outcome))
+    if outcome.output is not None:
+        blocks.append(render_output(outcome))
     return blocks
+
+
+def render_output(outcome: SeedOutcome) -> str:
+    """seed --output: the new file, and how its recipient checks a download of it."""
+    record = outcome.output
+    assert record is not None
+    kind = f"compressed {record.format}" if record.compressed else str(record.format)
+    return "\n".join([
+        "",
+        f"Written: {outcome.info.path} ({kind}, {human_size(record.size)}), made from {outcome.source}, "
+        "which was not changed.",
+        f"sha256: {record.sha256}",
+        f"A recipient checks a download with: echo '{record.sha256}  {outcome.info.path.name}' | sha256sum -c",
+    ])
 
 
 def outcome_to_json(outcome: SeedOutcome, *, dry_run: bool) -> dict[str, Any]:
     plan = outcome.plan
     return {
         "image": str(outcome.info.path),
-        "format": outcome.info.format,
+        "format": outcome.output.format.value if outcome.output else outcome.info.format,
+        "source": str(outcome.source) if outcome.source else None,  # --output: the image left unchanged
+        "output": outcome.output.to_json() if outcome.output else None,  # size and sha256 of the new image
         "dry_run": dry_run,
         "changed": outcome.applied,
         "operations": [

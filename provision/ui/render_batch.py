@@ -34,6 +34,9 @@ def render_batch(result: BatchResult) -> str:
             f"The images are overlays backed by {result.options.base.absolute()}: copy the base along with "
             "them, to the same path, and never change it."
         )
+    if result.options.output.converted:
+        lines.append(f"The images are {result.options.output.describe()}; {result.report_path} gives each one's "
+                     "size and sha256, to check a download with sha256sum -c.")
     if result.options.shard is not None:
         lines.append(f"When every shard is done: zvm-provision batch-report {result.report_path.parent}")
     return "\n".join(lines)

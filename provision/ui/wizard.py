@@ -244,7 +244,7 @@ QUESTIONS: tuple[Question[_Wizard], ...] = (
     Question("password_again", Kind.PASSWORD, "The same password again:", PASSWORD,
              when=lambda w: _password_how("type")(w) and w.answers["password"] != "",
              again="password", mismatch="The two passwords differ; please type them again."),
-    Question("confirm", Kind.CONFIRM, lambda w: f"Write this to {w.session.info.path}?", CONFIRM, default=True),
+    Question("confirm", Kind.CONFIRM, lambda w: f"Write this to {w.session.label}?", CONFIRM, default=True),
 )
 
 
@@ -368,7 +368,7 @@ class _Wizard:
 
     def show_image(self) -> None:
         info = self.session.info
-        self.say(f"Image: {info.path} ({info.format}, {human_size(info.virtual_size)} virtual)")
+        self.say(f"Image: {self.session.label} ({info.format}, {human_size(info.virtual_size)} virtual)")
         self.say("Starting the libguestfs appliance to look inside (read-only until you confirm); "
                  "meanwhile, the questions that do not depend on what the image holds.")
 

@@ -32,6 +32,7 @@ class FakeSession:
 
     def __init__(self, state: ImageState) -> None:
         self.info = SimpleNamespace(path=Path("/images/disk.qcow2"), format="qcow2", virtual_size=20 << 30)
+        self.label = str(self.info.path)
         persist = SimpleNamespace(device="/dev/sda3", label="persist", fs_type="ext4", size=1 << 30)
         self.appliance = SimpleNamespace(partitions=lambda index: [
             SimpleNamespace(device="/dev/sda1", label="ESP", fs_type="vfat", size=512 << 20),

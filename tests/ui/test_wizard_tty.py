@@ -217,3 +217,25 @@ def test_inspect_on_a_terminal_shows_the_live_status_while_the_appliance_starts(
     finally:
         child.close()
     assert child.exitstatus == 0, child.before
+
+
+def test_the_wizard_with_output_writes_the_new_image_and_leaves_image_byte_identical(sample_disk, tmp_path):
+    """seed IMAGE --output OUT on a terminal: the same questions; the confirmation names OUT, not the working
+    overlay; IMAGE is not changed."""
+    home, _ = home_with_keys(tmp_path)
+    out = tmp_path / "handed.qcow2"
+    before = sha256(sample_disk)
+    child = spawn(sample_disk, home, args=[str(sample_disk), "--output", str(out), "--compress"])
+    try:
+        answer_keys_and_netbird(child)
+        answer_password(child)
+        child.expect("handed.qcow2 \\(a new compressed qcow2 image;")  # the end of the line may wrap
+        child.send("y")
+        child.expect(pexpect.EOF, timeout=240)
+    finally:
+        child.close()
+    output = child.before or ""
+    assert child.exitstatus == 0, output
+    assert f"Written: {out} (compressed qcow2" in output
+    assert sha256(sample_disk) == before
+    assert out.is_file() and sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from provision.core.credentials.sshkeys import AuthorizedKey, key_summary
+from provision.core.handover import OutputRecord, OutputSpec
 from provision.core.manifest import Manifest, User
 from provision.errors import ProvisionError
 from provision.guest.launch import Accel
@@ -20,6 +21,7 @@ PASSWORDS_FILE = "initial-passwords.csv"
 REPORT_FILE = "report.json"
 LOCK_FILE = ".zvm-provision-batch.lock"
 PARTIAL_SUFFIX = ".partial"
+CONVERTING_SUFFIX = ".converting"
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class BatchOptions:
     force: bool = False
     accel: Accel = "auto"
     max_disks: int = MAX_DISKS_PER_APPLIANCE
+    output: OutputSpec = OutputSpec()  # --format, --compress
 
 
 class UserStatus(StrEnum):
@@ -56,6 +59,7 @@ class UserResult:
     machine_id: str | None = None
     netbird_setup_key: bool = False
     netbird_management_url: str | None = None
+    output: OutputRecord | None = None  # format, size, sha256 of the image under its final name
 
     def to_json(self, overlay: bool, base: Path) -> dict[str, Any]:
         """This user's entry in report.json: no secret, no exception's text."""
@@ -72,6 +76,7 @@ class UserResult:
             "machine_id": self.machine_id,
             "netbird_setup_key_given": self.netbird_setup_key,
             "netbird_management_url": self.netbird_management_url,
+            **OutputRecord.json_fields(self.output),  # what a recipient verifies a download against
         }
 
 
@@ -114,9 +119,19 @@ def passwords_name(shard: tuple[int, int] | None) -> str:
     return PASSWORDS_FILE if shard is None else f"initial-passwords-{shard[0]}-of-{shard[1]}.csv"
 
 
+def image_path(out_dir: Path, user: User, output: OutputSpec) -> Path:
+    """The user's image under its final name: DIR/<name>.qcow2 (.raw, .vmdk, .vdi with --format)."""
+    return out_dir / f"{user.name}{output.suffix}"
+
+
 def partial_path(out_dir: Path, user: User) -> Path:
-    """Where the user's image is made, hidden, until it is complete."""
+    """Where the user's image is made (a qcow2) and seeded, hidden, until it is complete."""
     return out_dir / f".{user.image_name}{PARTIAL_SUFFIX}"
+
+
+def converting_path(out_dir: Path, user: User, output: OutputSpec) -> Path:
+    """Where the seeded qcow2 is converted (--format, --compress), hidden, until the conversion is complete."""
+    return out_dir / f".{user.name}{output.suffix}{CONVERTING_SUFFIX}"
 
 
 def describe_failure(exc: BaseException) -> str:

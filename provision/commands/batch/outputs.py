@@ -16,6 +16,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from provision import hostfiles
 from provision.commands.batch.model import BatchOptions, UserResult, UserStatus, passwords_name, report_name
@@ -84,10 +85,8 @@ def write_report(
     path = out_dir / report_name(options.shard)
     mine = {r.user.name for r in results}
     kept = []
-    if options.shard is None:
-        with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
-            previous = json.loads(path.read_text(encoding="utf-8"))
-            kept = [u for u in previous.get("users", []) if isinstance(u, dict) and u.get("name") not in mine]
+    if options.shard is None:  # a shard's report holds its own slice only: batch-report must see each row once
+        kept = [entry for name, entry in read_report_entries(out_dir).items() if name not in mine]
     data = {
         "base": str(options.base.absolute()),
         "overlay": options.overlay,
@@ -108,3 +107,13 @@ def manifest_json(manifest: Manifest) -> dict[str, object]:
         "sha256": manifest.sha256,
         "rows": [user.name for user in manifest.users],
     }
+
+
+def read_report_entries(out_dir: Path, shard: tuple[int, int] | None = None) -> dict[str, dict[str, Any]]:
+    """The users' entries of an earlier run's report (report.json, or the shard's report-K-of-N.json), by name;
+    none when it is missing or unreadable."""
+    with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+        previous = json.loads((out_dir / report_name(shard)).read_text(encoding="utf-8"))
+        users = previous.get("users", [])
+        return {u["name"]: u for u in users if isinstance(u, dict) and isinstance(u.get("name"), str)}
+    return {}

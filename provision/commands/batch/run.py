@@ -47,6 +47,8 @@ from provision.commands.batch.model import (
     BatchResult,
     UserResult,
     UserStatus,
+    converting_path,
+    image_path,
     partial_path,
     passwords_name,
     report_name,
@@ -56,6 +58,7 @@ from provision.commands.batch.resume import check_existing
 from provision.commands.batch.worker import Cancel, ChunkWorker, Hasher
 from provision.core.credentials.passwords import generate_password
 from provision.core.disk import ImageInfo
+from provision.core.handover import OutputFormat, OutputSpec, check_overlay
 from provision.core.manifest import User
 from provision.core.text import human_size
 from provision.errors import ExitCode, ProvisionError, UsageError
@@ -76,11 +79,13 @@ def run_batch(options: BatchOptions, progress: BatchProgress) -> BatchResult:
     # ManifestError (exit 2; 1 when a fetch failed on the way) otherwise.
     manifest = load_manifest(options.manifest, KeyFetcher())
     users = manifest.shard(*options.shard) if options.shard else manifest.users
+    if options.overlay:
+        check_overlay(options.output)  # before anything is read or made
     base_info = probe_image(options.base)
-    out_dir = _check_out_dir(options.out_dir, users, base_info)
+    out_dir = _check_out_dir(options.out_dir, users, base_info, options.output)
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    results = {u.name: UserResult(u, out_dir / u.image_name) for u in users}
+    results = {u.name: UserResult(u, image_path(out_dir, u, options.output)) for u in users}
     interrupted = False
     owned = [u.image_name for u in users] + [report_name(options.shard), passwords_name(options.shard)]
     with OutputLock(out_dir, owned):
@@ -125,11 +130,12 @@ def _make_images(
 ) -> None:
     _remove_partials(out_dir, users)
     todo = list(users)
-    existing = [u for u in users if os.path.lexists(out_dir / u.image_name)]
+    existing = [u for u in users if os.path.lexists(results[u.name].image)]
     if existing and not options.force:
         todo = [u for u in users if u not in existing]
         progress.phase(None, f"checking {len(existing)} existing image(s) (resume; --force makes them again)")
-        for user, problems in check_existing(existing, out_dir, results, options.accel, options.max_disks):
+        for user, problems in check_existing(existing, out_dir, results, options.accel, options.max_disks,
+                                             options.output, options.shard):
             if problems:
                 results[user.name].redone = "; ".join(problems[:MAX_REASONS]) + (
                     f"; and {len(problems) - MAX_REASONS} more" if len(problems) > MAX_REASONS else "")
@@ -145,7 +151,7 @@ def _make_images(
     if not todo:
         return
 
-    _check_space(base_info, out_dir, len(todo), options.overlay)
+    _check_space(base_info, out_dir, len(todo), options.overlay, options.output.converted)
     plain = {u.name: generate_password() for u in todo if u.password_hash is None}
     if plain:
         write_passwords(out_dir, plain, options.shard)
@@ -180,13 +186,13 @@ def plan_chunks(count: int, jobs: int, max_disks: int) -> tuple[int, list[tuple[
 # -- checks before anything is written ----------------------------------------------------------
 
 
-def _check_out_dir(out_dir: Path, users: Sequence[User], base: ImageInfo) -> Path:
+def _check_out_dir(out_dir: Path, users: Sequence[User], base: ImageInfo, output: OutputSpec) -> Path:
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out-dir {out_dir} exists and is not a directory")
     out_dir = out_dir.absolute()
     base_real = os.path.realpath(base.path)
     for user in users:
-        target = out_dir / user.image_name
+        target = image_path(out_dir, user, output)
         if os.path.realpath(target) == base_real:
             raise UsageError(f"{target} is the base image itself; choose another --out-dir")
         if os.path.islink(target):
@@ -196,9 +202,10 @@ def _check_out_dir(out_dir: Path, users: Sequence[User], base: ImageInfo) -> Pat
     return out_dir
 
 
-def _check_space(base: ImageInfo, out_dir: Path, count: int, overlay: bool) -> None:
+def _check_space(base: ImageInfo, out_dir: Path, count: int, overlay: bool, converted: bool = False) -> None:
     per_image = 4 << 20 if overlay else _measure(base)
-    needed = per_image * count
+    # a conversion holds the seeded qcow2 and its converted copy at once, one per appliance at a time
+    needed = per_image * (count + (min(count, MAX_AUTO_JOBS) if converted else 0))
     free = shutil.disk_usage(out_dir).free
     if needed > free:
         raise ProvisionError(
@@ -220,7 +227,10 @@ def _measure(base: ImageInfo) -> int:
 
 
 def _remove_partials(out_dir: Path, users: Sequence[User]) -> None:
-    """A run that was killed may leave its temporary copies behind: they are ours, and never complete."""
+    """A run that was killed may leave its temporary copies (and conversions, into any format) behind: they are
+    ours, and never complete."""
     for user in users:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(partial_path(out_dir, user))
+        converting = [converting_path(out_dir, user, OutputSpec(fmt)) for fmt in OutputFormat]
+        for path in (partial_path(out_dir, user), *converting):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)

@@ -1,8 +1,8 @@
 """One chunk of a batch run, in its own thread: copies of the base under hidden names, ONE appliance with all of
 them as disks (clones share labels and UUIDs: each disk's persist is found by its device), each seeded through
-commands.seed (the one seeding path), a clean shutdown, and only then the renames to DIR/<name>.qcow2, so a file
-under its final name is always a complete image. Also the tools the chunks share: the password hasher (a
-process pool) and the Ctrl-C flag.
+commands.seed (the one seeding path), a clean shutdown, and only then the renames to DIR/<name>.qcow2 (or, with
+--format/--compress, a conversion under a hidden name, then the rename), so a file under its final name is always
+a complete image. Also the tools the chunks share: the password hasher (a process pool) and the Ctrl-C flag.
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ from provision.commands.batch.model import (
     BatchProgress,
     UserResult,
     UserStatus,
+    converting_path,
     describe_failure,
+    image_path,
     partial_path,
 )
 from provision.commands.seed import run_seed
@@ -38,6 +40,7 @@ from provision.core.request import PasswordChoice, SeedRequest
 from provision.core.state import ImageState, read_state
 from provision.errors import ProvisionError
 from provision.guest.appliance import Appliance
+from provision.guest.convert import ConversionStopped, convert_image, record_output
 from provision.guest.diskformat import probe_image
 from provision.guest.persistfs import PersistFS
 from provision.secret import Secret
@@ -233,10 +236,35 @@ class ChunkWorker:
                 with contextlib.suppress(Exception):
                     appliance.close()  # the exception in flight says what went wrong
             raise
-        for user in seeded:
-            os.replace(partials[user.name], self.out_dir / user.image_name)
-            self.results[user.name].status = UserStatus.SEEDED
-        hostfiles.fsync(self.out_dir)
+        try:
+            for user in seeded:
+                if self.cancel.is_set() and self.options.output.converted:
+                    break  # not converted yet: interrupted, its seeded copy removed with the others
+                try:
+                    self.place(number, user, partials[user.name])
+                except ConversionStopped:
+                    break  # Ctrl-C reached qemu-img too
+                except ProvisionError as exc:
+                    self.fail(user, exc.message)
+        finally:
+            hostfiles.fsync(self.out_dir)
+
+    def place(self, number: int, user: User, partial: Path) -> None:
+        """A seeded copy under its final name: renamed as it is, or (--format, --compress) converted under a
+        hidden name first, then renamed; its size and sha256 recorded for report.json."""
+        output = self.options.output
+        final = image_path(self.out_dir, user, output)
+        if output.converted:
+            self.progress.phase(number, f"writing {final.name} ({output.describe()})")
+            converting = converting_path(self.out_dir, user, output)
+            convert_image(partial, "qcow2", converting, output)
+            os.replace(converting, final)
+            os.unlink(partial)
+        else:
+            os.replace(partial, final)
+        result = self.results[user.name]
+        result.output = record_output(final, output)
+        result.status = UserStatus.SEEDED
 
     def copy(self, target: Path) -> None:
         """A standalone sparse qcow2 copy of the base, or an overlay backed by it (absolute path, format given)."""

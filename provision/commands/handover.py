@@ -1,0 +1,83 @@
+"""`zvm-provision seed IMAGE --output OUT [--compress] [--format F]`: seed a new image to hand over, leaving
+IMAGE byte-identical.
+
+How: a qcow2 overlay backed by IMAGE is made beside OUT under a hidden name (IMAGE is only read), seeded
+through the one seeding path (commands.seed), then converted into OUT's format under another hidden name,
+and linked to OUT only when complete; both hidden files are removed whatever happens. So OUT is either
+absent or a whole image, and an existing OUT is never overwritten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+
+from provision import hostfiles
+from provision.commands.seed import CtrlCWhileWriting, SeedOutcome
+from provision.core.disk import ImageInfo
+from provision.core.handover import OutputSpec
+from provision.errors import StoppedWhileWriting, UsageError
+from provision.guest.convert import ConversionStopped, convert_image, create_overlay, record_output
+from provision.guest.diskformat import probe_image
+
+
+def check_output(out: Path) -> Path:
+    """Before anything is read or made: OUT must be new (IMAGE itself exists, so it is refused too), in an
+    existing folder."""
+    out = Path(out).absolute()
+    if os.path.lexists(out):
+        raise UsageError(f"{out} already exists; it is never overwritten",
+                         hint="remove it first, or give --output another name")
+    if not out.parent.is_dir():
+        raise UsageError(f"{out.parent}: no such folder (for --output)")
+    return out
+
+
+def seed_to_output(
+    info: ImageInfo, out: Path, spec: OutputSpec, seed: Callable[[ImageInfo], SeedOutcome], ctrl_c: CtrlCWhileWriting,
+) -> SeedOutcome:
+    """Seed a working overlay of `info` with `seed`, then write it to `out` in `spec`'s format. The outcome
+    names `out` and carries its record (format, size, sha256)."""
+    token = secrets.token_hex(6)
+    work = out.with_name(f".{out.name}.seeding-{token}.qcow2")
+    converting = out.with_name(f".{out.name}.converting-{token}")
+    stopped = StoppedWhileWriting(f"stopped by user (Ctrl-C): {out} was not created; {info.path} was not changed")
+    try:
+        create_overlay(info, work)
+        outcome = seed(probe_image(work))
+        ctrl_c.end()  # the seeding is written; from here Ctrl-C stops the conversion at once
+        if ctrl_c.interrupted:
+            raise stopped
+        try:
+            convert_image(work, "qcow2", converting, spec)
+        except ConversionStopped:
+            raise stopped from None
+        _link_new(converting, out)
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, StoppedWhileWriting):
+            raise
+        raise stopped from None
+    finally:
+        for path in (work, converting):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+    hostfiles.fsync(out.parent)
+    written = dataclasses.replace(outcome.info, path=out)
+    return dataclasses.replace(outcome, info=written, source=info.path, output=record_output(out, spec))
+
+
+def _link_new(complete: Path, out: Path) -> None:
+    """Give the complete file its final name, never replacing a file that appeared meanwhile."""
+    try:
+        os.link(complete, out)
+    except FileExistsError:
+        raise UsageError(f"{out} appeared while the image was made; it is left as it is",
+                         hint="remove it, or give --output another name, and run again") from None
+    except OSError:
+        if os.path.lexists(out):
+            raise
+        os.rename(complete, out)  # a filesystem without hard links
