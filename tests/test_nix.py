@@ -9,6 +9,7 @@ module that produces them.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -159,6 +160,40 @@ def test_the_machine_id_is_bound_from_persist_before_systemd_needs_it() -> None:
     # systemd-machine-id-commit fails on a bind-mounted /etc/machine-id: only ever on a first boot.
     assert "systemd-machine-id-commit.service" in report["systemd"]["initrdSuppressedUnits"]
     assert services["systemd-machine-id-commit"]["unitConfig"]["ConditionFirstBoot"] is True
+
+
+def record_paths() -> tuple[str, str]:
+    """The seeding record and its directory, as paths in the running VM if anything bound them there."""
+    record = load_layout().role("seed-record")
+    return record.path, record.parent
+
+
+def test_impermanence_binds_neither_the_seeding_record_nor_its_directory() -> None:
+    """The record is root's, read under /persist: outside the allowlist, nothing in the VM's tree is it."""
+    layout = load_layout()
+    record, directory = record_paths()
+    assert [e.persist for e in layout.entries if e.path in (record, directory)] == [None, None]
+    report = configured()
+    persistence = report["persistence"][layout.mount_point]
+    persisted = [d["dirPath"] for d in persistence["directories"]] + [f["filePath"] for f in persistence["files"]]
+    persisted += [d["dirPath"] for u in persistence["users"].values() for d in u["directories"]]
+    assert not [p for p in persisted if directory == p or directory.startswith(p.rstrip("/") + "/") or p.startswith(directory)]
+    mounted = [(m["what"], m["where"]) for m in report["systemd"]["mounts"] + report["systemd"]["initrdMounts"]]
+    assert mounted and not [m for m in mounted if any(directory in side for side in m)]
+    # Impermanence binds files from services (mount-file.bash): none reads from the record's directory.
+    for name, service in report["systemd"]["services"].items():
+        assert layout.guest_path(directory) not in json.dumps(service), name
+
+
+def test_persisting_the_seeding_record_stops_the_build() -> None:
+    layout = load_layout()
+    _, directory = record_paths()
+    report = evaluated(zvm={"updates": {"flakeUrl": TEST_FLAKE_URL}},
+                       environment={"persistence": {layout.mount_point: {"directories": [directory]}}})
+    failed = failed_assertions(report)
+    assert len(failed) == 1 and "the seeding record, must stay outside the allowlist" in failed[0], failed
+    assert layout.guest_path(layout.role("seed-record").path) in failed[0] and directory in failed[0]
+    assert report["toplevel"]["success"] is False
 
 
 # --- the user, sudo, sshd -----------------------------------------------------------------------------
