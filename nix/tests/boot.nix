@@ -121,6 +121,11 @@ in
           result = zvm.succeed("systemctl show -P ConditionResult zvm-netbird-enrol.service").strip()
           assert result == "no", result
 
+      with subtest("without a seeded hostname the VM keeps its built-in one"):
+          zvm.succeed("test ! -e ${contract.hostnameFile}")
+          assert zvm.succeed("hostname").strip() == "${nodes.zvm.networking.hostName}"
+          assert zvm.succeed("cat /etc/hostname").strip() == "${nodes.zvm.networking.hostName}"
+
       zvm.succeed("touch /root/outside-the-allowlist /var/lib/outside-the-allowlist")
       zvm.succeed("echo kept > /var/log/zvm-boot-test")
       zvm.shutdown()

@@ -68,6 +68,10 @@ def test_the_test_script_checks_what_the_issue_asks() -> None:
     # Without a setup key the Netbird enrolment unit is skipped (its condition fails).
     assert f"test ! -e {layout.guest_path(layout.role('netbird-setup-key').path)}" in text
     assert "ConditionResult zvm-netbird-enrol.service" in text and 'result == "no"' in text
+    # An unseeded image (seed-image.sh seeds no hostname) boots under the built-in name.
+    assert f"test ! -e {layout.guest_path(layout.role('hostname').path)}" in text
+    assert 'zvm.succeed("hostname").strip() == "zvm"' in text
+    assert 'zvm.succeed("cat /etc/hostname").strip() == "zvm"' in text
     # A file outside the allowlist is gone after the reboot, one inside it is still there.
     reboot = text.index("zvm.shutdown()")
     assert text.index("touch /root/outside-the-allowlist") < reboot < text.index('zvm.fail("test -e /root/outside-the-allowlist")')
