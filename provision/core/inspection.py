@@ -13,10 +13,12 @@ from enum import StrEnum
 from typing import Literal
 
 from provision.core.credentials.hostkeys import host_key_summary
+from provision.core.credentials.identity import BUILT_IN_HOSTNAME, HOSTNAME_RULE
 from provision.core.credentials.sshkeys import AuthorizedKey
 from provision.core.disk import ImageInfo, Partition
 from provision.core.fs import Stat, StatKind
 from provision.core.layout import Entry, Layout
+from provision.core.record import RecordReport, record_report
 from provision.core.state import ImageState
 from provision.core.text import shown
 from provision.core.walk import FILESYSTEM_DIRS, Walk
@@ -76,6 +78,13 @@ class NetbirdReport:
 
 
 @dataclass(frozen=True)
+class HostnameReport:
+    state: Literal["seeded", "absent", "invalid", "unreadable"]
+    value: str | None = None  # the seeded name (valid: no escaping needed)
+    boots_as: str = BUILT_IN_HOSTNAME  # what the VM calls itself: the seeded name, else its built-in one
+
+
+@dataclass(frozen=True)
 class UnexpectedEntry:
     path: str
     kind: StatKind
@@ -101,6 +110,8 @@ class InspectReport:
     host_key: HostKeyReport
     machine_id: MachineIdReport
     netbird: NetbirdReport
+    hostname: HostnameReport
+    record: RecordReport
     unexpected: tuple[UnexpectedEntry, ...]  # every one the walk saw: symlinks, special files, hard links,
     # unnamed root-area entries (only the screen cuts this list)
     other_entries: int  # user/system content below the home directory and similar: counted
@@ -228,6 +239,18 @@ def build_report(
         _redact_url(state.netbird_management_url) if state.netbird_management_url else None,
     )
 
+    hostname_entry = layout.role("hostname")
+    if state.hostname is not None:
+        hostname = HostnameReport("seeded", state.hostname, state.hostname)
+    elif state.hostname_raw is not None:
+        hostname = HostnameReport("invalid")
+    elif path_status[hostname_entry.path].stat is not None:
+        hostname = HostnameReport("unreadable")
+    else:
+        hostname = HostnameReport("absent")
+
+    record = record_report(state.record)
+
     unexpected, other, examples = _classify_walk(walk, layout)
     return InspectReport(
         image=str(info.path),
@@ -243,6 +266,8 @@ def build_report(
         host_key=host,
         machine_id=machine,
         netbird=netbird,
+        hostname=hostname,
+        record=record,
         unexpected=unexpected,
         other_entries=other,
         other_examples=examples,
@@ -351,6 +376,16 @@ def check_image_contract(report: InspectReport) -> list[str]:
             add(public_path, f"missing, while {private_path} is there (half a host key pair)")
         else:
             add(private_path, f"missing or empty, while {public_path} is there (half a host key pair)")
+
+    # The hostname is optional (absent: the VM is zvm), but one that is there must be what the VM accepts.
+    hostname_path = by_role["hostname"].entry.path
+    if report.hostname.state == "invalid":
+        add(hostname_path, f"not one line holding a valid hostname ({HOSTNAME_RULE}); "
+            f"the VM ignores it and boots as {BUILT_IN_HOSTNAME}")
+    elif report.hostname.state == "unreadable":
+        add(hostname_path, report.unreadable.get(hostname_path, "cannot be read"))
+    # The seeding record is not required, and what it says is history, not the contract: only its owner and
+    # mode (the path table) count.
 
     for item in report.unexpected:  # all of them: a symlink past the screen's limit is drift too
         if item.path in bad_paths:

@@ -53,6 +53,9 @@ class SeedRequest:
     new_machine_id: bool = False
     netbird_setup_key: Secret | None = None
     netbird_management_url: str | None = None
+    hostname: str | None = None  # None: keep what the image has
+    operator: str | None = None  # who seeds, for the seeding record
+    batch_row: str | None = None  # the manifest row (batch), for the seeding record
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,8 @@ class SeedFlags:
     new_machine_id: bool = False
     netbird_setup_key: Secret | None = None
     netbird_management_url: str | None = None
+    hostname: str | None = None
+    operator: str | None = None
 
     @property
     def has_password_source(self) -> bool:
@@ -87,6 +92,8 @@ class SeedFlags:
             new_machine_id=self.new_machine_id,
             netbird_setup_key=self.netbird_setup_key,
             netbird_management_url=self.netbird_management_url,
+            hostname=self.hostname,
+            operator=self.operator,
         )
 
 

@@ -23,6 +23,7 @@ from provision.core.inspection import (
 )
 from provision.core.text import human_size, plural, shown
 from provision.core.walk import MAX_WALK_DEPTH, MAX_WALK_ENTRIES
+from provision.ui.fleet import escaped_json, hostname_of, hostname_words, record_path, record_words, summary_lines
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -76,6 +77,13 @@ def outcome_to_json(outcome: SeedOutcome, *, dry_run: bool) -> dict[str, Any]:
         "authorized_keys": [key_summary(key) for key in plan.authorized_keys],
         "host_key": host_key_summary(plan.host_public_line),
         "machine_id": plan.machine_id,
+        "hostname": plan.hostname,
+        "record": None if plan.record is None else {
+            "path": record_path(),
+            "entry": plan.record.entry.to_json(),
+            "entries": plan.record.count,
+            "warning": plan.record.warning,
+        },
     }
 
 
@@ -113,6 +121,7 @@ def render_summary(outcome: SeedOutcome) -> str:
         ]
     if plan.machine_id:
         lines += ["", f"machine-id: {plan.machine_id}"]
+    lines += ["", *summary_lines(plan)]
     return "\n".join(lines)
 
 
@@ -174,6 +183,17 @@ def report_to_json(report: InspectReport, problems: list[str] | None = None) -> 
         },
         "machine_id": {"state": report.machine_id.state, "value": report.machine_id.value},
         "netbird": {"setup_key": report.netbird.setup_key, "management_url": report.netbird.management_url},
+        "hostname": {
+            "state": report.hostname.state, "value": report.hostname.value, "boots_as": report.hostname.boots_as,
+        },
+        "record": {
+            "state": report.record.state,
+            "count": len(report.record.entries),
+            "last": report.record.last,
+            "entries": [escaped_json(entry) for entry in report.record.entries],
+            "unreadable_lines": report.record.unreadable_lines,
+            "why_unreadable": report.record.why,
+        },
         "unexpected": [
             {
                 "path": u.path, "kind": u.kind, "owner": u.owner, "mode": u.mode, "reason": u.reason,
@@ -194,7 +214,6 @@ def report_to_json(report: InspectReport, problems: list[str] | None = None) -> 
 
 def _maybe_shown(text: str | None) -> str | None:
     return None if text is None else shown(text)
-
 
 
 _STATUS_STYLE = {PathStatus.OK: "green", PathStatus.DRIFT: "bold red", PathStatus.MISSING: "bold red",
@@ -244,6 +263,8 @@ def print_report(report: InspectReport, console: Console | None = None, problems
     facts.add_row("host key", Text(host_text))
     facts.add_row("netbird setup key", Text(report.netbird.setup_key))
     facts.add_row("netbird management", Text(report.netbird.management_url or "not set (Netbird's default)"))
+    facts.add_row("hostname", Text(hostname_words(report)))
+    facts.add_row("seeding record", Text(record_words(report)))
     console.print(facts)
 
     keys = Table(title=f"Authorized SSH keys ({len(report.authorized_keys)})", title_justify="left")
@@ -356,6 +377,7 @@ def describe_state(state: ImageState) -> list[str]:
     else:
         lines.append("  host key:  none")
     lines.append(f"  machine-id: {'present' if state.machine_id else 'none'}")
+    lines.append(f"  hostname:  {hostname_of(state.hostname)}")
     if state.netbird_setup_key_present:
         lines.append("  Netbird:   a setup key is waiting for first boot")
     return lines
