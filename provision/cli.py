@@ -258,6 +258,11 @@ Debug = Annotated[
                  help="Show the traceback of an error (never a secret's value)."),
 ]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+OperatorOption = typer.Option(
+    "--operator", metavar="TEXT",
+    help="Who seeds, for the seeding record in the image (inspect shows it): one line, at most 128 "
+    "characters, e.g. it@desk or a ticket number. Default: your user@host.",
+)
 
 
 def check_accel(accel: str) -> str:
@@ -273,6 +278,9 @@ def check_accel(accel: str) -> str:
     help="Seed IMAGE's persist partition: password hash, SSH keys, host key, machine-id, Netbird.\n\n"
     "On a terminal it asks for whatever the flags did not give; otherwise a missing answer is an error "
     "(exit 2). Running it again on a seeded image keeps what is there and adds what you give.\n\n"
+    "Each seeding that changes something appends an entry (who, when, which keys, host key, machine-id, "
+    "hostname; never a secret) to the image's seeding record, /zvm-provision/history.jsonl on persist "
+    "(the last 50 are kept); `zvm-provision inspect` shows it.\n\n"
     + EXIT_CODES_HELP,
 )
 def seed_command(
@@ -323,6 +331,14 @@ def seed_command(
     new_machine_id: Annotated[
         bool, typer.Option("--new-machine-id", help="Replace an existing machine-id (do this on every copy of a base).")
     ] = False,
+    hostname: Annotated[
+        str | None,
+        typer.Option("--hostname", metavar="NAME",
+                     help="The VM's name at boot and in Netbird: 1-63 lower-case letters, digits and hyphens, "
+                     "no hyphen first or last (e.g. zvm-alice). Without it the image keeps its name "
+                     "(none seeded: zvm)."),
+    ] = None,
+    operator: Annotated[str | None, OperatorOption] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show the plan; open the image read-only and change nothing.")
     ] = False,
@@ -347,9 +363,10 @@ def seed_command(
         no_password=no_password, ssh_keys=ssh_key, replace_keys=replace_keys,
         netbird_setup_key_file=netbird_setup_key_file, netbird_management_url=netbird_management_url,
         no_host_keys=no_host_keys, new_host_keys=new_host_keys, new_machine_id=new_machine_id,
+        hostname=hostname, operator_given=operator,
     )
     interactive = not yes and not json_out and sys.stdin.isatty() and sys.stdout.isatty()
-    if not interactive and not flags.has_password_source and flags.keys is None:
+    if not interactive and not flags.has_password_source and flags.keys is None and flags.hostname is None:
         raise UsageError(missing_flags_message(missing_flags(flags, None), image_read=False))
 
     info = probe_image(image)
@@ -388,9 +405,12 @@ def seed_command(
 @app.command(
     "inspect",
     help="Show what IMAGE's persist partition carries: every contract path (kind, owner, mode), the password "
-    "(set or locked, never the hash), SSH keys, host key, machine-id, Netbird, and anything unexpected.\n\n"
+    "(set or locked, never the hash), SSH keys, host key, machine-id, Netbird, the hostname, who seeded it "
+    "and when (the last entry of the seeding record, and how many; --json has them all), and anything "
+    "unexpected.\n\n"
     "The image is opened read-only: not one byte of the file changes. With --check, print only the verdict "
-    "and exit 1 if the image departs from the persist contract.\n\n" + EXIT_CODES_HELP,
+    "and exit 1 if the image departs from the persist contract (a hostname file the VM would ignore counts; "
+    "neither a hostname nor a seeding record is required).\n\n" + EXIT_CODES_HELP,
 )
 def inspect_command(
     image: ImageArgument,
@@ -438,9 +458,12 @@ def sample_disk_command(
     "batch",
     help="Make one seeded image per user of MANIFEST: DIR/<name>.qcow2, plus DIR/report.json.\n\n"
     "MANIFEST is a CSV file with the header name,ssh_keys,password_hash,netbird_setup_key,netbird_management_url "
-    "(or TOML [[user]] tables with those fields). ssh_keys lists key files separated by ';', relative to the "
-    "manifest's folder; an empty password_hash generates a password, written to DIR/initial-passwords.csv "
-    "(mode 0600). Every row is checked first: any bad row means exit 2 and nothing created.\n\n"
+    "(or TOML [[user]] tables with those fields), and optionally hostname. ssh_keys lists key files separated "
+    "by ';', relative to the manifest's folder; an empty password_hash generates a password, written to "
+    "DIR/initial-passwords.csv (mode 0600). hostname is the VM's name (1-63 lower-case letters, digits and "
+    "hyphens); empty, it is zvm-<name> in lower case with other characters made '-'. Two rows with one "
+    "hostname are refused. Every row is checked first: any bad row means exit 2 and nothing created.\n\n"
+    "Each image's seeding record names its manifest row and the operator (--operator, default user@host).\n\n"
     "Running it again resumes: complete images are kept unless --force. With --overlay the images are small "
     "qcow2 overlays backed by the base: the base must travel with them, at the same absolute path, unchanged.\n\n"
     + EXIT_CODES_HELP,
@@ -464,10 +487,12 @@ def batch_command(
         str | None, typer.Option("--shard", help="Only the K-th of N slices of the manifest, e.g. 2/4.", metavar="K/N")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Make every image again, even complete ones.")] = False,
+    operator: Annotated[str | None, OperatorOption] = None,
     json_out: JsonOut = False,
     accel: Accel = "auto",
     debug: Debug = False,
 ) -> None:
+    from provision import sources
     from provision.commands import batch
     from provision.core.manifest import parse_shard
     from provision.ui import progress, render
@@ -476,6 +501,7 @@ def batch_command(
     options = batch.BatchOptions(
         manifest=manifest, base=base, out_dir=out_dir, overlay=overlay, jobs=jobs,
         shard=parse_shard(shard) if shard is not None else None, force=force, accel=accel,
+        operator=sources.operator(operator),
     )
     result = batch.run_batch(options, progress.default_progress(json_out=json_out))
     if json_out:

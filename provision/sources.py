@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
+from provision.core.credentials.identity import validate_hostname
 from provision.core.credentials.netbird import validate_management_url, validate_netbird_setup_key
 from provision.core.credentials.passwords import MAX_PASSWORD_BYTES, check_password, validate_password_hash
 from provision.core.credentials.sshkeys import AuthorizedKey, merge_keys, parse_authorized_keys
@@ -25,6 +26,7 @@ from provision.core.manifest import (
     read_rows,
     validate_rows,
 )
+from provision.core.record import operator_from, validate_operator
 from provision.core.request import PasswordChoice, SeedFlags
 from provision.core.text import one_line
 from provision.errors import UsageError
@@ -191,6 +193,20 @@ def free_key_path(home: Path) -> Path:
     return candidate
 
 
+def operator(given: str | None) -> str:
+    """Who seeds, for the seeding record: --operator TEXT (checked), else `user@host` of this machine."""
+    if given is not None:
+        return validate_operator(given)
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except Exception:  # no name for this uid (a container): the record says so
+        user = "unknown"
+    return operator_from(user, socket.gethostname())
+
+
 def read_seed_flags(
     *,
     password_stdin: bool = False,
@@ -204,6 +220,8 @@ def read_seed_flags(
     no_host_keys: bool = False,
     new_host_keys: bool = False,
     new_machine_id: bool = False,
+    hostname: str | None = None,
+    operator_given: str | None = None,
 ) -> SeedFlags:
     """The seed command's flags, every file read and every value checked: bad input fails here, before the
     image is opened. A plain password is kept (as a Secret) to be hashed while the appliance starts."""
@@ -237,4 +255,6 @@ def read_seed_flags(
         netbird_management_url=(
             validate_management_url(netbird_management_url) if netbird_management_url is not None else None
         ),
+        hostname=validate_hostname(hostname, "--hostname") if hostname is not None else None,
+        operator=operator(operator_given),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -147,6 +148,7 @@ BLANK_ANSWERS = {
     "password_again": "correct horse",
     "ssh_keys": DEFAULT,
     "netbird": DEFAULT,
+    "hostname": DEFAULT,
     "confirm": DEFAULT,
 }
 
@@ -191,7 +193,8 @@ def test_short_password_is_refused_with_a_clear_message(home):
 
 def test_reseed_keeps_what_is_there_by_default(home):
     state = seeded_state()
-    answers = {"password_method": DEFAULT, "ssh_keys": DEFAULT, "netbird": DEFAULT, "confirm": DEFAULT}
+    answers = {"password_method": DEFAULT, "ssh_keys": DEFAULT, "netbird": DEFAULT, "hostname": DEFAULT,
+               "confirm": DEFAULT}
     result, prompter, said = wizard(state, answers)
     assert prompter.seen["password_method"]["default"] == "keep"
     assert result.request.password == PasswordChoice.keep()
@@ -202,7 +205,8 @@ def test_reseed_keeps_what_is_there_by_default(home):
 
 
 def test_reseed_empty_password_keeps_it(home):
-    answers = {"password_method": "type", "password": "", "ssh_keys": [], "netbird": False, "confirm": True}
+    answers = {"password_method": "type", "password": "", "ssh_keys": [], "netbird": False, "hostname": DEFAULT,
+               "confirm": True}
     result, prompter, _ = wizard(seeded_state(), answers)
     assert result.request.password == PasswordChoice.keep()
     assert "password_again" not in prompter.asked
@@ -263,7 +267,7 @@ def test_what_does_not_need_the_image_is_asked_while_the_appliance_starts(home):
     _, _, log = wizard_log(blank_state(), answers)
     before, after = asked_before_and_after_the_wait(log)
     assert before == ["ssh_keys", "netbird", "netbird_setup_key", "netbird_management_url"]
-    assert after == ["password_method", "password", "password_again", "confirm"]
+    assert after == ["password_method", "password", "password_again", "hostname", "confirm"]
     said = [line for kind, line in log if kind == "say"]
     assert "Starting the libguestfs appliance" in said[1]  # at once, before the first question
     assert log.index(("ask", "ssh_keys")) < log.index(("wait", ""))
@@ -275,10 +279,11 @@ def test_what_does_not_need_the_image_is_asked_while_the_appliance_starts(home):
 
 def test_keep_choices_come_after_the_state_is_shown_and_nothing_is_asked_twice(home):
     with_pub(home, "id_ed25519.pub")
-    answers = {"ssh_keys": [], "netbird": DEFAULT, "password_method": DEFAULT, "confirm": DEFAULT}
+    answers = {"ssh_keys": [], "netbird": DEFAULT, "password_method": DEFAULT, "hostname": DEFAULT,
+               "confirm": DEFAULT}
     result, prompter, log = wizard_log(seeded_state(netbird=True), answers)
     before, after = asked_before_and_after_the_wait(log)
-    assert before == ["ssh_keys", "netbird"] and after == ["password_method", "confirm"]
+    assert before == ["ssh_keys", "netbird"] and after == ["password_method", "hostname", "confirm"]
     assert [o.value for o in prompter.seen["password_method"]["options"]][0] == "keep"
     said = [line for kind, line in log if kind == "say"]
     assert "persist: already seeded" in said
@@ -293,7 +298,7 @@ def test_no_key_for_an_image_without_one_is_asked_again_once_the_image_is_known(
     result, prompter, log = wizard_log(blank_state(), answers)
     before, after = asked_before_and_after_the_wait(log)
     assert before == ["ssh_keys", "netbird"]
-    assert after == ["ssh_keys", "password_method", "password", "password_again", "confirm"]
+    assert after == ["ssh_keys", "password_method", "password", "password_again", "hostname", "confirm"]
     assert any("holds no SSH key" in line for kind, line in log if kind == "say")
     assert prompter.refused.get("ssh_keys") is None
     assert [k.line for k in result.request.keys] == [lines["id_ed25519.pub"]]
@@ -301,7 +306,8 @@ def test_no_key_for_an_image_without_one_is_asked_again_once_the_image_is_known(
 
 def test_replace_keys_needs_one_key_at_once(home):
     with_pub(home, "id_ed25519.pub")
-    answers = {"ssh_keys": Turns([[], DEFAULT]), "netbird": DEFAULT, "password_method": DEFAULT, "confirm": DEFAULT}
+    answers = {"ssh_keys": Turns([[], DEFAULT]), "netbird": DEFAULT, "password_method": DEFAULT,
+               "hostname": DEFAULT, "confirm": DEFAULT}
     _, prompter, _ = wizard(seeded_state(), answers, SeedFlags(replace_keys=True))
     assert prompter.refused["ssh_keys"] == ["choose at least one: zvm logs in over SSH with a key only"]
 
@@ -367,7 +373,7 @@ def test_no_at_the_confirmation_is_exit_1_not_an_interrupt_and_writes_nothing_an
 
 
 @pytest.mark.parametrize("question", ["password_method", "password", "password_again", "ssh_keys", "netbird",
-                                      "netbird_setup_key", "confirm"])
+                                      "netbird_setup_key", "hostname", "confirm"])
 def test_ctrl_c_at_any_question_aborts(home, question):
     with_pub(home, "id_ed25519.pub")
     answers = dict(BLANK_ANSWERS, netbird=True, netbird_setup_key=NETBIRD_KEY, netbird_management_url="")
@@ -421,7 +427,8 @@ def test_netbird_empty_url_means_the_default_service(home):
 def test_flags_given_are_not_asked_again(home):
     key = tuple(parse_authorized_keys(public_line(comment="flag") + "\n", "flag"))
     flags = SeedFlags(password_plain=Secret("from a file 123"), keys=key,
-                      netbird_setup_key=Secret(NETBIRD_KEY), netbird_management_url="https://nb.example")
+                      netbird_setup_key=Secret(NETBIRD_KEY), netbird_management_url="https://nb.example",
+                      hostname="zvm-flag")
     result, prompter, _ = wizard(blank_state(), {"confirm": True}, flags)
     assert prompter.asked == ["confirm"]
     assert verifies(result.request.password, "from a file 123")  # hashed on the way, as the scripted run does
@@ -431,9 +438,9 @@ def test_flags_given_are_not_asked_again(home):
 def test_partial_flags_ask_only_the_rest(home):
     with_pub(home, "id_ed25519.pub")
     flags = SeedFlags(password=PasswordChoice.locked())
-    answers = {"ssh_keys": DEFAULT, "netbird": False, "confirm": True}
+    answers = {"ssh_keys": DEFAULT, "netbird": False, "hostname": DEFAULT, "confirm": True}
     result, prompter, _ = wizard(blank_state(), answers, flags)
-    assert prompter.asked == ["ssh_keys", "netbird", "confirm"]
+    assert prompter.asked == ["ssh_keys", "netbird", "hostname", "confirm"]
     assert result.request.password == PasswordChoice.locked()
 
 
@@ -480,4 +487,27 @@ def test_the_questions_are_one_list_with_unique_names_asked_before_or_after_the_
     before = [q.name for q in QUESTIONS if q.part in ("keys", "netbird")]
     assert before == ["ssh_keys", "ssh_key_paste", "ssh_key_file", "keygen_path", "keygen_passphrase",
                       "keygen_passphrase_again", "netbird", "netbird_setup_key", "netbird_management_url"]
-    assert names[len(before):] == ["password_method", "password_hash", "password", "password_again", "confirm"]
+    assert names[len(before):] == ["password_method", "password_hash", "password", "password_again", "hostname",
+                                   "confirm"]
+
+
+def test_hostname_question_defaults_to_the_images_name_and_keeps_it_unless_changed(home):
+    with_pub(home, "id_ed25519.pub")
+    # blank image: the default is zvm, and taking it writes no file (the VM is zvm without one)
+    result, prompter, _ = wizard(blank_state(), dict(BLANK_ANSWERS))
+    assert prompter.seen["hostname"]["default"] == "zvm"
+    assert result.request.hostname is None
+    assert result.plan.operation("/etc/hostname").action == "keep"
+    # a seeded name is the default, and Enter keeps it
+    named = replace(seeded_state(), hostname="zvm-alice", hostname_raw=b"zvm-alice\n")
+    answers = {"ssh_keys": [], "netbird": False, "password_method": DEFAULT, "hostname": DEFAULT, "confirm": True}
+    result, prompter, _ = wizard(named, answers)
+    assert prompter.seen["hostname"]["default"] == "zvm-alice" and result.request.hostname is None
+    # a new name is checked with the rule, then written
+    answers = dict(BLANK_ANSWERS, hostname=Turns(["Bad_Name", "-x", "zvm-bob"]))
+    result, prompter, said = wizard(blank_state(), answers)
+    assert all("lower-case letters" in why for why in prompter.refused["hostname"])
+    assert len(prompter.refused["hostname"]) == 2
+    assert result.request.hostname == "zvm-bob"
+    assert result.plan.operation("/etc/hostname").content == b"zvm-bob\n"
+    assert "Hostname: zvm-bob" in said

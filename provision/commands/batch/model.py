@@ -33,6 +33,7 @@ class BatchOptions:
     force: bool = False
     accel: Accel = "auto"
     max_disks: int = MAX_DISKS_PER_APPLIANCE
+    operator: str | None = None  # who runs the batch, for each image's seeding record
 
 
 class UserStatus(StrEnum):
@@ -72,6 +73,7 @@ class UserResult:
             "machine_id": self.machine_id,
             "netbird_setup_key_given": self.netbird_setup_key,
             "netbird_management_url": self.netbird_management_url,
+            "hostname": self.user.hostname,
         }
 
 

@@ -66,6 +66,8 @@ def row_problems(report: InspectReport, user: User, result: UserResult) -> list[
         problems.append("it has no Netbird setup key")
     if user.netbird_management_url is not None and report.netbird.management_url != user.netbird_management_url:
         problems.append("its Netbird management URL differs from the manifest's")
+    if report.hostname.value != user.hostname:
+        problems.append(f"its hostname is {report.hostname.value or report.hostname.state}, not {user.hostname}")
     result.authorized_keys = report.authorized_keys
     host = report.host_key
     result.host_key = {"type": host.type, "fingerprint": host.fingerprint, "known_hosts": host.known_hosts}
