@@ -47,8 +47,8 @@ def validate_operator(text: str) -> str:
 
 def operator_from(user: str, host: str) -> str:
     """The default operator, `user@host` from this machine, made safe to record (escaped, capped)."""
-    text = shown(f"{user or 'unknown'}@{host or 'unknown'}", MAX_OPERATOR_CHARS - 3)
-    return text
+    text = shown(f"{user or 'unknown'}@{host or 'unknown'}", 4 * MAX_OPERATOR_CHARS)  # escaped first...
+    return text if len(text) <= MAX_OPERATOR_CHARS else text[: MAX_OPERATOR_CHARS - 3] + "..."  # ...then capped
 
 
 def utc_time(moment: datetime) -> str:

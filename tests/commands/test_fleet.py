@@ -51,13 +51,14 @@ def sha256(path: Path) -> str:
 def fleet(tmp_path_factory, sample_disk_template):
     work = tmp_path_factory.mktemp("fleet")
     disk = copy_disk(sample_disk_template, work / "vm.qcow2")
-    old = b"".join(b'{"tool":"zvm-provision","time":"2026-01-01T00:00:%02dZ","n":%d}\n' % (n % 60, n)
-                   for n in range(OLD_ENTRIES))
+    old = [b'{"tool":"zvm-provision","time":"2026-01-01T00:00:%02dZ","n":%d}\n' % (n % 60, n)
+           for n in range(OLD_ENTRIES)]
+    damaged = b"".join(old[:3]) + b"this line was damaged\n" + b"".join(old[3:])
     with Appliance([probe_image(disk)], readonly=False, accel=TEST_ACCEL) as appliance:
         appliance.launch()
         with appliance.mount_persist(0, writable=True) as fs:
             fs.make_dir("/zvm-provision", 0, 0, 0o700)
-            fs.write_file(RECORD, old[:100] + b"this line was damaged\n" + old[100:], 0, 0, 0o600)
+            fs.write_file(RECORD, damaged, 0, 0, 0o600)
         appliance.close()
 
     key = work / "it.pub"

@@ -114,7 +114,8 @@ def test_operator_is_one_bounded_printable_line():
     assert validate_operator("y" * 128) == "y" * 128
     # the default from this machine is made safe, whatever the user or host name holds
     assert operator_from("it", "desk") == "it@desk"
-    assert "\n" not in operator_from("a\nb", "h" * 500) and len(operator_from("a", "h" * 500)) <= 128
+    assert "\n" not in operator_from("a\nb", "h" * 500) and len(operator_from("a", "h" * 500)) == 128
+    assert len(operator_from("\x1b" * 100, "desk")) == 128 and validate_operator(operator_from("\x1b", "d"))
 
 
 # -- entries, appending, the bound --------------------------------------------------------------------
