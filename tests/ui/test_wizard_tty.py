@@ -105,7 +105,7 @@ def test_keystrokes_seed_the_image(sample_disk, open_readonly, tmp_path):
         child.expect("The same password again")
         child.send(PASSWORD + ENTER)
         child.expect("The VM's name")
-        child.send("zvm-typed" + ENTER)
+        child.send("\x7f" * 3 + "zvm-typed" + ENTER)  # the answer starts as the default, zvm: erase it
         child.expect("Write this to")
         child.send("y")
         confirmed = time.monotonic()
