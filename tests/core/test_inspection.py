@@ -289,3 +289,32 @@ def test_human_report_shows_the_items_of_the_issue():
                      "seeded 2026-11-29 14:02 UTC by it@desk with zvm-provision 0.1.0 (1 seeding recorded)"):
         assert expected in text, expected
     assert render_check([]) == "OK: the image meets the persist contract"
+
+
+def test_check_flags_a_hostname_the_vm_would_ignore_but_requires_neither_a_hostname_nor_a_record():
+    fs, _ = seeded_fs()
+    fs.nodes["/etc/hostname"].data = b"Not_A_Name\n"
+    report = report_of(fs)
+    assert report.hostname.state == "invalid" and report.hostname.boots_as == "zvm"
+    [problem] = check_image_contract(report)
+    assert problem.startswith("/etc/hostname: not one line holding a valid hostname (a hostname is 1 to 63")
+    assert problem.endswith("the VM ignores it and boots as zvm")
+    assert "invalid: the VM ignores it and boots as zvm" in render_text(report)
+    # an image seeded by hand: no hostname, no record, still meets the contract
+    for path in ("/etc/hostname", "/zvm-provision/history.jsonl", "/zvm-provision"):
+        del fs.nodes[path]
+    report = report_of(fs)
+    assert check_image_contract(report) == []
+    assert (report.hostname.state, report.record.state) == ("absent", "absent")
+    text = render_text(report)
+    assert "zvm (built in; none seeded)" in text and "none (never seeded, seeded by hand" in text
+
+
+def test_a_damaged_record_is_shown_but_is_not_drift():
+    fs, _ = seeded_fs()
+    fs.nodes["/zvm-provision/history.jsonl"].data += b"\x00garbage\n"
+    report = report_of(fs)
+    assert check_image_contract(report) == []
+    assert report.record.unreadable_lines == 1 and len(report.record.entries) == 1
+    assert "1 unreadable line (dropped at the next seeding)" in render_text(report, width=200)
+    assert report_to_json(report)["record"]["unreadable_lines"] == 1
