@@ -149,6 +149,13 @@ in
 
   machineId = guestPath (byRole "machine-id").path;
 
+  # The seeded hostname (modules/hostname.nix); absent on an unseeded image.
+  hostnameFile = guestPath (byRole "hostname").path;
+
+  # The seeding record the tool appends to: outside the allowlist (no `persist`), so the VM binds it nowhere;
+  # root reads it under the persist mount (modules/ephemeral.nix asserts that nothing persists it).
+  seedRecord = guestPath (byRole "seed-record").path;
+
   netbird = {
     setupKeyFile = guestPath (byRole "netbird-setup-key").path;
     managementUrlFile = guestPath (byRole "netbird-management-url").path;

@@ -48,6 +48,7 @@
         user = ./modules/user.nix;
         hardening = ./modules/hardening.nix;
         updates = ./modules/updates.nix;
+        hostname = ./modules/hostname.nix;
         netbird = ./modules/netbird.nix;
         image = ./modules/image.nix;
         console = ./modules/console.nix;

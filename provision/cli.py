@@ -272,6 +272,11 @@ Format = Annotated[
                  help="qcow2, raw, vmdk (VMware) or vdi (VirtualBox): the seeding happens on a qcow2, the "
                  "conversion (qemu-img convert) last."),
 ]
+OperatorOption = typer.Option(
+    "--operator", metavar="TEXT",
+    help="Who seeds, for the seeding record in the image (inspect shows it): one line, at most 128 "
+    "characters, e.g. it@desk or a ticket number. Default: your user@host.",
+)
 
 
 def check_accel(accel: str) -> str:
@@ -289,6 +294,9 @@ def check_accel(accel: str) -> str:
     "(exit 2). Running it again on a seeded image keeps what is there and adds what you give.\n\n"
     "It never locks everyone out: a run that would leave no SSH key and no password (locked or missing) "
     "is refused (exit 2, nothing written). A key, or a password for the console, is enough.\n\n"
+    "Each seeding that changes something appends an entry (who, when, which keys, host key, machine-id, "
+    "hostname; never a secret) to the image's seeding record, /zvm-provision/history.jsonl on persist "
+    "(the last 50 are kept); `zvm-provision inspect` shows it.\n\n"
     + EXIT_CODES_HELP,
 )
 def seed_command(
@@ -356,6 +364,14 @@ def seed_command(
     new_machine_id: Annotated[
         bool, typer.Option("--new-machine-id", help="Replace an existing machine-id (do this on every copy of a base).")
     ] = False,
+    hostname: Annotated[
+        str | None,
+        typer.Option("--hostname", metavar="NAME",
+                     help="The VM's name at boot and in Netbird: 1-63 lower-case letters, digits and hyphens, "
+                     "no hyphen first or last (e.g. zvm-alice). Without it the image keeps its name "
+                     "(none seeded: zvm)."),
+    ] = None,
+    operator: Annotated[str | None, OperatorOption] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show the plan; open the image read-only and change nothing.")
     ] = False,
@@ -401,6 +417,7 @@ def seed_command(
         remove_keys=remove_key,
         netbird_setup_key_file=netbird_setup_key_file, netbird_management_url=netbird_management_url,
         no_host_keys=no_host_keys, new_host_keys=new_host_keys, new_machine_id=new_machine_id,
+        hostname=hostname, operator_given=operator,
     )
     interactive = not yes and not json_out and sys.stdin.isatty() and sys.stdout.isatty()
     if flags.fetched:  # what came from the network, with fingerprints, before the image is opened
@@ -453,9 +470,12 @@ def seed_command(
 @app.command(
     "inspect",
     help="Show what IMAGE's persist partition carries: every contract path (kind, owner, mode), the password "
-    "(set or locked, never the hash), SSH keys, host key, machine-id, Netbird, and anything unexpected.\n\n"
+    "(set or locked, never the hash), SSH keys, host key, machine-id, Netbird, the hostname, who seeded it "
+    "and when (the last entry of the seeding record, and how many; --json has them all), and anything "
+    "unexpected.\n\n"
     "The image is opened read-only: not one byte of the file changes. With --check, print only the verdict "
-    "and exit 1 if the image departs from the persist contract.\n\n" + EXIT_CODES_HELP,
+    "and exit 1 if the image departs from the persist contract (a hostname file the VM would ignore counts; "
+    "neither a hostname nor a seeding record is required).\n\n" + EXIT_CODES_HELP,
 )
 def inspect_command(
     image: ImageArgument,
@@ -467,9 +487,9 @@ def inspect_command(
     debug: Debug = False,
 ) -> None:
     from provision.commands.inspect import inspect_image
-    from provision.core.inspection import check_image_contract
+    from provision.core.contractcheck import check_image_contract
     from provision.guest.diskformat import probe_image
-    from provision.ui import progress, render
+    from provision.ui import progress, render_inspect
 
     check_accel(accel)
     info = probe_image(image)
@@ -477,11 +497,11 @@ def inspect_command(
     report = inspect_image(info, accel=accel, waiting=status)
     problems = check_image_contract(report)
     if json_out:
-        print(json.dumps(render.report_to_json(report, problems), indent=2))
+        print(json.dumps(render_inspect.report_to_json(report, problems), indent=2))
     elif check:
-        print(render.render_check(problems))
+        print(render_inspect.render_check(problems))
     else:
-        render.print_report(report, problems=problems)
+        render_inspect.print_report(report, problems=problems)
     if check and problems:
         raise typer.Exit(int(ExitCode.FAILURE))
 
@@ -505,11 +525,14 @@ def sample_disk_command(
     "batch",
     help="Make one seeded image per user of MANIFEST: DIR/<name>.qcow2, plus DIR/report.json.\n\n"
     "MANIFEST is a CSV file with the header name,ssh_keys,password_hash,netbird_setup_key,netbird_management_url "
-    "(or TOML [[user]] tables with those fields). ssh_keys lists key files separated by ';', relative to the "
-    "manifest's folder, or keys to fetch over HTTPS: gh:USER, gl:USER, an https:// URL (each distinct one "
-    "fetched once, before any image is made); an empty password_hash generates a password, written to "
-    "DIR/initial-passwords.csv (mode 0600). Every row is checked first: any bad row means exit 2 (1 when a key source cannot be "
-    "fetched) and nothing created.\n\n"
+    "(or TOML [[user]] tables with those fields), and optionally hostname. ssh_keys lists key files separated "
+    "by ';', relative to the manifest's folder, or keys to fetch over HTTPS: gh:USER, gl:USER, an https:// URL "
+    "(each distinct one fetched once, before any image is made); an empty password_hash generates a password, "
+    "written to DIR/initial-passwords.csv (mode 0600). hostname is the VM's name (1-63 lower-case letters, "
+    "digits and hyphens); empty, it is zvm-<name> in lower case with other characters made '-'. Two rows with "
+    "one hostname are refused. Every row is checked first: any bad row means exit 2 (1 when a key source "
+    "cannot be fetched) and nothing created.\n\n"
+    "Each image's seeding record names its manifest row and the operator (--operator, default user@host).\n\n"
     "Running it again resumes: complete images are kept unless --force. With --overlay the images are small "
     "qcow2 overlays backed by the base: the base must travel with them, at the same absolute path, unchanged.\n\n"
     "To hand images over: --compress (compressed qcow2, the smallest to send) or --format raw|vmdk|vdi "
@@ -545,12 +568,14 @@ def batch_command(
                      "(or set ZVM_PROVISION_SHARDS)."),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Make every image again, even complete ones.")] = False,
+    operator: Annotated[str | None, OperatorOption] = None,
     json_out: JsonOut = False,
     accel: Accel = "auto",
     compress: Compress = False,
     format_name: Format = None,
     debug: Debug = False,
 ) -> None:
+    from provision import sources
     from provision.commands import batch
     from provision.core.handover import output_spec
     from provision.core.shards import ShardSource, choose_shard, engine_ignored
@@ -563,6 +588,7 @@ def batch_command(
         manifest=manifest, base=base, out_dir=out_dir, overlay=overlay, jobs=jobs,
         shard=(choice.index, choice.count) if choice is not None else None, force=force, accel=accel,
         output=output,
+        operator=sources.operator(operator),
     )
     shown = progress.default_progress(json_out=json_out)
     if choice is not None and choice.source != ShardSource.GIVEN:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from provision.core.credentials.identity import validate_hostname
 from provision.core.credentials.keysources import (
     FetchedKeys,
     KeySource,
@@ -34,6 +35,7 @@ from provision.core.manifest import (
     read_rows,
     validate_rows,
 )
+from provision.core.record import operator_from, validate_operator
 from provision.core.request import PasswordChoice, SeedFlags
 from provision.core.text import one_line
 from provision.errors import ProvisionError, UsageError
@@ -254,6 +256,20 @@ def free_key_path(home: Path) -> Path:
     return candidate
 
 
+def operator(given: str | None) -> str:
+    """Who seeds, for the seeding record: --operator TEXT (checked), else `user@host` of this machine."""
+    if given is not None:
+        return validate_operator(given)
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except Exception:  # no name for this uid (a container): the record says so
+        user = "unknown"
+    return operator_from(user, socket.gethostname())
+
+
 def read_seed_flags(
     *,
     password_stdin: bool = False,
@@ -269,6 +285,8 @@ def read_seed_flags(
     no_host_keys: bool = False,
     new_host_keys: bool = False,
     new_machine_id: bool = False,
+    hostname: str | None = None,
+    operator_given: str | None = None,
 ) -> SeedFlags:
     """The seed command's flags, every file read, every key source fetched (through `fetch_keys`) and every
     value checked: bad input fails here, before the image is opened. A plain password is kept (as a Secret)
@@ -309,4 +327,6 @@ def read_seed_flags(
         new_machine_id=new_machine_id,
         netbird_setup_key=setup_key,
         netbird_management_url=url,
+        hostname=validate_hostname(hostname, "--hostname") if hostname is not None else None,
+        operator=operator(operator_given),
     )

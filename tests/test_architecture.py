@@ -22,7 +22,8 @@ ALLOWED = {
     "sources": {"core", "errors", "secret"},
     "fetch": {"provision", "fetch", "core", "errors", "secret"},  # the network: keys from forges and URLs
     "guest": {"guest", "core", "hostfiles", "errors", "secret"},
-    "commands": {"commands", "guest", "core", "hostfiles", "sources", "fetch", "errors", "secret"},
+    # commands reads the package's version for the seeding record (commands/seed.py)
+    "commands": {"provision", "commands", "guest", "core", "hostfiles", "sources", "fetch", "errors", "secret"},
     "ui": {"ui", "commands", "guest", "core", "hostfiles", "sources", "fetch", "errors", "secret"},
     "cli": {"provision", "cli", "ui", "commands", "guest", "core", "hostfiles", "sources", "fetch", "errors",
             "secret"},

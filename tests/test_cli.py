@@ -418,3 +418,27 @@ def test_remove_key_mistakes_are_refused_before_the_image_is_opened(fake_disk, k
     assert result.returncode == 2, result.stderr
     assert words in result.stderr
     assert sha256(fake_disk) == before
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--hostname", "Alice_PC"], ["--hostname 'Alice_PC' is refused", "1 to 63 characters", "lower-case letters"]),
+    (["--hostname", ""], ["--hostname '' is refused"]),
+    (["--operator", "it\ndesk"], ["--operator must be one line"]),
+    (["--operator", "x" * 129], ["longer than 128 characters"]),
+])
+def test_a_bad_hostname_or_operator_is_refused_before_the_image_is_opened(fake_disk, key_file, flags, words):
+    before = sha256(fake_disk)
+    result = run(str(fake_disk), "--no-password", "--ssh-key", str(key_file), *flags)
+    assert result.returncode == 2, result.stderr
+    for word in words:
+        assert word in result.stderr
+    assert sha256(fake_disk) == before
+
+
+def test_help_teaches_the_hostname_the_operator_and_the_record():
+    seed = " ".join(run("seed", "--help").stdout.split())  # help wraps lines anywhere
+    for word in ("--hostname", "1-63 lower-case letters", "zvm-alice", "--operator", "history.jsonl", "last 50"):
+        assert word in seed, word
+    batch = " ".join(run("batch", "--help").stdout.split())
+    assert "optionally hostname" in batch and "zvm-<name>" in batch and "--operator" in batch
+    assert "seeding record" in " ".join(run("inspect", "--help").stdout.split())

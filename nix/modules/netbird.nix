@@ -3,10 +3,14 @@
 { config, pkgs, ... }:
 let
   contract = import ../contract.nix { };
+  seededHostname = config.zvm.hostname.seededNameTool;
   client = config.services.netbird.clients.default;
   daemon = "${client.service.name}.service"; # netbird.service for the default client
 in
 {
+  # The seeded hostname's check (the same that names the VM at boot).
+  imports = [ ./hostname.nix ];
+
   # The default client: netbird.service, state in /var/lib/netbird (persisted by ephemeral.nix), interface wt0.
   services.netbird.enable = true;
 
@@ -40,6 +44,8 @@ in
       set -euo pipefail
       key_file=${contract.netbird.setupKeyFile}
       url_file=${contract.netbird.managementUrlFile}
+      # The seeded hostname if valid, else empty (the peer is then named after the VM's built-in hostname).
+      name=$(${seededHostname} ${contract.hostnameFile})
 
       # Wait for the daemon's socket.
       for _ in $(seq 1 60); do
@@ -51,6 +57,10 @@ in
       args=(up --setup-key-file "$key_file")
       if [ -s "$url_file" ]; then
         args+=(--management-url "$(tr -d '[:space:]' < "$url_file")")
+      fi
+      # The peer's name in the Netbird dashboard.
+      if [ -n "$name" ]; then
+        args+=(--hostname "$name")
       fi
       netbird "''${args[@]}"
       rm -f -- "$key_file"

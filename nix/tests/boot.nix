@@ -1,5 +1,5 @@
-# checks.x86_64-linux.boot: the zvm image, seeded by zvm-provision, booted twice under the NixOS test
-# framework (pkgs.testers.runNixOSTest). Needs a machine that can build NixOS and run KVM; offline,
+# checks.x86_64-linux.boot: the zvm image booted unseeded once, then seeded by zvm-provision and booted twice,
+# under the NixOS test framework (pkgs.testers.runNixOSTest). Needs a machine that can build NixOS and run KVM; offline,
 # tests/test_nix_boot.py parses and evaluates this file as far as it can (see nix/README.md).
 {
   lib,
@@ -64,14 +64,20 @@ in
       import tempfile
 
       seed = json.load(open("${seeded}/seed.json"))
-      disk = os.path.join(tempfile.mkdtemp(), "zvm.qcow2")
+      work = tempfile.mkdtemp()
+      unseeded_disk = os.path.join(work, "unseeded.qcow2")
+      disk = os.path.join(work, "zvm.qcow2")
+      # Writable overlays: the built image as it ships, and the seeded copy.
+      subprocess.run(
+          ["${hostPkgs.qemu-utils}/bin/qemu-img", "create", "-f", "qcow2", "-F", "raw",
+           "-b", "${image}", unseeded_disk],
+          check=True,
+      )
       subprocess.run(
           ["${hostPkgs.qemu-utils}/bin/qemu-img", "create", "-f", "qcow2", "-F", "qcow2",
            "-b", "${seeded}/zvm.qcow2", disk],
           check=True,
       )
-      # The framework's VM script boots whatever disk NIX_DISK_IMAGE names (and keeps it across reboots).
-      os.environ["NIX_DISK_IMAGE"] = disk
 
       SSH = "ssh -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
 
@@ -94,7 +100,29 @@ in
           assert zvm.succeed(f"{SSH} -i /root/id_ed25519 zvm@localhost id -un").strip() == "zvm"
 
 
+      def hostname_is(name):
+          assert zvm.succeed("hostname").strip() == name
+          assert zvm.succeed("cat /etc/hostname").strip() == name
+
+
+      # The framework's VM script boots whatever disk NIX_DISK_IMAGE names when it starts (and keeps it
+      # across reboots): first the image as built, never seeded.
+      os.environ["NIX_DISK_IMAGE"] = unseeded_disk
+      zvm.start()
+      zvm.wait_for_unit("multi-user.target")
+
+      with subtest("unseeded: without a seeded hostname the VM keeps its built-in one"):
+          zvm.succeed("test ! -e ${contract.hostnameFile}")
+          hostname_is("${nodes.zvm.networking.hostName}")
+
+      zvm.shutdown()
+      os.environ["NIX_DISK_IMAGE"] = disk
       boot()
+
+      with subtest("seeded: the VM has the seeded hostname"):
+          assert seed["hostname"] == "zvm-boot-test", seed
+          assert zvm.succeed("cat ${contract.hostnameFile}") == seed["hostname"] + "\n"
+          hostname_is(seed["hostname"])
 
       with subtest("SSH: the seeded key logs in, a password is never asked for"):
           key_login_works()
@@ -121,6 +149,11 @@ in
           result = zvm.succeed("systemctl show -P ConditionResult zvm-netbird-enrol.service").strip()
           assert result == "no", result
 
+      with subtest("the seeding record stays on persist, root's only, outside the running system's tree"):
+          zvm.succeed("test -s ${contract.seedRecord}")
+          assert zvm.succeed("stat -c '%u:%g %a' ${contract.seedRecord}").strip() == "0:0 600"
+          zvm.fail("test -e /zvm-provision")
+
       zvm.succeed("touch /root/outside-the-allowlist /var/lib/outside-the-allowlist")
       zvm.succeed("echo kept > /var/log/zvm-boot-test")
       zvm.shutdown()
@@ -132,6 +165,7 @@ in
           assert zvm.succeed("cat /var/log/zvm-boot-test").strip() == "kept"
           assert zvm.succeed("cat /etc/machine-id").strip() == seed["machine_id"]
           assert host_key_fingerprint() == seed["host_key"]["fingerprint"]
+          hostname_is(seed["hostname"])
           key_login_works()
     '';
 }

@@ -120,6 +120,30 @@ in
       }
   ) config.system.activationScripts;
 
+  # /etc's files as nixpkgs links them (the "etc" activation snippet).
+  etc = lib.mapAttrs (_: e: {
+    inherit (e)
+      enable
+      target
+      mode
+      text
+      ;
+    source = toString e.source;
+  }) config.environment.etc;
+
+  hostname = {
+    inherit (config.networking) hostName;
+    # The check of a seeded name (modules/hostname.nix): its store path and the script it runs.
+    seededNameTool =
+      let
+        tool = config.zvm.hostname.seededNameTool;
+      in
+      {
+        path = toString tool;
+        inherit (tool) text;
+      };
+  };
+
   netbird = lib.mapAttrs (_: c: {
     service = c.service.name;
     wrapper = toString c.wrapper;

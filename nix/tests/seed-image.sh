@@ -13,5 +13,6 @@ password_file=$(mktemp)
 trap 'rm -f "$password_file"' EXIT
 printf '%s\n' "$ZVM_TEST_PASSWORD" >"$password_file"
 qemu-img convert -f raw -O qcow2 "$image" "$out/zvm.qcow2"
+# A hostname, so that the seeded boots come up under it (boot.nix checks both seeded boots and an unseeded one).
 zvm-provision seed "$out/zvm.qcow2" --password-file "$password_file" --ssh-key "$out/id_ed25519.pub" \
-  --yes --json >"$out/seed.json"
+  --hostname zvm-boot-test --operator zvm-boot-test --yes --json >"$out/seed.json"

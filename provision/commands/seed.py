@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
@@ -97,7 +98,10 @@ class SeedOutcome:
 
 
 def fresh_material() -> FreshMaterial:
-    return FreshMaterial(host_key=generate_host_key(), machine_id=new_machine_id())
+    from provision import __version__
+
+    return FreshMaterial(host_key=generate_host_key(), machine_id=new_machine_id(), now=datetime.now(UTC),
+                         tool_version=__version__)
 
 
 def plan_seed(target: SeedTarget, request: SeedRequest) -> Plan:

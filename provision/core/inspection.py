@@ -1,5 +1,5 @@
-"""The inspect report: what persist holds (state and walk) compared with the contract, and the contract check
-that `inspect --check` prints and batch reuses to decide whether an image is complete. Pure: no I/O.
+"""The inspect report: what persist holds (state and walk) compared with the contract. The verdict on it (`inspect --check`, and batch's
+judgement of whether an image is complete) is core.contractcheck. Pure: no I/O.
 
 Never a secret: the password hash, the host private key and the Netbird setup key are read (to describe them)
 but no part of them reaches the report. Everything else read from the image is untrusted text: it is escaped
@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
-from provision.core.access import no_way_in_reason
 from provision.core.credentials.hostkeys import host_key_summary
+from provision.core.credentials.identity import BUILT_IN_HOSTNAME
 from provision.core.credentials.sshkeys import AuthorizedKey
 from provision.core.disk import ImageInfo, Partition
 from provision.core.fs import Stat, StatKind
 from provision.core.layout import Entry, Layout
+from provision.core.record import RecordReport, record_report
 from provision.core.state import ImageState
 from provision.core.text import shown
 from provision.core.walk import FILESYSTEM_DIRS, Walk
@@ -77,6 +78,13 @@ class NetbirdReport:
 
 
 @dataclass(frozen=True)
+class HostnameReport:
+    state: Literal["seeded", "absent", "invalid", "unreadable"]
+    value: str | None = None  # the seeded name (valid: no escaping needed)
+    boots_as: str = BUILT_IN_HOSTNAME  # what the VM calls itself: the seeded name, else its built-in one
+
+
+@dataclass(frozen=True)
 class UnexpectedEntry:
     path: str
     kind: StatKind
@@ -102,6 +110,8 @@ class InspectReport:
     host_key: HostKeyReport
     machine_id: MachineIdReport
     netbird: NetbirdReport
+    hostname: HostnameReport
+    record: RecordReport
     unexpected: tuple[UnexpectedEntry, ...]  # every one the walk saw: symlinks, special files, hard links,
     # unnamed root-area entries (only the screen cuts this list)
     other_entries: int  # user/system content below the home directory and similar: counted
@@ -229,6 +239,18 @@ def build_report(
         _redact_url(state.netbird_management_url) if state.netbird_management_url else None,
     )
 
+    hostname_entry = layout.role("hostname")
+    if state.hostname is not None:
+        hostname = HostnameReport("seeded", state.hostname, state.hostname)
+    elif state.hostname_raw is not None:
+        hostname = HostnameReport("invalid")
+    elif path_status[hostname_entry.path].stat is not None:
+        hostname = HostnameReport("unreadable")
+    else:
+        hostname = HostnameReport("absent")
+
+    record = record_report(state.record)
+
     unexpected, other, examples = _classify_walk(walk, layout)
     return InspectReport(
         image=str(info.path),
@@ -244,6 +266,8 @@ def build_report(
         host_key=host,
         machine_id=machine,
         netbird=netbird,
+        hostname=hostname,
+        record=record,
         unexpected=unexpected,
         other_entries=other,
         other_examples=examples,
@@ -306,62 +330,3 @@ def _classify_walk(walk: Walk, layout: Layout) -> tuple[tuple[UnexpectedEntry, .
             continue
         unexpected.append(UnexpectedEntry(path, item.kind, owner, mode, "not named by the contract"))
     return tuple(unexpected), other, tuple(examples)
-
-
-# --------------------------------------------------------------------------------------------------
-# The contract check (inspect --check; batch reuses it to decide whether an image is complete)
-
-
-def check_image_contract(report: InspectReport) -> list[str]:
-    """Every way the image departs from the contract, one line each ("path: what is wrong"). Empty: it meets
-    it. Entries the contract does not name are not drift, except symlinks, special files and hard links."""
-    problems = [f"{p.entry.path}: {problem}" for p in report.paths for problem in p.problems]
-    bad_paths = {p.entry.path for p in report.paths if p.problems}
-
-    def add(path: str, problem: str) -> None:
-        if path not in bad_paths:
-            problems.append(f"{path}: {problem}")
-
-    by_role = {p.entry.role: p for p in report.paths if p.entry.role}
-    password_path = by_role["password-hash"].entry.path
-    if report.password.state == "invalid":
-        add(password_path, "neither a sha-512 ($6$) or yescrypt ($y$) hash nor a locked marker")
-    elif report.password.state == "unreadable":
-        add(password_path, report.unreadable.get(password_path, "cannot be read"))
-
-    keys_path = by_role["authorized-keys"].entry.path
-    if by_role["authorized-keys"].stat is not None and by_role["authorized-keys"].stat.kind == StatKind.FILE:
-        if keys_path in report.unreadable:
-            add(keys_path, report.unreadable[keys_path])
-        else:
-            for problem in report.authorized_keys_problems:
-                problems.append(f"{keys_path}: {problem}")
-            # No key is fine while the password lets zvm in on the console; neither is no way in at all.
-            reason = no_way_in_reason(len(report.authorized_keys), report.password.state)
-            if reason is not None:
-                add(keys_path, reason)
-
-    machine_path = by_role["machine-id"].entry.path
-    if report.machine_id.state == "invalid":
-        add(machine_path, "not 32 lowercase hexadecimal digits and a newline")
-
-    public_path = by_role["host-key-public"].entry.path
-    private_path = by_role["host-key"].entry.path
-    if report.host_key.state == "invalid":
-        add(public_path, "not a valid SSH public key")
-    elif report.host_key.state == "incomplete":
-        if report.host_key.fingerprint is None:
-            add(public_path, f"missing, while {private_path} is there (half a host key pair)")
-        else:
-            add(private_path, f"missing or empty, while {public_path} is there (half a host key pair)")
-
-    for item in report.unexpected:  # all of them: a symlink past the screen's limit is drift too
-        if item.path in bad_paths:
-            continue  # already named by the path table ("is a symlink, not a file")
-        if item.severity == Severity.UNSAFE:
-            target = f" -> {item.target}" if item.target is not None else ""
-            problems.append(f"{item.path}: {item.reason}{target}")
-    if report.walk_capped:
-        problems.append(f"/: the walk over persist {report.walk_capped}; the rest was not examined")
-    problems += [f"{error}" for error in report.walk_errors]
-    return problems

@@ -2,13 +2,16 @@
 
 CSV with a header (the documented format), or TOML with the same fields in `[[user]]` tables:
 
-    name,ssh_keys,password_hash,netbird_setup_key,netbird_management_url
-    alice,keys/alice.pub,,,
-    bob,keys/bob.pub;keys/bob-laptop.pub,$6$rounds=656000$...,,
+    name,ssh_keys,password_hash,netbird_setup_key,netbird_management_url,hostname
+    alice,keys/alice.pub,,,,
+    bob,keys/bob.pub;keys/bob-laptop.pub,$6$rounds=656000$...,,,bob-workstation
 
 `ssh_keys` names one or more key files separated by `;`, relative to the manifest's folder, or key sources
 fetched over HTTPS (`gh:USER`, `gl:USER`, an https URL; core.credentials.keysources). An empty
-`password_hash` means "generate a password". Every problem of every row is collected and reported together,
+`password_hash` means "generate a password". `hostname` (optional column) is the VM's name: given, it must be
+a valid hostname as it is; empty or absent, it is `zvm-<name>` made valid (lower case, any other character
+than a-z, 0-9 and '-' becomes '-', at most 63 characters). Two rows with one hostname are refused. Every
+problem of every row is collected and reported together,
 by line number (CSV) or table number (TOML), and never with a secret's value in it.
 """
 
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from provision.core.credentials.identity import HOSTNAME_RULE, hostname_from_name, validate_hostname
 from provision.core.credentials.keysources import KeySource, is_remote_key_source, parse_key_source
 from provision.core.credentials.netbird import validate_management_url, validate_netbird_setup_key
 from provision.core.credentials.passwords import validate_password_hash
@@ -37,7 +41,7 @@ KeyReader = Callable[[Path], list[AuthorizedKey]]  # reads one key file (sources
 SourceReader = Callable[[KeySource], list[AuthorizedKey]]
 RawRow = tuple[str, "dict[str, str] | None", list[str]]  # where, the fields (None: unusable), problems
 
-FIELDS = ("name", "ssh_keys", "password_hash", "netbird_setup_key", "netbird_management_url")
+FIELDS = ("name", "ssh_keys", "password_hash", "netbird_setup_key", "netbird_management_url", "hostname")
 REQUIRED_FIELDS = ("name", "ssh_keys")
 SECRET_FIELDS = ("password_hash", "netbird_setup_key")
 NAME_RE = re.compile(r"[A-Za-z0-9._-]+", re.ASCII)
@@ -56,6 +60,7 @@ class User:
     password_hash: Secret | None  # None: a password is generated
     netbird_setup_key: Secret | None
     netbird_management_url: str | None
+    hostname: str  # the VM's name (the row's, or zvm-<name> made valid)
 
     @property
     def image_name(self) -> str:
@@ -119,6 +124,7 @@ def validate_rows(
     problems: list[tuple[str, str]] = []
     users: list[User] = []
     first_seen: dict[str, str] = {}
+    first_hostname: dict[str, str] = {}
     for where, row, row_problems in raw_rows:
         problems += [(where, reason) for reason in row_problems]
         if row is None:
@@ -131,6 +137,12 @@ def validate_rows(
                 reasons.insert(0, f"duplicate name {name!r} (first used at {first_seen[key]})")
             else:
                 first_seen[key] = where
+        hostname = user.hostname if user is not None and not reasons else None
+        if hostname is not None:  # one name per VM: Netbird and DHCP would show two machines as one
+            if hostname in first_hostname:
+                reasons.append(f"duplicate hostname {hostname!r} (first used at {first_hostname[hostname]})")
+            else:
+                first_hostname[hostname] = where
         problems += [(where, reason) for reason in reasons]
         if user is not None and not reasons:
             users.append(user)
@@ -273,10 +285,16 @@ def _validate_row(
     password_hash = _optional_field(row, "password_hash", validate_password_hash, reasons)
     setup_key = _optional_field(row, "netbird_setup_key", validate_netbird_setup_key, reasons)
     url = _optional_field(row, "netbird_management_url", validate_management_url, reasons)
+    hostname = _optional_field(row, "hostname", lambda text: validate_hostname(text, "the hostname"), reasons)
+    if hostname is None and not row.get("hostname", "").strip() and name:
+        hostname = hostname_from_name(name)
+        if hostname is None:
+            reasons.append(f"hostname: no valid hostname can be made from the name; give one ({HOSTNAME_RULE})")
 
     if reasons:
         return None, reasons
-    return User(name, tuple(keys), password_hash, setup_key, url), []
+    assert hostname is not None
+    return User(name, tuple(keys), password_hash, setup_key, url, hostname), []
 
 
 def _row_keys(folder: Path, entry: str, read_keys: KeyReader, fetch_keys: SourceReader | None) -> list[AuthorizedKey]:

@@ -10,17 +10,26 @@ Each contract path gets exactly one operation, parents before children:
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from provision.core.access import PasswordOutcome, lockout_message
 from provision.core.credentials.hostkeys import HostKey
+from provision.core.credentials.identity import hostname_file_content
 from provision.core.credentials.keysources import FetchedKeys
 from provision.core.credentials.passwords import LOCKED_PASSWORD_LINE
-from provision.core.credentials.sshkeys import AuthorizedKey, merge_keys, render_authorized_keys
+from provision.core.credentials.sshkeys import (
+    AuthorizedKey,
+    merge_keys,
+    public_key_fingerprint,
+    render_authorized_keys,
+)
 from provision.core.fs import Stat, StatKind
 from provision.core.keyremoval import edit_authorized_keys, select_keys_to_remove
 from provision.core.layout import Entry, Layout
+from provision.core.record import PlannedRecord, RecordEntry, SeedRecord, append_entry, utc_time
 from provision.core.request import PasswordKind, SeedRequest
 from provision.core.state import ImageState
 from provision.core.text import plural
@@ -58,10 +67,13 @@ class Operation:
 
 @dataclass(frozen=True)
 class FreshMaterial:
-    """Random material the plan may need, made by the caller so planning stays pure."""
+    """What the plan needs from outside the request, made by the caller so planning stays pure: random
+    material, the clock and the tool's version (for the seeding record)."""
 
     host_key: HostKey
     machine_id: str
+    now: datetime
+    tool_version: str
 
 
 @dataclass(frozen=True)
@@ -73,6 +85,8 @@ class Plan:
     stale_temps: tuple[str, ...] = ()  # temporary files of an interrupted run, removed first
     fetched: tuple[FetchedKeys, ...] = ()  # keys fetched from gh:/gl:/https sources, shown with their source
     removed_keys: tuple[AuthorizedKey, ...] = ()  # the image's keys this plan takes out (--remove-key)
+    hostname: str | None = None  # the seeded hostname after the plan (None: none, the VM keeps zvm)
+    record: PlannedRecord | None = None  # the record entry this plan appends (None: the plan changes nothing)
 
     def key_source(self, key: AuthorizedKey) -> str | None:
         """The source a key was fetched from, as the person wrote it (gh:alice), or None (a file, the image)."""
@@ -148,17 +162,73 @@ def build_plan(request: SeedRequest, state: ImageState, layout: Layout, fresh: F
         if url != state.netbird_management_url:
             contents["netbird-management-url"] = ((url + "\n").encode(), url)
 
+    # Hostname: written only when asked for; without it the image keeps what it has (absent: the VM is zvm).
+    hostname = state.hostname
+    if request.hostname is not None:
+        hostname = request.hostname
+        wanted = hostname_file_content(hostname)
+        if wanted != state.hostname_raw:
+            contents["hostname"] = (wanted, hostname)
+
+    # The seeding record: appended when anything else changes, so a run with nothing to do writes nothing.
+    record_entry = layout.role("seed-record")
+    operations = _plan_entries(layout, state, contents, skip={record_entry.path})
+    record_dir = record_entry.parent
+    record_dir_absent = state.stat(record_dir) is None
+    changes = bool(state.stale_temps) or _needs_rewrite(state.stat(record_entry.path), record_entry) or any(
+        op.changes for op in operations if not (op.entry.path == record_dir and record_dir_absent)
+    )
+    planned_record = None
+    if changes:
+        entry = RecordEntry(
+            version=fresh.tool_version,
+            time=utc_time(fresh.now),
+            operator=request.operator,
+            authorized_keys=tuple(key.fingerprint for key in keys),
+            host_key=public_key_fingerprint(host_public) if host_public else None,
+            machine_id=machine_id,
+            password={PasswordKind.HASH: "set", PasswordKind.LOCKED: "locked"}.get(password.kind, "kept"),
+            netbird_setup_key=request.netbird_setup_key is not None,
+            hostname=hostname,
+            batch_row=request.batch_row,
+        )
+        planned_record = append_entry(state.record or SeedRecord(), entry)
+        contents["seed-record"] = (planned_record.content, planned_record.summary)
+        operations = _plan_entries(layout, state, contents)
+    else:
+        operations = _plan_entries(layout, state, contents, leave_absent={record_dir} if record_dir_absent else set())
+    return Plan(tuple(operations), keys, host_public, machine_id, state.stale_temps, request.fetched,
+                removed_keys=removed, hostname=hostname, record=planned_record)
+
+
+def _plan_entries(
+    layout: Layout, state: ImageState, contents: dict[str, tuple[bytes | Secret | None, str]], *,
+    skip: AbstractSet[str] = frozenset(), leave_absent: AbstractSet[str] = frozenset(),
+) -> list[Operation]:
+    """One operation per contract path (but `skip`), parents first; a directory of `leave_absent` that is
+    absent stays so."""
     operations = []
     made_afresh: set[str] = set()  # directories this plan creates: whatever lstat saw below them was elsewhere
     for entry in layout.entries:
+        if entry.path in skip:
+            continue
         # Below a directory that is absent or a link, lstat looked through that link: treat it as empty.
         stat = None if entry.parent in made_afresh and entry.path != "/" else state.stat(entry.path)
+        if stat is None and entry.path in leave_absent:
+            operations.append(Operation(Action.KEEP, entry, summary="absent"))
+            continue
         op = _plan_entry(entry, stat, contents.get(entry.role or ""))
         if entry.kind == StatKind.DIR and op.action == Action.CREATE:
             made_afresh.add(entry.path)
         operations.append(op)
-    return Plan(tuple(operations), keys, host_public, machine_id, state.stale_temps, request.fetched,
-                removed_keys=removed)
+    return operations
+
+
+def _needs_rewrite(stat: Stat | None, entry: Entry) -> bool:
+    """A file that is there but not as the contract wants it (so that planning must write it again)."""
+    if stat is None:
+        return False
+    return stat.kind != entry.kind or stat.nlink > 1 or (stat.uid, stat.gid, stat.mode) != (entry.uid, entry.gid, entry.mode)
 
 
 def _password_after(request: SeedRequest, state: ImageState) -> PasswordOutcome:

@@ -57,6 +57,9 @@ class SeedRequest:
     new_machine_id: bool = False
     netbird_setup_key: Secret | None = None
     netbird_management_url: str | None = None
+    hostname: str | None = None  # None: keep what the image has
+    operator: str | None = None  # who seeds, for the seeding record
+    batch_row: str | None = None  # the manifest row (batch), for the seeding record
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,8 @@ class SeedFlags:
     new_machine_id: bool = False
     netbird_setup_key: Secret | None = None
     netbird_management_url: str | None = None
+    hostname: str | None = None
+    operator: str | None = None
 
     @property
     def has_password_source(self) -> bool:
@@ -86,6 +91,7 @@ class SeedFlags:
         return not (
             self.has_password_source or self.keys is not None or self.remove_keys or self.new_host_keys
             or self.new_machine_id or self.netbird_setup_key is not None or self.netbird_management_url is not None
+            or self.hostname is not None
         )
 
     def to_request(self) -> SeedRequest:
@@ -104,6 +110,8 @@ class SeedFlags:
             new_machine_id=self.new_machine_id,
             netbird_setup_key=self.netbird_setup_key,
             netbird_management_url=self.netbird_management_url,
+            hostname=self.hostname,
+            operator=self.operator,
         )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from provision.core.credentials.identity import is_valid_machine_id
+from provision.core.credentials.identity import is_valid_machine_id, parse_hostname_file
 from provision.core.credentials.passwords import PasswordInfo, describe_password_file
 from provision.core.credentials.sshkeys import (
     AuthorizedKey,
@@ -17,6 +17,7 @@ from provision.core.credentials.sshkeys import (
 )
 from provision.core.fs import TEMP_PREFIX, ReadableFS, Stat, StatKind
 from provision.core.layout import Entry, Layout
+from provision.core.record import MAX_RECORD_BYTES, SeedRecord, parse_record
 from provision.errors import UnsafeEntryError
 
 # Small caps: every contract file is tiny, and an image may hold a huge file to slow us down.
@@ -28,6 +29,8 @@ _FILE_LIMITS = {
     "machine-id": 1024,
     "netbird-setup-key": 1024,
     "netbird-management-url": 4096,
+    "hostname": 4096,
+    "seed-record": MAX_RECORD_BYTES,
 }
 
 
@@ -45,6 +48,9 @@ class ImageState:
     machine_id_raw: bytes | None = None
     netbird_setup_key_present: bool = False
     netbird_management_url: str | None = None
+    hostname: str | None = None  # the valid seeded hostname, or None when absent or not valid
+    hostname_raw: bytes | None = None
+    record: SeedRecord | None = None  # None: no record file (an image never seeded by this tool, or by hand)
     # temporary files (fs.TEMP_PREFIX) that a killed run left next to contract files; the next run removes them
     stale_temps: tuple[str, ...] = ()
 
@@ -135,6 +141,16 @@ def read_state(fs: ReadableFS, layout: Layout) -> ImageState:
         if is_valid_machine_id(text):
             machine_id = text.strip()
 
+    hostname_raw = contents.get("hostname")
+    record = None
+    if "seed-record" in contents:
+        record = parse_record(contents["seed-record"])
+    else:
+        record_path = layout.role("seed-record").path
+        if record_path in unreadable or (stats.get(record_path) is not None and record_path not in contents):
+            why = unreadable.get(record_path) or "not a regular file reached through real directories"
+            record = SeedRecord(unreadable=why)
+
     return ImageState(
         stats=stats,
         unreadable=unreadable,
@@ -148,6 +164,9 @@ def read_state(fs: ReadableFS, layout: Layout) -> ImageState:
         machine_id_raw=machine_id_raw,
         netbird_setup_key_present="netbird-setup-key" in contents,
         netbird_management_url=_first_line(contents.get("netbird-management-url")),
+        hostname=parse_hostname_file(hostname_raw) if hostname_raw is not None else None,
+        hostname_raw=hostname_raw,
+        record=record,
         stale_temps=find_stale_temps(fs, stats, layout),
     )
 

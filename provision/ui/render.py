@@ -1,8 +1,6 @@
-"""Everything the commands print, as text, rich tables or JSON: the seed plan and hand-over summary, the
-inspect report (JSON schema_version 1, documented in docs/inspect.md), and what the wizard says of an image's
-state (batch's summaries are in render_batch). Never a secret; text read from an image is escaped before it gets here.
-
-rich is imported inside the functions that draw tables, so `zvm-provision --help` stays fast.
+"""What the seed command prints, as text or JSON: the plan, the keys fetched, the hand-over summary, and what
+the wizard says of an image's state (inspect's report is in render_inspect, batch's summaries in
+render_batch). Never a secret; text read from an image is escaped before it gets here.
 """
 
 from __future__ import annotations
@@ -13,27 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 from provision.core.credentials.hostkeys import host_key_summary
 from provision.core.credentials.sshkeys import key_summary, public_key_fingerprint
-from provision.core.inspection import (
-    MAX_LISTED,
-    InspectReport,
-    PathStatus,
-    Severity,
-    check_image_contract,
-    owner_text,
-)
-from provision.core.text import human_size, plural, shown
+from provision.core.text import human_size
 from provision.core.urls import display_url
-from provision.core.walk import MAX_WALK_DEPTH, MAX_WALK_ENTRIES
+from provision.ui.fleet import hostname_of, record_path, summary_lines
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from provision.commands.seed import SeedOutcome
     from provision.core.credentials.keysources import FetchedKeys
     from provision.core.credentials.passwords import PasswordInfo
     from provision.core.state import ImageState
-
-SCHEMA_VERSION = 1
 
 # --------------------------------------------------------------------------------------------------
 # seed: the plan and the hand-over summary
@@ -96,6 +82,13 @@ def outcome_to_json(outcome: SeedOutcome, *, dry_run: bool) -> dict[str, Any]:
         "removed_keys": [key_summary(key) for key in plan.removed_keys],
         "host_key": host_key_summary(plan.host_public_line),
         "machine_id": plan.machine_id,
+        "hostname": plan.hostname,
+        "record": None if plan.record is None else {
+            "path": record_path(),
+            "entry": plan.record.entry.to_json(),
+            "entries": plan.record.count,
+            "warning": plan.record.warning,
+        },
     }
 
 
@@ -154,203 +147,7 @@ def render_summary(outcome: SeedOutcome) -> str:
         ]
     if plan.machine_id:
         lines += ["", f"machine-id: {plan.machine_id}"]
-    return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------------------------------
-# inspect: JSON (schema_version 1) and rich tables
-
-
-def report_to_json(report: InspectReport, problems: list[str] | None = None) -> dict[str, Any]:
-    problems = check_image_contract(report) if problems is None else problems
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "image": {
-            "path": report.image, "format": report.format,
-            "virtual_size": report.virtual_size, "file_size": report.file_size,
-        },
-        "partitions": [
-            {
-                "device": p.device, "label": _maybe_shown(p.label), "fs_type": _maybe_shown(p.fs_type),
-                "size": p.size, "persist": p.device == report.persist_device,
-            }
-            for p in report.partitions
-        ],
-        "contract_ok": not problems,
-        "problems": problems,
-        "paths": [
-            {
-                "path": p.entry.path,
-                "role": p.entry.role,
-                "required": p.required,
-                "expected": {
-                    "kind": p.entry.kind, "owner": owner_text(p.entry.uid, p.entry.gid), "mode": f"{p.entry.mode:04o}",
-                },
-                "present": p.stat is not None,
-                "actual": None if p.stat is None else {
-                    "kind": p.stat.kind, "owner": owner_text(p.stat.uid, p.stat.gid), "mode": f"{p.stat.mode:04o}",
-                    "nlink": p.stat.nlink,
-                },
-                "status": p.status,
-                "problems": list(p.problems),
-            }
-            for p in report.paths
-        ],
-        "password": {
-            "state": report.password.state, "algorithm": report.password.algorithm, "rounds": report.password.rounds,
-        },
-        "authorized_keys": {
-            "keys": [
-                {
-                    "type": k.key_type, "label": k.type_label, "bits": k.bits, "fingerprint": k.fingerprint,
-                    "comment": shown(k.comment), "options": _maybe_shown(k.options),
-                }
-                for k in report.authorized_keys
-            ],
-            "problems": list(report.authorized_keys_problems),
-        },
-        "host_key": {
-            "state": report.host_key.state, "type": report.host_key.type,
-            "fingerprint": report.host_key.fingerprint, "known_hosts": report.host_key.known_hosts,
-        },
-        "machine_id": {"state": report.machine_id.state, "value": report.machine_id.value},
-        "netbird": {"setup_key": report.netbird.setup_key, "management_url": report.netbird.management_url},
-        "unexpected": [
-            {
-                "path": u.path, "kind": u.kind, "owner": u.owner, "mode": u.mode, "reason": u.reason,
-                "target": u.target, "severity": u.severity,
-            }
-            for u in report.unexpected
-        ],
-        "other_entries": {"count": report.other_entries, "examples": list(report.other_examples)},
-        "walk": {
-            "entries": report.walk_entries,
-            "capped": report.walk_capped,
-            "limits": {"entries": MAX_WALK_ENTRIES, "depth": MAX_WALK_DEPTH},
-            "not_examined": list(report.not_examined),
-            "errors": list(report.walk_errors),
-        },
-    }
-
-
-def _maybe_shown(text: str | None) -> str | None:
-    return None if text is None else shown(text)
-
-
-
-_STATUS_STYLE = {PathStatus.OK: "green", PathStatus.DRIFT: "bold red", PathStatus.MISSING: "bold red",
-                 PathStatus.ABSENT: "dim"}
-
-
-def print_report(report: InspectReport, console: Console | None = None, problems: list[str] | None = None) -> None:
-    """The report as rich tables, on `console` (default: standard output)."""
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    console = console or Console(highlight=False, emoji=False)
-
-    problems = check_image_contract(report) if problems is None else problems
-    console.print(Text(f"Image {shown(report.image)} ({report.format}, {human_size(report.virtual_size)} virtual)",
-                       style="bold"))
-    console.print(Text(f"persist: {report.persist_device or 'not found'}, mounted read-only "
-                       "(seen at /persist in the VM)"))
-
-    table = Table(title="Persist contract (paths inside persist)", title_justify="left")
-    for column in ("path", "status", "kind", "owner", "mode"):  # what is wrong: listed under the tables
-        table.add_column(column, overflow="fold")
-    for p in report.paths:
-        stat = p.stat
-        status = p.status
-        table.add_row(
-            Text(p.entry.path),
-            Text(status, style=_STATUS_STYLE.get(p.status, "")),
-            Text(stat.kind if stat else "-"),
-            Text(owner_text(stat.uid, stat.gid) if stat else "-"),
-            Text(f"{stat.mode:04o}" if stat else "-"),
-        )
-    console.print(table)
-
-    facts = Table(title="Identity and credentials", title_justify="left", show_header=False)
-    facts.add_column("item", style="bold")
-    facts.add_column("value", overflow="fold")
-    pw = report.password
-    pw_text = pw.state + (f", {pw.algorithm}" if pw.algorithm else "") + (f", {pw.rounds} rounds" if pw.rounds else "")
-    facts.add_row("password", Text(pw_text))
-    facts.add_row("machine-id", Text(report.machine_id.value or report.machine_id.state))
-    host = report.host_key
-    host_text = host.state if host.state != "present" else ""
-    if host.fingerprint:
-        host_text = f"{host_text + ': ' if host_text else ''}{host.fingerprint} ({host.type})"
-    facts.add_row("host key", Text(host_text))
-    facts.add_row("netbird setup key", Text(report.netbird.setup_key))
-    facts.add_row("netbird management", Text(report.netbird.management_url or "not set (Netbird's default)"))
-    console.print(facts)
-
-    keys = Table(title=f"Authorized SSH keys ({len(report.authorized_keys)})", title_justify="left")
-    for column in ("bits", "fingerprint", "comment", "type", "options"):
-        keys.add_column(column, overflow="fold")
-    for key in report.authorized_keys:
-        keys.add_row(Text(str(key.bits)), Text(key.fingerprint), Text(shown(key.comment) or "no comment"),
-                     Text(key.type_label), Text(shown(key.options) if key.options else "-"))
-    console.print(keys)
-    for problem in report.authorized_keys_problems:
-        console.print(Text(f"  authorized_keys {problem}", style="red"))
-
-    if host.known_hosts:
-        console.print(Text("known_hosts line (replace 'zvm' with the VM's address):"))
-        console.print(Text(f"  {host.known_hosts}"), soft_wrap=True)
-
-    if report.unexpected:
-        extra = Table(title=f"Unexpected entries ({len(report.unexpected)})", title_justify="left")
-        for column in ("path", "kind", "owner", "mode", "why"):
-            extra.add_column(column, overflow="fold")
-        # Unsafe ones first, so the screenful shows what matters; the verdict below names every one.
-        listed = sorted(report.unexpected, key=lambda u: u.severity != Severity.UNSAFE)[:MAX_LISTED]
-        for u in listed:
-            why = u.reason + (f" -> {u.target}" if u.target is not None else "")
-            style = "red" if u.severity == Severity.UNSAFE else "yellow"
-            extra.add_row(Text(u.path), Text(u.kind), Text(u.owner), Text(u.mode), Text(why, style=style))
-        console.print(extra)
-        if len(report.unexpected) > len(listed):
-            console.print(Text(f"... and {len(report.unexpected) - len(listed)} more (--json lists every one)",
-                               style="dim"))
-    else:
-        console.print(Text("Unexpected entries: none"))
-    walked = f"{report.walk_entries} entries examined"
-    if report.other_entries:
-        walked += f"; {report.other_entries} other entries (user or daemon data) not named by the contract"
-    if report.not_examined:
-        walked += f"; content not examined: {', '.join(report.not_examined)}"
-    console.print(Text(walked, style="dim"))
-    if report.walk_capped:
-        console.print(Text(f"The walk {report.walk_capped}.", style="yellow"))
-
-    if problems:
-        console.print(Text(f"Drift from the contract ({len(problems)}):", style="bold red"))
-        for problem in problems:
-            console.print(Text(f"  {problem}"), soft_wrap=True)
-    else:
-        console.print(Text("The image meets the persist contract.", style="bold green"))
-
-
-def render_text(report: InspectReport, *, width: int = 110) -> str:
-    """The human report as plain text (no colours), e.g. for tests and logs."""
-    import io
-
-    from rich.console import Console
-
-    buffer = io.StringIO()
-    print_report(report, Console(file=buffer, width=width, color_system=None, force_terminal=False,
-                                 highlight=False, emoji=False))
-    return buffer.getvalue()
-
-
-def render_check(problems: list[str]) -> str:
-    if not problems:
-        return "OK: the image meets the persist contract"
-    lines = [f"DRIFT: {plural(len(problems), 'problem')}"]
-    lines += [f"  {problem}" for problem in problems]
+    lines += ["", *summary_lines(plan)]
     return "\n".join(lines)
 
 
@@ -371,6 +168,7 @@ def describe_state(state: ImageState) -> list[str]:
     else:
         lines.append("  host key:  none")
     lines.append(f"  machine-id: {'present' if state.machine_id else 'none'}")
+    lines.append(f"  hostname:  {hostname_of(state.hostname)}")
     if state.netbird_setup_key_present:
         lines.append("  Netbird:   a setup key is waiting for first boot")
     return lines

@@ -19,7 +19,7 @@ generated key pair is saved on this machine only after the "yes". The caller the
 that was shown (`commands.seed.apply_planned`), so the host key fingerprint in the summary is the one that
 lands in the image.
 
-Why this module is long (about 600 lines): the list of questions, the checks on their answers and the flow
+Why this module is long (about 650 lines): the list of questions, the checks on their answers and the flow
 that asks them stay in one file, so that which question is asked when, and why, reads in one place.
 """
 
@@ -37,6 +37,7 @@ from typing import Any, Protocol
 from provision import hostfiles, sources
 from provision.commands.seed import SeedOutcome, plan_seed
 from provision.core.credentials.hostkeys import generate_user_keypair
+from provision.core.credentials.identity import BUILT_IN_HOSTNAME, validate_hostname
 from provision.core.credentials.keysources import FetchedKeys, is_remote_key_source, parse_key_source
 from provision.core.credentials.netbird import validate_management_url, validate_netbird_setup_key
 from provision.core.credentials.passwords import (
@@ -199,7 +200,7 @@ def _password_how(how: str) -> Callable[[_Wizard], bool]:
     return lambda wizard: wizard.answers.get("password_method") == how
 
 
-KEYS, NETBIRD, KEPT, PASSWORD, CONFIRM = "keys", "netbird", "kept", "password", "confirm"
+KEYS, NETBIRD, KEPT, PASSWORD, HOSTNAME, CONFIRM = "keys", "netbird", "kept", "password", "hostname", "confirm"
 QUESTIONS: tuple[Question[_Wizard], ...] = (
     # While the appliance starts: what does not depend on the image.
     Question("ssh_keys", Kind.CHECKBOX, "SSH public keys to let in as zvm (space toggles, enter accepts):", KEYS,
@@ -244,6 +245,9 @@ QUESTIONS: tuple[Question[_Wizard], ...] = (
     Question("password_again", Kind.PASSWORD, "The same password again:", PASSWORD,
              when=lambda w: _password_how("type")(w) and w.answers["password"] != "",
              again="password", mismatch="The two passwords differ; please type them again."),
+    Question("hostname", Kind.TEXT,
+             "The VM's name at boot and in Netbird (lower-case letters, digits, hyphens; e.g. zvm-alice):",
+             HOSTNAME, default=lambda w: w.current_hostname, validate=_rule(validate_hostname)),
     Question("confirm", Kind.CONFIRM, lambda w: f"Write this to {w.session.label}?", CONFIRM, default=True),
 )
 
@@ -351,6 +355,8 @@ class _Wizard:
         self.keys_after = self.count_keys_after(answered)
         if not self.flags.has_password_source:
             answered = replace(answered, password=self.ask_password())
+        if self.flags.hostname is None:
+            answered = replace(answered, hostname=self.ask_hostname())
         request = answered.to_request()  # hashes a password given by --password-file
         plan = plan_seed(self.session, request)
         self.show_summary(plan)
@@ -589,6 +595,22 @@ class _Wizard:
         if how == "type" and given["password"] != "":
             return PasswordChoice.from_hash(hash_password(given["password"]))  # the plaintext goes no further
         return PasswordChoice.keep()  # "keep", or an empty password where one is kept
+
+    # --- hostname
+
+    @property
+    def current_hostname(self) -> str:
+        """What the VM is called now: the seeded name, else the built-in one (the question's default)."""
+        return (self.state.hostname if self.state is not None else None) or BUILT_IN_HOSTNAME
+
+    def ask_hostname(self) -> str | None:
+        """The name to write, or None to keep the image as it is (the answer is already its name: an image
+        with no hostname file is not given one just for saying zvm)."""
+        name = self.ask(HOSTNAME)["hostname"].strip()
+        assert self.state is not None
+        if name == self.state.hostname or (self.state.hostname_raw is None and name == BUILT_IN_HOSTNAME):
+            return None
+        return validate_hostname(name)
 
     # --- summary
 

@@ -39,11 +39,11 @@ LAYOUT = load_layout()
 
 def write_manifest(path: Path, bob_hash: str, carol_hash: str = "") -> Path:
     path.write_text(
-        "name,ssh_keys,password_hash,netbird_setup_key,netbird_management_url\n"
-        "alice,alice.pub,,,\n"
-        f"bob,bob.pub,{bob_hash},{SETUP_KEY},https://netbird.example.com\n"
-        f"carol,carol.pub,{carol_hash},,\n"
-        "dave,dave.pub,,,\n"
+        "name,ssh_keys,password_hash,netbird_setup_key,netbird_management_url,hostname\n"
+        "alice,alice.pub,,,,\n"
+        f"bob,bob.pub,{bob_hash},{SETUP_KEY},https://netbird.example.com,bobs-vm\n"
+        f"carol,carol.pub,{carol_hash},,,\n"
+        "dave,dave.pub,,,,\n"
     )
     path.chmod(0o600)
     return path
@@ -66,7 +66,8 @@ def roll_out(sample_disk_template: Path, tmp_path_factory: pytest.TempPathFactor
     carol_hash = hash_password(CAROL_PASSWORD, rounds=5000).reveal()
     manifest = write_manifest(folder / "staff.csv", bob_hash)
     out = folder / "out"
-    options = batch.BatchOptions(manifest=manifest, base=sample_disk_template, out_dir=out, accel="tcg")
+    options = batch.BatchOptions(manifest=manifest, base=sample_disk_template, out_dir=out, accel="tcg",
+                                 operator="it@desk")
     crowd = crowd_tarball(folder / "crowd.tar")
 
     real_seed_one = batch_worker.ChunkWorker.seed_one
@@ -254,3 +255,40 @@ def test_not_enough_space_is_found_before_any_copy(tmp_path, monkeypatch):
         run._check_space(object(), tmp_path, 3, overlay=False)
     run._check_space(object(), tmp_path, 3, overlay=True)  # overlays are small
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.appliance
+def test_each_image_has_its_rows_hostname_and_a_record_naming_the_row(roll_out, images):
+    hostnames = {"alice": "zvm-alice", "bob": "bobs-vm", "carol": "zvm-carol", "dave": "zvm-dave"}
+    report = {u["name"]: u for u in json.loads((roll_out["out"] / "report.json").read_text())["users"]}
+    for name, found in images.items():
+        assert found["files"]["/etc/hostname"] == (hostnames[name] + "\n").encode(), name
+        assert report[name]["hostname"] == hostnames[name]
+        [entry] = found["state"].record.entries  # one seeding each (dave's image was made again from the base)
+        assert (entry["batch_row"], entry["hostname"], entry["machine_id"]) == (
+            name, hostnames[name], found["state"].machine_id)
+        # run 1 was given --operator; run 2 (the command, for carol and dave) records user@host
+        assert (entry["operator"] == "it@desk") == (name in ("alice", "bob")), (name, entry["operator"])
+        written = found["files"]["/zvm-provision/history.jsonl"]
+        for secret in (SETUP_KEY, roll_out["bob_hash"], roll_out["carol_hash"], "PRIVATE KEY",
+                       found["files"]["/passwords/zvm"].decode().strip()):
+            assert secret.encode() not in written, name
+
+
+@pytest.mark.appliance
+def test_two_rows_with_one_hostname_are_refused_before_any_copy(sample_disk_template: Path, tmp_path: Path):
+    for name in ("erin", "frank"):
+        (tmp_path / f"{name}.pub").write_text(public_line(comment=name) + "\n")
+    manifest = tmp_path / "staff.csv"
+    manifest.write_text("name,ssh_keys,hostname\nerin,erin.pub,shared-vm\nfrank,frank.pub,shared-vm\n")
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "provision", "batch", str(manifest), "--base", str(sample_disk_template),
+         "--out-dir", str(out), "--accel", "tcg"],
+        capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    assert result.returncode == 2, result.stderr
+    assert "line 3: duplicate hostname 'shared-vm' (first used at line 2)" in result.stderr
+    assert "nothing was created" in result.stderr
+    assert not out.exists() and list(tmp_path.rglob("*.qcow2*")) == []

@@ -30,7 +30,7 @@ import pytest
 from provision.commands.inspect import inspect_disk
 from provision.core.credentials.passwords import hash_password
 from provision.core.credentials.sshkeys import public_key_fingerprint
-from provision.core.inspection import check_image_contract
+from provision.core.contractcheck import check_image_contract
 from provision.core.layout import load_layout
 from provision.guest.appliance import Appliance
 from provision.guest.diskformat import probe_image

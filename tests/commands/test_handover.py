@@ -306,7 +306,7 @@ def judge_user(tmp_path: Path, *, password_hash=None, setup_key=None):
     from provision.core.manifest import User
 
     keys = tuple(parse_authorized_keys(public_line(comment="alice@laptop") + "\n", "alice.pub"))
-    return User("alice", keys, password_hash, setup_key, None)
+    return User("alice", keys, password_hash, setup_key, None, "zvm-alice")
 
 
 def recorded_entry(image: Path, user, **changes) -> dict:
@@ -317,7 +317,7 @@ def recorded_entry(image: Path, user, **changes) -> dict:
              "authorized_keys": [key_summary(k) for k in user.keys], "netbird_setup_key_given": False,
              "netbird_management_url": None, "host_key": {"type": "ssh-ed25519", "fingerprint": "SHA256:x",
                                                           "known_hosts": "zvm ssh-ed25519 AAAA"},
-             "machine_id": "0" * 32}
+             "machine_id": "0" * 32, "hostname": "zvm-alice"}
     entry.update(changes)
     return entry
 
@@ -350,6 +350,7 @@ def test_a_vmdk_recorded_with_its_sha256_and_this_rows_keys_is_complete(tmp_path
     ({"size": 1}, "not the file report.json recorded"),
     ({"authorized_keys": []}, "authorized keys differ"),
     ({"password": "given"}, "asks for a generated one"),
+    ({"hostname": "zvm-bob"}, "hostname differs"),
 ])
 def test_a_vmdk_that_does_not_match_its_record_or_row_is_made_again(tmp_path, changes, reason):
     problems, result = judge(tmp_path, judge_user(tmp_path), **changes)

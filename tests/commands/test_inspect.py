@@ -15,16 +15,17 @@ from pathlib import Path
 
 import pytest
 
+from provision import __version__
 from provision.core.apply import apply_plan, verify_plan
 from provision.core.credentials.sshkeys import parse_authorized_keys
 from provision.core.disk import ImageInfo, Partition
-from provision.core.inspection import check_image_contract
+from provision.core.contractcheck import check_image_contract
 from provision.core.layout import load_layout
 from provision.core.plan import build_plan
 from provision.core.request import PasswordChoice, SeedRequest
 from provision.core.state import read_state
 from provision.secret import Secret
-from provision.ui.render import render_text, report_to_json
+from provision.ui.render_inspect import render_text, report_to_json
 from tests.support.crowd import CROWD_FILES, crowd_tarball
 from tests.support.keyfactory import public_line
 
@@ -100,7 +101,8 @@ def images(tmp_path_factory):
             secrets += [private, *private.splitlines()[1:-1]]
             request = SeedRequest(
                 password=PasswordChoice.from_hash(password_hash), keys=keys, netbird_setup_key=Secret(SETUP_KEY),
-                netbird_management_url="https://netbird.example.org",
+                netbird_management_url="https://netbird.example.org", hostname=f"zvm-copy-{index}",
+                operator="it@desk",
             )
             with appliance.mount_persist(index) as fs:
                 plan = build_plan(request, read_state(fs, LAYOUT), LAYOUT, fresh)
@@ -141,6 +143,9 @@ def test_cli_json_of_a_seeded_image_changes_not_one_byte_and_shows_no_secret(ima
     assert data["machine_id"]["state"] == "valid"
     assert data["netbird"] == {"setup_key": "present", "management_url": "https://netbird.example.org"}
     assert data["unexpected"] == [] and "/var/log" in data["walk"]["not_examined"]
+    assert data["hostname"] == {"state": "seeded", "value": "zvm-copy-0", "boots_as": "zvm-copy-0"}
+    assert data["record"]["count"] == 1 and data["record"]["last"].startswith("seeded ")
+    assert data["record"]["last"].endswith(f" by it@desk with zvm-provision {__version__}")
 
 
 @pytest.mark.appliance

@@ -70,7 +70,8 @@ def seeded(tmp_path_factory, sample_disk_template):
     netbird_file.chmod(0o600)
 
     seed_args = ["--password-stdin", "--ssh-key", str(keys_file), "--netbird-setup-key-file", str(netbird_file),
-                 "--netbird-management-url", "https://netbird.example.org", "--json"]
+                 "--netbird-management-url", "https://netbird.example.org", "--hostname", "zvm-alice",
+                 "--operator", "it@desk", "--json"]
     runs = {
         "first": zvm(str(first), *seed_args, stdin=PASSWORD.encode() + b"\n"),
         "reseed-1": zvm(str(reseeded), *seed_args, stdin=PASSWORD.encode() + b"\n"),
@@ -178,3 +179,31 @@ def test_dry_run_and_refused_runs_leave_the_image_byte_identical(sample_disk, tm
     assert refused.returncode == 2
     assert "--password-stdin" in refused.stderr
     assert sha256(sample_disk) == before
+
+
+def test_the_hostname_is_written_as_the_vm_reads_it_and_kept_by_a_reseeding_without_the_flag(seeded):
+    assert seeded["first"]["files"]["/etc/hostname"] == b"zvm-alice\n"
+    assert seeded["reseeded"]["files"]["/etc/hostname"] == b"zvm-alice\n"  # reseed-2 gave no --hostname
+    assert json.loads(seeded["runs"]["first"].stdout)["hostname"] == "zvm-alice"
+    assert json.loads(seeded["runs"]["reseed-2"].stdout)["hostname"] == "zvm-alice"
+
+
+def test_each_seeding_appends_a_record_entry_and_the_record_holds_no_secret(seeded):
+    record = seeded["reseeded"]["files"]["/zvm-provision/history.jsonl"]
+    first, second = (json.loads(line) for line in record.decode().splitlines())
+    assert (first["operator"], first["password"], first["netbird_setup_key"]) == ("it@desk", "set", True)
+    assert (second["password"], second["netbird_setup_key"], second["hostname"]) == ("kept", False, "zvm-alice")
+    assert second["operator"] and second["operator"] != "it@desk"  # user@host of this machine
+    runs = [json.loads(seeded["runs"][name].stdout) for name in ("reseed-1", "reseed-2")]
+    assert [first, second] == [run["record"]["entry"] for run in runs]
+    assert second["machine_id"] == runs[1]["machine_id"] != first["machine_id"]
+    assert second["host_key"] == first["host_key"] == runs[0]["host_key"]["fingerprint"]
+    assert second["authorized_key_count"] == 3 and len(second["authorized_keys"]) == 3
+    for disk in ("first", "reseeded"):
+        files = seeded[disk]["files"]
+        written = files["/zvm-provision/history.jsonl"]
+        private = files["/etc/ssh/ssh_host_ed25519_key"].decode()
+        hashed = files["/passwords/zvm"].decode().strip()
+        for secret in (PASSWORD, hashed, hashed.split("$")[-1], NETBIRD_KEY, NETBIRD_KEY.lower(), private,
+                       *private.splitlines()[1:-1], "PRIVATE KEY"):
+            assert secret.encode() not in written, (disk, secret[:12])

@@ -4,6 +4,8 @@ in-memory filesystem (no appliance). tests/commands/test_lockout.py runs the ref
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from provision.core.access import lockout_message, no_way_in_reason, way_in
@@ -21,7 +23,8 @@ from tests.support.keyfactory import public_line
 
 LAYOUT = load_layout()
 HASH = "$6$rounds=1000$saltsalt$" + "a" * 86
-FRESH = FreshMaterial(host_key=generate_host_key(), machine_id="0123456789abcdef0123456789abcdef")
+FRESH = FreshMaterial(host_key=generate_host_key(), machine_id="0123456789abcdef0123456789abcdef",
+                      now=datetime(2026, 11, 29, 14, 2, tzinfo=UTC), tool_version="0.1.0")
 ALICE = public_line(comment="alice@laptop")
 BOB = public_line(comment="bob@desk")
 KEYS_FILE = "/home/zvm/.ssh/authorized_keys"

@@ -6,6 +6,7 @@ too, on the same reports; tests/commands/test_inspect.py goes through the real a
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,14 +14,15 @@ from provision.core.apply import apply_plan, verify_plan
 from provision.core.credentials.hostkeys import generate_host_key
 from provision.core.credentials.sshkeys import parse_authorized_keys
 from provision.core.disk import ImageInfo, Partition
-from provision.core.inspection import build_report, check_image_contract
+from provision.core.contractcheck import check_image_contract
+from provision.core.inspection import build_report
 from provision.core.layout import load_layout
 from provision.core.plan import FreshMaterial, build_plan
 from provision.core.request import PasswordChoice, SeedRequest
 from provision.core.state import read_state
 from provision.core.walk import walk_persist
 from provision.secret import Secret
-from provision.ui.render import SCHEMA_VERSION, render_check, render_text, report_to_json
+from provision.ui.render_inspect import SCHEMA_VERSION, render_check, render_text, report_to_json
 from tests.support.fakes import MemoryFS
 from tests.support.keyfactory import public_line
 
@@ -36,12 +38,15 @@ WalkableFS = MemoryFS  # it lists directories and reads links as PersistFS does
 
 def seeded_fs(**overrides) -> tuple[WalkableFS, FreshMaterial]:
     fs = WalkableFS()
-    fresh = FreshMaterial(host_key=generate_host_key(), machine_id="0123456789abcdef0123456789abcdef")
+    fresh = FreshMaterial(host_key=generate_host_key(), machine_id="0123456789abcdef0123456789abcdef",
+                          now=datetime(2026, 11, 29, 14, 2, 11, tzinfo=UTC), tool_version="0.1.0")
     values = dict(
         password=PasswordChoice.from_hash(Secret(HASH)),
         keys=tuple(parse_authorized_keys(public_line(comment="alice@laptop") + "\n", "test")),
         netbird_setup_key=Secret(SETUP_KEY),
         netbird_management_url="https://netbird.example.org",
+        hostname="zvm-alice",
+        operator="it@desk",
     )
     values.update(overrides)
     plan = build_plan(SeedRequest(**values), read_state(fs, LAYOUT), LAYOUT, fresh)
@@ -256,7 +261,8 @@ def test_json_schema_and_no_secret_in_any_output():
     assert data["schema_version"] == SCHEMA_VERSION == 1
     assert set(data) == {
         "schema_version", "image", "partitions", "contract_ok", "problems", "paths", "password",
-        "authorized_keys", "host_key", "machine_id", "netbird", "unexpected", "other_entries", "walk",
+        "authorized_keys", "host_key", "machine_id", "netbird", "hostname", "record", "unexpected", "other_entries",
+        "walk",
     }
     assert data["contract_ok"] is True and data["problems"] == []
     assert data["partitions"] == [
@@ -270,6 +276,13 @@ def test_json_schema_and_no_secret_in_any_output():
     }
     assert data["password"] == {"state": "set", "algorithm": "sha512-crypt", "rounds": 1000}
     assert data["netbird"] == {"setup_key": "present", "management_url": "https://netbird.example.org"}
+    assert data["hostname"] == {"state": "seeded", "value": "zvm-alice", "boots_as": "zvm-alice"}
+    record = data["record"]
+    assert (record["state"], record["count"], record["unreadable_lines"]) == ("present", 1, 0)
+    assert record["last"] == "seeded 2026-11-29 14:02 UTC by it@desk with zvm-provision 0.1.0"
+    [entry] = record["entries"]
+    assert entry["host_key"] == fresh.host_key.fingerprint and entry["hostname"] == "zvm-alice"
+    assert (entry["password"], entry["netbird_setup_key"], entry["operator"]) == ("set", True, "it@desk")
     [key] = data["authorized_keys"]["keys"]
     assert set(key) == {"type", "label", "bits", "fingerprint", "comment", "options"}
     assert key["fingerprint"].startswith("SHA256:") and key["bits"] == 256
@@ -285,6 +298,37 @@ def test_human_report_shows_the_items_of_the_issue():
     text = render_text(report_of(fs))
     for expected in ("/home/zvm/.ssh/authorized_keys", "ok", "1000:100", "0600", "set, sha512-crypt, 1000 rounds",
                      "alice@laptop", "ED25519", fresh.host_key.fingerprint, "0123456789abcdef0123456789abcdef",
-                     "zvm ssh-ed25519 AAAA", "https://netbird.example.org", "meets the persist contract"):
+                     "zvm ssh-ed25519 AAAA", "https://netbird.example.org", "meets the persist contract",
+                     "zvm-alice (seeded)",
+                     "seeded 2026-11-29 14:02 UTC by it@desk with zvm-provision 0.1.0 (1 seeding recorded)"):
         assert expected in text, expected
     assert render_check([]) == "OK: the image meets the persist contract"
+
+
+def test_check_flags_a_hostname_the_vm_would_ignore_but_requires_neither_a_hostname_nor_a_record():
+    fs, _ = seeded_fs()
+    fs.nodes["/etc/hostname"].data = b"Not_A_Name\n"
+    report = report_of(fs)
+    assert report.hostname.state == "invalid" and report.hostname.boots_as == "zvm"
+    [problem] = check_image_contract(report)
+    assert problem.startswith("/etc/hostname: not one line holding a valid hostname (a hostname is 1 to 63")
+    assert problem.endswith("the VM ignores it and boots as zvm")
+    assert "invalid: the VM ignores it and boots as zvm" in render_text(report)
+    # an image seeded by hand: no hostname, no record, still meets the contract
+    for path in ("/etc/hostname", "/zvm-provision/history.jsonl", "/zvm-provision"):
+        del fs.nodes[path]
+    report = report_of(fs)
+    assert check_image_contract(report) == []
+    assert (report.hostname.state, report.record.state) == ("absent", "absent")
+    text = render_text(report)
+    assert "zvm (built in; none seeded)" in text and "none (never seeded, seeded by hand" in text
+
+
+def test_a_damaged_record_is_shown_but_is_not_drift():
+    fs, _ = seeded_fs()
+    fs.nodes["/zvm-provision/history.jsonl"].data += b"\x00garbage\n"
+    report = report_of(fs)
+    assert check_image_contract(report) == []
+    assert report.record.unreadable_lines == 1 and len(report.record.entries) == 1
+    assert "1 unreadable line (dropped at the next seeding)" in render_text(report, width=200)
+    assert report_to_json(report)["record"]["unreadable_lines"] == 1

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import shutil
 import subprocess
 
@@ -23,7 +25,8 @@ from tests.support.keyfactory import public_line
 
 LAYOUT = load_layout()
 HASH = "$6$rounds=1000$saltsalt$" + "a" * 86
-FRESH = FreshMaterial(host_key=generate_host_key(), machine_id="0123456789abcdef0123456789abcdef")
+FRESH = FreshMaterial(host_key=generate_host_key(), machine_id="0123456789abcdef0123456789abcdef",
+                      now=datetime(2026, 11, 29, 14, 2, tzinfo=UTC), tool_version="0.1.0")
 KEYS_FILE = "/home/zvm/.ssh/authorized_keys"
 ALICE, BOB, CAROL = (public_line(comment=c) for c in ("alice@laptop", "bob@desk", "carol@phone"))
 

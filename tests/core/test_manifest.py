@@ -244,3 +244,37 @@ def test_a_batch_row_can_never_lock_everyone_out(folder: Path):
     good = load_manifest(write(folder, HEADER + f"alice,keys/alice.pub,,,\nbob,keys/bob.pub,{HASH},,\n"))
     for user in good.users:
         assert user.keys and way_in(len(user.keys), "set")
+
+
+def test_hostname_column_defaults_to_zvm_name_made_valid_and_a_given_one_is_checked(folder: Path):
+    path = write(folder, "name,ssh_keys,hostname\n"
+                 + "Alice.Smith,keys/alice.pub,\n"  # default: zvm-alice-smith
+                 + f"{'b' * 70},keys/bob.pub,\n"  # default cut to 63, no trailing hyphen
+                 + "carol,keys/carol.pub,carols-vm\n")  # given: kept as it is
+    alice, long_one, carol = load_manifest(path).users
+    assert alice.hostname == "zvm-alice-smith"
+    assert long_one.hostname == "zvm-" + "b" * 59 and len(long_one.hostname) == 63
+    assert carol.hostname == "carols-vm"
+    # TOML rows take the same field
+    toml = write(folder, '[[user]]\nname = "dave"\nssh_keys = ["keys/alice.pub"]\nhostname = "dave-pc"\n',
+                 name="staff.toml")
+    assert [u.hostname for u in load_manifest(toml).users] == ["dave-pc"]
+
+
+def test_a_bad_or_duplicate_hostname_is_a_row_error_before_anything(folder: Path):
+    path = write(folder, "name,ssh_keys,hostname\n"
+                 + "alice,keys/alice.pub,Alice_PC\n"  # 2: upper case and '_': refused, not changed
+                 + "bob,keys/bob.pub,shared\n"  # 3: good
+                 + "carol,keys/carol.pub,shared\n"  # 4: the same hostname as line 3
+                 + "a.b,keys/alice.pub,\n"  # 5: default zvm-a-b
+                 + "a_b,keys/bob.pub,\n"  # 6: default zvm-a-b too
+                 + f"dave,keys/carol.pub,{'x' * 64}\n")  # 7: too long
+    with pytest.raises(ManifestError) as caught:
+        load_manifest(path)
+    problems = dict(caught.value.problems)
+    assert [w for w, _ in caught.value.problems] == ["line 2", "line 4", "line 6", "line 7"]
+    assert "lower-case letters" in problems["line 2"] and "'Alice_PC'" in problems["line 2"]
+    assert problems["line 4"] == "duplicate hostname 'shared' (first used at line 3)"
+    assert problems["line 6"] == "duplicate hostname 'zvm-a-b' (first used at line 5)"
+    assert "1 to 63 characters" in problems["line 7"]
+    assert "nothing was created" in caught.value.message

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from provision.core.apply import apply_plan, verify_plan
@@ -18,7 +20,9 @@ from tests.support.keyfactory import public_line
 
 LAYOUT = load_layout()
 HASH = "$6$rounds=1000$saltsalt$" + "a" * 86
-FRESH = FreshMaterial(host_key=generate_host_key(), machine_id="0123456789abcdef0123456789abcdef")
+NOW = datetime(2026, 11, 29, 14, 2, 11, tzinfo=UTC)
+FRESH = FreshMaterial(host_key=generate_host_key(), machine_id="0123456789abcdef0123456789abcdef", now=NOW,
+                      tool_version="0.1.0")
 
 
 def keys(*lines: str):
@@ -43,8 +47,8 @@ def test_blank_image_gets_every_contract_path_with_its_owner_and_mode():
     plan = seed(fs, first_request())
     for entry in LAYOUT.entries:
         node = fs.nodes.get(entry.path)
-        if entry.role in ("netbird-setup-key", "netbird-management-url"):
-            assert node is None, "optional Netbird files are only written when asked for"
+        if entry.role in ("netbird-setup-key", "netbird-management-url", "hostname"):
+            assert node is None, "optional Netbird and hostname files are only written when asked for"
             continue
         assert node is not None, entry.path
         assert (node.kind, node.uid, node.gid, node.mode) == (entry.kind, entry.uid, entry.gid, entry.mode), entry.path
@@ -68,7 +72,8 @@ def test_second_run_with_the_same_request_changes_nothing_but_the_password():
     seed(fs, request)
     again = build_plan(request, read_state(fs, LAYOUT), LAYOUT, FRESH)
     changed = {op.entry.path for op in again.operations if op.changes}
-    assert changed == {"/passwords/zvm"}  # a password given again is written again; all else is kept
+    # a password given again is written again, and the seeding recorded; all else is kept
+    assert changed == {"/passwords/zvm", "/zvm-provision/history.jsonl"}
 
 
 def test_keys_are_added_and_deduplicated_by_blob_unless_replaced():
@@ -86,7 +91,8 @@ def test_keys_are_added_and_deduplicated_by_blob_unless_replaced():
 def test_existing_identity_is_kept_unless_asked_to_renew():
     fs = MemoryFS()
     seed(fs, first_request())
-    other = FreshMaterial(host_key=generate_host_key(), machine_id="fedcba9876543210fedcba9876543210")
+    other = FreshMaterial(host_key=generate_host_key(), machine_id="fedcba9876543210fedcba9876543210", now=NOW,
+                          tool_version="0.1.0")
     kept = seed(fs, SeedRequest(), other)
     assert kept.host_public_line == FRESH.host_key.public_line
     assert kept.machine_id == FRESH.machine_id

@@ -9,7 +9,10 @@ module that produces them.
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -159,6 +162,40 @@ def test_the_machine_id_is_bound_from_persist_before_systemd_needs_it() -> None:
     assert services["systemd-machine-id-commit"]["unitConfig"]["ConditionFirstBoot"] is True
 
 
+def record_paths() -> tuple[str, str]:
+    """The seeding record and its directory, as paths in the running VM if anything bound them there."""
+    record = load_layout().role("seed-record")
+    return record.path, record.parent
+
+
+def test_impermanence_binds_neither_the_seeding_record_nor_its_directory() -> None:
+    """The record is root's, read under /persist: outside the allowlist, nothing in the VM's tree is it."""
+    layout = load_layout()
+    record, directory = record_paths()
+    assert [e.persist for e in layout.entries if e.path in (record, directory)] == [None, None]
+    report = configured()
+    persistence = report["persistence"][layout.mount_point]
+    persisted = [d["dirPath"] for d in persistence["directories"]] + [f["filePath"] for f in persistence["files"]]
+    persisted += [d["dirPath"] for u in persistence["users"].values() for d in u["directories"]]
+    assert not [p for p in persisted if directory == p or directory.startswith(p.rstrip("/") + "/") or p.startswith(directory)]
+    mounted = [(m["what"], m["where"]) for m in report["systemd"]["mounts"] + report["systemd"]["initrdMounts"]]
+    assert mounted and not [m for m in mounted if any(directory in side for side in m)]
+    # Impermanence binds files from services (mount-file.bash): none reads from the record's directory.
+    for name, service in report["systemd"]["services"].items():
+        assert layout.guest_path(directory) not in json.dumps(service), name
+
+
+def test_persisting_the_seeding_record_stops_the_build() -> None:
+    layout = load_layout()
+    _, directory = record_paths()
+    report = evaluated(zvm={"updates": {"flakeUrl": TEST_FLAKE_URL}},
+                       environment={"persistence": {layout.mount_point: {"directories": [directory]}}})
+    failed = failed_assertions(report)
+    assert len(failed) == 1 and "the seeding record, must stay outside the allowlist" in failed[0], failed
+    assert layout.guest_path(layout.role("seed-record").path) in failed[0] and directory in failed[0]
+    assert report["toplevel"]["success"] is False
+
+
 # --- the user, sudo, sshd -----------------------------------------------------------------------------
 
 
@@ -287,11 +324,27 @@ def test_netbird_enrolment_runs_only_with_a_seeded_key_after_the_daemon() -> Non
     assert unit["environment"]["NB_DAEMON_ADDR"] == defaults["NB_DAEMON_ADDR"]
 
 
-def run_enrol_script(tmp_path: Path, *, key: bool, url: str | None, up_status: int = 0) -> tuple[int, list[str]]:
-    """Runs the unit's script with the contract's paths moved under tmp_path and a fake netbird."""
+def seeded_name_tool(tmp_path: Path) -> tuple[str, Path]:
+    """The shared check of a seeded hostname (its store path in the evaluated system), and a runnable copy
+    of the script that store path holds."""
+    tool = configured()["hostname"]["seededNameTool"]
+    copy = tmp_path / "store" / Path(tool["path"]).name
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    copy.write_text(f"#!{BASH}\n{tool['text']}")
+    copy.chmod(0o755)
+    return tool["path"], copy
+
+
+def run_enrol_script(
+    tmp_path: Path, *, key: bool, url: str | None, up_status: int = 0, hostname: str | None = None
+) -> tuple[int, list[str]]:
+    """Runs the unit's script with the contract's paths moved under tmp_path, a fake netbird, and a
+    seeded hostname file holding HOSTNAME (absent if None)."""
     layout = load_layout()
     root = tmp_path / "root"
-    script = enrol_unit()["script"].replace(f"{layout.mount_point}/", f"{root}{layout.mount_point}/")
+    store_path, tool = seeded_name_tool(tmp_path)
+    script = enrol_unit()["script"].replace(store_path, str(tool))
+    script = script.replace(f"{layout.mount_point}/", f"{root}{layout.mount_point}/")
     key_file = Path(f"{root}{guest('netbird-setup-key')}")
     url_file = Path(f"{root}{guest('netbird-management-url')}")
     key_file.parent.mkdir(parents=True)
@@ -299,13 +352,17 @@ def run_enrol_script(tmp_path: Path, *, key: bool, url: str | None, up_status: i
         key_file.write_text("A1B2C3D4-E5F6-4789-9ABC-DEF012345678\n")
     if url is not None:
         url_file.write_text(url + "\n")
+    if hostname is not None:
+        hostname_file = Path(f"{root}{guest('hostname')}")
+        hostname_file.parent.mkdir(parents=True, exist_ok=True)
+        hostname_file.write_text(hostname)
     calls = tmp_path / "calls"
     fake_tool(
         tmp_path,
         "netbird",
         f'printf "%s\\n" "$*" >> {calls}\n[ "$1" = up ] && exit {up_status}\nexit 0',
     )
-    real_tools(tmp_path, "seq", "sleep", "tr", "rm")
+    real_tools(tmp_path, "seq", "sleep", "tr", "rm", "wc")
     result = subprocess.run(
         [BASH, "-c", script], env={"PATH": str(tmp_path / "bin")}, capture_output=True, text=True, timeout=60
     )
@@ -330,6 +387,173 @@ def test_a_failed_enrolment_keeps_the_key_for_the_next_try(tmp_path: Path) -> No
     status, calls = run_enrol_script(tmp_path, key=True, url=None, up_status=1)
     assert status != 0 and calls[-1].startswith("up ")
     assert Path(f"{tmp_path}/root{guest('netbird-setup-key')}").exists()
+
+
+def test_netbird_enrolment_names_the_peer_after_the_seeded_hostname(tmp_path: Path) -> None:
+    status, calls = run_enrol_script(tmp_path, key=True, url=None, hostname="web-01\n")
+    assert status == 0
+    assert calls[-1] == f"up --setup-key-file {tmp_path}/root{guest('netbird-setup-key')} --hostname web-01"
+
+
+@pytest.mark.parametrize("hostname", [None, "Web-01\n", "../../etc/shadow\n", ""], ids=["unseeded", "upper-case", "traversal", "empty"])
+def test_netbird_enrolment_without_a_valid_seeded_hostname_passes_none(tmp_path: Path, hostname: str | None) -> None:
+    """Netbird then names the peer after the VM's hostname, the built-in one (the boot ignored the file too)."""
+    status, calls = run_enrol_script(tmp_path, key=True, url=None, hostname=hostname)
+    assert status == 0
+    assert calls[-1] == f"up --setup-key-file {tmp_path}/root{guest('netbird-setup-key')}"
+
+
+# --- the hostname ---------------------------------------------------------------------------------------
+
+
+def hostname_snippet() -> dict:
+    return configured()["activationScripts"]["zvm-hostname"]
+
+
+def test_the_seeded_hostname_replaces_etc_hostname_after_nixpkgs_links_the_built_in_one() -> None:
+    report = configured()
+    # nixpkgs links networking.hostName as /etc/hostname in the "etc" snippet; an unseeded VM keeps it.
+    assert report["hostname"]["hostName"] == "zvm"
+    assert report["etc"]["hostname"]["enable"] is True and report["etc"]["hostname"]["mode"] == "symlink"
+    assert report["etc"]["hostname"]["text"] == "zvm\n"
+    # Ours runs after it, so it is not undone by it at boot or on a switch.
+    assert hostname_snippet()["deps"] == ["etc"]
+    assert "etc" in report["activationScripts"]
+
+
+def test_the_seeded_hostname_check_is_shellcheck_clean() -> None:
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck is not installed")
+    script = NIX_DIR / "modules" / "seeded-hostname.sh"
+    assert configured()["hostname"]["seededNameTool"]["text"] == script.read_text()
+    result = subprocess.run(["shellcheck", str(script)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout
+
+
+BUILT_IN = "zvm\n"
+
+
+def run_hostname_activation(tmp_path: Path, seed=None) -> tuple[subprocess.CompletedProcess[str], Path, Path]:
+    """Runs the activation snippet as nixpkgs' activation script does (its ERR trap and per-snippet status),
+    with /etc and /persist moved under tmp_path/root: /etc/hostname is the link the "etc" snippet left (to
+    networking.hostName), and SEED, a callable, prepares the seeded file at the path it is given."""
+    root = tmp_path / "root"
+    etc = root / "etc"
+    static = root / "etc-static"  # stands for /etc/static
+    etc.mkdir(parents=True)
+    static.mkdir()
+    (static / "hostname").write_text(configured()["etc"]["hostname"]["text"])
+    (etc / "hostname").symlink_to(static / "hostname")
+    seeded = Path(f"{root}{guest('hostname')}")
+    seeded.parent.mkdir(parents=True, exist_ok=True)
+    if seed is not None:
+        seed(seeded)
+    return activate_hostname(tmp_path), etc / "hostname", seeded
+
+
+def activate_hostname(tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    root = tmp_path / "root"
+    store_path, tool = seeded_name_tool(tmp_path)
+    text = hostname_snippet()["text"]
+    call = f"{store_path} {guest('hostname')}"
+    assert text.count(call) == 1, text  # the check, on the contract's file
+    text = text.replace(call, f"{tool} {root}{guest('hostname')}")
+    text = re.sub(r"(?<![\w/])/etc/hostname", f"{root}/etc/hostname", text)
+    real_tools(tmp_path, "wc", "chmod", "mv", "rm")
+    wrapped = f"""
+_status=0
+trap "_status=1 _localstatus=\\$?" ERR
+umask 0022
+_localstatus=0
+{text}
+if (( _localstatus > 0 )); then
+  printf "Activation script snippet '%s' failed (%s)\\n" zvm-hostname "$_localstatus"
+fi
+exit $_status
+"""
+    return subprocess.run(
+        [BASH, "-c", wrapped], env={"PATH": str(tmp_path / "bin")}, capture_output=True, text=True, timeout=60
+    )
+
+
+def writes(content: str | bytes):
+    return lambda path: path.write_bytes(content if isinstance(content, bytes) else content.encode())
+
+
+@pytest.mark.parametrize("name", ["web-01", "a", "0", "x" * 63, "it-desk-7"])
+def test_a_valid_seeded_hostname_becomes_etc_hostname(tmp_path: Path, name: str) -> None:
+    result, etc_hostname, _ = run_hostname_activation(tmp_path, writes(name + "\n"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not etc_hostname.is_symlink() and etc_hostname.read_text() == name + "\n"
+    assert etc_hostname.stat().st_mode & 0o7777 == 0o644
+    assert sorted(p.name for p in etc_hostname.parent.iterdir()) == ["hostname"]  # no temporary file left
+    assert result.stderr == ""
+
+
+def test_an_unseeded_image_keeps_the_built_in_hostname_silently(tmp_path: Path) -> None:
+    result, etc_hostname, _ = run_hostname_activation(tmp_path)
+    assert result.returncode == 0 and result.stdout == result.stderr == ""
+    assert etc_hostname.is_symlink() and etc_hostname.read_text() == BUILT_IN
+
+
+INVALID = {
+    "upper-case": "Web-01\n",
+    "too-long": "x" * 64 + "\n",
+    "much-too-long": "x" * 100_000 + "\n",
+    "two-lines": "web-01\nweb-02\n",
+    "path-traversal": "../../etc/shadow\n",
+    "empty": "",
+    "only-a-newline": "\n",
+    "no-newline": "web-01",
+    "crlf": "web-01\r\n",
+    "leading-hyphen": "-web\n",
+    "trailing-hyphen": "web-\n",
+    "underscore": "web_01\n",
+    "dot": "web.example.com\n",
+    "space": "web 01\n",
+    "non-ascii": "wéb\n",
+    "nul-byte": b"web\x00-01\n",
+    "shell": "$(reboot)\n",
+}
+
+
+@pytest.mark.parametrize("content", INVALID.values(), ids=INVALID.keys())
+def test_an_invalid_seeded_hostname_keeps_the_built_in_one_and_says_why(tmp_path: Path, content: str | bytes) -> None:
+    result, etc_hostname, seeded = run_hostname_activation(tmp_path, writes(content))
+    assert result.returncode == 0, result.stdout + result.stderr  # the activation (and the boot) goes on
+    assert etc_hostname.is_symlink() and etc_hostname.read_text() == BUILT_IN
+    assert f"ignoring {seeded} (" in result.stderr and "built-in hostname" in result.stderr
+    assert "failed" not in result.stdout
+
+
+def symlink_to_a_valid_name(path: Path) -> None:
+    target = path.parent / "elsewhere"
+    target.write_text("web-01\n")
+    path.symlink_to(target)
+
+
+@pytest.mark.parametrize(
+    "seed",
+    [symlink_to_a_valid_name, lambda p: p.symlink_to(p.parent / "missing"), lambda p: os.mkfifo(p), lambda p: p.mkdir()],
+    ids=["symlink", "dangling-symlink", "fifo", "directory"],
+)
+def test_a_seeded_hostname_that_is_not_a_regular_file_is_ignored(tmp_path: Path, seed) -> None:
+    """Never followed or opened: a FIFO would block the boot (the run's timeout would fail this test)."""
+    result, etc_hostname, seeded = run_hostname_activation(tmp_path, seed)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert etc_hostname.is_symlink() and etc_hostname.read_text() == BUILT_IN
+    assert f"ignoring {seeded} (not a regular file)" in result.stderr
+
+
+def test_every_switch_puts_the_seeded_hostname_back_after_etc(tmp_path: Path) -> None:
+    """switch-to-configuration re-runs the activation: "etc" links nixpkgs' /etc/hostname again, then ours."""
+    result, etc_hostname, _ = run_hostname_activation(tmp_path, writes("web-01\n"))
+    assert result.returncode == 0 and etc_hostname.read_text() == "web-01\n"
+    static = tmp_path / "root" / "etc-static" / "hostname"
+    etc_hostname.unlink()
+    etc_hostname.symlink_to(static)  # what setup-etc.pl does on the next activation
+    again = activate_hostname(tmp_path)
+    assert again.returncode == 0 and not etc_hostname.is_symlink() and etc_hostname.read_text() == "web-01\n"
 
 
 # --- the image ------------------------------------------------------------------------------------------

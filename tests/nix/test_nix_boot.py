@@ -68,8 +68,21 @@ def test_the_test_script_checks_what_the_issue_asks() -> None:
     # Without a setup key the Netbird enrolment unit is skipped (its condition fails).
     assert f"test ! -e {layout.guest_path(layout.role('netbird-setup-key').path)}" in text
     assert "ConditionResult zvm-netbird-enrol.service" in text and 'result == "no"' in text
+    # The hostname on every boot: the image as built (unseeded) is zvm; both seeded boots have the seeded name.
+    hostname_file = layout.guest_path(layout.role("hostname").path)
+    assert 'zvm.succeed("hostname").strip() == name' in text and 'zvm.succeed("cat /etc/hostname").strip() == name' in text
+    unseeded, seeded = text.index('os.environ["NIX_DISK_IMAGE"] = unseeded_disk'), text.index('os.environ["NIX_DISK_IMAGE"] = disk')
+    first_boot, reboot = text.index("boot()\n", seeded), text.index("zvm.shutdown()", seeded)
+    assert unseeded < text.index(f"test ! -e {hostname_file}") < text.index('hostname_is("zvm")') < seeded
+    assert '"-F", "raw",' in text and '"-b", "/nix/store/' in text  # the unseeded overlay is of the built image
+    assert first_boot < text.index('hostname_is(seed["hostname"])', first_boot) < reboot
+    assert reboot < text.index('hostname_is(seed["hostname"])', reboot)
+    assert f'zvm.succeed("cat {hostname_file}") == seed["hostname"] + "\\n"' in text
+    # The seeding record is on persist, root's only, and not in the running system's tree.
+    record = layout.guest_path(layout.role("seed-record").path)
+    assert f"stat -c '%u:%g %a' {record}\").strip() == \"0:0 600\"" in text and 'zvm.fail("test -e /zvm-provision")' in text
     # A file outside the allowlist is gone after the reboot, one inside it is still there.
-    reboot = text.index("zvm.shutdown()")
+    reboot = text.index("zvm.shutdown()", seeded)  # the seeded image's reboot (the unseeded boot ends first)
     assert text.index("touch /root/outside-the-allowlist") < reboot < text.index('zvm.fail("test -e /root/outside-the-allowlist")')
     assert 'cat /var/log/zvm-boot-test").strip() == "kept"' in text[reboot:]
 
@@ -104,6 +117,8 @@ def test_seeding_script_seeds_a_disk(sample_disk_template: Path, tmp_path: Path)
     assert seed["changed"] is True
     assert len(seed["machine_id"]) == 32
     assert seed["host_key"]["fingerprint"].startswith("SHA256:")
+    assert seed["hostname"] == "zvm-boot-test"  # what boot.nix expects the seeded boots to be called
+    assert seed["record"]["entry"]["operator"] == "zvm-boot-test"
     public = (out / "id_ed25519.pub").read_text().split()[1]
     assert [key["fingerprint"] for key in seed["authorized_keys"]] == [
         subprocess.run(["ssh-keygen", "-lf", str(out / "id_ed25519.pub")], capture_output=True, text=True,

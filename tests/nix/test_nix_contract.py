@@ -129,6 +129,31 @@ def test_role_paths_match_python() -> None:
         "setupKeyFile": layout.guest_path(layout.role("netbird-setup-key").path),
         "managementUrlFile": layout.guest_path(layout.role("netbird-management-url").path),
     }
+    assert c["hostnameFile"] == layout.guest_path(layout.role("hostname").path) == "/persist/etc/hostname"
+    assert c["seedRecord"] == layout.guest_path(layout.role("seed-record").path)
+    assert c["seedRecord"] == "/persist/zvm-provision/history.jsonl"  # where root reads it in the VM
+
+
+def test_the_hostname_and_the_seeding_record_are_in_the_contract_as_decided() -> None:
+    """Both halves follow these entries (issue 12): owner, mode, not required, and no persist key, so that
+    impermanence binds neither; the record lives in a root-only directory of its own."""
+    layout = load_layout()
+    hostname = layout.role("hostname")
+    record = layout.role("seed-record")
+    directory = layout.entry(record.parent)
+    assert (hostname.path, hostname.kind, hostname.uid, hostname.gid, hostname.mode) == ("/etc/hostname", "file", 0, 0, 0o644)
+    assert (directory.path, directory.kind, directory.uid, directory.gid, directory.mode) == ("/zvm-provision", "dir", 0, 0, 0o700)
+    assert (record.path, record.kind, record.uid, record.gid, record.mode) == ("/zvm-provision/history.jsonl", "file", 0, 0, 0o600)
+    for entry in (hostname, directory, record):
+        assert (entry.required, entry.secret, entry.persist) == (False, False, None), entry
+
+
+def test_every_entry_comes_after_its_parent() -> None:
+    """The tool creates the skeleton in the contract's order."""
+    seen: set[str] = set()
+    for entry in load_layout().entries:
+        assert entry.path == "/" or entry.parent in seen, f"{entry.path} comes before {entry.parent}"
+        seen.add(entry.path)
 
 
 def test_authorized_keys_file_is_the_contract_path_with_percent_u() -> None:
@@ -171,6 +196,9 @@ def test_contract_nix_follows_a_changed_layout() -> None:
             _e("/nb", "dir", "0700", persist="directory"),
             _e("/nb/k", "file", "0600", role="netbird-setup-key"),
             _e("/nb/u", "file", "0644", role="netbird-management-url"),
+            _e("/etc/name", "file", "0644", role="hostname"),
+            _e("/log", "dir", "0700"),
+            _e("/log/seeded", "file", "0600", role="seed-record"),
         ],
     }
     c = nix_eval(_contract_of(layout))
@@ -188,6 +216,7 @@ def test_contract_nix_follows_a_changed_layout() -> None:
         "ada": {"directories": [{"directory": ".local", "user": "ada", "group": "users", "mode": "0750"}]}
     }
     assert c["netbird"] == {"setupKeyFile": "/state/nb/k", "managementUrlFile": "/state/nb/u"}
+    assert (c["hostnameFile"], c["seedRecord"]) == ("/state/etc/name", "/state/log/seeded")
 
 
 def test_contract_nix_rejects_a_missing_role() -> None:

@@ -94,6 +94,14 @@ CASES = [
         wrong='{ lib, ... }: { image.repart.partitions."30-persist".repartConfig.Label = lib.mkForce "persist-with-a-label-of-forty-characters"; }',
         error="maximum label length supported by UEFI",
     ),
+    # etc.nix: an /etc file's text is lines (null or strings), its mode a string ("symlink" or octal).
+    Case(
+        "environment.etc.<name>.mode",
+        ["environment", "etc", "issue", "mode"],
+        right='{ environment.etc.issue = { text = "zvm"; mode = "0644"; }; }',
+        wrong='{ environment.etc.issue = { text = "zvm"; mode = 420; }; }',
+        error="`environment.etc.issue.mode' is not of type",
+    ),
     # sudo-rs.nix asserts that sudo and sudo-rs are not both enabled.
     Case(
         "security.sudo-rs.enable",

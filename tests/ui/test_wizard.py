@@ -149,6 +149,7 @@ BLANK_ANSWERS = {
     "password_again": "correct horse",
     "ssh_keys": DEFAULT,
     "netbird": DEFAULT,
+    "hostname": DEFAULT,
     "confirm": DEFAULT,
 }
 
@@ -193,7 +194,7 @@ def test_short_password_is_refused_with_a_clear_message(home):
 
 def test_reseed_keeps_what_is_there_by_default(home):
     state = seeded_state()
-    answers = {"password_method": DEFAULT, "ssh_keys": DEFAULT, "netbird": DEFAULT, "keep_keys": DEFAULT,
+    answers = {"password_method": DEFAULT, "ssh_keys": DEFAULT, "netbird": DEFAULT, "keep_keys": DEFAULT, "hostname": DEFAULT,
                "confirm": DEFAULT}
     result, prompter, said = wizard(state, answers)
     assert prompter.seen["password_method"]["default"] == "keep"
@@ -205,7 +206,7 @@ def test_reseed_keeps_what_is_there_by_default(home):
 
 
 def test_reseed_empty_password_keeps_it(home):
-    answers = {"password_method": "type", "password": "", "ssh_keys": [], "netbird": False, "keep_keys": DEFAULT,
+    answers = {"password_method": "type", "password": "", "ssh_keys": [], "netbird": False, "keep_keys": DEFAULT, "hostname": DEFAULT,
                "confirm": True}
     result, prompter, _ = wizard(seeded_state(), answers)
     assert result.request.password == PasswordChoice.keep()
@@ -267,7 +268,7 @@ def test_what_does_not_need_the_image_is_asked_while_the_appliance_starts(home):
     _, _, log = wizard_log(blank_state(), answers)
     before, after = asked_before_and_after_the_wait(log)
     assert before == ["ssh_keys", "netbird", "netbird_setup_key", "netbird_management_url"]
-    assert after == ["password_method", "password", "password_again", "confirm"]
+    assert after == ["password_method", "password", "password_again", "hostname", "confirm"]
     said = [line for kind, line in log if kind == "say"]
     assert "Starting the libguestfs appliance" in said[1]  # at once, before the first question
     assert log.index(("ask", "ssh_keys")) < log.index(("wait", ""))
@@ -280,10 +281,10 @@ def test_what_does_not_need_the_image_is_asked_while_the_appliance_starts(home):
 def test_keep_choices_come_after_the_state_is_shown_and_nothing_is_asked_twice(home):
     with_pub(home, "id_ed25519.pub")
     answers = {"ssh_keys": [], "netbird": DEFAULT, "keep_keys": DEFAULT, "password_method": DEFAULT,
-               "confirm": DEFAULT}
+               "hostname": DEFAULT, "confirm": DEFAULT}
     result, prompter, log = wizard_log(seeded_state(netbird=True), answers)
     before, after = asked_before_and_after_the_wait(log)
-    assert before == ["ssh_keys", "netbird"] and after == ["keep_keys", "password_method", "confirm"]
+    assert before == ["ssh_keys", "netbird"] and after == ["keep_keys", "password_method", "hostname", "confirm"]
     assert [o.value for o in prompter.seen["password_method"]["options"]][0] == "keep"
     said = [line for kind, line in log if kind == "say"]
     assert "persist: already seeded" in said
@@ -298,7 +299,7 @@ def test_no_key_for_an_image_without_one_is_asked_again_once_the_image_is_known(
     result, prompter, log = wizard_log(blank_state(), answers)
     before, after = asked_before_and_after_the_wait(log)
     assert before == ["ssh_keys", "netbird"]
-    assert after == ["ssh_keys", "password_method", "password", "password_again", "confirm"]
+    assert after == ["ssh_keys", "password_method", "password", "password_again", "hostname", "confirm"]
     assert any("holds no SSH key" in line for kind, line in log if kind == "say")
     assert prompter.refused.get("ssh_keys") is None
     assert [k.line for k in result.request.keys] == [lines["id_ed25519.pub"]]
@@ -306,7 +307,8 @@ def test_no_key_for_an_image_without_one_is_asked_again_once_the_image_is_known(
 
 def test_replace_keys_needs_one_key_at_once(home):
     with_pub(home, "id_ed25519.pub")
-    answers = {"ssh_keys": Turns([[], DEFAULT]), "netbird": DEFAULT, "password_method": DEFAULT, "confirm": DEFAULT}
+    answers = {"ssh_keys": Turns([[], DEFAULT]), "netbird": DEFAULT, "password_method": DEFAULT,
+               "hostname": DEFAULT, "confirm": DEFAULT}
     _, prompter, _ = wizard(seeded_state(), answers, SeedFlags(replace_keys=True))
     assert "keep_keys" not in prompter.asked  # --replace-keys: every key of the image goes anyway
     assert prompter.refused["ssh_keys"] == ["choose at least one: zvm logs in over SSH with a key only"]
@@ -373,7 +375,7 @@ def test_no_at_the_confirmation_is_exit_1_not_an_interrupt_and_writes_nothing_an
 
 
 @pytest.mark.parametrize("question", ["password_method", "password", "password_again", "ssh_keys", "netbird",
-                                      "netbird_setup_key", "confirm"])
+                                      "netbird_setup_key", "hostname", "confirm"])
 def test_ctrl_c_at_any_question_aborts(home, question):
     with_pub(home, "id_ed25519.pub")
     answers = dict(BLANK_ANSWERS, netbird=True, netbird_setup_key=NETBIRD_KEY, netbird_management_url="")
@@ -427,7 +429,8 @@ def test_netbird_empty_url_means_the_default_service(home):
 def test_flags_given_are_not_asked_again(home):
     key = tuple(parse_authorized_keys(public_line(comment="flag") + "\n", "flag"))
     flags = SeedFlags(password_plain=Secret("from a file 123"), keys=key,
-                      netbird_setup_key=Secret(NETBIRD_KEY), netbird_management_url="https://nb.example")
+                      netbird_setup_key=Secret(NETBIRD_KEY), netbird_management_url="https://nb.example",
+                      hostname="zvm-flag")
     result, prompter, _ = wizard(blank_state(), {"confirm": True}, flags)
     assert prompter.asked == ["confirm"]
     assert verifies(result.request.password, "from a file 123")  # hashed on the way, as the scripted run does
@@ -437,9 +440,9 @@ def test_flags_given_are_not_asked_again(home):
 def test_partial_flags_ask_only_the_rest(home):
     with_pub(home, "id_ed25519.pub")
     flags = SeedFlags(password=PasswordChoice.locked())
-    answers = {"ssh_keys": DEFAULT, "netbird": False, "confirm": True}
+    answers = {"ssh_keys": DEFAULT, "netbird": False, "hostname": DEFAULT, "confirm": True}
     result, prompter, _ = wizard(blank_state(), answers, flags)
-    assert prompter.asked == ["ssh_keys", "netbird", "confirm"]
+    assert prompter.asked == ["ssh_keys", "netbird", "hostname", "confirm"]
     assert result.request.password == PasswordChoice.locked()
 
 
@@ -488,7 +491,30 @@ def test_the_questions_are_one_list_with_unique_names_asked_before_or_after_the_
                       "keygen_path", "keygen_passphrase",
                       "keygen_passphrase_again", "netbird", "netbird_setup_key", "netbird_management_url"]
     assert names[len(before):] == ["keep_keys", "password_method", "password_hash", "password", "password_again",
-                                   "confirm"]
+                                   "hostname", "confirm"]
+
+
+def test_hostname_question_defaults_to_the_images_name_and_keeps_it_unless_changed(home):
+    with_pub(home, "id_ed25519.pub")
+    # blank image: the default is zvm, and taking it writes no file (the VM is zvm without one)
+    result, prompter, _ = wizard(blank_state(), dict(BLANK_ANSWERS))
+    assert prompter.seen["hostname"]["default"] == "zvm"
+    assert result.request.hostname is None
+    assert result.plan.operation("/etc/hostname").action == "keep"
+    # a seeded name is the default, and Enter keeps it
+    named = replace(seeded_state(), hostname="zvm-alice", hostname_raw=b"zvm-alice\n")
+    answers = {"ssh_keys": [], "netbird": False, "keep_keys": DEFAULT, "password_method": DEFAULT,
+               "hostname": DEFAULT, "confirm": True}
+    result, prompter, _ = wizard(named, answers)
+    assert prompter.seen["hostname"]["default"] == "zvm-alice" and result.request.hostname is None
+    # a new name is checked with the rule, then written
+    answers = dict(BLANK_ANSWERS, hostname=Turns(["Bad_Name", "-x", "zvm-bob"]))
+    result, prompter, said = wizard(blank_state(), answers)
+    assert all("lower-case letters" in why for why in prompter.refused["hostname"])
+    assert len(prompter.refused["hostname"]) == 2
+    assert result.request.hostname == "zvm-bob"
+    assert result.plan.operation("/etc/hostname").content == b"zvm-bob\n"
+    assert "Hostname: zvm-bob" in said
 
 
 # ------------------------------------------------------------------------------------------------
@@ -509,7 +535,7 @@ def fingerprint(line: str) -> str:
 def test_a_seeded_image_shows_its_keys_all_ticked_and_the_unticked_ones_go(home):
     state = seeded_state(ALICE_LINE, BOB_LINE)
     answers = {"ssh_keys": [], "netbird": False, "keep_keys": [fingerprint(ALICE_LINE)],
-               "password_method": DEFAULT, "confirm": True}
+               "password_method": DEFAULT, "hostname": DEFAULT, "confirm": True}
     result, prompter, said = wizard(state, answers)
     options = prompter.seen["keep_keys"]["options"]
     assert [(o.value, o.checked) for o in options] == [(fingerprint(ALICE_LINE), True), (fingerprint(BOB_LINE), True)]
@@ -521,7 +547,7 @@ def test_a_seeded_image_shows_its_keys_all_ticked_and_the_unticked_ones_go(home)
 
 
 def test_unticking_every_key_under_no_password_is_asked_again_with_the_reason(home):
-    answers = {"ssh_keys": [], "netbird": False, "keep_keys": Turns([[], [fingerprint(BOB_LINE)]]), "confirm": True}
+    answers = {"ssh_keys": [], "netbird": False, "keep_keys": Turns([[], [fingerprint(BOB_LINE)]]), "hostname": DEFAULT, "confirm": True}
     result, prompter, _ = wizard(seeded_state(ALICE_LINE, BOB_LINE), answers, SeedFlags(password=PasswordChoice.locked()))
     assert prompter.refused["keep_keys"] == ["keep at least one: with --no-password, a key is the only way in"]
     assert [k.comment for k in result.plan.authorized_keys] == ["bob@desk"]
@@ -529,7 +555,7 @@ def test_unticking_every_key_under_no_password_is_asked_again_with_the_reason(ho
 
 def test_unticking_every_key_with_a_locked_password_asks_for_a_password_and_offers_no_lock(home):
     answers = {"ssh_keys": [], "netbird": False, "keep_keys": [], "password_method": DEFAULT,
-               "password": "a long password", "password_again": "a long password", "confirm": True}
+               "password": "a long password", "password_again": "a long password", "hostname": DEFAULT, "confirm": True}
     result, prompter, said = wizard(locked(seeded_state(ALICE_LINE)), answers)
     assert [o.value for o in prompter.seen["password_method"]["options"]] == ["type", "hash"]  # no keep, no lock
     assert "the password is the only way in (on the console)" in said and "the current one is locked" in said
@@ -548,7 +574,7 @@ def test_a_blank_image_may_be_seeded_with_a_password_only(home):
 
 def test_a_blank_image_under_no_password_needs_a_key(home):
     with_pub(home, "id_ed25519.pub")
-    answers = {"ssh_keys": Turns([[], [], DEFAULT]), "netbird": False, "confirm": True}
+    answers = {"ssh_keys": Turns([[], [], DEFAULT]), "netbird": False, "hostname": DEFAULT, "confirm": True}
     result, prompter, _ = wizard(blank_state(), answers, SeedFlags(password=PasswordChoice.locked()))
     assert prompter.refused["ssh_keys"] == ["choose at least one: zvm logs in over SSH with a key only"]
     assert len(result.plan.authorized_keys) == 1
@@ -572,7 +598,7 @@ def test_unticking_a_key_also_ticked_to_add_takes_it_out(home):
     lines = with_pub(home, "id_ed25519.pub")
     state = seeded_state(lines["id_ed25519.pub"], BOB_LINE)
     answers = {"ssh_keys": DEFAULT, "netbird": False, "keep_keys": [fingerprint(BOB_LINE)],
-               "password_method": DEFAULT, "confirm": True}
+               "password_method": DEFAULT, "hostname": DEFAULT, "confirm": True}
     result, _, _ = wizard(state, answers)
     assert [k.comment for k in result.plan.authorized_keys] == ["bob@desk"]
     assert [k.comment for k in result.plan.removed_keys] == ["id_ed25519.pub"]
@@ -581,7 +607,7 @@ def test_unticking_a_key_also_ticked_to_add_takes_it_out(home):
 def test_a_key_given_with_ssh_key_cannot_be_unticked(home):
     flags = SeedFlags(keys=tuple(parse_authorized_keys(ALICE_LINE + "\n", "flag")))
     answers = {"netbird": False, "keep_keys": Turns([[fingerprint(BOB_LINE)], DEFAULT]),
-               "password_method": DEFAULT, "confirm": True}
+               "password_method": DEFAULT, "hostname": DEFAULT, "confirm": True}
     result, prompter, _ = wizard(seeded_state(ALICE_LINE, BOB_LINE), answers, flags)
     assert prompter.refused["keep_keys"] == [f"{fingerprint(ALICE_LINE)} is given with --ssh-key: keep it ticked"]
     assert result.plan.removed_keys == ()

@@ -78,6 +78,8 @@ def answer_password(child) -> None:
     child.send(PASSWORD + ENTER)
     child.expect("The same password again")
     child.send(PASSWORD + ENTER)
+    child.expect("The VM's name")  # Enter keeps the default, zvm: an image without a name is not given one
+    child.send(ENTER)
     child.expect("Write this to")
 
 
@@ -102,6 +104,8 @@ def test_keystrokes_seed_the_image(sample_disk, open_readonly, tmp_path):
         child.send("\x7f" * 5 + PASSWORD + ENTER)
         child.expect("The same password again")
         child.send(PASSWORD + ENTER)
+        child.expect("The VM's name")
+        child.send("\x7f" * 3 + "zvm-typed" + ENTER)  # the answer starts as the default, zvm: erase it
         child.expect("Write this to")
         child.send("y")
         confirmed = time.monotonic()
@@ -120,6 +124,8 @@ def test_keystrokes_seed_the_image(sample_disk, open_readonly, tmp_path):
         hashed = fs.read_file("/passwords/zvm").decode().strip()
         keys = fs.read_file("/home/zvm/.ssh/authorized_keys").decode()
         stat = fs.lstat("/home/zvm/.ssh/authorized_keys")
+        hostname = fs.read_file("/etc/hostname")
+    assert hostname == b"zvm-typed\n"  # the name typed at the wizard's question
     assert hashed.startswith("$6$") and crypt.crypt(PASSWORD, hashed) == hashed
     assert keys == key_line + "\n"  # the ticked default, id_ed25519.pub, not the newer laptop.pub
     assert (stat.uid, stat.gid, stat.mode) == (1000, 100, 0o600)

@@ -7,12 +7,14 @@
     ../../modules/user.nix
     ../../modules/hardening.nix
     ../../modules/updates.nix
+    ../../modules/hostname.nix
     ../../modules/netbird.nix
     ../../modules/image.nix
     ../../modules/console.nix
     ../../modules/storage.nix
   ];
 
+  # The name of an unseeded VM; a valid hostname seeded on /persist replaces it (modules/hostname.nix).
   networking.hostName = "zvm";
   time.timeZone = "UTC";
 

@@ -36,6 +36,7 @@ class BatchOptions:
     accel: Accel = "auto"
     max_disks: int = MAX_DISKS_PER_APPLIANCE
     output: OutputSpec = OutputSpec()  # --format, --compress
+    operator: str | None = None  # who runs the batch, for each image's seeding record
 
 
 class UserStatus(StrEnum):
@@ -77,6 +78,7 @@ class UserResult:
             "netbird_setup_key_given": self.netbird_setup_key,
             "netbird_management_url": self.netbird_management_url,
             **OutputRecord.json_fields(self.output),  # what a recipient verifies a download against
+            "hostname": self.user.hostname,
         }
 
 

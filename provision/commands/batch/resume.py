@@ -19,7 +19,8 @@ from provision.commands.batch.outputs import read_report_entries
 from provision.commands.inspect import inspect_disk
 from provision.core.disk import ImageInfo
 from provision.core.handover import OutputSpec
-from provision.core.inspection import InspectReport, check_image_contract
+from provision.core.contractcheck import check_image_contract
+from provision.core.inspection import InspectReport
 from provision.core.layout import load_layout
 from provision.core.manifest import User
 from provision.errors import ProvisionError
@@ -94,6 +95,8 @@ def row_problems(report: InspectReport, user: User, result: UserResult) -> list[
         problems.append("it has no Netbird setup key")
     if user.netbird_management_url is not None and report.netbird.management_url != user.netbird_management_url:
         problems.append("its Netbird management URL differs from the manifest's")
+    if report.hostname.value != user.hostname:
+        problems.append(f"its hostname is {report.hostname.value or report.hostname.state}, not {user.hostname}")
     result.authorized_keys = report.authorized_keys
     host = report.host_key
     result.host_key = {"type": host.type, "fingerprint": host.fingerprint, "known_hosts": host.known_hosts}
@@ -145,6 +148,8 @@ def _judge_by_report(entry: dict[str, Any] | None, user: User, result: UserResul
         problems.append("it has no Netbird setup key")
     if user.netbird_management_url is not None and entry.get("netbird_management_url") != user.netbird_management_url:
         problems.append("its Netbird management URL differs from the manifest's")
+    if entry.get("hostname") != user.hostname:
+        problems.append("its hostname differs from the manifest's")
     if problems:
         return problems
     result.authorized_keys = user.keys

@@ -305,6 +305,9 @@ class ChunkWorker:
             new_machine_id=True,
             netbird_setup_key=user.netbird_setup_key,
             netbird_management_url=user.netbird_management_url,
+            hostname=user.hostname,
+            operator=self.options.operator,
+            batch_row=user.name,
         )
         disk = _Disk(appliance, index, info, user)
         try:

@@ -1,11 +1,24 @@
-"""The machine's identity: /etc/machine-id, unique per copy of an image."""
+"""The machine's identity: /etc/machine-id, unique per copy of an image, and /etc/hostname, the VM's name."""
 
 from __future__ import annotations
 
 import re
 import secrets
 
+from provision.errors import UsageError
+
 _MACHINE_ID_RE = re.compile(r"[0-9a-f]{32}\n?", re.ASCII)
+
+# The name the image boots as when persist holds no valid hostname (networking.hostName in the flake).
+BUILT_IN_HOSTNAME = "zvm"
+MAX_HOSTNAME_CHARS = 63
+# The very check the VM makes (nix/modules/seeded-hostname.sh): an RFC 1123 label in lower case.
+_HOSTNAME_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", re.ASCII)
+HOSTNAME_RULE = (
+    "a hostname is 1 to 63 characters: lower-case letters a-z, digits and hyphens, "
+    "not starting or ending with a hyphen (an RFC 1123 label, e.g. zvm-alice)"
+)
+_NOT_IN_LABEL_RE = re.compile(r"[^a-z0-9-]", re.ASCII)
 
 
 def new_machine_id() -> str:
@@ -18,3 +31,42 @@ def new_machine_id() -> str:
 
 def is_valid_machine_id(text: str) -> bool:
     return bool(_MACHINE_ID_RE.fullmatch(text)) and bool(text.rstrip("\n").strip("0"))
+
+
+def is_valid_hostname(text: str) -> bool:
+    return bool(_HOSTNAME_RE.fullmatch(text))
+
+
+def validate_hostname(text: str, what: str = "the hostname") -> str:
+    """`text` if it is a valid hostname; otherwise a UsageError that states the rule (the value is shown
+    escaped: a hostname is no secret, and seeing it helps)."""
+    if is_valid_hostname(text):
+        return text
+    shown = text if len(text) <= 80 else text[:80] + "..."
+    shown = shown.encode("unicode_escape").decode("ascii")
+    raise UsageError(f"{what} {shown!r} is refused: {HOSTNAME_RULE}")
+
+
+def hostname_from_name(name: str, prefix: str = "zvm-") -> str | None:
+    """A valid hostname made from a manifest row's name: `prefix` + name, lower-cased, every other character
+    than a-z, 0-9 and '-' turned into '-', cut to 63 characters, hyphens trimmed from both ends. None when
+    nothing valid is left."""
+    text = _NOT_IN_LABEL_RE.sub("-", (prefix + name).lower())[:MAX_HOSTNAME_CHARS].strip("-")
+    return text if is_valid_hostname(text) else None
+
+
+def hostname_file_content(name: str) -> bytes:
+    """What /etc/hostname on persist holds: the name and a newline (the VM accepts exactly that)."""
+    return (validate_hostname(name) + "\n").encode("ascii")
+
+
+def parse_hostname_file(data: bytes) -> str | None:
+    """The hostname in a persist /etc/hostname as the VM reads it: exactly one valid label and a newline,
+    else None (the VM then keeps its built-in name)."""
+    if len(data) > MAX_HOSTNAME_CHARS + 1 or not data.endswith(b"\n"):
+        return None
+    try:
+        name = data[:-1].decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    return name if is_valid_hostname(name) else None

@@ -18,6 +18,7 @@
   ./services/networking/netbird.nix
   ./system/activation/top-level.nix
   ./system/activation/activation-script.nix
+  ./system/etc/etc.nix
   ./system/boot/kernel.nix
   ./system/boot/stage-1.nix
   ./system/boot/systemd.nix

@@ -22,11 +22,19 @@ in
     type = types.attrsOf (types.either types.str scriptType);
     default = { };
   };
-  # nixpkgs' own snippets that others depend on.
+  # nixpkgs' own snippets that others depend on; "etc" (system/etc/etc-activation.nix) links /etc's files.
   config.system.activationScripts = {
     users.text = "";
     groups.text = "";
-    etc.text = "";
+    specialfs.text = "";
+    etc = {
+      deps = [
+        "users"
+        "groups"
+        "specialfs"
+      ];
+      text = "";
+    };
   };
   config.assertions = lib.mapAttrsToList (name: s: {
     assertion = lib.all (d: config.system.activationScripts ? ${d}) (s.deps or [ ]);
