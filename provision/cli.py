@@ -5,7 +5,7 @@ code.
 Every module of ours, and with them guestfs, cryptography, passlib, questionary and rich, is imported inside
 the commands, so that `zvm-provision --help` starts fast.
 
-Why this module is long (about 500 lines): every option is declared here with the help text it shows, and the
+Why this module is long (about 650 lines): every option is declared here with the help text it shows, and the
 help is part of the product; what the commands do lives in commands/, sources.py and ui/.
 """
 
