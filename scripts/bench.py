@@ -335,6 +335,8 @@ def bench_wizard(work: Path, base: Path, key_file: Path, environ, accel, i: int)
         child.send(password + "\r")
         child.expect("The same password again")
         child.send(password + "\r")
+        child.expect("The VM's name at boot")  # the default (zvm) is taken
+        child.send("\r")
         child.expect("Write this to")
         child.send("y")
         confirmed = time.monotonic()
