@@ -213,7 +213,9 @@ class _Fetch:
         if length is not None and length.strip().isdigit() and int(length) > self.max_bytes:
             raise FetchError(url, too_big)  # refused before a byte of the body is read
         body = bytearray()
-        while True:
+        # Python 3.13's read1 closes the response (and its socket) once Content-Length bytes are in: stop there
+        # rather than touch the closed socket.
+        while not response.isclosed():
             if sock is not None:
                 sock.settimeout(self.remaining())
             chunk = response.read1(min(_READ_SIZE, self.max_bytes + 1 - len(body)))  # one socket read at most
@@ -222,6 +224,7 @@ class _Fetch:
             body += chunk
             if len(body) > self.max_bytes:
                 raise FetchError(url, too_big)
+        return bytes(body)
 
 
 def https_get(
