@@ -20,6 +20,14 @@ let
   inherit (zvm) config;
 
   pick = names: attrs: lib.getAttrs (lib.filter (n: attrs ? ${n}) names) attrs;
+  # What the checks compare of each directory impermanence generates (system-wide and per user alike).
+  directoryFields = [
+    "directory"
+    "dirPath"
+    "user"
+    "group"
+    "mode"
+  ];
   unit = pick [
     "description"
     "wantedBy"
@@ -74,13 +82,7 @@ in
 
   persistence = lib.mapAttrs (_: p: {
     inherit (p) persistentStoragePath hideMounts;
-    directories = map (pick [
-      "directory"
-      "dirPath"
-      "user"
-      "group"
-      "mode"
-    ]) p.directories;
+    directories = map (pick directoryFields) p.directories;
     files = map (f: {
       inherit (f) file filePath;
       parentDirectory = pick [
@@ -91,13 +93,7 @@ in
       ] f.parentDirectory;
     }) p.files;
     users = lib.mapAttrs (_: u: {
-      directories = map (pick [
-        "directory"
-        "dirPath"
-        "user"
-        "group"
-        "mode"
-      ]) u.directories;
+      directories = map (pick directoryFields) u.directories;
     }) p.users;
   }) config.environment.persistence;
 
