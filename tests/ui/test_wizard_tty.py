@@ -185,14 +185,16 @@ def test_ctrl_c_key_during_the_writes_finishes_them_and_hands_over_the_summary(s
         child.send(CTRL_C)
         child.expect("finishing the writes")
         (hold / "resume").touch()
-        child.expect("Done: .* seeded")
+        # Read to the end in one piece: pexpect's patterns are DOTALL, so an intermediate expect such as
+        # "Done: .* seeded" could swallow the summary lines this test checks (a CI run failed so).
         child.expect(pexpect.EOF, timeout=120)
     finally:
         child.close()
-    # The rest is read whole, without the terminal's escape sequences: stderr's live line may redraw in the
-    # middle of stdout's summary on the shared terminal.
+    # Without the terminal's escape sequences: stderr's live line may redraw in the middle of stdout's summary
+    # on the shared terminal.
     rest = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", child.before or "")
     assert child.exitstatus == 130, rest
+    assert re.search(r"Done: .*seeded", rest), rest
     assert re.search(r"zvm ssh-ed25519 \S+", rest), rest  # the known_hosts line of the hand-over summary
     assert "was seeded" in rest and "nothing more was written" not in rest, rest
 
