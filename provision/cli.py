@@ -401,11 +401,13 @@ def seed_command(
     check_accel(accel)
     spec = None
     if output is not None:
-        from provision.commands.handover import check_output
+        from provision.commands.handover import check_output, leftovers_note
         from provision.core.handover import output_spec_for_file
 
         spec = output_spec_for_file(output.name, format_name, compress)
         output = check_output(output)
+        if note := leftovers_note(output):
+            print(f"zvm-provision: note: {note}", file=sys.stderr)
     elif compress or format_name is not None:
         raise UsageError("--compress and --format write a new image: give it a name with --output OUT")
     from provision.fetch.forgekeys import KeyFetcher

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import glob
 import os
 import secrets
 from collections.abc import Callable
@@ -37,14 +38,30 @@ def check_output(out: Path) -> Path:
     return out
 
 
+def _working_names(out: Path, token: str) -> tuple[Path, Path]:
+    """The hidden overlay being seeded and the hidden file being converted, beside OUT."""
+    return out.with_name(f".{out.name}.seeding-{token}.qcow2"), out.with_name(f".{out.name}.converting-{token}")
+
+
+def leftovers_note(out: Path) -> str | None:
+    """What to say about hidden working files that an earlier --output run to the same OUT could not remove
+    (killed, power lost): they may be large. They are not removed here: another run to the same OUT may be
+    using them right now."""
+    seeding, converting = _working_names(out.with_name(glob.escape(out.name)), "*")
+    found = sorted([*out.parent.glob(seeding.name), *out.parent.glob(converting.name)])
+    if not found:
+        return None
+    names = ", ".join(path.name for path in found)
+    return (f"{out.parent} holds hidden files that an interrupted --output run to {out.name} left behind "
+            f"({names}); remove them unless another zvm-provision is writing {out.name} now")
+
+
 def seed_to_output(
     info: ImageInfo, out: Path, spec: OutputSpec, seed: Callable[[ImageInfo], SeedOutcome], ctrl_c: CtrlCWhileWriting,
 ) -> SeedOutcome:
     """Seed a working overlay of `info` with `seed`, then write it to `out` in `spec`'s format. The outcome
     names `out` and carries its record (format, size, sha256)."""
-    token = secrets.token_hex(6)
-    work = out.with_name(f".{out.name}.seeding-{token}.qcow2")
-    converting = out.with_name(f".{out.name}.converting-{token}")
+    work, converting = _working_names(out, secrets.token_hex(6))
     stopped = StoppedWhileWriting(f"stopped by user (Ctrl-C): {out} was not created; {info.path} was not changed")
     try:
         create_overlay(info, work)

@@ -204,6 +204,30 @@ def test_output_refusals_come_before_anything_is_read(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["k.pub", "taken.qcow2"]
 
 
+def test_hidden_files_a_killed_output_run_left_are_named_before_anything_is_read_and_left_alone(tmp_path):
+    """A run killed outright (SIGKILL, power lost) cannot remove its working files; the next run to the same OUT
+    names them (they may be large) but does not remove them: another run may be writing them right now."""
+    from provision.commands.handover import _working_names
+
+    out = tmp_path / "alice[1].qcow2"  # glob characters in the name are taken literally
+    stale = [*_working_names(out, "0a1b2c3d4e5f"), *_working_names(out, "ffffffffffff")]
+    others = [*_working_names(tmp_path / "bob.qcow2", "0a1b2c3d4e5f"), tmp_path / ".alice1.qcow2.seeding-x.qcow2"]
+    for path in stale + others:
+        path.write_bytes(b"half an image")
+    key = tmp_path / "k.pub"
+    key.write_text(public_line() + "\n")
+    result = zvm("seed", str(tmp_path / "missing.qcow2"), "--output", str(out), "--no-password", "--ssh-key",
+                 str(key), "--yes")
+    assert result.returncode == 2, result.stderr  # IMAGE does not exist: refused before any launch
+    note = next(line for line in result.stderr.splitlines() if "left behind" in line)
+    assert sorted(name for name in os.listdir(tmp_path) if name in note) == sorted(p.name for p in stale)
+    assert "unless another zvm-provision is writing alice[1].qcow2 now" in note
+    assert all(path.read_bytes() == b"half an image" for path in stale + others)
+    quiet = zvm("seed", str(tmp_path / "missing.qcow2"), "--output", str(tmp_path / "carol.qcow2"),
+                "--no-password", "--ssh-key", str(key), "--yes")
+    assert quiet.returncode == 2 and "left behind" not in quiet.stderr, quiet.stderr
+
+
 # -- batch --format / --compress ------------------------------------------------------------------------
 
 
