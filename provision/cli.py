@@ -325,7 +325,8 @@ def seed_command(
             help="A .pub or authorized_keys file, or keys fetched over HTTPS: gh:USER (GitHub), gl:USER "
             "(gitlab.com), or an https:// URL serving authorized_keys text (a self-hosted GitLab, Gitea or "
             "Forgejo: https://HOST/USER.keys). Repeat for more. Added to the keys already there. Fetched keys "
-            "are checked like a file's and listed with their fingerprints before the image is opened.",
+            "are checked like a file's and listed with their fingerprints before the image is opened. Behind a "
+            "proxy: https_proxy / no_proxy, as curl reads them.",
             autocompletion=complete_public_keys,
             metavar="KEY",
         ),

@@ -16,6 +16,7 @@ def display_url(url: str) -> str:
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
+        host = f"[{host}]" if ":" in host else host  # an IPv6 address keeps its brackets: its port stays apart
         port = f":{parts.port}" if parts.port else ""
     except ValueError:
         return MALFORMED_URL

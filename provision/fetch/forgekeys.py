@@ -10,6 +10,7 @@ server sent.
 
 from __future__ import annotations
 
+import os
 import ssl
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,7 @@ from provision.core.credentials.keysources import (
 )
 from provision.errors import ProvisionError, UsageError
 from provision.fetch.httpsget import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT, HTTPStatusError, https_get
+from provision.fetch.proxy import proxy_for
 
 __all__ = ["GITHUB_URL_ENV", "GITLAB_URL_ENV", "KeyFetcher", "fetch_keys"]
 
@@ -52,7 +54,7 @@ def fetch_keys(
         source = parse_key_source(source, environ=environ)
     try:
         response = https_get(source.url, timeout=timeout, max_bytes=MAX_KEYS_BYTES, context=context,
-                             user_agent=USER_AGENT, accept="text/plain")
+                             user_agent=USER_AGENT, accept="text/plain", environ=environ)
     except HTTPStatusError as exc:
         if exc.status not in _NOT_FOUND:
             raise
@@ -98,13 +100,15 @@ class KeyFetcher:
                 todo.setdefault(source.identity, source)
         if not todo:
             return
+        for source in todo.values():  # an unusable proxy setting: refused once here, not once per row
+            proxy_for(source.url, os.environ if self._environ is None else self._environ)
         with ThreadPoolExecutor(min(workers, len(todo)), thread_name_prefix="zvm-keys") as pool:
             for identity, done in zip(todo, pool.map(self._fetch_once, todo.values()), strict=True):
                 self._done[identity] = done  # only this thread writes the cache
 
     def _fetch_once(self, source: KeySource) -> FetchedKeys | ProvisionError:
         try:
-            return fetch_keys(source, timeout=self._timeout, context=self._context)
+            return fetch_keys(source, timeout=self._timeout, context=self._context, environ=self._environ)
         except ProvisionError as exc:
             return exc
 

@@ -2,9 +2,10 @@
 redirects.
 
 Stdlib only (http.client, ssl); what a URL may be and how it is shown is core.urls'. Nothing but a
-User-Agent and the Accept headers is sent: no cookies, no credentials, no proxy. Every failure is a
-FetchError (exit 1) naming the URL and the reason, never a traceback; URLs in messages lose their query
-string, which may carry a token.
+User-Agent and the Accept headers is sent: no cookies, no credentials. Behind a proxy (https_proxy, unless
+no_proxy names the host: fetch/proxy.py) the connection is a CONNECT tunnel through it, with TLS end to end.
+Every failure is a FetchError (exit 1) naming the URL and the reason, never a traceback; URLs in messages
+lose their query string, which may carry a token.
 
 Why a worker thread: a socket timeout bounds each read, not the fetch. A server that trickles one byte a
 second (in the body, the headers or the TLS handshake) or a DNS lookup that hangs would pass every per-read
@@ -15,22 +16,28 @@ ends the worker's read at once, and reports the timeout.
 from __future__ import annotations
 
 import http.client
+import os
+import re
 import socket
 import ssl
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from urllib.parse import urljoin, urlsplit
 
 from provision.core.urls import check_https_url, display_url
 from provision.errors import ExitCode, ProvisionError, UsageError
+from provision.fetch.proxy import Proxy, proxy_for
 
 DEFAULT_TIMEOUT = 10.0  # seconds, for everything: DNS, connect, TLS, redirects, headers and body
 DEFAULT_MAX_BYTES = 1 << 20
 DEFAULT_MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _READ_SIZE = 64 * 1024
+_PROXY_AUTH_HINT = ("the proxy wants a user name and password: give them in https_proxy as "
+                    "http://USER:PASSWORD@HOST:PORT (percent-encode special characters)")
 
 
 class FetchError(ProvisionError):
@@ -51,11 +58,15 @@ class HTTPStatusError(FetchError):
 
     def __init__(self, url: str, status: int) -> None:
         self.status = status
-        try:
-            phrase = HTTPStatus(status).phrase  # never the server's own reason text: it is untrusted
-        except ValueError:
-            phrase = "unknown status"
-        super().__init__(url, f"the server answered HTTP {status} ({phrase})")
+        super().__init__(url, f"the server answered HTTP {status} ({_phrase(status)})")
+
+
+def _phrase(status: int) -> str:
+    """The standard words for a status, never the server's own reason text: it is untrusted."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "unknown status"
 
 
 @dataclass(frozen=True)
@@ -102,26 +113,56 @@ class _Watch:
                 pass
 
 
-class _Connection(http.client.HTTPSConnection):
-    """HTTPSConnection that hands its sockets to the watch: the TCP socket before the TLS handshake, so that a
-    trickled handshake is cut at the deadline too, then the TLS socket."""
+_TUNNEL_REFUSED = re.compile(r"Tunnel connection failed: (\d{3})\b")  # http.client's words, 3.11 to 3.13
 
-    def __init__(
-        self, host: str, port: int | None, *, context: ssl.SSLContext, timeout: float, watch: _Watch
-    ) -> None:
-        super().__init__(host, port, timeout=timeout, context=context)
+
+class ProxyRefused(OSError):
+    """The proxy answered the CONNECT with a status other than 200."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"the proxy answered HTTP {status}")
+        self.status = status
+
+
+class _Connection(http.client.HTTPSConnection):
+    """HTTPSConnection that hands its sockets to the watch: the TCP socket as soon as it is connected, so that
+    a trickled CONNECT answer or TLS handshake is cut at the deadline too, then the TLS socket. Through a
+    proxy, the TCP connection is to the proxy, and TLS to the host runs inside the tunnel."""
+
+    def __init__(self, host: str, port: int | None, *, context: ssl.SSLContext, timeout: float, watch: _Watch,
+                 proxy: Proxy | None) -> None:
+        if proxy is None:
+            super().__init__(host, port, timeout=timeout, context=context)
+        else:
+            super().__init__(proxy.host, proxy.port, timeout=timeout, context=context)
+            headers = {"Proxy-Authorization": proxy.authorization} if proxy.authorization else None
+            self.set_tunnel(host, port or http.client.HTTPS_PORT, headers=headers)
         self._watch = watch
+        self._create_connection = self._connect_watched  # what http.client connects with
         self.tls: ssl.SSLSocket | None = None
 
+    def _connect_watched(self, *args, **kwargs) -> socket.socket:
+        sock = socket.create_connection(*args, **kwargs)
+        self._watch.attach(sock)
+        return sock
+
     def connect(self) -> None:
-        http.client.HTTPConnection.connect(self)  # DNS and TCP, with the socket timeout
-        self._watch.attach(self.sock)
-        self.sock = self.tls = self._context.wrap_socket(self.sock, server_hostname=self.host)
+        try:
+            http.client.HTTPConnection.connect(self)  # DNS, TCP, and the CONNECT through a proxy
+        except OSError as exc:
+            refused = _TUNNEL_REFUSED.match(str(exc)) if self._tunnel_host else None
+            if refused:  # the proxy's own words are not shown: its status is
+                raise ProxyRefused(int(refused.group(1))) from None
+            raise
+        server_hostname = self._tunnel_host or self.host
+        self.sock = self.tls = self._context.wrap_socket(self.sock, server_hostname=server_hostname)
         self._watch.attach(self.tls)
 
 
 def _reason(exc: BaseException) -> str:
     """Why a fetch failed, in words; built from the exception's type and fixed texts, never from data sent."""
+    if isinstance(exc, ProxyRefused):
+        return f"the proxy refused the connection (HTTP {exc.status} {_phrase(exc.status)})"
     if isinstance(exc, ssl.SSLCertVerificationError):
         return f"the server's TLS certificate is not trusted ({exc.verify_message})"
     if isinstance(exc, ssl.SSLError):
@@ -141,8 +182,9 @@ class _Fetch:
     """The work done in the worker thread: GET, follow https redirects, read the body up to the cap."""
 
     def __init__(self, *, context: ssl.SSLContext, deadline: float, max_bytes: int, max_redirects: int,
-                 user_agent: str, accept: str, watch: _Watch) -> None:
+                 user_agent: str, accept: str, watch: _Watch, environ: Mapping[str, str]) -> None:
         self.context = context
+        self.environ = environ
         self.deadline = deadline
         self.max_bytes = max_bytes
         self.max_redirects = max_redirects
@@ -160,25 +202,28 @@ class _Fetch:
 
     def run(self, url: str) -> Response:
         for _ in range(self.max_redirects + 1):
+            proxy = proxy_for(url, self.environ)  # per host: no_proxy may name a redirect's host
             try:
-                result = self._get(url)
+                result = self._get(url, proxy)
             except (FetchError, UsageError):
                 raise
             except (OSError, http.client.HTTPException) as exc:
                 if isinstance(exc, TimeoutError):  # socket timeouts are set to the time left: the deadline
                     self.out_of_time = True
-                raise FetchError(url, _reason(exc)) from None
+                through = f" (through the proxy {proxy.shown})" if proxy else ""
+                hint = _PROXY_AUTH_HINT if isinstance(exc, ProxyRefused) and exc.status == 407 else None
+                raise FetchError(url, _reason(exc) + through, hint=hint) from None
             if isinstance(result, Response):
                 return result
             url = result
         raise FetchError(url, f"more than {self.max_redirects} redirects")
 
-    def _get(self, url: str) -> Response | str:
+    def _get(self, url: str, proxy: Proxy | None) -> Response | str:
         """The response, or the https URL it redirects to."""
         parts = urlsplit(url)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         conn = _Connection(parts.hostname, parts.port, context=self.context, timeout=self.remaining(),
-                           watch=self.watch)
+                           watch=self.watch, proxy=proxy)
         response = None
         try:
             conn.request("GET", target, headers=self.headers)
@@ -236,13 +281,18 @@ def https_get(
     context: ssl.SSLContext | None = None,
     user_agent: str,
     accept: str = "*/*",
+    environ: Mapping[str, str] | None = None,
 ) -> Response:
     """GET an https URL with a 200 answer of at most `max_bytes`, all within `timeout` seconds.
 
     `context` defaults to ssl.create_default_context() made now (so SSL_CERT_FILE and SSL_CERT_DIR apply).
-    Redirects are followed up to `max_redirects`, to https URLs only. UsageError for a URL that is not https;
-    HTTPStatusError for a status other than 200; FetchError for everything else that goes wrong."""
+    Redirects are followed up to `max_redirects`, to https URLs only. The proxy is `environ`'s (default: this
+    process's environment) https_proxy and no_proxy. UsageError for a URL that is not https or a proxy setting
+    that cannot be used; HTTPStatusError for a status other than 200; FetchError for everything else that
+    goes wrong."""
     check_https_url(url, "the URL")
+    environ = os.environ if environ is None else environ
+    proxy_for(url, environ)  # a proxy setting that cannot be used is refused here, not in the worker
     fetch = _Fetch(
         context=context or ssl.create_default_context(),
         deadline=time.monotonic() + timeout,
@@ -251,6 +301,7 @@ def https_get(
         user_agent=user_agent,
         accept=accept,
         watch=_Watch(),
+        environ=environ,
     )
     outcome: list = []
 

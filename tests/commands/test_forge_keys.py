@@ -17,6 +17,7 @@ import pytest
 
 from provision.core.credentials.sshkeys import parse_authorized_keys
 from tests.commands.test_seed import zvm
+from tests.support.connectproxy import proxies  # noqa: F401 (a fixture)
 from tests.support.httpsserver import (  # noqa: F401 (authority, servers, forge: fixtures)
     authority,
     bare,
@@ -208,3 +209,30 @@ def test_seed_with_keys_from_a_forge_user(forge, sample_disk, open_readonly, tmp
         landed = fs.read_file("/home/zvm/.ssh/authorized_keys").decode()
     assert landed == "".join(line + "\n" for line in [*served, own.read_text().strip()])
 
+
+@pytest.mark.appliance
+def test_seed_behind_a_proxy_fetches_through_it_and_the_keys_land(forge, proxies, sample_disk, open_readonly,
+                                                                   monkeypatch):
+    """An office that reaches GitHub only through its proxy: HTTPS_PROXY with credentials, as IT sets it."""
+    served = bare(public_line())
+    serve(forge, "/alice.keys", lines(served))
+    proxy = proxies.start(credentials="desk:pr0xy-pass")
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url.replace("http://", "http://desk:pr0xy-pass@"))
+    result = zvm("seed", str(sample_disk), "--no-password", "--ssh-key", "gh:alice")
+    assert result.returncode == 0, result.stderr
+    assert [c.method for c in proxy.connects] == ["CONNECT"] and forge.paths() == ["/alice.keys"]
+    assert "pr0xy-pass" not in result.stdout + result.stderr
+    with open_readonly(sample_disk) as (_, fs):
+        assert fs.read_file("/home/zvm/.ssh/authorized_keys").decode() == served + "\n"
+
+
+def test_batch_behind_a_proxy_that_refuses_exits_1_before_any_copy_naming_the_proxy(forge, proxies, image,
+                                                                                     tmp_path, monkeypatch):
+    proxy = proxies.start(status=403)
+    monkeypatch.setenv("https_proxy", proxy.url)
+    manifest = write_manifest(tmp_path, [("alice", "gh:alice"), ("bob", "gh:bob")])
+    result = zvm("batch", str(manifest), "--base", str(image), "--out-dir", str(tmp_path / "out"))
+    assert result.returncode == 1, result.stderr
+    assert f"the proxy refused the connection (HTTP 403 Forbidden) (through the proxy {proxy.url})" in result.stderr
+    assert sorted(c.target for c in proxy.connects) == [forge.url.removeprefix("https://")] * 2
+    assert forge.requests == [] and not (tmp_path / "out").exists()

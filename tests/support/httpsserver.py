@@ -243,13 +243,16 @@ def servers() -> Iterator[Servers]:
 @pytest.fixture
 def forge(authority: Authority, servers: Servers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LocalServer:
     """An HTTPS server trusted through SSL_CERT_FILE, standing in for both GitHub and GitLab (gl: users live
-    under /gitlab/). The environment is what a `zvm-provision` subprocess inherits too."""
+    under /gitlab/), reached without a proxy. The environment is what a `zvm-provision` subprocess inherits
+    too."""
     cert, key = issue_server_cert(authority, tmp_path)
     server = servers.https(cert, key)
     monkeypatch.setenv("SSL_CERT_FILE", str(authority.write_pem(tmp_path / "ca.pem")))
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
     monkeypatch.setenv("ZVM_PROVISION_GITHUB_URL", server.url)
     monkeypatch.setenv("ZVM_PROVISION_GITLAB_URL", server.url + "/gitlab/")
+    for name in ("https_proxy", "HTTPS_PROXY", "no_proxy", "NO_PROXY"):  # the host's proxy is not the test's
+        monkeypatch.delenv(name, raising=False)
     return server
 
 
