@@ -33,6 +33,7 @@ from provision.core.manifest import (
     holds_secrets,
     key_sources,
     read_rows,
+    shard_slice,
     validate_rows,
 )
 from provision.core.record import operator_from, validate_operator
@@ -173,11 +174,13 @@ def read_netbird_setup_key_file(path: Path) -> Secret:
     return validate_netbird_setup_key(data.decode("utf-8", "replace"))
 
 
-def load_manifest(path: Path, fetcher: ManifestFetcher | None = None) -> Manifest:
+def load_manifest(path: Path, fetcher: ManifestFetcher | None = None, *, shard: tuple[int, int] | None = None
+                  ) -> Manifest:
     """Read and validate the whole batch manifest; ManifestError names every bad row. Key sources (gh:USER,
     gl:USER, https URLs) are fetched through `fetcher` (a KeyFetcher: each distinct source once, several at
     a time, before any row is validated); one that fails on the way makes the error exit 1, as a network
-    error does."""
+    error does. With `shard` (K, N), only the sources of the K-th slice's rows are fetched: the other rows
+    are checked without the network (their shards fetch them), so N shards ask a forge once per user in all."""
     data = read_small_file(path, MAX_MANIFEST_BYTES, "manifest")
     try:
         text = data.decode("utf-8-sig")
@@ -185,12 +188,17 @@ def load_manifest(path: Path, fetcher: ManifestFetcher | None = None) -> Manifes
         raise UsageError(f"manifest {path} is not UTF-8 text") from None
     raw_rows = read_rows(path, text)
     network_failed = False
+    # With no bad row (else nothing is seeded), the rows are the users: the slice of rows is the shard's users.
+    wanted = key_sources(raw_rows if shard is None else shard_slice(raw_rows, *shard))
+    wanted_ids = {source.identity for source in wanted}
     if fetcher is not None:
-        fetcher.prefetch(key_sources(raw_rows))
+        fetcher.prefetch(wanted)
 
     def fetch(source: KeySource) -> list[AuthorizedKey]:
         nonlocal network_failed
         assert fetcher is not None
+        if source.identity not in wanted_ids:
+            return []  # only another shard's rows name it: that shard fetches it
         try:
             return list(fetcher.fetch(source).keys)
         except UsageError:
@@ -211,7 +219,7 @@ def load_manifest(path: Path, fetcher: ManifestFetcher | None = None) -> Manifes
             problems.append(("manifest", problem))
     if problems:
         raise ManifestError(path, problems, network=network_failed)
-    return Manifest(path, tuple(users), hashlib.sha256(data).hexdigest())
+    return Manifest(path, tuple(users), hashlib.sha256(data).hexdigest(), fetched_shard=shard)
 
 
 def find_local_public_keys(home: Path) -> list[tuple[Path, AuthorizedKey]]:

@@ -72,9 +72,14 @@ class Manifest:
     path: Path
     users: tuple[User, ...]
     sha256: str | None = None  # of the file's bytes: shards of one roll-out must have read the same manifest
+    # Read for one shard: only its users' remote keys were fetched (sources.load_manifest); the others' users
+    # carry their key files' keys only, and are not to be seeded from this reading.
+    fetched_shard: tuple[int, int] | None = None
 
     def shard(self, index: int, count: int) -> tuple[User, ...]:
         """The index-th (1-based) of `count` contiguous, near-equal slices, in manifest order."""
+        if self.fetched_shard not in (None, (index, count)):
+            raise ValueError(f"this manifest was read for shard {self.fetched_shard}, not {(index, count)}")
         return tuple(shard_slice(self.users, index, count))
 
 

@@ -182,6 +182,32 @@ def test_batch_with_a_source_the_network_cannot_reach_exits_1_naming_its_rows(fo
     assert not (tmp_path / "out").exists()
 
 
+def test_a_shard_fetches_only_its_own_rows_sources_and_checks_the_others_offline(forge, tmp_path):
+    """A roll-out of N shards asks the forge for each user once in all, not N times (50 pods behind one NAT
+    would look like an attack to GitHub). A row of another shard is still checked without the network: a
+    malformed handle there fails every shard, a user the forge does not know fails the shard that holds it."""
+    for name in ("carol", "dave"):
+        serve(forge, f"/{name}.keys", lines(bare(public_line())))
+    rows = [("alice", "gh:nobody-here"), ("bob", "gh:bob-unserved"), ("carol", "gh:carol"), ("dave", "gh:dave"),
+            ("erin", "gh:erin-unserved"), ("frank", "gl:frank")]
+    manifest = write_manifest(tmp_path, rows)
+    missing_base = tmp_path / "missing.qcow2"  # the run stops after the manifest, before any launch
+    result = zvm("batch", str(manifest), "--base", str(missing_base), "--out-dir", str(tmp_path / "out"),
+                 "--shard", "2/3")
+    assert result.returncode == 2 and "missing.qcow2" in result.stderr and "bad row" not in result.stderr, \
+        result.stderr
+    assert sorted(forge.paths()) == ["/carol.keys", "/dave.keys"]  # rows 3 and 4 of 6: the second third
+
+    bad = write_manifest(tmp_path, [*rows[:5], ("frank", "gh:-malformed")])
+    result = zvm("batch", str(bad), "--base", str(missing_base), "--out-dir", str(tmp_path / "out"),
+                 "--shard", "2/3")
+    assert result.returncode == 2 and "line 7: " in result.stderr and "not a valid GitHub user name" in \
+        result.stderr, result.stderr
+    first = zvm("batch", str(manifest), "--base", str(missing_base), "--out-dir", str(tmp_path / "out"),
+                "--shard", "1/3")
+    assert first.returncode == 2 and "line 2: GitHub has no user nobody-here" in first.stderr, first.stderr
+
+
 # ------------------------------------------------------------------------------------------------
 # Through the appliance: the key lands
 

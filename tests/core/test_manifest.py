@@ -278,3 +278,39 @@ def test_a_bad_or_duplicate_hostname_is_a_row_error_before_anything(folder: Path
     assert problems["line 6"] == "duplicate hostname 'zvm-a-b' (first used at line 5)"
     assert "1 to 63 characters" in problems["line 7"]
     assert "nothing was created" in caught.value.message
+
+
+class RecordingFetcher:
+    """A stand-in KeyFetcher: serves one key per source and records what load_manifest asked of it."""
+
+    def __init__(self) -> None:
+        self.prefetched: list[str] = []
+        self.fetched: list[str] = []
+
+    def prefetch(self, sources) -> None:
+        self.prefetched += [source.spec for source in sources]
+
+    def fetch(self, source):
+        from provision.core.credentials.keysources import FetchedKeys
+        from provision.core.credentials.sshkeys import parse_authorized_keys
+
+        self.fetched.append(source.spec)
+        keys = parse_authorized_keys(public_line(comment=source.spec), source.spec)
+        return FetchedKeys(source=source, final_url=source.url, keys=tuple(keys))
+
+
+def test_a_manifest_read_for_a_shard_fetches_that_slices_sources_and_serves_that_slice_only(folder: Path):
+    (folder / "keys" / "dave.pub").write_text(public_line(comment="dave@laptop") + "\n")
+    rows = "".join(f"{name},keys/{name}.pub;gh:{name}-gh,,,\n" for name in ("alice", "bob", "carol", "dave"))
+    path = write(folder, HEADER + rows + "erin,keys/alice.pub;gh:bob-gh,,,\n")  # bob-gh: also slice 1's
+    fetcher = RecordingFetcher()
+    manifest = load_manifest(path, fetcher, shard=(1, 2))
+    assert fetcher.prefetched == ["gh:alice-gh", "gh:bob-gh"]  # rows 1-2 of 5: the first half
+    assert sorted(set(fetcher.fetched)) == ["gh:alice-gh", "gh:bob-gh"]
+    assert [[k.comment for k in user.keys] for user in manifest.shard(1, 2)] == [
+        ["alice@laptop", "gh:alice-gh"], ["bob@laptop", "gh:bob-gh"]]
+    assert [user.name for user in manifest.users] == ["alice", "bob", "carol", "dave", "erin"]
+    with pytest.raises(ValueError, match="read for shard"):
+        manifest.shard(2, 2)  # its users' remote keys were not fetched: never seeded from this reading
+    whole = load_manifest(path, RecordingFetcher())
+    assert [len(user.keys) for user in whole.shard(2, 2)] == [2, 2, 2]

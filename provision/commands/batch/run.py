@@ -3,7 +3,8 @@
 How a run goes:
 
 1. The whole manifest is validated (sources.load_manifest, core.manifest), each distinct gh:/gl:/https key
-   source fetched once (fetch.forgekeys.KeyFetcher); any bad row stops the run before anything is written.
+   source fetched once (fetch.forgekeys.KeyFetcher; a shard fetches its own rows' sources only); any bad row
+   stops the run before anything is written.
 2. Outputs that already exist are checked in one read-only appliance (resume.py): complete ones are skipped
    unless --force, the others are made again.
 3. Generated passwords are written to DIR/initial-passwords.csv (outputs.py, 0600 from its creation) before
@@ -77,7 +78,7 @@ def run_batch(options: BatchOptions, progress: BatchProgress) -> BatchResult:
     started = time.monotonic()
     # Every row validated, each distinct gh:/gl:/https key source fetched once, before any image is copied;
     # ManifestError (exit 2; 1 when a fetch failed on the way) otherwise.
-    manifest = load_manifest(options.manifest, KeyFetcher())
+    manifest = load_manifest(options.manifest, KeyFetcher(), shard=options.shard)  # a shard fetches its own
     users = manifest.shard(*options.shard) if options.shard else manifest.users
     if options.overlay:
         check_overlay(options.output)  # before anything is read or made
