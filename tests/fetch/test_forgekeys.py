@@ -250,6 +250,8 @@ def test_a_refused_connection_is_a_failure(forge, monkeypatch):
 
 def test_an_unknown_host_is_a_failure(monkeypatch):
     monkeypatch.setenv(GITHUB_URL_ENV, "https://no-such-host.invalid")
+    for name in ("https_proxy", "HTTPS_PROXY"):  # a host's proxy would answer for the unknown host itself
+        monkeypatch.delenv(name, raising=False)
     # Without DNS the lookup may fail or hang: either way a FetchError naming the URL, within the deadline.
     expected = r"https://no-such-host\.invalid/alice\.keys: (the host name cannot be resolved|no complete)"
     with pytest.raises(FetchError, match=expected):
