@@ -244,7 +244,11 @@ class PersistFS:
             pass
 
     def sync(self) -> None:
-        self._call("sync", "/", self._handle().sync)
+        """Flush this filesystem and its disk, no other. The daemon's sync would fsync every block device of
+        the appliance, partitions included: a batch appliance holding many disks paid for all of them at
+        every disk's sync (0.9 s per sync with 10 disks under TCG). BLKFLSBUF syncs the filesystem mounted on
+        the device (sync_filesystem: ext4 commits its journal with a cache flush), then the device."""
+        self._call("sync", "/", self._handle().blockdev_flushbufs, self.device)
 
     def _check_file_target(self, path: str) -> None:
         st = self._checked_final(path)
