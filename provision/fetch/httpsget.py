@@ -291,8 +291,6 @@ def https_get(
     that cannot be used; HTTPStatusError for a status other than 200; FetchError for everything else that
     goes wrong."""
     check_https_url(url, "the URL")
-    environ = os.environ if environ is None else environ
-    proxy_for(url, environ)  # a proxy setting that cannot be used is refused here, not in the worker
     fetch = _Fetch(
         context=context or ssl.create_default_context(),
         deadline=time.monotonic() + timeout,
@@ -301,7 +299,7 @@ def https_get(
         user_agent=user_agent,
         accept=accept,
         watch=_Watch(),
-        environ=environ,
+        environ=os.environ if environ is None else environ,
     )
     outcome: list = []
 

@@ -183,3 +183,11 @@ def test_an_unusable_proxy_setting_is_refused_once_before_any_fetch(forge, monke
     with pytest.raises(UsageError, match="socks5://"):
         fetcher.prefetch([parse_key_source("gh:alice"), parse_key_source("gh:bob")])
     assert forge.requests == []
+
+
+def test_a_single_fetch_with_an_unusable_proxy_setting_is_a_usage_error_without_the_password(forge, monkeypatch):
+    via("socks5://user:s3cret@proxy.corp:1080", monkeypatch)
+    with pytest.raises(UsageError, match="socks5://, which is not supported") as caught:
+        fetch_keys("gh:alice")
+    assert caught.value.exit_code == ExitCode.USAGE and "s3cret" not in str(caught.value)
+    assert forge.requests == []
