@@ -11,12 +11,16 @@ MAX_URL_CHARS = 2048
 MALFORMED_URL = "(a malformed URL)"  # what display_url shows for a URL it cannot take apart
 
 
+def url_host(hostname: str) -> str:
+    """A host name as a URL writes it: an IPv6 address in brackets, so that its port stays apart."""
+    return f"[{hostname}]" if ":" in hostname else hostname
+
+
 def display_url(url: str) -> str:
     """The URL for a message: no user info, no fragment, the query shown as '?...' (it may hold a token)."""
     try:
         parts = urlsplit(url)
-        host = parts.hostname or ""
-        host = f"[{host}]" if ":" in host else host  # an IPv6 address keeps its brackets: its port stays apart
+        host = url_host(parts.hostname or "")
         port = f":{parts.port}" if parts.port else ""
     except ValueError:
         return MALFORMED_URL

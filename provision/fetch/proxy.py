@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
-from provision.core.urls import MAX_URL_CHARS, display_url
+from provision.core.urls import MAX_URL_CHARS, display_url, url_host
 from provision.errors import UsageError
 
 _DEFAULT_PORT = 80  # an http:// proxy without a port: the scheme's, as pip and requests take it
@@ -74,9 +74,5 @@ def parse_proxy(setting: str) -> Proxy:
     if parts.username is not None:
         pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
         authorization = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
-    return Proxy(host=parts.hostname, port=port, shown=display_url(f"http://{_host(parts.hostname)}:{port}"),
+    return Proxy(host=parts.hostname, port=port, shown=display_url(f"http://{url_host(parts.hostname)}:{port}"),
                  authorization=authorization)
-
-
-def _host(name: str) -> str:
-    return f"[{name}]" if ":" in name else name
