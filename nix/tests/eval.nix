@@ -13,7 +13,7 @@
   settings ? { },
 }:
 let
-  inherit (import ./offline-flake.nix { inherit inputs; }) lib flake self;
+  inherit (import ./offline-flake.nix { inherit inputs; }) lib nixpkgs flake self;
   system = "x86_64-linux";
 
   zvm = self.nixosConfigurations.zvm.extendModules { modules = [ settings ]; };
@@ -242,8 +242,15 @@ in
       p = self.packages.${system}.zvm-provision;
     in
     {
-      inherit (p) pname version makeWrapperArgs;
+      inherit (p) pname version makeWrapperArgs pythonImportsCheck;
       dependencies = map (d: d.pname) p.dependencies;
+      # What each stand-in package puts in its bin/ (as nixpkgs' package does), by store path: the
+      # wrapper's PATH is checked against it.
+      binaries = lib.listToAttrs (
+        map (pkg: lib.nameValuePair (builtins.unsafeDiscardStringContext "${pkg}/bin") pkg.binaries) (
+          lib.filter (v: lib.isDerivation v && v ? binaries) (lib.attrValues nixpkgs.legacyPackages.${system})
+        )
+      );
       mainProgram = p.meta.mainProgram;
     };
 

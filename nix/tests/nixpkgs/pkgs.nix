@@ -32,6 +32,13 @@ let
       meta = attrs.meta or { };
     };
   tool = name: mainProgram: fake name { meta.mainProgram = mainProgram; };
+  # A package with the programs nixpkgs' package installs in bin/ (the ones anything here relies on).
+  toolWith =
+    name: mainProgram: binaries:
+    fake name {
+      meta.mainProgram = mainProgram;
+      inherit binaries;
+    };
 
   pythonPackage = name: fake "python3.13-${name}" { pname = name; };
   # Every name here exists in nixpkgs' python3Packages (pkgs/top-level/python-packages.nix); guestfs is
@@ -87,8 +94,19 @@ let
     systemd = tool "systemd-258" "systemctl";
     openssh = tool "openssh-10.0" "ssh";
     netbird = tool "netbird-0.59" "netbird";
-    qemu = tool "qemu-10.1" "qemu-system-x86_64";
-    qemu-utils = tool "qemu-utils-10.1" "qemu-img";
+    # pkgs/applications/virtualization/qemu: the full build installs the tools too; qemu-utils is the
+    # same package with toolsOnly = true.
+    qemu = toolWith "qemu-10.1" "qemu-system-x86_64" [
+      "qemu-system-x86_64"
+      "qemu-img"
+      "qemu-io"
+      "qemu-nbd"
+    ];
+    qemu-utils = toolWith "qemu-utils-10.1" "qemu-img" [
+      "qemu-img"
+      "qemu-io"
+      "qemu-nbd"
+    ];
     libguestfs-appliance = fake "libguestfs-appliance-1.56" { };
     libguestfs-with-appliance = tool "libguestfs-with-appliance-1.56" "guestfish";
     OVMF = fake "OVMF-202505" { fd = fake "OVMF-202505-fd" { }; };
