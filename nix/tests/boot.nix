@@ -17,7 +17,6 @@ in
 
   # The node is called zvm, as its hostname, so the driver's machine name and the VM's agree.
   nodes.zvm =
-    { lib, ... }:
     {
       imports = modules;
 
@@ -27,8 +26,12 @@ in
         mountHostNixStore = false;
         useEFIBoot = true;
         memorySize = 2048;
-        # The framework replaces fileSystems with these; give it the image's own mounts.
-        fileSystems = lib.mkForce (import ../filesystems.nix);
+        # qemu-vm.nix replaces fileSystems with virtualisation.fileSystems, which already holds the test
+        # driver's 9p shares (/tmp/shared, /tmp/xchg: copy_from_host and copy_from_vm pass through them).
+        # Add the image's own mounts to them; never mkForce the whole set, which drops the shares.
+        # useDefaultFilesystems = false: no ext4 root on the framework's disk, the image brings its own.
+        useDefaultFilesystems = false;
+        fileSystems = import ../filesystems.nix;
       };
 
       # No network in the test: no auto-update.
