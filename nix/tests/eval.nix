@@ -234,6 +234,13 @@ in
       lib.filterAttrs (_: c: c.source ? text) config.image.repart.partitions."10-esp".contents
     );
     diskSizeMiB = config.zvm.disk.sizeMiB;
+    # What `nix build .#image` builds: its name, and the script of a refusal (null for the real image).
+    build = {
+      inherit (config.system.build.image) name;
+      script = config.system.build.image.buildCommand or null;
+    };
+    # The Nix database the image carries under /nix/var/nix: the script that makes it.
+    nixStateScript = config.image.repart.partitions."20-nix".contents."/var/nix".source.buildCommand;
     toplevelPath = toString config.system.build.toplevel;
   };
 
@@ -252,6 +259,24 @@ in
         )
       );
       mainProgram = p.meta.mainProgram;
+    };
+
+  # What `nix flake check` evaluates (it builds only the checks), on the flake as cloned (no settings): the
+  # derivation of every output. true = evaluates; the boot check is a stand-in (see eval-boot.nix).
+  flakeCheck =
+    let
+      evaluates = d: (builtins.tryEval (builtins.seq d.drvPath true)).success;
+      each = lib.mapAttrs (_: d: if lib.isDerivation d then evaluates d else "not a derivation here");
+    in
+    {
+      nixosConfigurations = lib.mapAttrs (
+        _: c: evaluates c.config.system.build.toplevel
+      ) self.nixosConfigurations;
+      packages = each self.packages.${system};
+      checks = each self.checks.${system};
+      devShells = each self.devShells.${system};
+      formatter = evaluates self.formatter.${system};
+      apps = lib.mapAttrs (_: a: (builtins.tryEval (builtins.seq a.program true)).success) self.apps.${system};
     };
 
   outputs = ifBuilt {
