@@ -53,5 +53,11 @@ in
   inherit ((import ../contract.nix { })) hostnameFile;
   enrolCondition = node.config.systemd.services.zvm-netbird-enrol.unitConfig.ConditionPathExists;
   imageFile = node.config.image.fileName;
+  # systemd-boot is an EFI program only: the VM needs the EFI firmware to boot the image.
+  firmware = {
+    efi = node.config.virtualisation.useEFIBoot;
+    systemdBoot = node.config.boot.loader.systemd-boot.enable;
+    grub = node.config.boot.loader.grub.enable;
+  };
   testScript = test.testScript { nodes.zvm = node.config; };
 }

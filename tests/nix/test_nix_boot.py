@@ -50,6 +50,14 @@ def test_the_node_is_the_zvm_system_booting_from_its_own_disk() -> None:
     assert test["imageFile"] == configured()["image"]["fileName"]
 
 
+def test_the_vm_has_the_firmware_the_image_boots_with() -> None:
+    """The image's only boot loader is systemd-boot, an EFI program: without OVMF (useEFIBoot) SeaBIOS finds
+    nothing to boot."""
+    firmware = boot_test()["firmware"]
+    assert firmware["systemdBoot"] and not firmware["grub"]
+    assert firmware["efi"] is True
+
+
 def test_the_driver_can_reach_the_vm_through_its_shared_directory() -> None:
     """qemu-vm.nix mounts virtualisation.sharedDirectories through virtualisation.fileSystems; forcing that
     option to the image's mounts alone removed /tmp/shared, and with it copy_from_host and copy_from_vm."""
