@@ -89,6 +89,10 @@ let
 
     bash = tool "bash-5.2" "bash";
     coreutils = tool "coreutils-9.7" "ls";
+    gnutar = tool "gnutar-1.35" "tar";
+    gzip = tool "gzip-1.14" "gzip";
+    gitMinimal = tool "git-minimal-2.51" "git";
+    xz = fake "xz-5.8" { bin = fake "xz-5.8-bin" { }; };
     util-linux = tool "util-linux-2.41" "mount";
     nix = tool "nix-2.31" "nix";
     systemd = tool "systemd-258" "systemctl";
