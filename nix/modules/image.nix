@@ -33,15 +33,7 @@ let
   toplevel = config.system.build.toplevel;
   systemdBoot = "${config.systemd.package}/lib/systemd/boot/efi/systemd-boot${efiArch}.efi";
 
-  # Sizes in MiB. Together with 1 MiB for the GPT and alignment they make the 20 GiB virtual disk
-  # (repart builds with --size=auto, i.e. the sum of the partitions). The nix partition is fixed and
-  # generous because autoUpgrade builds new generations into it on the VM.
-  sizeMiB = rec {
-    disk = 20 * 1024;
-    esp = 512;
-    nix = 12 * 1024;
-    persist = disk - esp - nix - 1;
-  };
+  sizeMiB = config.zvm.disk.sizeMiB; # ../disk-size.nix
   # A repart.d [Partition] section of a fixed size.
   partition = type: format: label: uuid: mib: {
     Type = type;
@@ -91,15 +83,10 @@ let
   '';
 in
 {
-  imports = [ "${modulesPath}/image/repart.nix" ];
-
-  # The partition sizes, for modules that size things to them (storage.nix).
-  options.zvm.disk.sizeMiB = lib.mkOption {
-    type = lib.types.attrsOf lib.types.int;
-    readOnly = true;
-    default = sizeMiB;
-    description = "Sizes in MiB of the disk image and its partitions (esp, nix, persist).";
-  };
+  imports = [
+    "${modulesPath}/image/repart.nix"
+    ../disk-size.nix
+  ];
 
   config = {
     system.build.image = lib.mkIf (!updateDecided) (lib.mkForce noImageWithoutUpdateDecision);

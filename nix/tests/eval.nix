@@ -279,6 +279,14 @@ in
       apps = lib.mapAttrs (_: a: (builtins.tryEval (builtins.seq a.program true)).success) self.apps.${system};
     };
 
+  formatting = {
+    formatter = {
+      inherit (self.formatter.${system}) name treefmtSettings;
+      mainProgram = self.formatter.${system}.meta.mainProgram;
+    };
+    check = self.checks.${system}.formatting.buildCommand;
+  };
+
   outputs = ifBuilt {
     nixosConfigurations = lib.attrNames self.nixosConfigurations;
     nixosModules = lib.attrNames self.nixosModules;

@@ -627,4 +627,25 @@ def test_the_flake_outputs_build_from_the_one_configuration() -> None:
     for app in outputs["apps"].values():
         assert app["type"] == "app" and app["program"].endswith("/bin/zvm-provision")
     modules = {p.stem for p in (NIX_DIR / "modules").glob("*.nix")}
-    assert set(outputs["nixosModules"]) == modules
+    assert set(outputs["nixosModules"]) == modules | {"default"}  # tests/nix/test_nix_modules.py uses them
+
+
+def test_nix_fmt_is_nixfmt_tree_and_the_formatting_check_reads_every_nix_file(tmp_path: Path) -> None:
+    """`formatter` is nixfmt-tree (nixfmt's README's advice for `nix fmt`), leaving the vendored nixpkgs files
+    alone; checks.formatting's script, run here with a recording `nixfmt`, checks every other .nix file."""
+    formatting = evaluated()["formatting"]
+    assert formatting["formatter"]["name"] == "nixfmt-tree" and formatting["formatter"]["mainProgram"] == "treefmt"
+    assert "nix/tests/nixpkgs/vendored/*" in formatting["formatter"]["treefmtSettings"]["formatter"]["nixfmt"]["excludes"]
+    fake = tmp_path / "bin" / "nixfmt"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/bin/sh\nfor f in "$@"; do echo "$f"; done >> {tmp_path}/checked\n')
+    fake.chmod(0o755)
+    script = re.sub(r"^cd /nix/store/\S+", f"cd {NIX_DIR}", formatting["check"], flags=re.M)
+    result = subprocess.run(["bash", "-euc", script], env={"PATH": f"{fake.parent}:{os.environ['PATH']}", "out": str(tmp_path / "out")},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    checked = (tmp_path / "checked").read_text().split()
+    assert "--check" in checked
+    expected = {f"./{p.relative_to(NIX_DIR)}" for p in NIX_DIR.rglob("*.nix") if "vendored" not in p.parts}
+    assert set(checked) - {"--check"} == expected
+

@@ -14,6 +14,16 @@
     ../../modules/storage.nix
   ];
 
+  # What zvm is: each module that changes security or services is switched on here (nixosModules.default
+  # switches them all on by default for other flakes).
+  zvm = {
+    user.enable = true;
+    hardening.enable = true;
+    hostname.enable = true;
+    netbird.enable = true;
+    storage.enable = true;
+  };
+
   # The name of an unseeded VM; a valid hostname seeded on /persist replaces it (modules/hostname.nix).
   networking.hostName = "zvm";
   time.timeZone = "UTC";

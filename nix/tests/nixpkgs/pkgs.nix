@@ -115,6 +115,10 @@ let
     libguestfs-with-appliance = tool "libguestfs-with-appliance-1.56" "guestfish";
     OVMF = fake "OVMF-202505" { fd = fake "OVMF-202505-fd" { }; };
     nixfmt = tool "nixfmt-1.0" "nixfmt";
+    # pkgs/by-name/ni/nixfmt-tree: treefmt with nixfmt for *.nix; `settings` is treefmt's config.
+    nixfmt-tree = tool "nixfmt-tree" "treefmt" // {
+      override = { settings }: tool "nixfmt-tree" "treefmt" // { treefmtSettings = settings; };
+    };
     shellcheck = tool "shellcheck-0.11" "shellcheck";
     just = tool "just-1.42" "just";
     linuxPackages.kernel = fake "linux-6.12" { version = "6.12.50"; };
