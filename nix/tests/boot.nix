@@ -1,6 +1,7 @@
 # checks.x86_64-linux.boot: the zvm image booted unseeded once, then seeded by zvm-provision and booted twice,
 # under the NixOS test framework (pkgs.testers.runNixOSTest). Needs a machine that can build NixOS and run KVM; offline,
-# tests/test_nix_boot.py parses and evaluates this file as far as it can (see nix/README.md).
+# tests/nix/test_nix_boot.py evaluates its node and runs its testScript against a recording stand-in of the
+# test driver (tests/nix/driver.py; see nix/README.md).
 {
   lib,
   zvm-provision,

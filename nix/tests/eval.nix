@@ -1,6 +1,6 @@
 # This flake evaluated offline: flake.nix's outputs, called with the real impermanence flake and a stand-in
 # for nixpkgs (./nixpkgs: the real nixpkgs lib and module system, declarations of the nixpkgs options the
-# modules use, derivations that are never built). Used by tests/test_nix*.py:
+# modules use, derivations that are never built). Used by tests/nix/test_nix*.py:
 #
 #   nix-instantiate --eval --strict --json -E \
 #     'import ./nix/tests/eval.nix { inputs = /path/to/nix-inputs; }'

@@ -3,7 +3,7 @@
 nix/tests/eval.nix evaluates flake.nix's nixosConfigurations.zvm with the real nixpkgs lib.evalModules, the
 real impermanence module and stand-in declarations of the nixpkgs options the modules use (nixpkgs' types:
 an unknown option or a wrong type fails). Every assertion and warning is evaluated. The expected values come
-from persist-layout.json as provision/layout.py reads it, and from what NixOS needs at boot, never from the
+from persist-layout.json as provision/core/layout.py reads it, and from what NixOS needs at boot, never from the
 module that produces them.
 """
 

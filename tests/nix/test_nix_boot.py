@@ -117,6 +117,24 @@ def test_the_test_script_runs_through_against_the_recording_driver(tmp_path: Pat
     assert commands.count("command -v sudo") == 1 and commands.count("id -nG zvm") == 1
 
 
+@pytest.mark.parametrize("shared", [True, False])
+def test_copy_from_vm_passes_through_the_shared_directory(tmp_path: Path, monkeypatch, shared: bool) -> None:
+    """The stand-in's copy_from_vm (the driver's body) brings a file out only through the mounted share."""
+    node = copy.deepcopy(boot_test())
+    if not shared:
+        node["fileSystems"].pop("/tmp/shared")
+    monkeypatch.setenv("NIX_DISK_IMAGE", "disk")
+    machine = Machine("zvm", node, {"disk": Disk({}, None)}, tmp_path, {})
+    machine.start()
+    machine.succeed("echo kept > /var/log/zvm-boot-test")
+    if shared:
+        machine.copy_from_vm("/var/log/zvm-boot-test", "logs")
+        assert (machine.out_dir / "logs" / "zvm-boot-test").read_text() == "kept\n"
+    else:
+        with pytest.raises(FileNotFoundError):  # the VM wrote it to its own /tmp/shared, the host sees nothing
+            machine.copy_from_vm("/var/log/zvm-boot-test", "logs")
+
+
 @pytest.mark.parametrize(
     ("broken", "why"),
     [
