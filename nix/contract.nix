@@ -1,7 +1,7 @@
 # The persist contract (persist-layout.json) turned into the values the NixOS modules use.
 #
 # Pure: builtins only, no nixpkgs, so `nix-instantiate --eval --strict --json nix/contract.nix`
-# works anywhere and tests/test_nix.py can compare it with what provision/layout.py reads.
+# works anywhere and tests/nix/test_nix_contract.py can compare it with what provision/core/layout.py reads.
 # Every path and mode the flake uses for /persist comes from here; none is typed twice.
 {
   layout ? builtins.fromJSON (builtins.readFile ./persist-layout.json),

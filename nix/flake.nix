@@ -31,29 +31,52 @@
       zvm = lib.nixosSystem {
         modules = zvmModules ++ [ { nixpkgs.hostPlatform = system; } ];
       };
-      # For checks only: the same system with updates off unless the host sets zvm.updates.flakeUrl
-      # (the published image must set it; see README.md, "First steps").
-      zvmForChecks = zvm.extendModules {
-        modules = [ { zvm.updates.flakeUrl = lib.mkDefault null; } ];
-      };
-
       zvm-provision = pkgs.callPackage ./package.nix { };
+      vendored = "nix/tests/nixpkgs/vendored/*";
     in
     {
       nixosConfigurations.zvm = zvm;
 
-      # The same modules, for other hosts (they read ./persist-layout.json through ./contract.nix).
-      nixosModules = {
-        ephemeral = ./modules/ephemeral.nix;
-        user = ./modules/user.nix;
-        hardening = ./modules/hardening.nix;
-        updates = ./modules/updates.nix;
-        hostname = ./modules/hostname.nix;
-        netbird = ./modules/netbird.nix;
-        image = ./modules/image.nix;
-        console = ./modules/console.nix;
-        storage = ./modules/storage.nix;
-      };
+      # zvm's modules for other flakes: `imports = [ zvm.nixosModules.default ];` adds all of them (each
+      # module that changes security or services switched on by default), or one at a time, each switched on
+      # with its own zvm.<name>.enable. Each imports what it needs (ephemeral: impermanence). They read
+      # ./persist-layout.json through ./contract.nix. Options: nix/OPTIONS.md.
+      nixosModules =
+        let
+          modules = {
+            ephemeral = {
+              imports = [
+                impermanence.nixosModules.impermanence
+                ./modules/ephemeral.nix
+              ];
+            };
+            user = ./modules/user.nix;
+            hardening = ./modules/hardening.nix;
+            updates = ./modules/updates.nix;
+            hostname = ./modules/hostname.nix;
+            netbird = ./modules/netbird.nix;
+            image = ./modules/image.nix;
+            console = ./modules/console.nix;
+            storage = ./modules/storage.nix;
+          };
+        in
+        modules
+        // {
+          default =
+            { lib, ... }:
+            {
+              imports = lib.attrValues modules;
+              zvm = lib.genAttrs [
+                "user"
+                "hardening"
+                "hostname"
+                "netbird"
+                "storage"
+              ] (_: {
+                enable = lib.mkDefault true;
+              });
+            };
+        };
 
       packages.${system} = {
         # A directory holding main.raw (sparse, 20 GiB virtual).
@@ -91,11 +114,27 @@
         OVMF_VARS = "${pkgs.OVMF.fd}/FV/OVMF_VARS.fd";
       };
 
-      formatter.${system} = pkgs.nixfmt;
+      # `nix fmt`: nixfmt over the repository through treefmt, as nixfmt's README recommends for a project.
+      # The vendored nixpkgs files stay as upstream wrote them.
+      # (treefmt's tree root is the repository, or nix/ when the flake is used alone: both spellings.)
+      formatter.${system} = pkgs.nixfmt-tree.override {
+        settings.formatter.nixfmt.excludes = [
+          vendored
+          (lib.removePrefix "nix/" vendored)
+        ];
+      };
 
       checks.${system} = {
-        toplevel = zvmForChecks.config.system.build.toplevel;
+        # Without zvm.updates.flakeUrl (a fresh clone) the system builds without updates; only the image
+        # refuses to build (modules/image.nix), so `nix flake check` passes and nothing unpublishable ships.
+        toplevel = zvm.config.system.build.toplevel;
         inherit zvm-provision;
+        # Every .nix file of the flake is as `nix fmt` leaves it (nixfmt --check), the vendored ones aside.
+        formatting = pkgs.runCommand "zvm-nixfmt-check" { nativeBuildInputs = [ pkgs.nixfmt ]; } ''
+          cd ${./.}
+          find . -name '*.nix' -not -path './${lib.removePrefix "nix/" vendored}' -print0 | sort -z | xargs -0 nixfmt --check
+          touch $out
+        '';
         # Builds the image, seeds it with zvm-provision, boots it twice (needs KVM; see nix/README.md).
         boot = pkgs.testers.runNixOSTest (
           import ./tests/boot.nix {

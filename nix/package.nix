@@ -60,9 +60,12 @@ python3Packages.buildPythonApplication {
 
   # The test suite needs the appliance (and /dev/kvm or minutes of TCG); CI runs it outside Nix.
   doCheck = false;
+  # nixpkgs imports each of these after the build (tests/nix/test_nix_package.py imports them too): the
+  # command's own module, and the contract reader, which finds the wheel's copy of persist-layout.json.
   pythonImportsCheck = [
     "provision"
-    "provision.layout"
+    "provision.cli"
+    "provision.core.layout"
   ];
 
   meta = {

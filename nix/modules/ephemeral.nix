@@ -17,11 +17,15 @@ let
     );
 in
 {
+  # For zvm.user.enable: the contract's per-user entries are zvm's, kept only where that user exists.
+  imports = [ ./user.nix ];
+
   fileSystems = import ../filesystems.nix;
 
   environment.persistence.${contract.mountPoint} = {
     hideMounts = true;
-    inherit (contract.persistence) directories files users;
+    inherit (contract.persistence) directories files;
+    users = lib.mkIf config.zvm.user.enable contract.persistence.users;
   };
 
   assertions = [

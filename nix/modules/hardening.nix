@@ -1,31 +1,35 @@
 # No privilege escalation, no Nix daemon for the user, SSH with keys only.
-{ ... }:
+{ config, lib, ... }:
 let
   contract = import ../contract.nix { };
 in
 {
-  security.sudo.enable = false;
-  security.sudo-rs.enable = false;
+  options.zvm.hardening.enable = lib.mkEnableOption "zvm's hardening: no sudo, only root may use the Nix daemon, sshd with keys only (from the persist partition), no root login";
 
-  # Only root may talk to the Nix daemon (trusted-users stays the module's [ "root" ]).
-  nix.settings.allowed-users = [ "root" ];
+  config = lib.mkIf config.zvm.hardening.enable {
+    security.sudo.enable = false;
+    security.sudo-rs.enable = false;
 
-  services.openssh = {
-    enable = true;
-    settings = {
-      PasswordAuthentication = false;
-      KbdInteractiveAuthentication = false;
-      PermitRootLogin = "no";
-      StrictModes = true;
-      AuthenticationMethods = "publickey";
-      AllowUsers = [ contract.user.name ];
-      X11Forwarding = false;
+    # Only root may talk to the Nix daemon (trusted-users stays the module's [ "root" ]).
+    nix.settings.allowed-users = [ "root" ];
+
+    services.openssh = {
+      enable = true;
+      settings = {
+        PasswordAuthentication = false;
+        KbdInteractiveAuthentication = false;
+        PermitRootLogin = "no";
+        StrictModes = true;
+        AuthenticationMethods = "publickey";
+        AllowUsers = [ contract.user.name ];
+        X11Forwarding = false;
+      };
+      # Keys come from the persist partition (the module still appends /etc/ssh/authorized_keys.d/%u,
+      # for keys declared in users.users.<name>.openssh.authorizedKeys).
+      authorizedKeysInHomedir = false;
+      authorizedKeysFiles = [ contract.authorizedKeysFile ];
+      # Host keys live on /persist directly: persisting the whole /etc/ssh would hide sshd_config.
+      inherit (contract) hostKeys;
     };
-    # Keys come from the persist partition (the module still appends /etc/ssh/authorized_keys.d/%u,
-    # for keys declared in users.users.<name>.openssh.authorizedKeys).
-    authorizedKeysInHomedir = false;
-    authorizedKeysFiles = [ contract.authorizedKeysFile ];
-    # Host keys live on /persist directly: persisting the whole /etc/ssh would hide sshd_config.
-    inherit (contract) hostKeys;
   };
 }

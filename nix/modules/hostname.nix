@@ -29,7 +29,9 @@ in
     '';
   };
 
-  config.system.activationScripts.zvm-hostname = {
+  options.zvm.hostname.enable = lib.mkEnableOption "the hostname seeded on the persist partition (checked again here) as this VM's name, at every boot and switch";
+
+  config.system.activationScripts.zvm-hostname = lib.mkIf cfg.enable {
     deps = [ "etc" ];
     text = ''
       if zvmHostname=$(${cfg.seededNameTool} ${contract.hostnameFile}) && [ -n "$zvmHostname" ]; then

@@ -7,6 +7,7 @@
 # filesystem identities do not change between builds.
 {
   config,
+  options,
   lib,
   pkgs,
   modulesPath,
@@ -15,20 +16,24 @@
 let
   contract = import ../contract.nix { };
 
+  # An image is what gets published: it must not be built before zvm.updates.flakeUrl says where its VMs
+  # update from (or null: never). The system itself evaluates and builds without it, so `nix flake check`
+  # passes on a fresh clone; only the image's build stops, with this message (see nix/README.md, Updates).
+  updateDecided = !(options ? zvm.updates.flakeUrl) || options.zvm.updates.flakeUrl.isDefined;
+  noImageWithoutUpdateDecision = pkgs.runCommand "zvm-image-needs-an-update-decision" { } ''
+    echo "zvm: no image is built until zvm.updates.flakeUrl is set: every VM switches hourly to the system of" >&2
+    echo "that flake, so it must be your own copy of this repository's flake. Set it in nix/hosts/zvm/default.nix," >&2
+    echo "e.g. zvm.updates.flakeUrl = \"git+https://git.example.com/you/zvm-provision?dir=nix&ref=release#zvm\";" >&2
+    echo "or to null for VMs that never update themselves (nix/README.md, Updates)." >&2
+    exit 1
+  '';
+
   inherit (pkgs.stdenv.hostPlatform) efiArch;
   loader = config.system.boot.loader;
   toplevel = config.system.build.toplevel;
   systemdBoot = "${config.systemd.package}/lib/systemd/boot/efi/systemd-boot${efiArch}.efi";
 
-  # Sizes in MiB. Together with 1 MiB for the GPT and alignment they make the 20 GiB virtual disk
-  # (repart builds with --size=auto, i.e. the sum of the partitions). The nix partition is fixed and
-  # generous because autoUpgrade builds new generations into it on the VM.
-  sizeMiB = rec {
-    disk = 20 * 1024;
-    esp = 512;
-    nix = 12 * 1024;
-    persist = disk - esp - nix - 1;
-  };
+  sizeMiB = config.zvm.disk.sizeMiB; # ../disk-size.nix
   # A repart.d [Partition] section of a fixed size.
   partition = type: format: label: uuid: mib: {
     Type = type;
@@ -57,6 +62,13 @@ let
         ln -s /nix/var/nix/profiles/system-1-link $out/profiles/system
         export NIX_STATE_DIR=$out
         nix-store --load-db < ${pkgs.closureInfo { rootPaths = [ toplevel ]; }}/registration
+        # Nix links gcroots/profiles to $NIX_STATE_DIR/profiles, i.e. to this build's path, which the image
+        # does not hold (its contents are copied to /nix/var/nix): the VM's GC would skip it as an invalid
+        # root on every run. Point it where the state is in the VM, as on any NixOS.
+        ln -sfn /nix/var/nix/profiles $out/gcroots/profiles
+        # The 8 MiB that GC frees when the disk is full: the VM's Nix makes it again when it first opens
+        # the store (gc-reserved-space); the image need not carry it.
+        rm -f $out/db/reserved
       '';
 
   loaderEntry = pkgs.writeText "nixos-generation-1.conf" ''
@@ -71,17 +83,14 @@ let
   '';
 in
 {
-  imports = [ "${modulesPath}/image/repart.nix" ];
-
-  # The partition sizes, for modules that size things to them (storage.nix).
-  options.zvm.disk.sizeMiB = lib.mkOption {
-    type = lib.types.attrsOf lib.types.int;
-    readOnly = true;
-    default = sizeMiB;
-    description = "Sizes in MiB of the disk image and its partitions (esp, nix, persist).";
-  };
+  imports = [
+    "${modulesPath}/image/repart.nix"
+    ../disk-size.nix
+  ];
 
   config = {
+    system.build.image = lib.mkIf (!updateDecided) (lib.mkForce noImageWithoutUpdateDecision);
+
     boot.loader.grub.enable = false;
     boot.loader.systemd-boot.enable = true;
     # A kernel command line edited at the boot menu (init=/bin/sh) would bypass everything else here.

@@ -17,28 +17,34 @@ let
   buildDir = "/nix/var/nix/builds";
 in
 {
-  boot.loader.systemd-boot.configurationLimit = entries;
+  imports = [ ../disk-size.nix ];
 
-  nix.gc = {
-    automatic = true;
-    dates = "daily";
-    randomizedDelaySec = "30min";
-    options = "--delete-older-than 7d";
+  options.zvm.storage.enable = lib.mkEnableOption "zvm's space limits: at most 5 boot entries, daily garbage collection (and after each boot), min-free/max-free, builds in /nix/var/nix/builds";
+
+  config = lib.mkIf config.zvm.storage.enable {
+    boot.loader.systemd-boot.configurationLimit = entries;
+
+    nix.gc = {
+      automatic = true;
+      dates = "daily";
+      randomizedDelaySec = "30min";
+      options = "--delete-older-than 7d";
+    };
+    systemd.timers.nix-gc.timerConfig.OnBootSec = "15min";
+
+    nix.settings = {
+      # When free space on /nix drops below min-free during a build, Nix collects garbage until max-free is free.
+      min-free = bytes (mib.nix / 8);
+      max-free = bytes (mib.nix / 4);
+      build-dir = buildDir;
+    };
+    systemd.tmpfiles.rules = [ "d ${buildDir} 0755 root root -" ];
+
+    assertions = [
+      {
+        assertion = entries * generationMiB + loaderMiB <= mib.esp;
+        message = "the ESP (${toString mib.esp} MiB) cannot hold ${toString entries} boot entries of up to ${toString generationMiB} MiB";
+      }
+    ];
   };
-  systemd.timers.nix-gc.timerConfig.OnBootSec = "15min";
-
-  nix.settings = {
-    # When free space on /nix drops below min-free during a build, Nix collects garbage until max-free is free.
-    min-free = bytes (mib.nix / 8);
-    max-free = bytes (mib.nix / 4);
-    build-dir = buildDir;
-  };
-  systemd.tmpfiles.rules = [ "d ${buildDir} 0755 root root -" ];
-
-  assertions = [
-    {
-      assertion = entries * generationMiB + loaderMiB <= mib.esp;
-      message = "the ESP (${toString mib.esp} MiB) cannot hold ${toString entries} boot entries of up to ${toString generationMiB} MiB";
-    }
-  ];
 }

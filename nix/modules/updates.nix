@@ -4,7 +4,8 @@
 # zvm.updates.flakeUrl has no default on purpose: a default would be somebody else's flake, and a VM that
 # switches to a system with another persist layout loses its data. Whoever publishes the image sets it (in
 # hosts/zvm/default.nix or a module of their own) to their copy of this repository's flake, or to null
-# to ship a VM that never updates itself. Until then evaluation fails with an assertion that says so.
+# to ship a VM that never updates itself. Until then the system evaluates and builds without updates (so
+# `nix flake check` passes on a fresh clone) with a warning, and the image refuses to build (image.nix).
 {
   config,
   options,
@@ -15,7 +16,7 @@ let
   cfg = config.zvm.updates;
   isSet = options.zvm.updates.flakeUrl.isDefined;
   enabled = isSet && cfg.flakeUrl != null;
-  example = "git+https://git.example.com/you/zvm-provision?dir=nix#zvm";
+  example = "git+https://git.example.com/you/zvm-provision?dir=nix&ref=release#zvm";
 in
 {
   options.zvm.updates.flakeUrl = lib.mkOption {
@@ -24,22 +25,15 @@ in
     description = ''
       Flake reference, with the `#zvm` attribute, that every VM pulls its system from, hourly and 2 minutes
       after each boot: your copy of this repository's flake (`?dir=nix`). `null` turns updates off.
-      There is no default: it must be set explicitly.
+      There is no default: until it is set the system has no updates and its image does not build.
+      Whoever can push to the branch it follows controls every VM: pin a release branch or tag with
+      `&ref=...` (without it, the repository's default branch is followed).
     '';
   };
 
   config = lib.mkMerge [
     {
       assertions = [
-        {
-          assertion = isSet;
-          message = ''
-            zvm.updates.flakeUrl is not set. Every VM switches hourly to the system of that flake, so it must
-            be your own copy of this repository's flake. Set it in nix/hosts/zvm/default.nix, e.g.
-              zvm.updates.flakeUrl = "${example}";
-            or to null to ship a VM that never updates itself (see README.md, "First steps").
-          '';
-        }
         {
           assertion = enabled -> lib.hasInfix "#" cfg.flakeUrl;
           message = ''
@@ -48,9 +42,20 @@ in
           '';
         }
       ];
-      warnings = lib.optional (isSet && cfg.flakeUrl == null) ''
-        zvm.updates.flakeUrl is null: this VM never updates itself (no nixos-upgrade timer).
-      '';
+      warnings =
+        if isSet then
+          lib.optional (cfg.flakeUrl == null) ''
+            zvm.updates.flakeUrl is null: this VM never updates itself (no nixos-upgrade timer).
+          ''
+        else
+          [
+            ''
+              zvm.updates.flakeUrl is not set: this system has no updates, and its image (modules/image.nix) will not
+              build until it is set to your own copy of this repository's flake, e.g.
+                zvm.updates.flakeUrl = "${example}";
+              or to null for VMs that never update themselves (see nix/README.md, Updates).
+            ''
+          ];
     }
 
     (lib.mkIf enabled {

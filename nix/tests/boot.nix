@@ -1,6 +1,7 @@
 # checks.x86_64-linux.boot: the zvm image booted unseeded once, then seeded by zvm-provision and booted twice,
 # under the NixOS test framework (pkgs.testers.runNixOSTest). Needs a machine that can build NixOS and run KVM; offline,
-# tests/test_nix_boot.py parses and evaluates this file as far as it can (see nix/README.md).
+# tests/nix/test_nix_boot.py evaluates its node and runs its testScript against a recording stand-in of the
+# test driver (tests/nix/driver.py; see nix/README.md).
 {
   lib,
   zvm-provision,
@@ -17,7 +18,6 @@ in
 
   # The node is called zvm, as its hostname, so the driver's machine name and the VM's agree.
   nodes.zvm =
-    { lib, ... }:
     {
       imports = modules;
 
@@ -27,8 +27,12 @@ in
         mountHostNixStore = false;
         useEFIBoot = true;
         memorySize = 2048;
-        # The framework replaces fileSystems with these; give it the image's own mounts.
-        fileSystems = lib.mkForce (import ../filesystems.nix);
+        # qemu-vm.nix replaces fileSystems with virtualisation.fileSystems, which already holds the test
+        # driver's 9p shares (/tmp/shared, /tmp/xchg: copy_from_host and copy_from_vm pass through them).
+        # Add the image's own mounts to them; never mkForce the whole set, which drops the shares.
+        # useDefaultFilesystems = false: no ext4 root on the framework's disk, the image brings its own.
+        useDefaultFilesystems = false;
+        fileSystems = import ../filesystems.nix;
       };
 
       # No network in the test: no auto-update.

@@ -25,7 +25,39 @@ in
   failedAssertions = map (a: a.message) (lib.filter (a: !a.assertion) node.config.assertions);
   inherit (node.config) warnings;
   hostName = node.config.networking.hostName;
-  fileSystems = lib.mapAttrs (_: fs: { inherit (fs) device fsType neededForBoot; }) node.config.fileSystems;
+  fileSystems = lib.mapAttrs (_: fs: {
+    inherit (fs)
+      mountPoint
+      device
+      fsType
+      options
+      neededForBoot
+      ;
+  }) node.config.fileSystems;
+  # What tests/nix/driver.py's stand-in VM needs to behave as this node would: the driver's 9p shares,
+  # what impermanence keeps, sshd, sudo, the user, the Netbird enrolment's condition.
+  sharedDirectories = node.config.virtualisation.sharedDirectories;
+  persistence = lib.mapAttrs (_: p: {
+    directories = map (d: d.dirPath) p.directories;
+    files = map (f: f.filePath) p.files;
+    userDirectories = lib.concatMap (u: map (d: d.dirPath) u.directories) (lib.attrValues p.users);
+  }) node.config.environment.persistence;
+  openssh = {
+    inherit (node.config.services.openssh) enable settings authorizedKeysFiles;
+    hostKeys = map (k: k.path) node.config.services.openssh.hostKeys;
+  };
+  sudo = node.config.security.sudo.enable || node.config.security.sudo-rs.enable;
+  zvmUser = {
+    inherit (node.config.users.users.zvm) group extraGroups;
+  };
+  inherit ((import ../contract.nix { })) hostnameFile;
+  enrolCondition = node.config.systemd.services.zvm-netbird-enrol.unitConfig.ConditionPathExists;
   imageFile = node.config.image.fileName;
+  # systemd-boot is an EFI program only: the VM needs the EFI firmware to boot the image.
+  firmware = {
+    efi = node.config.virtualisation.useEFIBoot;
+    systemdBoot = node.config.boot.loader.systemd-boot.enable;
+    grub = node.config.boot.loader.grub.enable;
+  };
   testScript = test.testScript { nodes.zvm = node.config; };
 }

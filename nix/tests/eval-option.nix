@@ -1,5 +1,5 @@
 # One option of the zvm system, evaluated strictly, with an extra module added: how the tests check that a
-# stand-in refuses what the nixpkgs declaration it mirrors refuses (tests/test_nix_standins.py).
+# stand-in refuses what the nixpkgs declaration it mirrors refuses (tests/nix/test_nix_standins.py).
 #
 #   nix-instantiate --eval --strict --json -E 'import ./nix/tests/eval-option.nix {
 #     inputs = /path/to/nix-inputs; module = { nix.settings.sandbox = "yes"; }; path = [ "nix" "settings" ]; }'

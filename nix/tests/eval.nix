@@ -1,6 +1,6 @@
 # This flake evaluated offline: flake.nix's outputs, called with the real impermanence flake and a stand-in
 # for nixpkgs (./nixpkgs: the real nixpkgs lib and module system, declarations of the nixpkgs options the
-# modules use, derivations that are never built). Used by tests/test_nix*.py:
+# modules use, derivations that are never built). Used by tests/nix/test_nix*.py:
 #
 #   nix-instantiate --eval --strict --json -E \
 #     'import ./nix/tests/eval.nix { inputs = /path/to/nix-inputs; }'
@@ -13,7 +13,7 @@
   settings ? { },
 }:
 let
-  inherit (import ./offline-flake.nix { inherit inputs; }) lib flake self;
+  inherit (import ./offline-flake.nix { inherit inputs; }) lib nixpkgs flake self;
   system = "x86_64-linux";
 
   zvm = self.nixosConfigurations.zvm.extendModules { modules = [ settings ]; };
@@ -234,6 +234,13 @@ in
       lib.filterAttrs (_: c: c.source ? text) config.image.repart.partitions."10-esp".contents
     );
     diskSizeMiB = config.zvm.disk.sizeMiB;
+    # What `nix build .#image` builds: its name, and the script of a refusal (null for the real image).
+    build = {
+      inherit (config.system.build.image) name;
+      script = config.system.build.image.buildCommand or null;
+    };
+    # The Nix database the image carries under /nix/var/nix: the script that makes it.
+    nixStateScript = config.image.repart.partitions."20-nix".contents."/var/nix".source.buildCommand;
     toplevelPath = toString config.system.build.toplevel;
   };
 
@@ -242,10 +249,43 @@ in
       p = self.packages.${system}.zvm-provision;
     in
     {
-      inherit (p) pname version makeWrapperArgs;
+      inherit (p) pname version makeWrapperArgs pythonImportsCheck;
       dependencies = map (d: d.pname) p.dependencies;
+      # What each stand-in package puts in its bin/ (as nixpkgs' package does), by store path: the
+      # wrapper's PATH is checked against it.
+      binaries = lib.listToAttrs (
+        map (pkg: lib.nameValuePair (builtins.unsafeDiscardStringContext "${pkg}/bin") pkg.binaries) (
+          lib.filter (v: lib.isDerivation v && v ? binaries) (lib.attrValues nixpkgs.legacyPackages.${system})
+        )
+      );
       mainProgram = p.meta.mainProgram;
     };
+
+  # What `nix flake check` evaluates (it builds only the checks), on the flake as cloned (no settings): the
+  # derivation of every output. true = evaluates; the boot check is a stand-in (see eval-boot.nix).
+  flakeCheck =
+    let
+      evaluates = d: (builtins.tryEval (builtins.seq d.drvPath true)).success;
+      each = lib.mapAttrs (_: d: if lib.isDerivation d then evaluates d else "not a derivation here");
+    in
+    {
+      nixosConfigurations = lib.mapAttrs (
+        _: c: evaluates c.config.system.build.toplevel
+      ) self.nixosConfigurations;
+      packages = each self.packages.${system};
+      checks = each self.checks.${system};
+      devShells = each self.devShells.${system};
+      formatter = evaluates self.formatter.${system};
+      apps = lib.mapAttrs (_: a: (builtins.tryEval (builtins.seq a.program true)).success) self.apps.${system};
+    };
+
+  formatting = {
+    formatter = {
+      inherit (self.formatter.${system}) name treefmtSettings;
+      mainProgram = self.formatter.${system}.meta.mainProgram;
+    };
+    check = self.checks.${system}.formatting.buildCommand;
+  };
 
   outputs = ifBuilt {
     nixosConfigurations = lib.attrNames self.nixosConfigurations;

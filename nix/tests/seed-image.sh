@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The boot test's seeding (nix/tests/boot.nix): a copy of the built image, seeded by zvm-provision with a
-# test key pair and the test password, as a person would. tests/test_nix_boot.py runs this very script
+# test key pair and the test password, as a person would. tests/nix/test_nix_boot.py runs this very script
 # on a sample disk, so the boot test cannot drift from what the tool accepts.
 # usage: ZVM_TEST_PASSWORD=... seed-image.sh IMAGE.raw OUT_DIR
 set -euo pipefail

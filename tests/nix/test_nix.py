@@ -3,7 +3,7 @@
 nix/tests/eval.nix evaluates flake.nix's nixosConfigurations.zvm with the real nixpkgs lib.evalModules, the
 real impermanence module and stand-in declarations of the nixpkgs options the modules use (nixpkgs' types:
 an unknown option or a wrong type fails). Every assertion and warning is evaluated. The expected values come
-from persist-layout.json as provision/layout.py reads it, and from what NixOS needs at boot, never from the
+from persist-layout.json as provision/core/layout.py reads it, and from what NixOS needs at boot, never from the
 module that produces them.
 """
 
@@ -58,16 +58,50 @@ def test_the_configured_system_passes_every_assertion_without_warnings() -> None
     assert report["toplevel"] == {"success": True, "value": True}
 
 
-def test_an_unset_update_url_stops_the_build_with_a_message_naming_the_option() -> None:
-    """No foreign default: a VM must never switch to somebody else's flake."""
+def test_a_fresh_clone_passes_what_nix_flake_check_evaluates() -> None:
+    """`nix flake check` evaluates every output's derivation (and builds the checks): on the flake as cloned,
+    without zvm.updates.flakeUrl, each must evaluate (the boot check is evaluated by test_nix_boot.py)."""
+    check = evaluated()["flakeCheck"]
+    assert check["checks"].pop("boot") == "not a derivation here"
+    flat = {f"{kind}.{name}": ok for kind, v in check.items() for name, ok in (v.items() if isinstance(v, dict) else [("", v)])}
+    assert flat and all(ok is True for ok in flat.values()), {k: v for k, v in flat.items() if v is not True}
+    assert {"nixosConfigurations.zvm", "packages.image", "packages.toplevel", "checks.toplevel"} <= set(flat)
+
+
+def test_an_unset_update_url_builds_no_image_and_says_why() -> None:
+    """No foreign default: a VM must never switch to somebody else's flake, and no image ships before its
+    publisher decided where its VMs update from. The system builds (without updates); the image's build fails."""
     report = evaluated()
-    failed = failed_assertions(report)
-    assert len(failed) == 1, failed
-    assert "zvm.updates.flakeUrl is not set" in failed[0]
-    assert "?dir=nix#zvm" in failed[0] and "nix/hosts/zvm/default.nix" in failed[0]
-    assert report["toplevel"]["success"] is False
+    assert failed_assertions(report) == []
+    assert report["toplevel"]["success"] is True
+    assert any("zvm.updates.flakeUrl is not set" in w and "nix/README.md" in w for w in report["warnings"]), report["warnings"]
     assert report["autoUpgrade"]["enable"] is False and report["autoUpgrade"]["flake"] is None
     assert "nixos-upgrade" not in report["systemd"]["services"]
+    build = report["image"]["build"]
+    assert build["name"] == "zvm-image-needs-an-update-decision"
+    result = subprocess.run(["bash", "-euc", build["script"]], capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0 and "zvm.updates.flakeUrl" in result.stderr and "?dir=nix&ref=" in result.stderr
+    assert configured()["image"]["build"]["name"] == configured()["image"]["repart"]["name"] == "main"
+    assert evaluated(zvm={"updates": {"flakeUrl": None}})["image"]["build"]["name"] == "main"
+
+
+@pytest.mark.skipif(shutil.which("nix-store") is None, reason="nix-store (Debian nix-bin) is not installed")
+def test_the_baked_nix_database_has_no_dangling_root_and_no_reserved_space(tmp_path: Path) -> None:
+    """The image's /nix/var/nix, made by the image's own script with this machine's nix-store: GC roots
+    resolve inside the VM's tree, and the 8 MiB gc-reserved-space file is not shipped."""
+    script = configured()["image"]["nixStateScript"]
+    script = re.sub(r"/nix/store/\S+-closure-info/registration", "/dev/null", script)
+    out = tmp_path / "out"
+    result = subprocess.run(["bash", "-euc", script], env={**os.environ, "out": str(out)},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert os.readlink(out / "gcroots" / "profiles") == "/nix/var/nix/profiles"
+    for link in out.rglob("*"):
+        if link.is_symlink():  # every link must name a path that exists in the VM: under /nix/var/nix or the store
+            target = os.readlink(link)
+            assert target.startswith(("/nix/var/nix/", "/nix/store/")) and str(tmp_path) not in target, (link, target)
+    assert not (out / "db" / "reserved").exists()
+    assert (out / "db" / "db.sqlite").is_file()
 
 
 def test_a_null_update_url_means_no_updates_and_says_so() -> None:
@@ -593,4 +627,25 @@ def test_the_flake_outputs_build_from_the_one_configuration() -> None:
     for app in outputs["apps"].values():
         assert app["type"] == "app" and app["program"].endswith("/bin/zvm-provision")
     modules = {p.stem for p in (NIX_DIR / "modules").glob("*.nix")}
-    assert set(outputs["nixosModules"]) == modules
+    assert set(outputs["nixosModules"]) == modules | {"default"}  # tests/nix/test_nix_modules.py uses them
+
+
+def test_nix_fmt_is_nixfmt_tree_and_the_formatting_check_reads_every_nix_file(tmp_path: Path) -> None:
+    """`formatter` is nixfmt-tree (nixfmt's README's advice for `nix fmt`), leaving the vendored nixpkgs files
+    alone; checks.formatting's script, run here with a recording `nixfmt`, checks every other .nix file."""
+    formatting = evaluated()["formatting"]
+    assert formatting["formatter"]["name"] == "nixfmt-tree" and formatting["formatter"]["mainProgram"] == "treefmt"
+    assert "nix/tests/nixpkgs/vendored/*" in formatting["formatter"]["treefmtSettings"]["formatter"]["nixfmt"]["excludes"]
+    fake = tmp_path / "bin" / "nixfmt"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/bin/sh\nfor f in "$@"; do echo "$f"; done >> {tmp_path}/checked\n')
+    fake.chmod(0o755)
+    script = re.sub(r"^cd /nix/store/\S+", f"cd {NIX_DIR}", formatting["check"], flags=re.M)
+    result = subprocess.run(["bash", "-euc", script], env={"PATH": f"{fake.parent}:{os.environ['PATH']}", "out": str(tmp_path / "out")},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    checked = (tmp_path / "checked").read_text().split()
+    assert "--check" in checked
+    expected = {f"./{p.relative_to(NIX_DIR)}" for p in NIX_DIR.rglob("*.nix") if "vendored" not in p.parts}
+    assert set(checked) - {"--check"} == expected
+

@@ -32,6 +32,13 @@ let
       meta = attrs.meta or { };
     };
   tool = name: mainProgram: fake name { meta.mainProgram = mainProgram; };
+  # A package with the programs nixpkgs' package installs in bin/ (the ones anything here relies on).
+  toolWith =
+    name: mainProgram: binaries:
+    fake name {
+      meta.mainProgram = mainProgram;
+      inherit binaries;
+    };
 
   pythonPackage = name: fake "python3.13-${name}" { pname = name; };
   # Every name here exists in nixpkgs' python3Packages (pkgs/top-level/python-packages.nix); guestfs is
@@ -82,17 +89,36 @@ let
 
     bash = tool "bash-5.2" "bash";
     coreutils = tool "coreutils-9.7" "ls";
+    gnutar = tool "gnutar-1.35" "tar";
+    gzip = tool "gzip-1.14" "gzip";
+    gitMinimal = tool "git-minimal-2.51" "git";
+    xz = fake "xz-5.8" { bin = fake "xz-5.8-bin" { }; };
     util-linux = tool "util-linux-2.41" "mount";
     nix = tool "nix-2.31" "nix";
     systemd = tool "systemd-258" "systemctl";
     openssh = tool "openssh-10.0" "ssh";
     netbird = tool "netbird-0.59" "netbird";
-    qemu = tool "qemu-10.1" "qemu-system-x86_64";
-    qemu-utils = tool "qemu-utils-10.1" "qemu-img";
+    # pkgs/applications/virtualization/qemu: the full build installs the tools too; qemu-utils is the
+    # same package with toolsOnly = true.
+    qemu = toolWith "qemu-10.1" "qemu-system-x86_64" [
+      "qemu-system-x86_64"
+      "qemu-img"
+      "qemu-io"
+      "qemu-nbd"
+    ];
+    qemu-utils = toolWith "qemu-utils-10.1" "qemu-img" [
+      "qemu-img"
+      "qemu-io"
+      "qemu-nbd"
+    ];
     libguestfs-appliance = fake "libguestfs-appliance-1.56" { };
     libguestfs-with-appliance = tool "libguestfs-with-appliance-1.56" "guestfish";
     OVMF = fake "OVMF-202505" { fd = fake "OVMF-202505-fd" { }; };
     nixfmt = tool "nixfmt-1.0" "nixfmt";
+    # pkgs/by-name/ni/nixfmt-tree: treefmt with nixfmt for *.nix; `settings` is treefmt's config.
+    nixfmt-tree = tool "nixfmt-tree" "treefmt" // {
+      override = { settings }: tool "nixfmt-tree" "treefmt" // { treefmtSettings = settings; };
+    };
     shellcheck = tool "shellcheck-0.11" "shellcheck";
     just = tool "just-1.42" "just";
     linuxPackages.kernel = fake "linux-6.12" { version = "6.12.50"; };

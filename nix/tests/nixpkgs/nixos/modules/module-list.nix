@@ -29,5 +29,7 @@
   ./system/boot/loader/grub/grub.nix
   ./system/boot/loader/systemd-boot/systemd-boot.nix
   ./tasks/filesystems.nix
-  ./tasks/auto-upgrade.nix
+  # Real nixpkgs modules, evaluated as they are (each names its source revision).
+  ../../vendored/auto-upgrade.nix
+  ./misc/vendored-support.nix
 ]
