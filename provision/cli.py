@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from provision.errors import (
     SEED_STOPPED_BEFORE_WRITING,
@@ -36,35 +36,42 @@ if TYPE_CHECKING:
     from provision.core.plan import Plan
     from provision.guest.session import ImageSession
 
-EXIT_CODES_HELP = """\b
-Exit codes:
-  0    done
-  1    failure while working (appliance, host I/O, no libguestfs), drift found by inspect --check,
-       or "no" at the confirmation (nothing was written)
-  2    bad usage or input, or a run that would leave no way in (no key, no password); nothing
-       was touched
-  3    the image cannot be used (not a disk image, corrupt, encrypted, read-only, no persist partition,
-       unsafe entries)
-  4    the image is in use by another process (a running VM), or another batch run holds --out-dir
-  130  interrupted (Ctrl-C): before writing, the image is left as it was; while writing, the writes
-       finish and the summary is printed (a second Ctrl-C stops at once, every file old or whole)
-"""
+HELP_WIDTH = 76  # a --help line's width inside click's two-space indent: every --help fits 80 columns
+
+
+def exit_codes_help(command: str | None = None) -> str:
+    """The `Exit codes:` block of a --help, from errors.py's one table: a command's own codes and meanings, or
+    (for the top level) each code in short. Wrapped here, since click leaves a \\b block as it is."""
+    import textwrap
+
+    from provision.errors import EXIT_SUMMARY, exit_codes_of
+
+    codes = exit_codes_of(command) if command is not None else EXIT_SUMMARY
+    lines = ["\b", "Exit codes:"]
+    for code, words in codes.items():
+        lines += textwrap.wrap(words, HELP_WIDTH, initial_indent=f"  {int(code):<5}", subsequent_indent=" " * 7)
+    return "\n".join(lines) + "\n"
+
 
 MAIN_HELP = f"""Seed a zvm disk image's persist partition before its first boot.
 
 \b
-  zvm-provision disk.qcow2                      ask for everything (on a terminal)
-  zvm-provision disk.qcow2 --password-stdin --ssh-key ~/.ssh/id_ed25519.pub < pw.txt
-  zvm-provision disk.qcow2 --no-password --ssh-key gh:alice   keys from GitHub (gl:USER, https://...)
-  zvm-provision inspect disk.qcow2 --check      what the image carries; exit 1 on drift
+  zvm-provision disk.qcow2                ask for everything (on a terminal)
+  zvm-provision disk.qcow2 --password-stdin --ssh-key id.pub < pw.txt
+  zvm-provision disk.qcow2 --no-password --ssh-key gh:alice
+                                          keys from GitHub (gl:USER, https:)
+  zvm-provision inspect disk.qcow2 --check
+                                          what the image carries; 1 on drift
   zvm-provision batch staff.csv --base zvm.qcow2 --out-dir images/
-  zvm-provision sample-disk try.qcow2           a blank disk with the zvm layout, to try things on
+  zvm-provision sample-disk try.qcow2     a blank zvm disk, to try things on
 
 `zvm-provision IMAGE ...` is short for `zvm-provision seed IMAGE ...`.
 The image is opened offline with libguestfs; it must not be in use by a running VM.
 Secrets are never taken as arguments: they come from a terminal prompt, standard input or a file.
 
-{EXIT_CODES_HELP}"""
+{exit_codes_help()}
+Each command's --help lists the codes it returns and what they mean there.
+"""
 
 
 class DefaultToSeed(TyperGroup):
@@ -96,6 +103,39 @@ class Interrupted(Exception):
     def __init__(self, command: str | None) -> None:
         super().__init__(command)
         self.command = command
+
+
+class ReadableCommand(TyperCommand):
+    """A command whose usage line and Arguments section name arguments as a person reads them: `IMAGE`,
+    `[OUT]`, `DIR...`, not typer's `{IMAGE}` or `DIR <list[Path]>`."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                name = _argument_name(param)
+                pieces.append(name if param.required else f"[{name}]")
+        return pieces
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        arguments, options = [], []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                arguments.append((_argument_name(param), param.help or ""))  # its help, without typer's type
+            else:
+                options.append(record)
+        for title, rows in (("Arguments", arguments), ("Options", options)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+def _argument_name(param: Any) -> str:
+    name = param.metavar or param.name.upper()
+    return f"{name}..." if param.nargs != 1 else name
 
 
 app = typer.Typer(
@@ -251,6 +291,7 @@ Accel = Annotated[
     typer.Option(
         "--accel",
         envvar="ZVM_PROVISION_ACCEL",
+        metavar="auto|kvm|tcg",
         help="How the libguestfs appliance runs: kvm, tcg (software emulation) or auto (KVM, falling back to "
         "TCG when KVM hangs, remembered per host).",
         show_default=True,
@@ -289,6 +330,8 @@ def check_accel(accel: str) -> str:
 
 @app.command(
     "seed",
+    cls=ReadableCommand,
+    short_help="Seed IMAGE's persist partition (the default command).",
     help="Seed IMAGE's persist partition: password hash, SSH keys, host key, machine-id, Netbird.\n\n"
     "On a terminal it asks for whatever the flags did not give; otherwise a missing answer is an error "
     "(exit 2). Running it again on a seeded image keeps what is there and adds what you give.\n\n"
@@ -297,7 +340,7 @@ def check_accel(accel: str) -> str:
     "Each seeding that changes something appends an entry (who, when, which keys, host key, machine-id, "
     "hostname; never a secret) to the image's seeding record, /zvm-provision/history.jsonl on persist "
     "(the last 50 are kept); `zvm-provision inspect` shows it.\n\n"
-    + EXIT_CODES_HELP,
+    + exit_codes_help("seed"),
 )
 def seed_command(
     image: ImageArgument,
@@ -472,13 +515,15 @@ def seed_command(
 
 @app.command(
     "inspect",
+    cls=ReadableCommand,
+    short_help="Show what IMAGE's persist partition carries (read-only).",
     help="Show what IMAGE's persist partition carries: every contract path (kind, owner, mode), the password "
     "(set or locked, never the hash), SSH keys, host key, machine-id, Netbird, the hostname, who seeded it "
     "and when (the last entry of the seeding record, and how many; --json has them all), and anything "
     "unexpected.\n\n"
     "The image is opened read-only: not one byte of the file changes. With --check, print only the verdict "
     "and exit 1 if the image departs from the persist contract (a hostname file the VM would ignore counts; "
-    "neither a hostname nor a seeding record is required).\n\n" + EXIT_CODES_HELP,
+    "neither a hostname nor a seeding record is required).\n\n" + exit_codes_help("inspect"),
 )
 def inspect_command(
     image: ImageArgument,
@@ -509,11 +554,13 @@ def inspect_command(
         raise typer.Exit(int(ExitCode.FAILURE))
 
 
-@app.command("sample-disk", help="Create a blank qcow2 disk OUT with the zvm layout (GPT: ESP, ext4 nix, ext4 persist),"
-             " to try the tool on and for tests.")
+@app.command("sample-disk", cls=ReadableCommand, short_help="Create a blank disk with the zvm layout, to try things on.",
+             help="Create a blank qcow2 disk OUT with the zvm layout (GPT: ESP, ext4 nix, ext4 persist),"
+             " to try the tool on and for tests.\n\n" + exit_codes_help("sample-disk"))
 def sample_disk_command(
-    out: Annotated[Path, typer.Argument(help="Where to create the disk (must not exist).", show_default=False)],
-    size: Annotated[str, typer.Option("--size", help="Virtual size, e.g. 20G or 512M.")] = "20G",
+    out: Annotated[Path, typer.Argument(help="Where to create the disk (must not exist).", show_default=False,
+                                        metavar="OUT")],
+    size: Annotated[str, typer.Option("--size", metavar="SIZE", help="Virtual size, e.g. 20G or 512M.")] = "20G",
     accel: Accel = "auto",
     debug: Debug = False,
 ) -> None:
@@ -526,6 +573,8 @@ def sample_disk_command(
 
 @app.command(
     "batch",
+    cls=ReadableCommand,
+    short_help="Make one seeded image per user of a manifest (CSV or TOML).",
     help="Make one seeded image per user of MANIFEST: DIR/<name>.qcow2, plus DIR/report.json.\n\n"
     "MANIFEST is a CSV file with the header name,ssh_keys,password_hash,netbird_setup_key,netbird_management_url "
     "(or TOML [[user]] tables with those fields), and optionally hostname. ssh_keys lists key files separated "
@@ -540,7 +589,7 @@ def sample_disk_command(
     "qcow2 overlays backed by the base: the base must travel with them, at the same absolute path, unchanged.\n\n"
     "To hand images over: --compress (compressed qcow2, the smallest to send) or --format raw|vmdk|vdi "
     "(DIR/<name>.raw, .vmdk for VMware, .vdi for VirtualBox); report.json gives each image's size and sha256.\n\n"
-    + EXIT_CODES_HELP,
+    + exit_codes_help("batch"),
 )
 def batch_command(
     manifest: Annotated[Path, typer.Argument(help="The manifest (.csv, or .toml).", show_default=False, metavar="MANIFEST")],
@@ -610,12 +659,13 @@ def batch_command(
 
 @app.command(
     "batch-report",
+    cls=ReadableCommand,
+    short_help="Merge a sharded batch roll-out's reports into one report.json.",
     help="Merge the reports of a sharded roll-out (batch --shard K/N, or --shard auto) into one report.json.\n\n"
     "Reads every report-K-of-N.json in DIR (or in several folders), checks that they come from the same "
     "manifest and number of shards and that every row of the manifest is in exactly one of them, then writes "
     "report.json and, if the shards generated passwords, initial-passwords.csv (mode 0600) beside it.\n\n"
-    "Exit 1 names every missing or duplicated row, mismatched manifest or shard count (nothing is written), "
-    "and also every image not complete (the report is written); exit 4 while a shard still writes there.",
+    + exit_codes_help("batch-report"),
 )
 def batch_report_command(
     dirs: Annotated[list[Path], typer.Argument(help="The folder(s) the shards wrote to.", show_default=False,
