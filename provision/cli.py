@@ -80,6 +80,7 @@ class DefaultToSeed(TyperGroup):
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         own_options = {opt for param in self.get_params(ctx) for opt in (*param.opts, *param.secondary_opts)}
         if args and args[0] not in self.commands and args[0].split("=")[0] not in own_options:
+            check_not_a_mistyped_command(args[0], list(self.commands))
             args = ["seed", *args]
         return super().parse_args(ctx, args)
 
@@ -95,6 +96,18 @@ class DefaultToSeed(TyperGroup):
             return super().invoke(ctx)
         except KeyboardInterrupt as exc:
             raise Interrupted(ctx.invoked_subcommand) from exc
+
+
+def check_not_a_mistyped_command(word: str, commands: list[str]) -> None:
+    """`insepct a.qcow2` would seed a file called insepct: when no such file exists and the word is close to a
+    command's name, name the command meant instead (exit 2)."""
+    import difflib
+
+    if word.startswith("-") or os.path.lexists(word):
+        return
+    close = difflib.get_close_matches(word, commands, n=1, cutoff=0.6)
+    if close:
+        raise UsageError(f"{word}: no such file; did you mean `{close[0]}`?")
 
 
 class Interrupted(Exception):
@@ -182,8 +195,7 @@ def report_error(exc: BaseException, *, debug: bool) -> int:
     messages never hold a secret.
     """
     if isinstance(exc, typer.TyperException) and hasattr(exc, "show"):  # typer's own usage errors: exit 2
-        exc.show()
-        return int(exc.exit_code)
+        return show_usage_error(exc)
     if debug:
         import traceback
 
@@ -215,6 +227,20 @@ def report_error(exc: BaseException, *, debug: bool) -> int:
     if hint:
         print(f"hint: {hint}", file=sys.stderr)
     return int(code)
+
+
+def show_usage_error(exc: Any) -> int:
+    """click's usage error as every other error: one line, and a hint naming the command's --help (click
+    prints the usage, a 'Try' line, a blank line and 'Error: ...'). No arguments at all still show the help."""
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None and exc.format_message() == ctx.get_help():  # no_args_is_help: the help is the answer
+        exc.show()
+        return int(exc.exit_code)
+    message = exc.format_message().rstrip(".")
+    print(f"zvm-provision: error: {message[:1].lower()}{message[1:]}", file=sys.stderr)
+    if ctx is not None:
+        print(f"hint: `{ctx.command_path} --help` shows how to use it", file=sys.stderr)
+    return int(exc.exit_code)
 
 
 def describe_os_error(exc: OSError) -> str:
