@@ -19,7 +19,7 @@ generated key pair is saved on this machine only after the "yes". The caller the
 that was shown (`commands.seed.apply_planned`), so the host key fingerprint in the summary is the one that
 lands in the image.
 
-Why this module is long (about 650 lines): the list of questions, the checks on their answers and the flow
+Why this module is long (about 670 lines): the list of questions, the checks on their answers and the flow
 that asks them stay in one file, so that which question is asked when, and why, reads in one place.
 """
 
@@ -57,6 +57,7 @@ from provision.core.urls import display_url
 from provision.errors import SEED_STOPPED_BEFORE_WRITING, Aborted, Declined, ProvisionError, UsageError
 from provision.secret import Secret
 from provision.ui import render
+from provision.ui.fleet import hostname_line
 from provision.ui.questions import Choice, Kind, Prompt, Prompter, Question, ask
 
 ABORTED_MESSAGE = SEED_STOPPED_BEFORE_WRITING
@@ -615,10 +616,14 @@ class _Wizard:
     # --- summary
 
     def show_summary(self, plan: Plan) -> None:
+        """Before the confirmation: what changes (the directory skeleton in one line, unless a dry run asked
+        to see every path), the keys that will let zvm in, its name and Netbird. The hand-over summary (host
+        key, known_hosts, machine-id...) is printed once, after the writes."""
         outcome = SeedOutcome(self.session.info, plan, applied=False)
         self.say("")
-        self.say(render.render_plan(outcome, dry_run=False))
-        self.say(render.render_summary(outcome))
+        self.say(render.render_plan(outcome, dry_run=False, every_directory=self.dry_run))
+        self.say("")
+        self.say("\n".join([*render.render_keys(plan), hostname_line(plan), render.netbird_words(plan)]))
         if self.key_pair is not None:
             where = "would be saved" if self.dry_run else "will be saved, after you confirm,"
             path = self.key_pair.path
