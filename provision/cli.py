@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
 from typer.core import TyperCommand, TyperGroup
@@ -223,9 +223,9 @@ def report_error(exc: BaseException, *, debug: bool) -> int:
         code = ExitCode.FAILURE
     stopped = code == ExitCode.INTERRUPTED or isinstance(exc, Declined)  # a stop or an answer, not a failure
     label = "" if stopped else "error: "
-    print(f"zvm-provision: {label}{message}", file=sys.stderr)
+    show(f"zvm-provision: {label}{message}", sys.stderr)
     if hint:
-        print(f"hint: {hint}", file=sys.stderr)
+        show(f"hint: {hint}", sys.stderr)
     return int(code)
 
 
@@ -237,10 +237,18 @@ def show_usage_error(exc: Any) -> int:
         exc.show()
         return int(exc.exit_code)
     message = exc.format_message().rstrip(".")
-    print(f"zvm-provision: error: {message[:1].lower()}{message[1:]}", file=sys.stderr)
+    show(f"zvm-provision: error: {message[:1].lower()}{message[1:]}", sys.stderr)
     if ctx is not None:
-        print(f"hint: `{ctx.command_path} --help` shows how to use it", file=sys.stderr)
+        show(f"hint: `{ctx.command_path} --help` shows how to use it", sys.stderr)
     return int(exc.exit_code)
+
+
+def show(text: str, stream: TextIO | None = None) -> None:
+    """Print `text`; on a terminal, wrapped at word boundaries to its width (ui.screen), never inside a word."""
+    from provision.ui.screen import fit_for
+
+    stream = stream or sys.stdout
+    print(fit_for(stream, text), file=stream)
 
 
 def describe_os_error(exc: OSError) -> str:
@@ -477,7 +485,7 @@ def seed_command(
         spec = output_spec_for_file(output.name, format_name, compress)
         output = check_output(output)
         if note := leftovers_note(output):
-            print(f"zvm-provision: note: {note}", file=sys.stderr)
+            show(f"zvm-provision: note: {note}", sys.stderr)
     elif compress or format_name is not None:
         raise UsageError("--compress and --format write a new image: give it a name with --output OUT")
     from provision.fetch.forgekeys import KeyFetcher
@@ -493,7 +501,7 @@ def seed_command(
     )
     interactive = not yes and not json_out and sys.stdin.isatty() and sys.stdout.isatty()
     if flags.fetched:  # what came from the network, with fingerprints, before the image is opened
-        print("\n".join(render.render_fetched(flags.fetched)), file=sys.stdout if interactive else sys.stderr)
+        show("\n".join(render.render_fetched(flags.fetched)), sys.stdout if interactive else sys.stderr)
     if not interactive and flags.asks_for_nothing:
         raise UsageError(missing_flags_message(missing_flags(flags, None), image_read=False))
 
@@ -531,7 +539,10 @@ def seed_command(
                 work, flags, dry_run=False, accel=accel, ctrl_c=ctrl_c, ask=ask, waiting=appliance_starting,
                 label=label), ctrl_c)
         for block in render.render_seed(outcome, dry_run=dry_run, json_out=json_out, plan_shown=interactive):
-            print(block)
+            if json_out:  # JSON as it is, even on a terminal
+                print(block)
+            else:
+                show(block)
     if ctrl_c.interrupted:
         raise SeededDespiteCtrlC(
             f"stopped by user (Ctrl-C) once the writes had finished: {image} was seeded, "
@@ -573,7 +584,7 @@ def inspect_command(
     if json_out:
         print(json.dumps(render_inspect.report_to_json(report, problems), indent=2))
     elif check:
-        print(render_inspect.render_check(problems))
+        show(render_inspect.render_check(problems))
     else:
         render_inspect.print_report(report, problems=problems)
     if check and problems:
@@ -594,7 +605,7 @@ def sample_disk_command(
 
     check_accel(accel)
     create_sample_disk(out, size, accel=accel)
-    print(f"created {out} ({size}, GPT: ESP, nix, persist)")
+    show(f"created {out} ({size}, GPT: ESP, nix, persist)")
 
 
 @app.command(
@@ -678,7 +689,7 @@ def batch_command(
     if json_out:
         print(result.report_path.read_text(encoding="utf-8"), end="")
     else:
-        print(render_batch.render_batch(result))
+        show(render_batch.render_batch(result))
     if result.failed:
         raise typer.Exit(int(ExitCode.FAILURE))
 
@@ -706,7 +717,7 @@ def batch_report_command(
     from provision.ui import render_batch
 
     result = merge_batch_reports(dirs, out_dir)
-    print(render_batch.render_batch_report(result))
+    show(render_batch.render_batch_report(result))
     if result.unfinished:
         raise typer.Exit(int(ExitCode.FAILURE))
 

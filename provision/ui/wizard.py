@@ -28,6 +28,7 @@ from __future__ import annotations
 import getpass
 import os
 import socket
+import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
@@ -56,7 +57,7 @@ from provision.core.text import human_size, plural
 from provision.core.urls import display_url
 from provision.errors import SEED_STOPPED_BEFORE_WRITING, Aborted, Declined, ProvisionError, UsageError
 from provision.secret import Secret
-from provision.ui import render
+from provision.ui import render, screen
 from provision.ui.fleet import hostname_line
 from provision.ui.questions import Choice, Kind, Prompt, Prompter, Question, ask
 
@@ -79,24 +80,46 @@ class QuestionaryPrompter:
     def __call__(self, prompt: Prompt) -> Any:
         import questionary
 
-        validate = prompt.validate or _always
+        validate = _fitted(prompt.validate or _always)
+        message = screen.fit(prompt.message, screen.columns() - 2)  # after questionary's "? "
         if prompt.kind == Kind.TEXT:
-            question = questionary.text(prompt.message, default=prompt.default or "", validate=validate)
+            question = questionary.text(message, default=prompt.default or "", validate=validate)
         elif prompt.kind == Kind.PASSWORD:
-            question = questionary.password(prompt.message, validate=validate)
+            question = questionary.password(message, validate=validate)
         elif prompt.kind == Kind.CONFIRM:
-            question = questionary.confirm(prompt.message, default=bool(prompt.default))
+            question = questionary.confirm(message, default=bool(prompt.default))
         else:
             choices = [questionary.Choice(c.title, value=c.value, checked=c.checked) for c in prompt.choices]
             if prompt.kind == Kind.SELECT:
                 initial = next((choice for choice in choices if choice.value == prompt.default), None)
-                question = questionary.select(prompt.message, choices=choices, default=initial)
+                question = questionary.select(message, choices=choices, default=initial)
             else:
-                question = questionary.checkbox(prompt.message, choices=choices, validate=validate)
+                question = questionary.checkbox(message, choices=choices, validate=validate)
+        _let_the_validation_bar_grow(question.application)
         answer = question.ask(patch_stdout=True)
         if answer is None:
             raise Aborted(ABORTED_MESSAGE)
         return list(answer) if prompt.kind == Kind.CHECKBOX else answer
+
+
+def _fitted(validate: Callable[[Any], bool | str]) -> Callable[[Any], bool | str]:
+    """A validator whose refusal is wrapped at word boundaries to the terminal's width: prompt_toolkit's bar
+    under the prompt cuts a longer line at the last column (`...digit`)."""
+
+    def check(value: Any) -> bool | str:
+        verdict = validate(value)
+        return screen.fit(verdict, screen.columns() - 1) if isinstance(verdict, str) else verdict
+
+    return check
+
+
+def _let_the_validation_bar_grow(application: Any) -> None:
+    """prompt_toolkit's ValidationToolbar is one row high: give it the rows its wrapped message needs (the
+    checkbox's bar, questionary's bottom toolbar, grows already)."""
+    for window in application.layout.find_all_windows():
+        text = getattr(window.content, "text", None)
+        if "ValidationToolbar" in getattr(text, "__qualname__", ""):
+            window.height = None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -303,7 +326,7 @@ def run_wizard(
 
 
 def _print(line: str) -> None:
-    print(line, flush=True)
+    print(screen.fit_for(sys.stdout, line), flush=True)
 
 
 class _Wizard:
