@@ -74,8 +74,30 @@ Each command's --help lists the codes it returns and what they mean there.
 """
 
 
+_HYPHEN = "\u2011"  # a hyphen textwrap does not break at, while click wraps the help; written back as '-'
+
+
+class UnbrokenHelpFormatter(typer.Context.formatter_class):  # type: ignore[name-defined,misc]
+    """click's help formatter, but a hyphenated word (machine-id, --out-dir) is never broken at its hyphen."""
+
+    def write_text(self, text: str) -> None:
+        super().write_text(text.replace("-", _HYPHEN))
+
+    def write_dl(self, rows: Any, *args: Any, **kwargs: Any) -> None:
+        super().write_dl([(term, words.replace("-", _HYPHEN)) for term, words in rows], *args, **kwargs)
+
+    def write(self, string: str) -> None:
+        super().write(string.replace(_HYPHEN, "-"))
+
+
+class HelpContext(typer.Context):
+    formatter_class = UnbrokenHelpFormatter
+
+
 class DefaultToSeed(TyperGroup):
     """Route `zvm-provision IMAGE ...` to the seed command, keeping the documented short form."""
+
+    context_class = HelpContext
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         own_options = {opt for param in self.get_params(ctx) for opt in (*param.opts, *param.secondary_opts)}
@@ -121,6 +143,8 @@ class Interrupted(Exception):
 class ReadableCommand(TyperCommand):
     """A command whose usage line and Arguments section name arguments as a person reads them: `IMAGE`,
     `[OUT]`, `DIR...`, not typer's `{IMAGE}` or `DIR <list[Path]>`."""
+
+    context_class = HelpContext
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
         pieces = [self.options_metavar] if self.options_metavar else []

@@ -44,6 +44,9 @@ def test_every_help_fits_an_80_column_terminal(command, columns):
     lines = help_text(*command, columns=columns).splitlines()
     too_wide = [line for line in lines if len(line) > 80]
     assert not too_wide, too_wide
+    broken = [line for line in lines if re.search(r"[A-Za-z]-$", line)]  # `machine-` / `id` on the next line
+    assert not broken, broken
+    assert not any("\u2011" in line for line in lines)  # the formatter's unbreakable hyphen is written back
 
 
 @pytest.mark.parametrize("command", COMMANDS)
