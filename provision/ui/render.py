@@ -116,7 +116,7 @@ def render_plan(outcome: SeedOutcome, *, dry_run: bool, every_directory: bool = 
     for key in plan.removed_keys:
         lines.append(f"  {'remove':<8} key  {key.describe()}")
     if not every_directory and (skeleton := skeleton_words(plan)):
-        lines.append(f"  directory skeleton: {skeleton} (owners and modes as the image expects)")
+        lines.append(f"  directory skeleton: {skeleton} (--dry-run lists each)")
     if not plan.changes:
         lines.append("  nothing to change: the image already holds all of this")
     if plan.fetched:

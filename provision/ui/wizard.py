@@ -81,7 +81,8 @@ class QuestionaryPrompter:
         import questionary
 
         validate = _fitted(prompt.validate or _always)
-        message = screen.fit(prompt.message, screen.columns() - 2)  # after questionary's "? "
+        width = screen.columns()
+        message = screen.fit(prompt.message, width - 2)  # after questionary's "? "
         if prompt.kind == Kind.TEXT:
             question = questionary.text(message, default=prompt.default or "", validate=validate)
         elif prompt.kind == Kind.PASSWORD:
@@ -89,12 +90,16 @@ class QuestionaryPrompter:
         elif prompt.kind == Kind.CONFIRM:
             question = questionary.confirm(message, default=bool(prompt.default))
         else:
-            choices = [questionary.Choice(c.title, value=c.value, checked=c.checked) for c in prompt.choices]
+            titles = [_choice_title(c.title, width) for c in prompt.choices]
+            choices = [questionary.Choice(title, value=c.value, checked=c.checked)
+                       for title, c in zip(titles, prompt.choices, strict=True)]
+            message = _room_for_the_answer(message, titles, width)
             if prompt.kind == Kind.SELECT:
                 initial = next((choice for choice in choices if choice.value == prompt.default), None)
-                question = questionary.select(message, choices=choices, default=initial)
+                question = questionary.select(message, choices=choices, default=initial, instruction="(arrow keys)")
             else:
-                question = questionary.checkbox(message, choices=choices, validate=validate)
+                question = questionary.checkbox(message, choices=choices, validate=validate,
+                                                instruction="(arrows move, <a> toggles all, <i> inverts)")
         _let_the_validation_bar_grow(question.application)
         answer = question.ask(patch_stdout=True)
         if answer is None:
@@ -111,6 +116,22 @@ def _fitted(validate: Callable[[Any], bool | str]) -> Callable[[Any], bool | str
         return screen.fit(verdict, screen.columns() - 1) if isinstance(verdict, str) else verdict
 
     return check
+
+
+def _room_for_the_answer(message: str, titles: list[str], width: int) -> str:
+    """questionary writes its hint, then the answer (a choice's title in brackets), after the question's last
+    line, and cuts what passes the last column: when the longest would not fit there, they go on a line of
+    their own."""
+    last = message.split("\n")[-1]
+    used = len(last) + (4 if "\n" not in message else 2)  # "? " before, a space after
+    longest = max([len(title.split("\n")[0]) + 2 for title in titles] + [45])  # 45: the checkbox's hint
+    return message if used + longest <= width else message + "\n "
+
+
+def _choice_title(title: str, width: int) -> str:
+    """A choice wrapped under itself: questionary cuts a longer line at the last column (a key's fingerprint)."""
+    margin = 6  # the pointer and the tick before the title
+    return screen.fit(title, width - margin).replace("\n  ", "\n" + " " * margin)
 
 
 def _let_the_validation_bar_grow(application: Any) -> None:

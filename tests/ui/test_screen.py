@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from provision.ui import screen
-from provision.ui.questions import Kind, Prompt
+from provision.ui.questions import Choice, Kind, Prompt
 from provision.ui.wizard import QUESTIONS, QuestionaryPrompter
 from tests.support.keyfactory import public_line
 
@@ -48,6 +48,28 @@ def test_the_width_is_the_terminals_and_nothing_changes_without_one(monkeypatch)
     monkeypatch.setenv("COLUMNS", "50")
     assert all(len(line) <= 50 for line in screen.fit(PROSE).splitlines())
     assert screen.fit_for(io.StringIO(), PROSE) == PROSE  # a pipe or a file: as it is, for scripts
+
+
+def test_a_key_choice_and_the_answer_are_shown_whole_at_80_columns():
+    """A key's title (path, fingerprint, comment) is longer than the checklist's line: questionary cut it at the
+    80th column, in the list and in the answer written after the question."""
+    from prompt_toolkit.application import create_app_session
+    from prompt_toolkit.data_structures import Size
+    from prompt_toolkit.input import create_pipe_input
+    from prompt_toolkit.output.vt100 import Vt100_Output
+
+    title = "~/.ssh/id_ed25519.pub  256 SHA256:2hyBTOfa+1UpW+HAjx2mG1VU8HbOTggtyRBToLMVyfU me@laptop (ED25519)"
+    prompt = Prompt("ssh_keys", Kind.CHECKBOX, "SSH public keys to let in as zvm (space toggles, enter accepts):",
+                    choices=(Choice("file", title, checked=True), Choice("paste", "Paste a public key")))
+    written = io.StringIO()
+    output = Vt100_Output(written, lambda: Size(rows=30, columns=80), term="xterm")
+    with create_pipe_input() as keys, create_app_session(input=keys, output=output):
+        keys.send_text("\r")
+        assert QuestionaryPrompter()(prompt) == ["file"]
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][0-9A-B]", "", written.getvalue())
+    # prompt_toolkit never writes past the 80th column: what it cut is missing from the output altogether
+    assert "SHA256:2hyBTOfa+1UpW+HAjx2mG1VU8HbOTggtyRBToLMVyfU me@laptop (ED25519)" in shown  # the list
+    assert "me@laptop (ED25519)]" in shown  # the answer, in brackets after the question
 
 
 def test_a_refusal_under_a_prompt_is_shown_whole_at_80_columns():
