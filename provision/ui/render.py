@@ -83,7 +83,7 @@ def outcome_to_json(outcome: SeedOutcome, *, dry_run: bool) -> dict[str, Any]:
         "stale_temporary_files": list(plan.stale_temps),
         "authorized_keys": [{**key_summary(key), "source": plan.key_source(key)} for key in plan.authorized_keys],
         "removed_keys": [key_summary(key) for key in plan.removed_keys],
-        "host_key": host_key_summary(plan.host_public_line),
+        "host_key": host_key_summary(plan.host_public_line, host=plan.hostname or BUILT_IN_HOSTNAME),
         "machine_id": plan.machine_id,
         "hostname": plan.hostname,
         "record": None if plan.record is None else {

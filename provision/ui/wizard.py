@@ -19,7 +19,7 @@ generated key pair is saved on this machine only after the "yes". The caller the
 that was shown (`commands.seed.apply_planned`), so the host key fingerprint in the summary is the one that
 lands in the image.
 
-Why this module is long (about 670 lines): the list of questions, the checks on their answers and the flow
+Why this module is long (about 690 lines): the list of questions, the checks on their answers and the flow
 that asks them stay in one file, so that which question is asked when, and why, reads in one place.
 """
 
