@@ -5,8 +5,9 @@ code.
 Every module of ours, and with them guestfs, cryptography, passlib, questionary and rich, is imported inside
 the commands, so that `zvm-provision --help` starts fast.
 
-Why this module is long (about 650 lines): every option is declared here with the help text it shows, and the
-help is part of the product; what the commands do lives in commands/, sources.py and ui/.
+Why this module is long (about 760 lines): every option is declared here with the help text it shows, and the
+help is part of the product, as are the few typer/click classes that make it read as a person expects (typer
+may be imported here only); what the commands do lives in commands/, sources.py and ui/.
 """
 
 from __future__ import annotations
