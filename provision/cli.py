@@ -103,7 +103,8 @@ class DefaultToSeed(TyperGroup):
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         own_options = {opt for param in self.get_params(ctx) for opt in (*param.opts, *param.secondary_opts)}
         if args and args[0] not in self.commands and args[0].split("=")[0] not in own_options:
-            check_not_a_mistyped_command(args[0], list(self.commands))
+            if not ctx.resilient_parsing:  # shell completion parses what is typed so far: never an error there
+                check_not_a_mistyped_command(args[0], list(self.commands))
             args = ["seed", *args]
         return super().parse_args(ctx, args)
 

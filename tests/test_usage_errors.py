@@ -65,3 +65,14 @@ def test_no_arguments_still_show_the_help(tmp_path):
     result = run_in(tmp_path)
     assert "Usage: zvm-provision [OPTIONS] COMMAND [ARGS]..." in result.stdout + result.stderr
     assert "Exit codes:" in result.stdout + result.stderr
+
+
+def test_shell_completion_after_a_word_close_to_a_command_is_no_error(tmp_path):
+    """Completion parses what is typed so far: a first word like `insepct` must not stop it with the hint."""
+    (tmp_path / "id_ed25519.pub").write_text("x")
+    env = {**os.environ, "_ZVM_PROVISION_COMPLETE": "complete_bash", "PYTHONPATH": str(REPO),
+           "COMP_WORDS": "zvm-provision insepct --ssh-key id", "COMP_CWORD": "3"}
+    result = subprocess.run([sys.executable, "-m", "provision"], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=60, check=False)
+    assert result.returncode == 0 and result.stderr == "", result
+    assert result.stdout.split() == ["id_ed25519.pub"]
