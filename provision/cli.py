@@ -5,8 +5,9 @@ code.
 Every module of ours, and with them guestfs, cryptography, passlib, questionary and rich, is imported inside
 the commands, so that `zvm-provision --help` starts fast.
 
-Why this module is long (about 650 lines): every option is declared here with the help text it shows, and the
-help is part of the product; what the commands do lives in commands/, sources.py and ui/.
+Why this module is long (about 760 lines): every option is declared here with the help text it shows, and the
+help is part of the product, as are the few typer/click classes that make it read as a person expects (typer
+may be imported here only); what the commands do lives in commands/, sources.py and ui/.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from provision.errors import (
     SEED_STOPPED_BEFORE_WRITING,
@@ -36,43 +37,74 @@ if TYPE_CHECKING:
     from provision.core.plan import Plan
     from provision.guest.session import ImageSession
 
-EXIT_CODES_HELP = """\b
-Exit codes:
-  0    done
-  1    failure while working (appliance, host I/O, no libguestfs), drift found by inspect --check,
-       or "no" at the confirmation (nothing was written)
-  2    bad usage or input, or a run that would leave no way in (no key, no password); nothing
-       was touched
-  3    the image cannot be used (not a disk image, corrupt, encrypted, read-only, no persist partition,
-       unsafe entries)
-  4    the image is in use by another process (a running VM), or another batch run holds --out-dir
-  130  interrupted (Ctrl-C): before writing, the image is left as it was; while writing, the writes
-       finish and the summary is printed (a second Ctrl-C stops at once, every file old or whole)
-"""
+HELP_WIDTH = 76  # a --help line's width inside click's two-space indent: every --help fits 80 columns
+
+
+def exit_codes_help(command: str | None = None) -> str:
+    """The `Exit codes:` block of a --help, from errors.py's one table: a command's own codes and meanings, or
+    (for the top level) each code in short. Wrapped here, since click leaves a \\b block as it is."""
+    import textwrap
+
+    from provision.errors import EXIT_SUMMARY, exit_codes_of
+
+    codes = exit_codes_of(command) if command is not None else EXIT_SUMMARY
+    lines = ["\b", "Exit codes:"]
+    for code, words in codes.items():
+        lines += textwrap.wrap(words, HELP_WIDTH, initial_indent=f"  {int(code):<5}", subsequent_indent=" " * 7)
+    return "\n".join(lines) + "\n"
+
 
 MAIN_HELP = f"""Seed a zvm disk image's persist partition before its first boot.
 
 \b
-  zvm-provision disk.qcow2                      ask for everything (on a terminal)
-  zvm-provision disk.qcow2 --password-stdin --ssh-key ~/.ssh/id_ed25519.pub < pw.txt
-  zvm-provision disk.qcow2 --no-password --ssh-key gh:alice   keys from GitHub (gl:USER, https://...)
-  zvm-provision inspect disk.qcow2 --check      what the image carries; exit 1 on drift
+  zvm-provision disk.qcow2                ask for everything (on a terminal)
+  zvm-provision disk.qcow2 --password-stdin --ssh-key id.pub < pw.txt
+  zvm-provision disk.qcow2 --no-password --ssh-key gh:alice
+                                          keys from GitHub (gl:USER, https:)
+  zvm-provision inspect disk.qcow2 --check
+                                          what the image carries; 1 on drift
   zvm-provision batch staff.csv --base zvm.qcow2 --out-dir images/
-  zvm-provision sample-disk try.qcow2           a blank disk with the zvm layout, to try things on
+  zvm-provision sample-disk try.qcow2     a blank zvm disk, to try things on
 
 `zvm-provision IMAGE ...` is short for `zvm-provision seed IMAGE ...`.
 The image is opened offline with libguestfs; it must not be in use by a running VM.
 Secrets are never taken as arguments: they come from a terminal prompt, standard input or a file.
 
-{EXIT_CODES_HELP}"""
+{exit_codes_help()}
+Each command's --help lists the codes it returns and what they mean there.
+"""
+
+
+_HYPHEN = "\u2011"  # a hyphen textwrap does not break at, while click wraps the help; written back as '-'
+
+
+class UnbrokenHelpFormatter(typer.Context.formatter_class):  # type: ignore[name-defined,misc]
+    """click's help formatter, but a hyphenated word (machine-id, --out-dir) is never broken at its hyphen."""
+
+    def write_text(self, text: str) -> None:
+        super().write_text(text.replace("-", _HYPHEN))
+
+    def write_dl(self, rows: Any, *args: Any, **kwargs: Any) -> None:
+        super().write_dl([(term, words.replace("-", _HYPHEN)) for term, words in rows], *args, **kwargs)
+
+    def write(self, string: str) -> None:
+        super().write(string.replace(_HYPHEN, "-"))
+
+
+class HelpContext(typer.Context):
+    formatter_class = UnbrokenHelpFormatter
 
 
 class DefaultToSeed(TyperGroup):
     """Route `zvm-provision IMAGE ...` to the seed command, keeping the documented short form."""
 
+    context_class = HelpContext
+
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         own_options = {opt for param in self.get_params(ctx) for opt in (*param.opts, *param.secondary_opts)}
         if args and args[0] not in self.commands and args[0].split("=")[0] not in own_options:
+            if not ctx.resilient_parsing:  # shell completion parses what is typed so far: never an error there
+                check_not_a_mistyped_command(args[0], list(self.commands))
             args = ["seed", *args]
         return super().parse_args(ctx, args)
 
@@ -90,12 +122,59 @@ class DefaultToSeed(TyperGroup):
             raise Interrupted(ctx.invoked_subcommand) from exc
 
 
+def check_not_a_mistyped_command(word: str, commands: list[str]) -> None:
+    """`insepct a.qcow2` would seed a file called insepct: when no such file exists and the word is close to a
+    command's name, name the command meant instead (exit 2)."""
+    import difflib
+
+    if word.startswith("-") or os.path.lexists(word):
+        return
+    close = difflib.get_close_matches(word, commands, n=1, cutoff=0.6)
+    if close:
+        raise UsageError(f"{word}: no such file; did you mean `{close[0]}`?")
+
+
 class Interrupted(Exception):
     """A Ctrl-C in `command`, on its way to report_error (the KeyboardInterrupt is its __cause__)."""
 
     def __init__(self, command: str | None) -> None:
         super().__init__(command)
         self.command = command
+
+
+class ReadableCommand(TyperCommand):
+    """A command whose usage line and Arguments section name arguments as a person reads them: `IMAGE`,
+    `[OUT]`, `DIR...`, not typer's `{IMAGE}` or `DIR <list[Path]>`."""
+
+    context_class = HelpContext
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                name = _argument_name(param)
+                pieces.append(name if param.required else f"[{name}]")
+        return pieces
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        arguments, options = [], []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                arguments.append((_argument_name(param), param.help or ""))  # its help, without typer's type
+            else:
+                options.append(record)
+        for title, rows in (("Arguments", arguments), ("Options", options)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+def _argument_name(param: Any) -> str:
+    name = param.metavar or param.name.upper()
+    return f"{name}..." if param.nargs != 1 else name
 
 
 app = typer.Typer(
@@ -142,8 +221,7 @@ def report_error(exc: BaseException, *, debug: bool) -> int:
     messages never hold a secret.
     """
     if isinstance(exc, typer.TyperException) and hasattr(exc, "show"):  # typer's own usage errors: exit 2
-        exc.show()
-        return int(exc.exit_code)
+        return show_usage_error(exc)
     if debug:
         import traceback
 
@@ -171,10 +249,32 @@ def report_error(exc: BaseException, *, debug: bool) -> int:
         code = ExitCode.FAILURE
     stopped = code == ExitCode.INTERRUPTED or isinstance(exc, Declined)  # a stop or an answer, not a failure
     label = "" if stopped else "error: "
-    print(f"zvm-provision: {label}{message}", file=sys.stderr)
+    show(f"zvm-provision: {label}{message}", sys.stderr)
     if hint:
-        print(f"hint: {hint}", file=sys.stderr)
+        show(f"hint: {hint}", sys.stderr)
     return int(code)
+
+
+def show_usage_error(exc: Any) -> int:
+    """click's usage error as every other error: one line, and a hint naming the command's --help (click
+    prints the usage, a 'Try' line, a blank line and 'Error: ...'). No arguments at all still show the help."""
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None and exc.format_message() == ctx.get_help():  # no_args_is_help: the help is the answer
+        exc.show()
+        return int(exc.exit_code)
+    message = exc.format_message().rstrip(".")
+    show(f"zvm-provision: error: {message[:1].lower()}{message[1:]}", sys.stderr)
+    if ctx is not None:
+        show(f"hint: `{ctx.command_path} --help` shows how to use it", sys.stderr)
+    return int(exc.exit_code)
+
+
+def show(text: str, stream: TextIO | None = None) -> None:
+    """Print `text`; on a terminal, wrapped at word boundaries to its width (ui.screen), never inside a word."""
+    from provision.ui.screen import fit_for
+
+    stream = stream or sys.stdout
+    print(fit_for(stream, text), file=stream)
 
 
 def describe_os_error(exc: OSError) -> str:
@@ -251,6 +351,7 @@ Accel = Annotated[
     typer.Option(
         "--accel",
         envvar="ZVM_PROVISION_ACCEL",
+        metavar="auto|kvm|tcg",
         help="How the libguestfs appliance runs: kvm, tcg (software emulation) or auto (KVM, falling back to "
         "TCG when KVM hangs, remembered per host).",
         show_default=True,
@@ -289,6 +390,8 @@ def check_accel(accel: str) -> str:
 
 @app.command(
     "seed",
+    cls=ReadableCommand,
+    short_help="Seed IMAGE's persist partition (the default command).",
     help="Seed IMAGE's persist partition: password hash, SSH keys, host key, machine-id, Netbird.\n\n"
     "On a terminal it asks for whatever the flags did not give; otherwise a missing answer is an error "
     "(exit 2). Running it again on a seeded image keeps what is there and adds what you give.\n\n"
@@ -297,7 +400,7 @@ def check_accel(accel: str) -> str:
     "Each seeding that changes something appends an entry (who, when, which keys, host key, machine-id, "
     "hostname; never a secret) to the image's seeding record, /zvm-provision/history.jsonl on persist "
     "(the last 50 are kept); `zvm-provision inspect` shows it.\n\n"
-    + EXIT_CODES_HELP,
+    + exit_codes_help("seed"),
 )
 def seed_command(
     image: ImageArgument,
@@ -408,7 +511,7 @@ def seed_command(
         spec = output_spec_for_file(output.name, format_name, compress)
         output = check_output(output)
         if note := leftovers_note(output):
-            print(f"zvm-provision: note: {note}", file=sys.stderr)
+            show(f"zvm-provision: note: {note}", sys.stderr)
     elif compress or format_name is not None:
         raise UsageError("--compress and --format write a new image: give it a name with --output OUT")
     from provision.fetch.forgekeys import KeyFetcher
@@ -424,7 +527,7 @@ def seed_command(
     )
     interactive = not yes and not json_out and sys.stdin.isatty() and sys.stdout.isatty()
     if flags.fetched:  # what came from the network, with fingerprints, before the image is opened
-        print("\n".join(render.render_fetched(flags.fetched)), file=sys.stdout if interactive else sys.stderr)
+        show("\n".join(render.render_fetched(flags.fetched)), sys.stdout if interactive else sys.stderr)
     if not interactive and flags.asks_for_nothing:
         raise UsageError(missing_flags_message(missing_flags(flags, None), image_read=False))
 
@@ -462,7 +565,10 @@ def seed_command(
                 work, flags, dry_run=False, accel=accel, ctrl_c=ctrl_c, ask=ask, waiting=appliance_starting,
                 label=label), ctrl_c)
         for block in render.render_seed(outcome, dry_run=dry_run, json_out=json_out, plan_shown=interactive):
-            print(block)
+            if json_out:  # JSON as it is, even on a terminal
+                print(block)
+            else:
+                show(block)
     if ctrl_c.interrupted:
         raise SeededDespiteCtrlC(
             f"stopped by user (Ctrl-C) once the writes had finished: {image} was seeded, "
@@ -472,13 +578,15 @@ def seed_command(
 
 @app.command(
     "inspect",
+    cls=ReadableCommand,
+    short_help="Show what IMAGE's persist partition carries (read-only).",
     help="Show what IMAGE's persist partition carries: every contract path (kind, owner, mode), the password "
     "(set or locked, never the hash), SSH keys, host key, machine-id, Netbird, the hostname, who seeded it "
     "and when (the last entry of the seeding record, and how many; --json has them all), and anything "
     "unexpected.\n\n"
     "The image is opened read-only: not one byte of the file changes. With --check, print only the verdict "
     "and exit 1 if the image departs from the persist contract (a hostname file the VM would ignore counts; "
-    "neither a hostname nor a seeding record is required).\n\n" + EXIT_CODES_HELP,
+    "neither a hostname nor a seeding record is required).\n\n" + exit_codes_help("inspect"),
 )
 def inspect_command(
     image: ImageArgument,
@@ -502,18 +610,20 @@ def inspect_command(
     if json_out:
         print(json.dumps(render_inspect.report_to_json(report, problems), indent=2))
     elif check:
-        print(render_inspect.render_check(problems))
+        show(render_inspect.render_check(problems))
     else:
         render_inspect.print_report(report, problems=problems)
     if check and problems:
         raise typer.Exit(int(ExitCode.FAILURE))
 
 
-@app.command("sample-disk", help="Create a blank qcow2 disk OUT with the zvm layout (GPT: ESP, ext4 nix, ext4 persist),"
-             " to try the tool on and for tests.")
+@app.command("sample-disk", cls=ReadableCommand, short_help="Create a blank disk with the zvm layout, to try things on.",
+             help="Create a blank qcow2 disk OUT with the zvm layout (GPT: ESP, ext4 nix, ext4 persist),"
+             " to try the tool on and for tests.\n\n" + exit_codes_help("sample-disk"))
 def sample_disk_command(
-    out: Annotated[Path, typer.Argument(help="Where to create the disk (must not exist).", show_default=False)],
-    size: Annotated[str, typer.Option("--size", help="Virtual size, e.g. 20G or 512M.")] = "20G",
+    out: Annotated[Path, typer.Argument(help="Where to create the disk (must not exist).", show_default=False,
+                                        metavar="OUT")],
+    size: Annotated[str, typer.Option("--size", metavar="SIZE", help="Virtual size, e.g. 20G or 512M.")] = "20G",
     accel: Accel = "auto",
     debug: Debug = False,
 ) -> None:
@@ -521,11 +631,13 @@ def sample_disk_command(
 
     check_accel(accel)
     create_sample_disk(out, size, accel=accel)
-    print(f"created {out} ({size}, GPT: ESP, nix, persist)")
+    show(f"created {out} ({size}, GPT: ESP, nix, persist)")
 
 
 @app.command(
     "batch",
+    cls=ReadableCommand,
+    short_help="Make one seeded image per user of a manifest (CSV or TOML).",
     help="Make one seeded image per user of MANIFEST: DIR/<name>.qcow2, plus DIR/report.json.\n\n"
     "MANIFEST is a CSV file with the header name,ssh_keys,password_hash,netbird_setup_key,netbird_management_url "
     "(or TOML [[user]] tables with those fields), and optionally hostname. ssh_keys lists key files separated "
@@ -540,7 +652,7 @@ def sample_disk_command(
     "qcow2 overlays backed by the base: the base must travel with them, at the same absolute path, unchanged.\n\n"
     "To hand images over: --compress (compressed qcow2, the smallest to send) or --format raw|vmdk|vdi "
     "(DIR/<name>.raw, .vmdk for VMware, .vdi for VirtualBox); report.json gives each image's size and sha256.\n\n"
-    + EXIT_CODES_HELP,
+    + exit_codes_help("batch"),
 )
 def batch_command(
     manifest: Annotated[Path, typer.Argument(help="The manifest (.csv, or .toml).", show_default=False, metavar="MANIFEST")],
@@ -603,19 +715,20 @@ def batch_command(
     if json_out:
         print(result.report_path.read_text(encoding="utf-8"), end="")
     else:
-        print(render_batch.render_batch(result))
+        show(render_batch.render_batch(result))
     if result.failed:
         raise typer.Exit(int(ExitCode.FAILURE))
 
 
 @app.command(
     "batch-report",
+    cls=ReadableCommand,
+    short_help="Merge a sharded batch roll-out's reports into one report.json.",
     help="Merge the reports of a sharded roll-out (batch --shard K/N, or --shard auto) into one report.json.\n\n"
     "Reads every report-K-of-N.json in DIR (or in several folders), checks that they come from the same "
     "manifest and number of shards and that every row of the manifest is in exactly one of them, then writes "
     "report.json and, if the shards generated passwords, initial-passwords.csv (mode 0600) beside it.\n\n"
-    "Exit 1 names every missing or duplicated row, mismatched manifest or shard count (nothing is written), "
-    "and also every image not complete (the report is written); exit 4 while a shard still writes there.",
+    + exit_codes_help("batch-report"),
 )
 def batch_report_command(
     dirs: Annotated[list[Path], typer.Argument(help="The folder(s) the shards wrote to.", show_default=False,
@@ -630,7 +743,7 @@ def batch_report_command(
     from provision.ui import render_batch
 
     result = merge_batch_reports(dirs, out_dir)
-    print(render_batch.render_batch_report(result))
+    show(render_batch.render_batch_report(result))
     if result.unfinished:
         raise typer.Exit(int(ExitCode.FAILURE))
 

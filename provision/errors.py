@@ -7,6 +7,7 @@ Messages must never contain a secret: build them from paths, counts and fingerpr
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import NamedTuple
 
 
 class ExitCode(IntEnum):
@@ -94,3 +95,72 @@ class SeededDespiteCtrlC(ProvisionError):
     the run was interrupted, and a script should know."""
 
     exit_code = ExitCode.INTERRUPTED
+
+
+# --------------------------------------------------------------------------------------------------
+# What each exit code means, per command: the one table that every --help and README's table are made from
+# (tests/test_help.py holds them to it).
+
+COMMANDS = ("seed", "inspect", "sample-disk", "batch", "batch-report")
+_IMAGE_COMMANDS = ("seed", "inspect", "batch")  # the ones that open a zvm image (batch: its --base)
+
+
+class ExitMeaning(NamedTuple):
+    code: ExitCode
+    commands: tuple[str, ...]
+    words: str
+
+
+EXIT_MEANINGS = (
+    ExitMeaning(ExitCode.OK, COMMANDS, "done"),
+    ExitMeaning(ExitCode.FAILURE, ("seed",), 'you answered no at the confirmation: nothing was written'),
+    ExitMeaning(ExitCode.FAILURE, ("seed", "inspect", "sample-disk", "batch"),
+                "a failure while working: the appliance, the host (a missing folder, a full disk, permission "
+                "denied: the message names the path), a missing libguestfs binding"),
+    ExitMeaning(ExitCode.FAILURE, ("inspect",), "with --check: the image departs from the contract"),
+    ExitMeaning(ExitCode.FAILURE, ("batch",),
+                "an image failed (the others are made), or a key source could not be fetched"),
+    ExitMeaning(ExitCode.FAILURE, ("batch-report",),
+                "the shards do not add up: missing or duplicated rows, another manifest or shard count (nothing "
+                "written); or images not complete (the report is written); or the host failed"),
+    ExitMeaning(ExitCode.USAGE, COMMANDS, "bad usage or input: nothing was touched"),
+    ExitMeaning(ExitCode.USAGE, ("seed",), "a run that would leave no way in (no key and no usable password)"),
+    ExitMeaning(ExitCode.IMAGE_UNUSABLE, _IMAGE_COMMANDS,
+                "the image cannot be used: not a disk image, corrupt, encrypted, a read-only file (where it "
+                "would be written), no (or several) persist partitions, unsafe entries"),
+    ExitMeaning(ExitCode.IMAGE_IN_USE, ("seed", "inspect"),
+                "the image is in use by another process (a running VM): shut it down and try again"),
+    ExitMeaning(ExitCode.IMAGE_IN_USE, ("batch",),
+                "another batch run holds the same --out-dir: wait for it, or use another folder"),
+    ExitMeaning(ExitCode.IMAGE_IN_USE, ("batch-report",), "a shard still writes in that folder"),
+    ExitMeaning(ExitCode.INTERRUPTED, ("seed",),
+                "interrupted (Ctrl-C). Before writing: the image is left as it was. While writing: the writes "
+                "finish and the summary is printed; a second Ctrl-C stops at once, every file old or whole"),
+    ExitMeaning(ExitCode.INTERRUPTED, ("inspect",), "interrupted (Ctrl-C): inspect changes nothing"),
+    ExitMeaning(ExitCode.INTERRUPTED, ("sample-disk",), "interrupted (Ctrl-C): no disk was created"),
+    ExitMeaning(ExitCode.INTERRUPTED, ("batch",),
+                "interrupted (Ctrl-C): finished images are kept, unfinished copies removed; run the same "
+                "command again to resume"),
+    ExitMeaning(ExitCode.INTERRUPTED, ("batch-report",),
+                "interrupted (Ctrl-C): report.json and initial-passwords.csv are each the old file or the whole "
+                "new one"),
+)
+
+
+def exit_codes_of(command: str) -> dict[ExitCode, str]:
+    """The codes `command` can return, each with what it means there (its meanings joined by '; ')."""
+    codes: dict[ExitCode, list[str]] = {}
+    for meaning in EXIT_MEANINGS:
+        if command in meaning.commands:
+            codes.setdefault(meaning.code, []).append(meaning.words)
+    return {code: "; or ".join(words) for code, words in sorted(codes.items())}
+
+
+EXIT_SUMMARY = {  # the top-level --help's short words; each command's --help says what its codes mean there
+    ExitCode.OK: "done",
+    ExitCode.FAILURE: 'a failure while working, drift found by inspect --check, or "no" at the confirmation',
+    ExitCode.USAGE: "bad usage or input: nothing was touched",
+    ExitCode.IMAGE_UNUSABLE: "the image cannot be used",
+    ExitCode.IMAGE_IN_USE: "the image (or batch's --out-dir) is in use by another process",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
+}

@@ -76,7 +76,7 @@ def test_no_secret_flag_takes_a_value_on_the_command_line(fake_disk, key_file, f
         result = run("seed", str(fake_disk), "--no-password", "--ssh-key", str(key_file), "--dry-run", *args,
                      env={"LIBGUESTFS_HV": "/nonexistent/qemu-system-x86_64"})  # a launch would fail at once
         assert result.returncode == 2, result.stderr
-        assert f"No such option: {flag}" in result.stderr
+        assert f"no such option: {flag}" in result.stderr
         assert SECRET_PASSWORD not in result.stderr + result.stdout
     assert sha256(fake_disk) == before
 

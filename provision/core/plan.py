@@ -87,6 +87,8 @@ class Plan:
     removed_keys: tuple[AuthorizedKey, ...] = ()  # the image's keys this plan takes out (--remove-key)
     hostname: str | None = None  # the seeded hostname after the plan (None: none, the VM keeps zvm)
     record: PlannedRecord | None = None  # the record entry this plan appends (None: the plan changes nothing)
+    netbird_setup_key: bool = False  # a Netbird setup key waits for first boot after the plan (never the key)
+    netbird_management_url: str | None = None  # the management server after the plan (None: Netbird's own)
 
     def key_source(self, key: AuthorizedKey) -> str | None:
         """The source a key was fetched from, as the person wrote it (gh:alice), or None (a file, the image)."""
@@ -198,7 +200,9 @@ def build_plan(request: SeedRequest, state: ImageState, layout: Layout, fresh: F
     else:
         operations = _plan_entries(layout, state, contents, leave_absent={record_dir} if record_dir_absent else set())
     return Plan(tuple(operations), keys, host_public, machine_id, state.stale_temps, request.fetched,
-                removed_keys=removed, hostname=hostname, record=planned_record)
+                removed_keys=removed, hostname=hostname, record=planned_record,
+                netbird_setup_key=request.netbird_setup_key is not None or state.netbird_setup_key_present,
+                netbird_management_url=request.netbird_management_url or state.netbird_management_url)
 
 
 def _plan_entries(

@@ -22,9 +22,13 @@ def hostname_of(seeded: str | None) -> str:
     return seeded or f"{BUILT_IN_HOSTNAME} (built in; none seeded)"
 
 
+def hostname_line(plan: Plan) -> str:
+    return f"Hostname: {hostname_of(plan.hostname)}"
+
+
 def summary_lines(plan: Plan) -> list[str]:
     """The seed summary's lines on the name and the record."""
-    lines = [f"Hostname: {hostname_of(plan.hostname)}"]
+    lines = [hostname_line(plan)]
     if plan.record is not None:
         lines.append(f"Seeding record: entry {plan.record.count} in {record_path()} (inspect shows it)")
         if plan.record.warning:

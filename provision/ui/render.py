@@ -6,10 +6,12 @@ render_batch). Never a secret; text read from an image is escaped before it gets
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from provision.core.credentials.hostkeys import host_key_summary
+from provision.core.credentials.identity import BUILT_IN_HOSTNAME
 from provision.core.credentials.sshkeys import key_summary, public_key_fingerprint
 from provision.core.text import human_size
 from provision.core.urls import display_url
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
     from provision.commands.seed import SeedOutcome
     from provision.core.credentials.keysources import FetchedKeys
     from provision.core.credentials.passwords import PasswordInfo
+    from provision.core.plan import Plan
     from provision.core.state import ImageState
 
 # --------------------------------------------------------------------------------------------------
@@ -80,7 +83,7 @@ def outcome_to_json(outcome: SeedOutcome, *, dry_run: bool) -> dict[str, Any]:
         "stale_temporary_files": list(plan.stale_temps),
         "authorized_keys": [{**key_summary(key), "source": plan.key_source(key)} for key in plan.authorized_keys],
         "removed_keys": [key_summary(key) for key in plan.removed_keys],
-        "host_key": host_key_summary(plan.host_public_line),
+        "host_key": host_key_summary(plan.host_public_line, host=plan.hostname or BUILT_IN_HOSTNAME),
         "machine_id": plan.machine_id,
         "hostname": plan.hostname,
         "record": None if plan.record is None else {
@@ -92,16 +95,19 @@ def outcome_to_json(outcome: SeedOutcome, *, dry_run: bool) -> dict[str, Any]:
     }
 
 
-def render_plan(outcome: SeedOutcome, *, dry_run: bool) -> str:
+def render_plan(outcome: SeedOutcome, *, dry_run: bool, every_directory: bool = True) -> str:
+    """The plan, a row per path. Without `every_directory` (the wizard's screen before its confirmation) the
+    directories it creates or fixes are one line: they are the contract's skeleton, the same on every image,
+    and 20 rows of them pushed the answers off the screen."""
     plan = outcome.plan
     title = "Plan (dry run, nothing written)" if dry_run else "Changes"
     lines = [f"{title} for {outcome.info.path} (persist, mounted at /persist in the VM):"]
-    width = max(len(op.entry.path) for op in plan.operations)
+    shown = [op for op in plan.operations
+             if (dry_run or op.changes) and (every_directory or op.entry.kind != "dir")]
+    width = max((len(op.entry.path) for op in shown), default=0)
     for path in plan.stale_temps:
         lines.append(f"  {'remove':<8} file {path}  temporary file left by an interrupted run")
-    for op in plan.operations:
-        if not dry_run and not op.changes:
-            continue
+    for op in shown:
         owner = f"{op.entry.uid}:{op.entry.gid}"
         lines.append(
             f"  {op.action:<8} {op.entry.kind:<4} {op.entry.path:<{width}}  {owner:<8} {op.entry.mode:04o}"
@@ -109,11 +115,23 @@ def render_plan(outcome: SeedOutcome, *, dry_run: bool) -> str:
         )
     for key in plan.removed_keys:
         lines.append(f"  {'remove':<8} key  {key.describe()}")
+    if not every_directory and (skeleton := skeleton_words(plan)):
+        lines.append(f"  directory skeleton: {skeleton} (--dry-run lists each)")
     if not plan.changes:
         lines.append("  nothing to change: the image already holds all of this")
     if plan.fetched:
         lines += ["", *render_fetched(plan.fetched)]
     return "\n".join(lines)
+
+
+def skeleton_words(plan: Plan) -> str:
+    """'19 directories to create, 1 to fix', or '' when the plan leaves every directory as it is."""
+    counts = Counter(op.action for op in plan.operations if op.entry.kind == "dir" and op.changes)
+    parts: list[str] = []
+    for action, count in counts.items():
+        noun = "" if parts else "directory " if count == 1 else "directories "  # the first part names them
+        parts.append(f"{count} {noun}to {action}")
+    return ", ".join(parts)
 
 
 def render_fetched(fetched: Sequence[FetchedKeys]) -> list[str]:
@@ -127,9 +145,9 @@ def render_fetched(fetched: Sequence[FetchedKeys]) -> list[str]:
     return lines
 
 
-def render_summary(outcome: SeedOutcome) -> str:
-    plan = outcome.plan
-    lines = ["", "Authorized SSH keys for zvm:"]
+def render_keys(plan: Plan) -> list[str]:
+    """The keys that let zvm in after the plan, each with its source, and those it takes out."""
+    lines = ["Authorized SSH keys for zvm:"]
     for key in plan.authorized_keys:
         source = plan.key_source(key)
         lines.append(f"  {key.describe()}" + (f", from {source}" if source else ""))
@@ -137,18 +155,35 @@ def render_summary(outcome: SeedOutcome) -> str:
         lines.append("  none: zvm logs in on the console only, with the password (SSH takes keys only)")
     if plan.removed_keys:
         lines += ["Removed:", *(f"  {key.describe()}" for key in plan.removed_keys)]
-    host = host_key_summary(plan.host_public_line)
+    return lines
+
+
+def render_summary(outcome: SeedOutcome) -> str:
+    """The hand-over: keys, the host key with a known_hosts line naming the VM, machine-id, name, Netbird, the
+    record. Never a secret: Netbird's setup key is said to be there, never shown."""
+    plan = outcome.plan
+    lines = ["", *render_keys(plan)]
+    name = plan.hostname or BUILT_IN_HOSTNAME
+    host = host_key_summary(plan.host_public_line, host=name)
     if host is not None:
         lines += [
             "",
             f"Host key: {host['fingerprint']} ({host['type']})",
-            "Add this to ~/.ssh/known_hosts (replace 'zvm' with the VM's address):",
+            f"Add this to ~/.ssh/known_hosts (replace '{name}' with the VM's address):",
             f"  {host['known_hosts']}",
         ]
     if plan.machine_id:
         lines += ["", f"machine-id: {plan.machine_id}"]
-    lines += ["", *summary_lines(plan)]
+    lines += ["", *summary_lines(plan), netbird_words(plan)]
     return "\n".join(lines)
+
+
+def netbird_words(plan: Plan) -> str:
+    if not plan.netbird_setup_key:
+        return "Netbird: not set up (no setup key)"
+    server = f"management server {plan.netbird_management_url}" if plan.netbird_management_url else (
+        "Netbird's own management server")
+    return f"Netbird: joins on first boot with the setup key given (not shown), {server}"
 
 
 # --------------------------------------------------------------------------------------------------

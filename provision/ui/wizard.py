@@ -19,7 +19,7 @@ generated key pair is saved on this machine only after the "yes". The caller the
 that was shown (`commands.seed.apply_planned`), so the host key fingerprint in the summary is the one that
 lands in the image.
 
-Why this module is long (about 650 lines): the list of questions, the checks on their answers and the flow
+Why this module is long (about 690 lines): the list of questions, the checks on their answers and the flow
 that asks them stay in one file, so that which question is asked when, and why, reads in one place.
 """
 
@@ -28,6 +28,7 @@ from __future__ import annotations
 import getpass
 import os
 import socket
+import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
@@ -56,7 +57,8 @@ from provision.core.text import human_size, plural
 from provision.core.urls import display_url
 from provision.errors import SEED_STOPPED_BEFORE_WRITING, Aborted, Declined, ProvisionError, UsageError
 from provision.secret import Secret
-from provision.ui import render
+from provision.ui import render, screen
+from provision.ui.fleet import hostname_line
 from provision.ui.questions import Choice, Kind, Prompt, Prompter, Question, ask
 
 ABORTED_MESSAGE = SEED_STOPPED_BEFORE_WRITING
@@ -78,24 +80,67 @@ class QuestionaryPrompter:
     def __call__(self, prompt: Prompt) -> Any:
         import questionary
 
-        validate = prompt.validate or _always
+        validate = _fitted(prompt.validate or _always)
+        width = screen.columns()
+        message = screen.fit(prompt.message, width - 2)  # after questionary's "? "
         if prompt.kind == Kind.TEXT:
-            question = questionary.text(prompt.message, default=prompt.default or "", validate=validate)
+            question = questionary.text(message, default=prompt.default or "", validate=validate)
         elif prompt.kind == Kind.PASSWORD:
-            question = questionary.password(prompt.message, validate=validate)
+            question = questionary.password(message, validate=validate)
         elif prompt.kind == Kind.CONFIRM:
-            question = questionary.confirm(prompt.message, default=bool(prompt.default))
+            question = questionary.confirm(message, default=bool(prompt.default))
         else:
-            choices = [questionary.Choice(c.title, value=c.value, checked=c.checked) for c in prompt.choices]
+            titles = [_choice_title(c.title, width) for c in prompt.choices]
+            choices = [questionary.Choice(title, value=c.value, checked=c.checked)
+                       for title, c in zip(titles, prompt.choices, strict=True)]
+            message = _room_for_the_answer(message, titles, width)
             if prompt.kind == Kind.SELECT:
                 initial = next((choice for choice in choices if choice.value == prompt.default), None)
-                question = questionary.select(prompt.message, choices=choices, default=initial)
+                question = questionary.select(message, choices=choices, default=initial, instruction="(arrow keys)")
             else:
-                question = questionary.checkbox(prompt.message, choices=choices, validate=validate)
+                question = questionary.checkbox(message, choices=choices, validate=validate,
+                                                instruction="(arrows move, <a> toggles all, <i> inverts)")
+        _let_the_validation_bar_grow(question.application)
         answer = question.ask(patch_stdout=True)
         if answer is None:
             raise Aborted(ABORTED_MESSAGE)
         return list(answer) if prompt.kind == Kind.CHECKBOX else answer
+
+
+def _fitted(validate: Callable[[Any], bool | str]) -> Callable[[Any], bool | str]:
+    """A validator whose refusal is wrapped at word boundaries to the terminal's width: prompt_toolkit's bar
+    under the prompt cuts a longer line at the last column (`...digit`)."""
+
+    def check(value: Any) -> bool | str:
+        verdict = validate(value)
+        return screen.fit(verdict, screen.columns() - 1) if isinstance(verdict, str) else verdict
+
+    return check
+
+
+def _room_for_the_answer(message: str, titles: list[str], width: int) -> str:
+    """questionary writes its hint, then the answer (a choice's title in brackets), after the question's last
+    line, and cuts what passes the last column: when the longest would not fit there, they go on a line of
+    their own."""
+    last = message.split("\n")[-1]
+    used = len(last) + (4 if "\n" not in message else 2)  # "? " before, a space after
+    longest = max([len(title.split("\n")[0]) + 2 for title in titles] + [45])  # 45: the checkbox's hint
+    return message if used + longest <= width else message + "\n "
+
+
+def _choice_title(title: str, width: int) -> str:
+    """A choice wrapped under itself: questionary cuts a longer line at the last column (a key's fingerprint)."""
+    margin = 6  # the pointer and the tick before the title
+    return screen.fit(title, width - margin).replace("\n  ", "\n" + " " * margin)
+
+
+def _let_the_validation_bar_grow(application: Any) -> None:
+    """prompt_toolkit's ValidationToolbar is one row high: give it the rows its wrapped message needs (the
+    checkbox's bar, questionary's bottom toolbar, grows already)."""
+    for window in application.layout.find_all_windows():
+        text = getattr(window.content, "text", None)
+        if "ValidationToolbar" in getattr(text, "__qualname__", ""):
+            window.height = None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -302,7 +347,7 @@ def run_wizard(
 
 
 def _print(line: str) -> None:
-    print(line, flush=True)
+    print(screen.fit_for(sys.stdout, line), flush=True)
 
 
 class _Wizard:
@@ -615,10 +660,14 @@ class _Wizard:
     # --- summary
 
     def show_summary(self, plan: Plan) -> None:
+        """Before the confirmation: what changes (the directory skeleton in one line, unless a dry run asked
+        to see every path), the keys that will let zvm in, its name and Netbird. The hand-over summary (host
+        key, known_hosts, machine-id...) is printed once, after the writes."""
         outcome = SeedOutcome(self.session.info, plan, applied=False)
         self.say("")
-        self.say(render.render_plan(outcome, dry_run=False))
-        self.say(render.render_summary(outcome))
+        self.say(render.render_plan(outcome, dry_run=False, every_directory=self.dry_run))
+        self.say("")
+        self.say("\n".join([*render.render_keys(plan), hostname_line(plan), render.netbird_words(plan)]))
         if self.key_pair is not None:
             where = "would be saved" if self.dry_run else "will be saved, after you confirm,"
             path = self.key_pair.path

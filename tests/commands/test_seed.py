@@ -155,7 +155,8 @@ def test_summary_reports_fingerprints_and_a_known_hosts_line(seeded):
     expected = [k.fingerprint for k in parse_authorized_keys("\n".join(seeded["keys"]), "test")]
     assert [k["fingerprint"] for k in report["authorized_keys"]] == expected
     host_pub = seeded["first"]["files"]["/etc/ssh/ssh_host_ed25519_key.pub"].decode().strip()
-    assert report["host_key"]["known_hosts"] == "zvm " + " ".join(host_pub.split()[:2])
+    # named by the hostname given (--hostname zvm-alice), as the text summary names it
+    assert report["host_key"]["known_hosts"] == "zvm-alice " + " ".join(host_pub.split()[:2])
     private = seeded["first"]["files"]["/etc/ssh/ssh_host_ed25519_key"].decode()
     assert private.startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
 

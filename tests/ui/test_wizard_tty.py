@@ -7,6 +7,7 @@ sample disk template from conftest.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import sys
@@ -87,6 +88,7 @@ def answer_password(child) -> None:
 def test_keystrokes_seed_the_image(sample_disk, open_readonly, tmp_path):
     home, key_line = home_with_keys(tmp_path)
     child = spawn(sample_disk, home)
+    child.logfile_read = screen = io.StringIO()  # everything the person saw, to count what was said
     try:
         child.expect("qcow2")
         # asked at once, while the appliance starts: not after it
@@ -118,6 +120,12 @@ def test_keystrokes_seed_the_image(sample_disk, open_readonly, tmp_path):
     print(f"confirmation to exit: {exited - confirmed:.2f} s")  # a measurement, not a timed test
     assert child.exitstatus == 0, output
     assert PASSWORD not in output
+    seen = screen.getvalue()
+    # the skeleton in one line, the hand-over summary once, its known_hosts line naming the hostname typed
+    assert "directory skeleton: " in seen and " dir  /var/lib/nixos" not in seen, seen
+    assert seen.count("Add this to ~/.ssh/known_hosts") == 1 and seen.count("machine-id: ") == 1, seen
+    assert re.search(r"zvm-typed ssh-ed25519 AAAA\S+", seen), seen
+    assert "Netbird: not set up" in seen, seen
 
     from tests.support import libxcrypt as crypt  # noqa: PLC0415 (what PAM does at login)
 

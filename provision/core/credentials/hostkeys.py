@@ -61,12 +61,13 @@ def generate_user_keypair(*, comment: str, passphrase: Secret | None = None) -> 
     return _new_ed25519(comment, encryption)
 
 
-def host_key_summary(public_line: str | None) -> dict[str, str] | None:
-    """The host key as the person checks it on first connect: type, fingerprint and a known_hosts line."""
+def host_key_summary(public_line: str | None, host: str = KNOWN_HOSTS_NAME) -> dict[str, str] | None:
+    """The host key as the person checks it on first connect: type, fingerprint and a known_hosts line naming
+    `host` (the VM's hostname, where one is known)."""
     if public_line is None:
         return None
     return {
         "type": public_line.split()[0],
         "fingerprint": public_key_fingerprint(public_line),
-        "known_hosts": known_hosts_line(KNOWN_HOSTS_NAME, public_line),
+        "known_hosts": known_hosts_line(host, public_line),
     }

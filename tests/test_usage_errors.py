@@ -1,0 +1,78 @@
+"""A mistyped command and click's usage errors, through the real command: one line on stderr, as every other
+error, plus at most a hint line pointing to --help (README, "Exit codes")."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_in(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "ZVM_PROVISION_DEBUG"}
+    env.update(ZVM_PROVISION_ACCEL="tcg", PYTHONPATH=str(REPO))
+    return subprocess.run([sys.executable, "-m", "provision", *args], cwd=folder, env=env, text=True,
+                          capture_output=True, timeout=120, check=False)
+
+
+@pytest.mark.parametrize(("typed", "meant"), [
+    ("insepct", "inspect"), ("inpsect", "inspect"), ("sampledisk", "sample-disk"), ("bacth", "batch"),
+    ("batch-reprot", "batch-report"), ("sed", "seed"),
+])
+def test_a_mistyped_command_is_named_with_the_command_meant(tmp_path, typed, meant):
+    result = run_in(tmp_path, typed, "a.qcow2")
+    assert result.returncode == 2, result
+    assert result.stderr == f"zvm-provision: error: {typed}: no such file; did you mean `{meant}`?\n"
+    assert result.stdout == ""
+
+
+def test_an_existing_file_named_like_a_command_is_still_the_image_to_seed(tmp_path):
+    (tmp_path / "insepct").write_bytes(b"not a disk image")
+    result = run_in(tmp_path, "insepct", "--no-password", "--ssh-key", "none.pub")
+    assert "did you mean" not in result.stderr, result
+
+
+def test_a_word_close_to_no_command_is_an_image_name(tmp_path):
+    result = run_in(tmp_path, "disk.qcow2", "--yes")
+    assert "did you mean" not in result.stderr, result
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (("inspect",), "missing argument 'IMAGE'"),
+    (("inspect", "a.qcow2", "--bogus"), "no such option: --bogus"),
+    (("seed", "a.qcow2", "b.qcow2"), "got unexpected extra argument(s) (b.qcow2)"),
+    (("batch", "staff.csv", "--out-dir", "x"), "missing option '--base'"),
+    (("batch", "m.csv", "--base", "b.qcow2", "--out-dir", "o", "--jobs", "many"), "'--jobs'"),
+    (("sample-disk",), "missing argument 'OUT'"),
+    (("batch-report",), "missing argument 'DIR'"),
+])
+def test_a_usage_error_is_one_line_and_a_hint_to_help(tmp_path, args, words):
+    result = run_in(tmp_path, *args)
+    assert result.returncode == 2, result
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2, result.stderr
+    assert lines[0].startswith("zvm-provision: error: ") and words in lines[0], lines
+    command = args[0]
+    assert lines[1] == f"hint: `zvm-provision {command} --help` shows how to use it", lines
+
+
+def test_no_arguments_still_show_the_help(tmp_path):
+    result = run_in(tmp_path)
+    assert "Usage: zvm-provision [OPTIONS] COMMAND [ARGS]..." in result.stdout + result.stderr
+    assert "Exit codes:" in result.stdout + result.stderr
+
+
+def test_shell_completion_after_a_word_close_to_a_command_is_no_error(tmp_path):
+    """Completion parses what is typed so far: a first word like `insepct` must not stop it with the hint."""
+    (tmp_path / "id_ed25519.pub").write_text("x")
+    env = {**os.environ, "_ZVM_PROVISION_COMPLETE": "complete_bash", "PYTHONPATH": str(REPO),
+           "COMP_WORDS": "zvm-provision insepct --ssh-key id", "COMP_CWORD": "3"}
+    result = subprocess.run([sys.executable, "-m", "provision"], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=60, check=False)
+    assert result.returncode == 0 and result.stderr == "", result
+    assert result.stdout.split() == ["id_ed25519.pub"]
