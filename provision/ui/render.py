@@ -109,6 +109,9 @@ def render_plan(outcome: SeedOutcome, *, dry_run: bool) -> str:
         )
     for key in plan.removed_keys:
         lines.append(f"  {'remove':<8} key  {key.describe()}")
+    for key in plan.authorized_keys:  # a forced command or a restriction is shown before it is written
+        if key.options:
+            lines.append(f"  {'options':<8} key  {key.describe()}")
     if not plan.changes:
         lines.append("  nothing to change: the image already holds all of this")
     if plan.fetched:
