@@ -614,8 +614,11 @@ def batch_command(
     "Reads every report-K-of-N.json in DIR (or in several folders), checks that they come from the same "
     "manifest and number of shards and that every row of the manifest is in exactly one of them, then writes "
     "report.json and, if the shards generated passwords, initial-passwords.csv (mode 0600) beside it.\n\n"
-    "Exit 1 names every missing or duplicated row, mismatched manifest or shard count (nothing is written), "
-    "and also every image not complete (the report is written); exit 4 while a shard still writes there.",
+    "Every image is checked against the size and sha256 its shard recorded (read in full; --no-verify skips "
+    "it).\n\n"
+    "Exit 1 names every missing or duplicated row, mismatched manifest or shard count, and every image that is "
+    "missing or does not match (nothing is written), and also every image not complete (the report is "
+    "written); exit 4 while a shard still writes there.",
 )
 def batch_report_command(
     dirs: Annotated[list[Path], typer.Argument(help="The folder(s) the shards wrote to.", show_default=False,
@@ -624,12 +627,18 @@ def batch_report_command(
         Path | None,
         typer.Option("--out-dir", metavar="DIR", help="Where report.json goes (default: DIR, when one is given)."),
     ] = None,
+    no_verify: Annotated[
+        bool,
+        typer.Option("--no-verify", help="Do not read every image to check its size and sha256 against its "
+                     "shard's report (for huge roll-outs; the merged report then certifies what the shards "
+                     "recorded, unchecked)."),
+    ] = False,
     debug: Debug = False,
 ) -> None:
     from provision.commands.batch_report import merge_batch_reports
     from provision.ui import render_batch
 
-    result = merge_batch_reports(dirs, out_dir)
+    result = merge_batch_reports(dirs, out_dir, verify=not no_verify)
     print(render_batch.render_batch_report(result))
     if result.unfinished:
         raise typer.Exit(int(ExitCode.FAILURE))
