@@ -369,7 +369,7 @@ def seed_command(
         str | None,
         typer.Option("--hostname", metavar="NAME",
                      help="The VM's name at boot and in Netbird: 1-63 lower-case letters, digits and hyphens, "
-                     "no hyphen first or last (e.g. zvm-alice). Without it the image keeps its name "
+                     "no hyphen first or last, not localhost (e.g. zvm-alice). Without it the image keeps its name "
                      "(none seeded: zvm)."),
     ] = None,
     operator: Annotated[str | None, OperatorOption] = None,
