@@ -8,28 +8,17 @@ and the output folder uncreated.
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.commands.test_forge_keys import image, sha256  # noqa: F401 (image: a fixture)
 from tests.commands.test_seed import zvm
 from tests.support.keyfactory import public_line
 
 LOCALHOSTS = ["localhost", "LOCALHOST", "LocalHost", "localhost.", "localhost.localdomain",
               "LOCALHOST.LOCALDOMAIN", "localhost6", "localhost6.localdomain6", "db.localhost"]
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-@pytest.fixture
-def image(tmp_path: Path) -> Path:
-    path = tmp_path / "base.qcow2"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), "64M"], check=True)
-    return path
 
 
 @pytest.fixture
