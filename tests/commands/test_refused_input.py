@@ -9,6 +9,7 @@ and the output folder uncreated.
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 from pathlib import Path
 
@@ -153,3 +154,21 @@ def test_every_cell_of_initial_passwords_csv_is_safe_in_a_spreadsheet_and_reads_
         written = [cell for row in csv.reader(handle) for cell in row]
     assert not [cell for cell in written if cell.startswith(FORMULA_STARTS)]
     assert read_passwords(path) == rows
+
+
+@pytest.mark.appliance
+def test_an_excel_semicolon_export_with_a_bom_and_empty_columns_is_seeded(sample_disk_template, open_readonly,
+                                                                           tmp_path):
+    """What Excel writes as "CSV UTF-8" where ';' is the list separator: a byte-order mark, ';', the key files
+    quoted together, and the empty columns of its used range. Read as it is, seeded through the appliance."""
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.pub").write_text(public_line(comment=name) + "\n")
+    path = manifest(tmp_path, '\ufeffname;ssh_keys;hostname;;\r\nalice;"a.pub;b.pub";alice-vm;;\r\n', "utf-8")
+    out = tmp_path / "out"
+    result = zvm("batch", str(path), "--base", str(sample_disk_template), "--out-dir", str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    [entry] = json.loads(result.stdout)["users"]
+    assert (entry["name"], entry["status"], entry["hostname"]) == ("alice", "seeded", "alice-vm")
+    with open_readonly(out / "alice.qcow2") as (_, fs):
+        keys = fs.read_file("/home/zvm/.ssh/authorized_keys").decode()
+    assert [line.split()[-1] for line in keys.splitlines()] == ["a", "b"]

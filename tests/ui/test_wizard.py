@@ -621,3 +621,13 @@ def test_localhost_is_refused_as_a_hostname_with_the_rule_and_asked_again(home):
         "the hostname 'localhost' is refused", "the hostname 'localhost.localdomain' is refused"]
     assert all("hostname_is_useful" in refusal for refusal in prompter.refused["hostname"])
     assert result.request.hostname == "zvm-desk"
+
+
+def test_a_pasted_key_with_options_keeps_them_and_the_summary_shows_them(home):
+    """Options are the person's own choice when they come from them (pasted, or a local file): kept, and
+    shown in the summary before the confirmation, so that a forced command is never a surprise."""
+    line = 'restrict,from="10.0.0.0/8" ' + public_line(comment="ops")
+    answers = dict(BLANK_ANSWERS, ssh_keys=["paste"], ssh_key_paste=line)
+    result, _, said = wizard(blank_state(), answers)
+    assert [key.line for key in result.request.keys] == [line]
+    assert f'{result.plan.authorized_keys[0].fingerprint} ops (ED25519) with options restrict,from="10.0.0.0/8"' in said
