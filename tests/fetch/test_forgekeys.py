@@ -396,7 +396,9 @@ def test_prefetch_fetches_distinct_sources_at_once_and_keeps_failures(forge):
     raised by fetch() afterwards, without another request."""
     import threading
 
-    both_arrived = threading.Barrier(2, timeout=5)
+    # Generous bounds, only on the side a slow host cannot miss: both requests in flight return at once; a
+    # fetcher that fetched one after the other would wait out the barrier (within the fetch's own deadline).
+    both_arrived = threading.Barrier(2, timeout=30)
     served = {name: keyfactory.public_line(comment=name) for name in ("alice", "bob")}
 
     def waiting_for_the_other(name):
@@ -411,7 +413,7 @@ def test_prefetch_fetches_distinct_sources_at_once_and_keeps_failures(forge):
 
     forge.routes["/alice.keys"] = waiting_for_the_other("alice")
     forge.routes["/gitlab/bob.keys"] = waiting_for_the_other("bob")
-    fetcher = KeyFetcher()
+    fetcher = KeyFetcher(timeout=60)
     sources = [parse("gh:alice"), parse("gl:bob"), parse("gh:Alice"), parse("gh:nobody")]
     fetcher.prefetch(sources, workers=4)
     assert sorted(forge.paths()) == ["/alice.keys", "/gitlab/bob.keys", "/nobody.keys"]
