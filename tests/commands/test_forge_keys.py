@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -303,7 +304,7 @@ def test_batch_refuses_a_row_whose_source_serves_options_before_any_copy(forge, 
 
 
 @pytest.mark.appliance
-def test_options_from_a_local_file_land_and_the_plan_json_and_inspect_show_them(sample_disk, tmp_path):
+def test_options_from_a_local_file_land_and_the_plan_json_and_inspect_show_them(sample_disk, tmp_path, monkeypatch):
     line = RESTRICTED.strip() + " " + public_line(comment="ops")
     own = tmp_path / "ops.pub"
     own.write_text(line + "\n")
@@ -317,3 +318,7 @@ def test_options_from_a_local_file_land_and_the_plan_json_and_inspect_show_them(
     inspected = zvm("inspect", str(sample_disk), "--json")
     assert inspected.returncode == 0, inspected.stderr
     assert [key["options"] for key in json.loads(inspected.stdout)["authorized_keys"]["keys"]] == [options]
+    monkeypatch.setenv("COLUMNS", "200")  # the table folds long cells to the width; wide enough for the whole
+    table = zvm("inspect", str(sample_disk))
+    assert table.returncode == 0, table.stderr
+    assert re.search(r"│ ED25519 │ from=\"203\.0\.113\.7\",no-pty +│", table.stdout), table.stdout
