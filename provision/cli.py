@@ -472,7 +472,7 @@ def seed_command(
         str | None,
         typer.Option("--hostname", metavar="NAME",
                      help="The VM's name at boot and in Netbird: 1-63 lower-case letters, digits and hyphens, "
-                     "no hyphen first or last (e.g. zvm-alice). Without it the image keeps its name "
+                     "no hyphen first or last, not localhost (e.g. zvm-alice). Without it the image keeps its name "
                      "(none seeded: zvm)."),
     ] = None,
     operator: Annotated[str | None, OperatorOption] = None,
@@ -646,7 +646,9 @@ def sample_disk_command(
     "written to DIR/initial-passwords.csv (mode 0600). hostname is the VM's name (1-63 lower-case letters, "
     "digits and hyphens); empty, it is zvm-<name> in lower case with other characters made '-'. Two rows with "
     "one hostname are refused. Every row is checked first: any bad row means exit 2 (1 when a key source "
-    "cannot be fetched) and nothing created.\n\n"
+    "cannot be fetched) and nothing created. The delimiter may be ',', ';' or tab, as the header line shows; "
+    "columns with neither header nor cells are ignored; the file must be UTF-8 (Excel: \"CSV UTF-8\"); names "
+    "are ASCII and do not start with '.' or '-'.\n\n"
     "Each image's seeding record names its manifest row and the operator (--operator, default user@host).\n\n"
     "Running it again resumes: complete images are kept unless --force. With --overlay the images are small "
     "qcow2 overlays backed by the base: the base must travel with them, at the same absolute path, unchanged.\n\n"
@@ -728,6 +730,8 @@ def batch_command(
     "Reads every report-K-of-N.json in DIR (or in several folders), checks that they come from the same "
     "manifest and number of shards and that every row of the manifest is in exactly one of them, then writes "
     "report.json and, if the shards generated passwords, initial-passwords.csv (mode 0600) beside it.\n\n"
+    "Every image is checked against the size and sha256 its shard recorded (read in full; --no-verify skips "
+    "it).\n\n"
     + exit_codes_help("batch-report"),
 )
 def batch_report_command(
@@ -737,12 +741,18 @@ def batch_report_command(
         Path | None,
         typer.Option("--out-dir", metavar="DIR", help="Where report.json goes (default: DIR, when one is given)."),
     ] = None,
+    no_verify: Annotated[
+        bool,
+        typer.Option("--no-verify", help="Do not read every image to check its size and sha256 against its "
+                     "shard's report (for huge roll-outs; the merged report then certifies what the shards "
+                     "recorded, unchecked)."),
+    ] = False,
     debug: Debug = False,
 ) -> None:
     from provision.commands.batch_report import merge_batch_reports
     from provision.ui import render_batch
 
-    result = merge_batch_reports(dirs, out_dir)
+    result = merge_batch_reports(dirs, out_dir, verify=not no_verify)
     show(render_batch.render_batch_report(result))
     if result.unfinished:
         raise typer.Exit(int(ExitCode.FAILURE))

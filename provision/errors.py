@@ -121,8 +121,8 @@ EXIT_MEANINGS = (
     ExitMeaning(ExitCode.FAILURE, ("batch",),
                 "an image failed (the others are made), or a key source could not be fetched"),
     ExitMeaning(ExitCode.FAILURE, ("batch-report",),
-                "the shards do not add up: missing or duplicated rows, another manifest or shard count (nothing "
-                "written); or images not complete (the report is written); or the host failed"),
+                "the shards do not add up: missing or duplicated rows, another manifest or shard count, an "
+                "image missing or not matching its size and sha256 (nothing written); or images not complete (the report is written); or the host failed"),
     ExitMeaning(ExitCode.USAGE, COMMANDS, "bad usage or input: nothing was touched"),
     ExitMeaning(ExitCode.USAGE, ("seed",), "a run that would leave no way in (no key and no usable password)"),
     ExitMeaning(ExitCode.IMAGE_UNUSABLE, _IMAGE_COMMANDS,

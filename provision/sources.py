@@ -37,6 +37,7 @@ from provision.core.manifest import (
     validate_rows,
 )
 from provision.core.record import operator_from, validate_operator
+from provision.core.spreadsheet import SAVE_AS_UTF8, utf16_encoding
 from provision.core.request import PasswordChoice, SeedFlags
 from provision.core.text import one_line
 from provision.errors import ProvisionError, UsageError
@@ -182,10 +183,14 @@ def load_manifest(path: Path, fetcher: ManifestFetcher | None = None, *, shard: 
     error does. With `shard` (K, N), only the sources of the K-th slice's rows are fetched: the other rows
     are checked without the network (their shards fetch them), so N shards ask a forge once per user in all."""
     data = read_small_file(path, MAX_MANIFEST_BYTES, "manifest")
+    utf16 = utf16_encoding(data)  # Excel's "Unicode text"; without a byte-order mark it would decode as UTF-8
+    if utf16:
+        raise UsageError(f"manifest {path} is {utf16} (as Excel saves \"Unicode text\"), not UTF-8",
+                         hint=f"{SAVE_AS_UTF8}; or convert it: iconv -f UTF-16 -t UTF-8 {path.name} > NEW.csv")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise UsageError(f"manifest {path} is not UTF-8 text") from None
+        raise UsageError(f"manifest {path} is not UTF-8 text", hint=SAVE_AS_UTF8) from None
     raw_rows = read_rows(path, text)
     network_failed = False
     # With no bad row (else nothing is seeded), the rows are the users: the slice of rows is the shard's users.

@@ -1,6 +1,7 @@
 """`zvm-provision batch-report DIR...`: the shards of one roll-out put back together. Reads every
 report-K-of-N.json in the folders, checks them (core.rollout), and writes DIR/report.json and, if the shards
-generated passwords, DIR/initial-passwords.csv (0600), both as a whole run writes them.
+generated passwords, DIR/initial-passwords.csv (0600), both as a whole run writes them. Before that, every
+image is checked against the size and sha256 its shard recorded (batch_verify; --no-verify skips it).
 
 While it reads and writes it holds the reports' and its own files' lock bytes (batch/lock.py): a shard still
 running (or started meanwhile) makes it stop with exit 4 rather than merge half a roll-out. Nothing is written
@@ -22,6 +23,7 @@ from provision import hostfiles
 from provision.commands.batch.lock import OutputLock
 from provision.commands.batch.model import PASSWORDS_FILE, REPORT_FILE, passwords_name, report_name
 from provision.commands.batch.outputs import read_passwords, write_password_rows
+from provision.commands.batch_verify import NothingWritten, verify_images
 from provision.core.rollout import BadReport, ShardReport, merge_passwords, merge_reports, parse_shard_report
 from provision.errors import ProvisionError, UsageError
 from provision.sources import others_can_read
@@ -39,20 +41,21 @@ class BatchReportResult:
     unfinished: list[tuple[str, str, int]]  # (row, status, shard): images the roll-out did not complete
     lacking_passwords: list[str] = field(default_factory=list)  # generated passwords found on no file
     shard_password_files: list[Path] = field(default_factory=list)  # merged, and still there
+    images_checked: int | None = None  # against the shards' sizes and sha256; None: --no-verify
 
 
-class ShardsDoNotAddUp(ProvisionError):
-    """The reports disagree or leave rows out or in twice: nothing was written (exit 1)."""
+class ShardsDoNotAddUp(NothingWritten):
+    """The reports disagree or leave rows out or in twice."""
 
     def __init__(self, problems: list[str]) -> None:
-        lines = ["the shard reports do not add up to the manifest; nothing was written:"]
-        lines += [f"  {problem}" for problem in problems]
-        super().__init__("\n".join(lines), hint="run the shards named again (same manifest, same N), or move "
-                         "away reports of another roll-out, then run batch-report again")
-        self.problems = problems
+        super().__init__("the shard reports do not add up to the manifest", problems,
+                         "run the shards named again (same manifest, same N), or move away reports of another "
+                         "roll-out, then run batch-report again")
 
 
-def merge_batch_reports(dirs: Sequence[Path], out_dir: Path | None = None) -> BatchReportResult:
+def merge_batch_reports(
+    dirs: Sequence[Path], out_dir: Path | None = None, *, verify: bool = True
+) -> BatchReportResult:
     for folder in dirs:
         if not folder.is_dir():
             raise UsageError(f"{folder} is not a directory" if folder.exists() else f"{folder}: no such directory")
@@ -74,12 +77,19 @@ def merge_batch_reports(dirs: Sequence[Path], out_dir: Path | None = None) -> Ba
         problems += merged.problems
         if problems or merged.report is None:
             raise ShardsDoNotAddUp(problems)
+        checked = _verify(found, reports) if verify else None
         passwords_path, lacking, shard_files = _merge_password_files(found, reports, merged.report, out_dir)
         report_path = out_dir / REPORT_FILE
         data = (json.dumps(merged.report, indent=2) + "\n").encode("utf-8")
         hostfiles.write_atomic(report_path, data, mode=0o644)
     return BatchReportResult(report_path, passwords_path, len(merged.report["users"]), reports[0].count,
-                             merged.unfinished, lacking, shard_files)
+                             merged.unfinished, lacking, shard_files, checked)
+
+
+def _verify(found: list[tuple[Path, str]], reports: list[ShardReport]) -> int:
+    """Every recorded image's size and sha256, read in full: the merged report certifies only what was checked."""
+    folder_of = {str(folder / name): (folder, name) for folder, name in found}
+    return verify_images((*folder_of[report.source], report.users) for report in reports)
 
 
 def _distinct(dirs: Sequence[Path]) -> list[Path]:

@@ -1,6 +1,7 @@
 """The batch manifest: one row per employee, every row validated before anything is written.
 
-CSV with a header (the documented format), or TOML with the same fields in `[[user]]` tables:
+CSV with a header (the documented format; `,`, `;` or tab as the header line shows, columns with neither a
+header nor a cell ignored: core.spreadsheet), or TOML with the same fields in `[[user]]` tables:
 
     name,ssh_keys,password_hash,netbird_setup_key,netbird_management_url,hostname
     alice,keys/alice.pub,,,,
@@ -30,6 +31,7 @@ from provision.core.credentials.keysources import KeySource, is_remote_key_sourc
 from provision.core.credentials.netbird import validate_management_url, validate_netbird_setup_key
 from provision.core.credentials.passwords import validate_password_hash
 from provision.core.credentials.sshkeys import AuthorizedKey, merge_keys
+from provision.core.spreadsheet import DELIMITERS, ascii_spelling, header_delimiter
 from provision.core.text import plural
 from provision.errors import ExitCode, ProvisionError, UsageError
 from provision.secret import Secret
@@ -179,7 +181,10 @@ def holds_secrets(raw_rows: list[RawRow]) -> bool:
 
 
 def _csv_rows(path: Path, text: str) -> list[RawRow]:
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    lines = text.splitlines()
+    header_line = next((line for line in lines if line.strip(" \t,;")), "")
+    delimiter = header_delimiter(header_line, FIELDS)  # Excel writes ';' or tab in much of the world
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
         header = next(reader, None)
         while header is not None and not [cell for cell in header if cell.strip()]:
@@ -188,9 +193,15 @@ def _csv_rows(path: Path, text: str) -> list[RawRow]:
         raise UsageError(f"manifest {path}: line {reader.line_num}: not valid CSV ({exc})") from None
     if header is None:
         raise UsageError(f"manifest {path} is empty; it needs a header line: {','.join(FIELDS)}")
-    columns = [cell.strip().lower() for cell in header]
+    header_end = reader.line_num
+    records = _csv_records(reader, header_end)
+    # A spreadsheet exports its used range: columns with no header and no cell (name,ssh_keys,,) are none.
+    empty = {n for n, cell in enumerate(header) if not cell.strip()
+             and all(n >= len(cells) or not cells[n].strip() for _, cells, _ in records if cells is not None)}
+    kept = [n for n in range(len(header)) if n not in empty]
+    columns = [header[n].strip().lower() for n in kept]
     header_problems = []
-    unknown = [_column_shown(n, c) for n, c in enumerate(columns, 1) if c not in FIELDS]
+    unknown = [_column_shown(n + 1, name) for n, name in zip(kept, columns, strict=True) if name not in FIELDS]
     if unknown:
         header_problems.append(f"unknown column(s) {', '.join(unknown)}; the columns are {', '.join(FIELDS)}")
     missing = [c for c in REQUIRED_FIELDS if c not in columns]
@@ -199,30 +210,41 @@ def _csv_rows(path: Path, text: str) -> list[RawRow]:
     if len(set(columns)) != len(columns):
         header_problems.append("a column appears twice")
     if header_problems:
-        raise UsageError(f"manifest {path}: line {reader.line_num} (header): " + "; ".join(header_problems))
+        read = ", ".join(_column_shown(n + 1, cell.strip().lower()) for n, cell in enumerate(header))
+        raise UsageError(f"manifest {path}: line {header_end} (header): " + "; ".join(header_problems)
+                         + f" (the header as read, split at {DELIMITERS[delimiter]}: {read})")
 
     rows: list[RawRow] = []
-    previous_end = reader.line_num
-    while True:
+    trailing = empty == set(range(len(kept), len(header)))  # a row may then stop before the empty columns
+    for where, cells, problems in records:
+        if cells is None:
+            rows.append((where, None, problems))
+        elif len(rows) >= MAX_ROWS:
+            rows.append((where, None, [f"more than {MAX_ROWS} rows; split the manifest"]))
+            break
+        elif len(cells) == len(header) or (trailing and len(cells) == len(kept)):
+            rows.append((where, dict(zip(columns, (cells[n] for n in kept), strict=True)), []))
+        else:
+            rows.append((where, None, [f"{len(cells)} fields where the header has {len(kept)}"]))
+    return rows
+
+
+def _csv_records(reader, previous_end: int) -> list[tuple[str, list[str] | None, list[str]]]:
+    """The rows after the header as (where, cells or None, problems); blank lines and '#' comments left out."""
+    records: list[tuple[str, list[str] | None, list[str]]] = []
+    while len(records) <= MAX_ROWS:
         try:
             cells = next(reader)
         except StopIteration:
             break
         except csv.Error as exc:
-            rows.append((f"line {previous_end + 1}", None, [f"not valid CSV ({exc})"]))
+            records.append((f"line {previous_end + 1}", None, [f"not valid CSV ({exc})"]))
             break
         where = f"line {previous_end + 1}"
         previous_end = reader.line_num
-        if not any(cell.strip() for cell in cells) or cells[0].lstrip().startswith("#"):
-            continue  # blank lines and comments
-        if len(rows) >= MAX_ROWS:
-            rows.append((where, None, [f"more than {MAX_ROWS} rows; split the manifest"]))
-            break
-        if len(cells) != len(columns):
-            rows.append((where, None, [f"{len(cells)} fields where the header has {len(columns)}"]))
-            continue
-        rows.append((where, dict(zip(columns, cells, strict=True)), []))
-    return rows
+        if any(cell.strip() for cell in cells) and not cells[0].lstrip().startswith("#"):
+            records.append((where, cells, []))
+    return records
 
 
 def _column_shown(number: int, name: str) -> str:
@@ -272,8 +294,12 @@ def _validate_row(
     name = row.get("name", "").strip()
     if not name:
         reasons.append("name is empty")
-    elif not NAME_RE.fullmatch(name) or name in (".", "..") or name.startswith("."):
-        reasons.append(f"name {name!r} may only hold letters, digits, '.', '_' and '-' (and not start with '.')")
+    elif not name.isascii():
+        reasons.append(_not_ascii(name))
+    elif not NAME_RE.fullmatch(name) or name in (".", "..") or name.startswith((".", "-")):
+        reasons.append(f"name {name!r} may only hold ASCII letters, digits, '.', '_' and '-', and not start "
+                       "with '.' or '-' (a file name beginning with '-' reads as an option in every shell, "
+                       "and as a formula in a spreadsheet)")
     elif len(name) > MAX_NAME:
         reasons.append(f"name is longer than {MAX_NAME} characters")
 
@@ -300,6 +326,17 @@ def _validate_row(
         return None, reasons
     assert hostname is not None
     return User(name, tuple(keys), password_hash, setup_key, url, hostname), []
+
+
+def _not_ascii(name: str) -> str:
+    """A name with a letter outside ASCII (it names the image file and the default hostname), with its ASCII
+    spelling when that is a valid name."""
+    spelt = ascii_spelling(name)
+    suggestion = (f"; write it as {spelt!r}" if NAME_RE.fullmatch(spelt) and not spelt.startswith((".", "-"))
+                  else "")
+    shown = name.encode("unicode_escape").decode("ascii") if not name.isprintable() else name
+    return (f"name {shown!r} holds letters outside ASCII: a name may only hold the ASCII letters A-Z and a-z, "
+            f"digits, '.', '_' and '-'{suggestion}")
 
 
 def _row_keys(folder: Path, entry: str, read_keys: KeyReader, fetch_keys: SourceReader | None) -> list[AuthorizedKey]:

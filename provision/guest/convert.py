@@ -90,14 +90,19 @@ def create_overlay(base: ImageInfo, target: Path) -> None:
 
 
 def record_output(path: Path, spec: OutputSpec) -> OutputRecord:
-    """Size and sha256 of a finished image, read in chunks (an image can be many GiB)."""
+    """Size and sha256 of a finished image, for report.json and the seed summary."""
+    return OutputRecord(spec.format, spec.compress, *size_and_sha256(path))
+
+
+def size_and_sha256(path: Path) -> tuple[int, str]:
+    """The file's size in bytes and sha256 (hex), read in chunks (an image can be many GiB)."""
     digest = hashlib.sha256()
     size = 0
     with open(path, "rb") as handle:
         while chunk := handle.read(_DIGEST_CHUNK):
             digest.update(chunk)
             size += len(chunk)
-    return OutputRecord(spec.format, spec.compress, size, digest.hexdigest())
+    return size, digest.hexdigest()
 
 
 def _remove(path: Path) -> None:

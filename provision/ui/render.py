@@ -115,6 +115,9 @@ def render_plan(outcome: SeedOutcome, *, dry_run: bool, every_directory: bool = 
         )
     for key in plan.removed_keys:
         lines.append(f"  {'remove':<8} key  {key.describe()}")
+    for key in plan.authorized_keys:  # a forced command or a restriction is shown before it is written
+        if key.options:
+            lines.append(f"  {'options':<8} key  {key.describe()}")
     if not every_directory and (skeleton := skeleton_words(plan)):
         lines.append(f"  directory skeleton: {skeleton} (--dry-run lists each)")
     if not plan.changes:

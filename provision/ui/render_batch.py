@@ -55,6 +55,11 @@ def describe_shard(choice: ShardChoice) -> str:
 def render_batch_report(result: BatchReportResult) -> str:
     lines = [f"{plural(result.rows, 'row')} from {plural(result.shards, 'shard')}, each row once. "
              f"Report: {result.report_path}"]
+    if result.images_checked is None:
+        lines.append("The images were not checked (--no-verify): the report carries the shards' sizes and sha256 "
+                     "as they recorded them.")
+    else:
+        lines.append(f"{plural(result.images_checked, 'image')} checked against the shards' sizes and sha256.")
     if result.unfinished:
         lines.append(f"{plural(len(result.unfinished), 'image')} not complete (run their shards again):")
         lines += [f"  {status:<11} {name}  (shard {shard} of {result.shards})"

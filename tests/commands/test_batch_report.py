@@ -7,6 +7,7 @@ test_rollout.py runs real shards through the appliance and merges what they wrot
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import stat
@@ -185,3 +186,58 @@ def test_one_folder_given_twice_is_read_once(tmp_path):
     write_shard(tmp_path, 1, 1)
     result = batch_report(tmp_path, f"{tmp_path}/../{tmp_path.name}", "--out-dir", tmp_path)
     assert result.returncode == 0, result.stderr
+
+
+# ------------------------------------------------------------------------------------------------
+# The images are checked against the sizes and sha256 the shards recorded: report.json certifies only those
+
+
+def write_images(folder: Path, index: int, count: int) -> dict[str, Path]:
+    """A shard's report whose entries record each image's size and sha256, as batch writes them."""
+    write_shard(folder, index, count)
+    report_path = folder / f"report-{index}-of-{count}.json"
+    data = json.loads(report_path.read_text())
+    images = {}
+    for entry in data["users"]:
+        image = folder / f"{entry['name']}.qcow2"
+        image.write_bytes(f"image of {entry['name']}\n".encode() * 1000)
+        entry.update(format="qcow2", compressed=False, size=image.stat().st_size,
+                     sha256=hashlib.sha256(image.read_bytes()).hexdigest())
+        images[entry["name"]] = image
+    report_path.write_text(json.dumps(data))
+    return images
+
+
+def edit_entry(folder: Path, index: int, count: int, name: str, **fields) -> None:
+    report_path = folder / f"report-{index}-of-{count}.json"
+    data = json.loads(report_path.read_text())
+    next(entry for entry in data["users"] if entry["name"] == name).update(fields)
+    report_path.write_text(json.dumps(data))
+
+
+def test_images_that_match_their_shards_reports_are_merged(tmp_path):
+    write_images(tmp_path, 1, 2)
+    write_images(tmp_path, 2, 2)
+    result = batch_report(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "4 images checked against the shards' sizes and sha256" in result.stdout
+
+
+def test_a_changed_sha256_a_changed_image_and_a_missing_one_exit_1_naming_each_and_nothing_is_written(tmp_path):
+    images = {**write_images(tmp_path, 1, 2), **write_images(tmp_path, 2, 2)}
+    edit_entry(tmp_path, 1, 2, "alice", sha256="0" * 64)  # the report lies
+    with open(images["bob"], "ab") as handle:  # the image changed after the shard recorded it
+        handle.write(b"more")
+    images["dave"].unlink()
+    result = batch_report(tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert (f"alice: {images['alice']} does not match report-1-of-2.json (its sha256 is not the "
+            "recorded 000000000000...)") in result.stderr
+    assert f"bob: {images['bob']} does not match report-1-of-2.json (its size is 13004 bytes, not the recorded " \
+           "13000)" in result.stderr
+    assert f"dave: {images['dave']} is missing (report-2-of-2.json records it)" in result.stderr
+    assert "carol" not in result.stderr
+    assert not (tmp_path / "report.json").exists()
+    skipped = batch_report(tmp_path, "--no-verify")  # a huge roll-out may skip the check, knowingly
+    assert skipped.returncode == 0, skipped.stderr
+    assert "not checked (--no-verify)" in skipped.stdout

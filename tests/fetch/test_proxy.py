@@ -8,7 +8,6 @@ The proxy is a real CONNECT proxy on 127.0.0.1 (tests/support/connectproxy.py) i
 from __future__ import annotations
 
 import base64
-import time
 
 import pytest
 
@@ -18,6 +17,7 @@ from provision.fetch.httpsget import FetchError
 from provision.fetch.proxy import parse_proxy, proxy_for
 from tests.support import keyfactory
 from tests.support.connectproxy import REFUSAL_WORDS, proxies  # noqa: F401 (proxies: a fixture)
+from tests.support.deadlines import CUT_WITHIN, first_cut
 from tests.support.httpsserver import (  # noqa: F401 (authority, servers, forge: fixtures)
     authority,
     bare,
@@ -165,13 +165,19 @@ def test_a_proxy_nobody_listens_on_is_named_in_the_failure(forge, monkeypatch):
 
 
 def test_a_silent_proxy_hits_the_deadline_and_is_hung_up_on(forge, proxies, monkeypatch):
-    proxy = proxies.start(silent=True)
-    via(proxy, monkeypatch)
-    start = time.monotonic()
-    with pytest.raises(FetchError, match="no complete answer within 1 seconds"):
-        fetch_keys("gh:alice", timeout=1)
-    assert time.monotonic() - start < 30  # not the proxy's pace: a generous bound, not a timing test
-    assert proxy.hung_up.wait(10)  # the connection was cut, not left to the proxy
+    """The proxy never answers, so only the deadline can end the fetch; what is asserted is that it did and
+    that the connection was cut, not how long it took (a loaded host may not even connect within 1 s: then
+    the next attempt has a longer deadline)."""
+
+    def attempt(deadline: float):
+        proxy = proxies.start(silent=True)
+        via(proxy, monkeypatch)
+        with pytest.raises(FetchError, match=f"no complete answer within {deadline:g} seconds"):
+            fetch_keys("gh:alice", timeout=deadline)
+        return proxy
+
+    proxy = first_cut(attempt, lambda proxy: proxy.hung_up.wait(CUT_WITHIN))
+    assert [connect.method for connect in proxy.connects] == ["CONNECT"]  # it was the tunnel that was cut
 
 
 def test_an_unusable_proxy_setting_is_refused_once_before_any_fetch(forge, monkeypatch):

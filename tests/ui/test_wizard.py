@@ -611,3 +611,23 @@ def test_a_key_given_with_ssh_key_cannot_be_unticked(home):
     result, prompter, _ = wizard(seeded_state(ALICE_LINE, BOB_LINE), answers, flags)
     assert prompter.refused["keep_keys"] == [f"{fingerprint(ALICE_LINE)} is given with --ssh-key: keep it ticked"]
     assert result.plan.removed_keys == ()
+
+
+def test_localhost_is_refused_as_a_hostname_with_the_rule_and_asked_again(home):
+    with_pub(home, "id_ed25519.pub")
+    answers = dict(BLANK_ANSWERS, hostname=Turns(["localhost", "localhost.localdomain", "zvm-desk"]))
+    result, prompter, _ = wizard(blank_state(), answers)
+    assert [refusal.split(":")[0] for refusal in prompter.refused["hostname"]] == [
+        "the hostname 'localhost' is refused", "the hostname 'localhost.localdomain' is refused"]
+    assert all("hostname_is_useful" in refusal for refusal in prompter.refused["hostname"])
+    assert result.request.hostname == "zvm-desk"
+
+
+def test_a_pasted_key_with_options_keeps_them_and_the_summary_shows_them(home):
+    """Options are the person's own choice when they come from them (pasted, or a local file): kept, and
+    shown in the summary before the confirmation, so that a forced command is never a surprise."""
+    line = 'restrict,from="10.0.0.0/8" ' + public_line(comment="ops")
+    answers = dict(BLANK_ANSWERS, ssh_keys=["paste"], ssh_key_paste=line)
+    result, _, said = wizard(blank_state(), answers)
+    assert [key.line for key in result.request.keys] == [line]
+    assert f'{result.plan.authorized_keys[0].fingerprint} ops (ED25519) with options restrict,from="10.0.0.0/8"' in said

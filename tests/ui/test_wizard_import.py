@@ -80,3 +80,19 @@ def test_import_is_offered_beside_the_other_ways(home):
     _, prompter, _ = run(answers)
     titles = {o.value: o.title for o in prompter.seen["ssh_keys"]["options"]}
     assert titles["import"] == "Import from a GitHub or GitLab user (or an https:// URL serving keys)"
+
+
+def test_a_source_serving_options_is_refused_naming_the_line_and_nothing_is_imported(home, forge):
+    """The wizard's import goes through the same check as --ssh-key and the manifest: a forced command served
+    by a forge is refused (said, asked again), its line never shown."""
+    serve(forge, "/alice.keys", lines(bare(public_line()), 'command="/bin/sh -c id" ' + public_line()))
+    answers = dict(
+        BLANK_ANSWERS,
+        ssh_keys=Turns([["import"], ["paste"]]),
+        ssh_key_import=Turns(["gh:alice", ""]),
+        ssh_key_paste=public_line(comment="pasted"),
+    )
+    result, prompter, said = run(answers)
+    assert f"gh:alice ({forge.url}/alice.keys):2: the key is served with authorized_keys options" in said
+    assert "/bin/sh" not in said and "ssh_key_import_pick" not in prompter.asked
+    assert [k.comment for k in result.request.keys] == ["pasted"] and result.plan.fetched == ()

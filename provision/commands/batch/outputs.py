@@ -21,6 +21,7 @@ from typing import Any
 from provision import hostfiles
 from provision.commands.batch.model import BatchOptions, UserResult, UserStatus, passwords_name, report_name
 from provision.core.manifest import Manifest
+from provision.core.spreadsheet import safe_cell, unsafe_cell
 from provision.errors import ProvisionError
 
 
@@ -64,14 +65,14 @@ def read_passwords(path: Path) -> list[tuple[str, str]]:
         rows = list(csv.reader(handle))
     if not rows or rows[0] != ["name", "password"] or any(len(r) != 2 for r in rows[1:]):
         raise ProvisionError(f"{path} is not a name,password file written by zvm-provision; move it away")
-    return [(r[0], r[1]) for r in rows[1:]]
+    return [(unsafe_cell(r[0]), unsafe_cell(r[1])) for r in rows[1:]]
 
 
 def write_password_rows(path: Path, rows: Sequence[tuple[str, str]]) -> Path:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["name", "password"])
-    writer.writerows(rows)
+    writer.writerows([(safe_cell(name), safe_cell(password)) for name, password in rows])  # safe to open in Excel
     hostfiles.write_atomic(path, buffer.getvalue().encode("utf-8"))  # 0600 from its creation
     return path
 

@@ -19,6 +19,16 @@ HOSTNAME_RULE = (
     "not starting or ending with a hyphen (an RFC 1123 label, e.g. zvm-alice)"
 )
 _NOT_IN_LABEL_RE = re.compile(r"[^a-z0-9-]", re.ASCII)
+# systemd's is_localhost (hostname_is_useful is "not empty and not localhost"), with the localhost6 names
+# Red Hat's /etc/hosts gives ::1: a VM so named has no name of its own, DHCP does not send it, and Netbird would
+# list it as "localhost".
+_LOCALHOST_NAMES = ("localhost", "localhost.localdomain", "localhost6", "localhost6.localdomain6")
+_LOCALHOST_SUFFIXES = (".localhost", ".localhost.localdomain")
+LOCALHOST_RULE = (
+    "localhost (any case, also localhost.localdomain, localhost6, localhost6.localdomain6 and NAME.localhost) "
+    "is no name for a VM: systemd treats it as none (hostname_is_useful), DHCP does not send it, and Netbird "
+    "would list the VM as localhost; give it a name of its own, e.g. zvm-alice"
+)
 
 
 def new_machine_id() -> str:
@@ -37,14 +47,20 @@ def is_valid_hostname(text: str) -> bool:
     return bool(_HOSTNAME_RE.fullmatch(text))
 
 
+def is_localhost(text: str) -> bool:
+    """systemd's is_localhost, case-blind, a trailing dot allowed, plus the localhost6 names."""
+    name = text.lower().removesuffix(".")
+    return name in _LOCALHOST_NAMES or name.endswith(_LOCALHOST_SUFFIXES)
+
+
 def validate_hostname(text: str, what: str = "the hostname") -> str:
-    """`text` if it is a valid hostname; otherwise a UsageError that states the rule (the value is shown
-    escaped: a hostname is no secret, and seeing it helps)."""
-    if is_valid_hostname(text):
+    """`text` if it is a valid hostname and not localhost; otherwise a UsageError that states the rule (the
+    value is shown escaped: a hostname is no secret, and seeing it helps)."""
+    if is_valid_hostname(text) and not is_localhost(text):
         return text
     shown = text if len(text) <= 80 else text[:80] + "..."
     shown = shown.encode("unicode_escape").decode("ascii")
-    raise UsageError(f"{what} {shown!r} is refused: {HOSTNAME_RULE}")
+    raise UsageError(f"{what} {shown!r} is refused: {LOCALHOST_RULE if is_localhost(text) else HOSTNAME_RULE}")
 
 
 def hostname_from_name(name: str, prefix: str = "zvm-") -> str | None:

@@ -6,7 +6,7 @@ What comes back goes through the same validation as a key file (sshkeys.parse_au
 is not a key source of ours is a file path, read as before.
 
 Errors: a bad user name, plain http, a URL with a password (before any network access); a web page or a private
-key served, no key, a bad key line (after the fetch): UsageErrors (exit 2: the input is wrong), none echoing
+key served, no key, a bad key line, a key line with options (after the fetch): UsageErrors (exit 2: the input is wrong), none echoing
 what the server sent.
 
 The base URLs can be pointed elsewhere (tests, mirrors) with ZVM_PROVISION_GITHUB_URL and
@@ -28,6 +28,10 @@ from provision.errors import UsageError
 GITHUB_URL_ENV = "ZVM_PROVISION_GITHUB_URL"
 GITLAB_URL_ENV = "ZVM_PROVISION_GITLAB_URL"
 KEY_SOURCE_FORMS = "a .pub or authorized_keys file, gh:USER, gl:USER or an https:// URL"
+# GitHub and GitLab serve bare keys: options (command=, from=...) from a server would put a forced command or a
+# restriction on someone's real key unseen, so a source that serves them is refused, never its line echoed.
+SERVED_OPTIONS = ("the key is served with authorized_keys options (such as command= or from=), which GitHub and "
+                  "GitLab never serve: the source is broken or hostile; refused (the line is not shown)")
 # Markers of a private key (PEM, OpenSSH, PuTTY): checked before parsing, to say "served" rather than "given".
 _PRIVATE_KEY_MARKERS = ("PRIVATE KEY-----", "PuTTY-User-Key-File-")
 
@@ -177,4 +181,4 @@ def keys_from_body(source: KeySource, final_url: str, body: bytes, content_type:
     if not _has_key_line(text):
         raise UsageError(f"{source.label} has no public SSH keys ({where} answered with no key)")
     named = where if source.forge is None else f"{source.spec} ({where})"
-    return parse_authorized_keys(text, named)
+    return parse_authorized_keys(text, named, options_refused=SERVED_OPTIONS)

@@ -83,8 +83,10 @@ class AuthorizedKey:
         return _KEY_TYPES[self.key_type][0]
 
     def describe(self) -> str:
-        """The line `ssh-keygen -lf` prints for this key."""
-        return f"{self.bits} {self.fingerprint} {self.comment or 'no comment'} ({self.type_label})"
+        """The line `ssh-keygen -lf` prints for this key, and its authorized_keys options if it has any (a
+        forced command or a source restriction must show wherever the key is shown)."""
+        described = f"{self.bits} {self.fingerprint} {self.comment or 'no comment'} ({self.type_label})"
+        return described + (f" with options {self.options}" if self.options else "")
 
 
 def _fingerprint(blob: bytes) -> str:
@@ -257,8 +259,9 @@ def _key_lines(text: str):
             yield lineno, raw
 
 
-def parse_authorized_keys(text: str, source: str) -> list[AuthorizedKey]:
-    """A .pub or authorized_keys file given by the user: every key line must be acceptable, or UsageError."""
+def parse_authorized_keys(text: str, source: str, *, options_refused: str | None = None) -> list[AuthorizedKey]:
+    """A .pub or authorized_keys file given by the user: every key line must be acceptable, or UsageError.
+    `options_refused`, when given, is why a line with options is refused (keys served by a forge)."""
     if _PRIVATE_KEY_RE.search(text):
         raise UsageError(f"{source} is a private key; give the public key (.pub) instead")
     if "---- BEGIN SSH2 PUBLIC KEY ----" in text:
@@ -271,6 +274,9 @@ def parse_authorized_keys(text: str, source: str) -> list[AuthorizedKey]:
             keys.append(_parse_key_line(raw))
         except _BadLine as exc:
             raise UsageError(f"{source}:{lineno}: {exc}") from None
+        if options_refused and keys[-1].options is not None:
+            raise UsageError(f"{source}:{lineno}: {options_refused}",
+                             hint="to restrict a key, put it with its options in a local file and give that file")
     if not keys:
         raise UsageError(f"{source} holds no public key")
     return keys
