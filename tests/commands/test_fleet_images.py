@@ -1,0 +1,65 @@
+"""Which images a fleet command works on (files, folders, a batch report.json), and inspect's exit codes over
+several images, with the audit itself replaced (its appliance runs are in test_fleet_keys.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from provision.cli import app
+from provision.commands.fleet import audit
+from provision.commands.fleet.images import gather_images
+from provision.errors import UsageError
+
+
+def touch(path: Path) -> Path:
+    path.write_bytes(b"")
+    return path
+
+
+def test_a_folder_gives_its_images_in_order_without_hidden_copies_and_each_once(tmp_path: Path):
+    b, a = touch(tmp_path / "b.qcow2"), touch(tmp_path / "a.raw")
+    touch(tmp_path / ".c.qcow2.partial")
+    touch(tmp_path / ".d.qcow2")
+    touch(tmp_path / "notes.txt")
+    (tmp_path / "sub.qcow2").mkdir()
+    assert gather_images([tmp_path, b]) == [a, b]
+
+
+def test_a_batch_report_gives_the_images_it_made(tmp_path: Path):
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"users": [
+        {"name": "a", "image": str(tmp_path / "a.qcow2"), "status": "seeded"},
+        {"name": "b", "image": "b.qcow2", "status": "skipped"},
+        {"name": "c", "image": "c.qcow2", "status": "failed"},
+    ]}))
+    assert gather_images([report]) == [tmp_path / "a.qcow2", tmp_path / "b.qcow2"]
+
+
+@pytest.mark.parametrize("text", ["[]", "{}", '{"users": [{"image": 3, "status": "seeded"}]}', "not json"])
+def test_a_json_file_that_is_no_batch_report_is_refused(tmp_path: Path, text: str):
+    report = tmp_path / "report.json"
+    report.write_text(text)
+    with pytest.raises(UsageError, match="not a batch report"):
+        gather_images([report])
+
+
+def test_an_empty_folder_is_refused(tmp_path: Path):
+    with pytest.raises(UsageError, match="holds no disk image"):
+        gather_images([tmp_path])
+
+
+def rows(tmp_path: Path, *matched: bool):
+    return [audit.AuditRow(tmp_path / f"{i}.qcow2", matched=("key",) if m else ()) for i, m in enumerate(matched)]
+
+
+def test_find_key_exits_0_when_an_image_holds_it_and_1_when_none_does(tmp_path: Path, monkeypatch):
+    images = [touch(tmp_path / "0.qcow2"), touch(tmp_path / "1.qcow2")]
+    monkeypatch.setattr("provision.ui.render_fleet.audit_found", lambda found: "found")
+    for matched, code in (((False, True), 0), ((False, False), 1)):
+        monkeypatch.setattr(audit, "audit_images", lambda paths, **kw: rows(tmp_path, *matched))
+        result = CliRunner().invoke(app, ["inspect", *map(str, images), "--find-key", "it@desk"])
+        assert result.exit_code == code, result.output
