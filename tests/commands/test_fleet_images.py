@@ -4,12 +4,16 @@ several images, with the audit itself replaced (its appliance runs are in test_f
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from provision.cli import app
+from provision.commands.batch.lock import OutputLock
 from provision.commands.fleet import audit
 from provision.commands.fleet.images import gather_images
 from provision.errors import UsageError
@@ -63,3 +67,33 @@ def test_find_key_exits_0_when_an_image_holds_it_and_1_when_none_does(tmp_path: 
         monkeypatch.setattr(audit, "audit_images", lambda paths, **kw: rows(tmp_path, *matched))
         result = CliRunner().invoke(app, ["inspect", *map(str, images), "--find-key", "it@desk"])
         assert result.exit_code == code, result.output
+
+
+def zvm(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "provision", *map(str, args)], capture_output=True, text=True,
+                          timeout=120, check=False,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+
+
+def test_keys_waits_for_no_batch_run_writing_its_images(tmp_path: Path):
+    """A batch (or keys) run holding an image's lock byte: keys is refused before anything is opened (exit 4)."""
+    image = touch(tmp_path / "alice.qcow2")
+    with OutputLock(tmp_path, ["alice.qcow2"]):  # this process; the command below is another one
+        result = zvm("keys", tmp_path, "--remove-key", "bob@laptop")
+    assert result.returncode == 4, result.stderr
+    assert "alice.qcow2" in result.stderr and image.read_bytes() == b""
+
+
+def test_keys_out_dir_never_overwrites_a_file(tmp_path: Path):
+    touch(tmp_path / "alice.qcow2")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "alice.qcow2").write_bytes(b"kept")
+    result = zvm("keys", tmp_path / "alice.qcow2", "--remove-key", "bob@laptop", "--out-dir", out)
+    assert result.returncode == 2 and "never overwrites" in result.stderr
+    assert (out / "alice.qcow2").read_bytes() == b"kept"
+
+
+def test_keys_needs_something_to_change(tmp_path: Path):
+    result = zvm("keys", touch(tmp_path / "alice.qcow2"))
+    assert result.returncode == 2 and "nothing to change" in result.stderr
