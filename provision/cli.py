@@ -58,6 +58,7 @@ MAIN_HELP = f"""Seed a zvm disk image's persist partition before its first boot.
   zvm-provision disk.qcow2 --no-password --ssh-key gh:alice   keys from GitHub (gl:USER, https://...)
   zvm-provision inspect disk.qcow2 --check      what the image carries; exit 1 on drift
   zvm-provision batch staff.csv --base zvm.qcow2 --out-dir images/
+  zvm-provision keys images/ --remove-key bob@old-laptop   revoke a key wherever it is
   zvm-provision sample-disk try.qcow2           a blank disk with the zvm layout, to try things on
 
 `zvm-provision IMAGE ...` is short for `zvm-provision seed IMAGE ...`.
