@@ -549,7 +549,10 @@ def _inspect_fleet(images: list[Path], *, check: bool, find_key: list[str], jobs
                         progress=progress.default_progress(json_out=json_out, name="inspect"))
     if find_key:
         rows_shown = [row for row in rows if row.matched or row.report is None]
-        print(json.dumps(render_fleet.audit_json(rows_shown), indent=2) if json_out else render_fleet.audit_found(rows))
+        if json_out:
+            print(json.dumps(render_fleet.audit_json(rows_shown), indent=2))
+        else:
+            print(render_fleet.audit_found(rows))
         if not any(row.matched for row in rows):  # for scripts: 0 found, 1 no image holds it
             raise typer.Exit(int(ExitCode.FAILURE))
         return

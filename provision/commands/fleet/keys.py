@@ -12,6 +12,7 @@ batch run and a keys run never write one image at once.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -78,7 +79,8 @@ class ImageResult:
         """No secret: fingerprints and comments, as authorized_keys itself shows them."""
         return {
             "image": str(self.image), "output": str(self.output), "status": self.status, "reason": self.reason,
-            "removed_keys": [key_summary(k) for k in self.removed], "added_keys": [key_summary(k) for k in self.added],
+            "removed_keys": [key_summary(k) for k in self.removed],
+            "added_keys": [key_summary(k) for k in self.added],
             "authorized_keys": [key_summary(k) for k in self.keys_after], "changes": self.operations,
         }
 
@@ -210,10 +212,9 @@ def run_keys(options: KeysOptions, progress: BatchProgress, report_path: Path | 
             if result.status == Status.PENDING:
                 result.status, result.reason = Status.INTERRUPTED, "stopped by Ctrl-C before it was reached"
         outcome = KeysResult(options, list(results.values()), report_path)
-        if report_path is not None:
-            import json
-
-            hostfiles.write_atomic(report_path, (json.dumps(outcome.to_json(), indent=2) + "\n").encode(), mode=0o644)
+        if report_path is not None:  # fingerprints and comments only: readable as batch's report.json is
+            text = json.dumps(outcome.to_json(), indent=2) + "\n"
+            hostfiles.write_atomic(report_path, text.encode(), mode=0o644)
     if interrupted:
         raise KeysInterrupted(outcome)
     return outcome
