@@ -543,7 +543,7 @@ def _inspect_fleet(images: list[Path], *, check: bool, find_key: list[str], jobs
     from provision.core.keyremoval import parse_selector
     from provision.ui import progress, render_fleet
 
-    selectors = [parse_selector(text) for text in find_key]
+    selectors = [parse_selector(text, "--find-key") for text in find_key]
     paths = gather_images(images)
     rows = audit_images(paths, accel=accel, jobs=jobs, find=selectors,
                         progress=progress.default_progress(json_out=json_out, name="inspect"))

@@ -97,3 +97,8 @@ def test_keys_out_dir_never_overwrites_a_file(tmp_path: Path):
 def test_keys_needs_something_to_change(tmp_path: Path):
     result = zvm("keys", touch(tmp_path / "alice.qcow2"))
     assert result.returncode == 2 and "nothing to change" in result.stderr
+
+
+def test_a_bad_find_key_is_named_as_such(tmp_path: Path):
+    result = CliRunner().invoke(app, ["inspect", str(touch(tmp_path / "a.qcow2")), "--find-key", "SHA256:short"])
+    assert isinstance(result.exception, UsageError)  # main() makes it exit 2 and "--find-key SHA256:short" in result.exception.message
