@@ -64,6 +64,10 @@ MAIN_HELP = f"""Seed a zvm disk image's persist partition before its first boot.
   zvm-provision inspect disk.qcow2 --check
                                           what the image carries; 1 on drift
   zvm-provision batch staff.csv --base zvm.qcow2 --out-dir images/
+  zvm-provision inspect images/ --find-key bob@old-laptop
+                                          which images trust a key
+  zvm-provision keys images/ --remove-key bob@old-laptop
+                                          revoke a key wherever it is
   zvm-provision sample-disk try.qcow2     a blank zvm disk, to try things on
 
 `zvm-provision IMAGE ...` is short for `zvm-provision seed IMAGE ...`.
@@ -206,6 +210,7 @@ INTERRUPTED_MESSAGES = {
     "seed": SEED_STOPPED_BEFORE_WRITING,
     "inspect": "stopped by user (Ctrl-C); inspect changes nothing",
     "sample-disk": "stopped by user (Ctrl-C); no disk was created",
+    "keys": "stopped by user (Ctrl-C): each image is as it was or fully changed; run the same command again",
     "batch": "stopped by user (Ctrl-C): finished images are kept, unfinished copies removed; "
              "run the same command again to resume",
     "batch-report": "stopped by user (Ctrl-C): report.json and initial-passwords.csv are each the old file or "
@@ -586,13 +591,32 @@ def seed_command(
     "unexpected.\n\n"
     "The image is opened read-only: not one byte of the file changes. With --check, print only the verdict "
     "and exit 1 if the image departs from the persist contract (a hostname file the VM would ignore counts; "
-    "neither a hostname nor a seeding record is required).\n\n" + exit_codes_help("inspect"),
+    "neither a hostname nor a seeding record is required).\n\n"
+    "Several images (or folders of them, or a batch report.json) are audited several per appliance launch: one "
+    "row each (file, hostname, keys, password, last seeding, verdict); --json is a list of the reports. An image "
+    "that cannot be opened is one failed row (exit 1), the others go on. --check names every image off the "
+    "contract; --find-key lists the images that hold a key.\n\n" + exit_codes_help("inspect"),
 )
 def inspect_command(
-    image: ImageArgument,
+    images: Annotated[
+        list[Path],
+        typer.Argument(help="The zvm disk image (qcow2 or raw); or several, folders of them, or a batch "
+                       "report.json: one row per image.", show_default=False, metavar="IMAGE",
+                       autocompletion=complete_images),
+    ],
     check: Annotated[
         bool, typer.Option("--check", help="Exit 1 if the image departs from the contract, naming each problem.")
     ] = False,
+    find_key: Annotated[
+        list[str] | None,
+        typer.Option("--find-key", metavar="FINGERPRINT|COMMENT",
+                     help="Show only the images that hold this key (as --remove-key names one), and which key "
+                     "matched; repeatable. Exit 0 when an image holds one, 1 when none does."),
+    ] = None,
+    jobs: Annotated[
+        int, typer.Option("--jobs", help="Several images: appliances running at once (0: one per core).",
+                          min=0, max=64, metavar="N")
+    ] = 0,
     json_out: JsonOut = False,
     accel: Accel = "auto",
     debug: Debug = False,
@@ -603,6 +627,10 @@ def inspect_command(
     from provision.ui import progress, render_inspect
 
     check_accel(accel)
+    if len(images) > 1 or images[0].is_dir() or images[0].suffix == ".json" or find_key:
+        _inspect_fleet(images, check=check, find_key=find_key or [], jobs=jobs, json_out=json_out, accel=accel)
+        return
+    image = images[0]
     info = probe_image(image)
     status = progress.appliance_starting if progress.wanted(json_out=json_out) else nullcontext
     report = inspect_image(info, accel=accel, waiting=status)
@@ -615,6 +643,119 @@ def inspect_command(
         render_inspect.print_report(report, problems=problems)
     if check and problems:
         raise typer.Exit(int(ExitCode.FAILURE))
+
+
+def _inspect_fleet(images: list[Path], *, check: bool, find_key: list[str], jobs: int, json_out: bool,
+                   accel: str) -> None:
+    """inspect over several images: one row each; exit 1 on a failed row, drift with --check, no match with
+    --find-key."""
+    from provision.commands.fleet.audit import audit_images
+    from provision.commands.fleet.images import gather_images
+    from provision.core.keyremoval import parse_selector
+    from provision.ui import progress, render_fleet
+
+    selectors = [parse_selector(text, "--find-key") for text in find_key]
+    paths = gather_images(images)
+    rows = audit_images(paths, accel=accel, jobs=jobs, find=selectors,
+                        progress=progress.default_progress(json_out=json_out, name="inspect"))
+    if find_key:
+        rows_shown = [row for row in rows if row.matched or row.report is None]
+        if json_out:
+            print(json.dumps(render_fleet.audit_json(rows_shown), indent=2))
+        else:
+            show(render_fleet.audit_found(rows))
+        if not any(row.matched for row in rows):  # for scripts: 0 found, 1 no image holds it
+            raise typer.Exit(int(ExitCode.FAILURE))
+        return
+    if json_out:
+        print(json.dumps(render_fleet.audit_json(rows), indent=2))
+    elif check:
+        show(render_fleet.audit_check(rows))
+    else:
+        show(render_fleet.audit_rows(rows))
+    if any(row.report is None for row in rows) or (check and any(row.problems for row in rows)):
+        raise typer.Exit(int(ExitCode.FAILURE))
+
+
+@app.command(
+    "keys",
+    cls=ReadableCommand,
+    short_help="Revoke, add or rotate SSH keys across many images at once.",
+    help="Change the SSH keys of many images at once: take a key out of every image that holds it "
+    "(--remove-key), add a key to every image (--add-key), or both: rotate, putting the added key(s) wherever "
+    "a removed one was. IMAGE... are images, folders of them, or a batch report.json; several disks share "
+    "each appliance launch.\n\n"
+    "Every image keeps seed's rules: an image whose only way in is the key removed is refused and named, the "
+    "others go on; nothing is written through a link; each file is written under a temporary name and read "
+    "back; an image in use is refused; each changed image's seeding record names the operator and the keys "
+    "removed and added. An image that does not hold the key is left byte-identical.\n\n"
+    "In place, or with --out-dir DIR into new qcow2 copies (DIR/<name>.qcow2, never over an existing file), "
+    "the images left as they were. A report (keys-report.json in --out-dir, or --report FILE; --json prints "
+    "it) lists each image: changed, unchanged, refused (why), failed.\n\n"
+    + exit_codes_help("keys"),
+)
+def keys_command(
+    images: Annotated[
+        list[Path],
+        typer.Argument(help="Images, folders of images, or a batch report.json.", show_default=False,
+                       metavar="IMAGE", autocompletion=complete_images),
+    ],
+    remove_key: Annotated[
+        list[str] | None,
+        typer.Option("--remove-key", metavar="FINGERPRINT|COMMENT",
+                     help="A key to take out wherever it is, by its SHA256 fingerprint or exact comment (as seed's "
+                     "--remove-key); repeatable. Images that do not hold it are left unchanged."),
+    ] = None,
+    add_key: Annotated[
+        list[str] | None,
+        typer.Option("--add-key", metavar="KEY",
+                     help="A key to add: a .pub or authorized_keys file, gh:USER, gl:USER or an https:// URL (as "
+                     "--ssh-key); repeatable. Alone: added to every image. With --remove-key: only where a removed "
+                     "key was (a rotation).", autocompletion=complete_public_keys),
+    ] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out-dir", metavar="DIR", help="Write changed copies to DIR/<name>.qcow2; the images stay "
+                     "as they are."),
+    ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", metavar="FILE", help="Write the report here (default: DIR/keys-report.json "
+                     "with --out-dir; in place, none unless given)."),
+    ] = None,
+    jobs: Annotated[
+        int, typer.Option("--jobs", help="Appliances running at once (0: one per core, each with several disks).",
+                          min=0, max=64, metavar="N")
+    ] = 0,
+    operator: Annotated[str | None, OperatorOption] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show per image what would change; open them read-only, write nothing.")
+    ] = False,
+    json_out: JsonOut = False,
+    accel: Accel = "auto",
+    debug: Debug = False,
+) -> None:
+    from provision import sources
+    from provision.commands.fleet.images import gather_images
+    from provision.commands.fleet.keys import KeysOptions, run_keys
+    from provision.core.fleetkeys import KeyChange
+    from provision.core.keyremoval import parse_selector
+    from provision.fetch.forgekeys import KeyFetcher
+    from provision.ui import progress, render_fleet
+
+    check_accel(accel)
+    selectors = tuple(parse_selector(text) for text in remove_key or ())
+    adding, _ = sources.read_key_sources(add_key, KeyFetcher().fetch) if add_key else ([], [])
+    change = KeyChange(remove=selectors, add=tuple(adding))
+    options = KeysOptions(images=tuple(gather_images(images)), change=change, out_dir=out_dir, dry_run=dry_run,
+                          operator=sources.operator(operator), accel=accel, jobs=jobs)
+    result = run_keys(options, progress.default_progress(json_out=json_out, name="keys"), report)
+    if json_out:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        show(render_fleet.keys_summary(result))
+    if result.exit_code:
+        raise typer.Exit(int(result.exit_code))
 
 
 @app.command("sample-disk", cls=ReadableCommand, short_help="Create a blank disk with the zvm layout, to try things on.",

@@ -101,8 +101,9 @@ class SeededDespiteCtrlC(ProvisionError):
 # What each exit code means, per command: the one table that every --help and README's table are made from
 # (tests/test_help.py holds them to it).
 
-COMMANDS = ("seed", "inspect", "sample-disk", "batch", "batch-report")
+COMMANDS = ("seed", "inspect", "sample-disk", "batch", "batch-report", "keys")
 _IMAGE_COMMANDS = ("seed", "inspect", "batch")  # the ones that open a zvm image (batch: its --base)
+# keys reports an image that cannot be used, or is in use, as a failed row (exit 1): the others go on
 
 
 class ExitMeaning(NamedTuple):
@@ -114,15 +115,22 @@ class ExitMeaning(NamedTuple):
 EXIT_MEANINGS = (
     ExitMeaning(ExitCode.OK, COMMANDS, "done"),
     ExitMeaning(ExitCode.FAILURE, ("seed",), 'you answered no at the confirmation: nothing was written'),
-    ExitMeaning(ExitCode.FAILURE, ("seed", "inspect", "sample-disk", "batch"),
+    ExitMeaning(ExitCode.FAILURE, ("seed", "inspect", "sample-disk", "batch", "keys"),
                 "a failure while working: the appliance, the host (a missing folder, a full disk, permission "
                 "denied: the message names the path), a missing libguestfs binding"),
     ExitMeaning(ExitCode.FAILURE, ("inspect",), "with --check: the image departs from the contract"),
+    ExitMeaning(ExitCode.FAILURE, ("inspect",),
+                "over several images: one could not be opened (its row says why, the others are shown), or "
+                "--find-key found the key in none"),
+    ExitMeaning(ExitCode.FAILURE, ("keys",),
+                "an image was refused (its only way in is the key removed) or failed (in use, not an image, no "
+                "persist); the others are done"),
     ExitMeaning(ExitCode.FAILURE, ("batch",),
                 "an image failed (the others are made), or a key source could not be fetched"),
     ExitMeaning(ExitCode.FAILURE, ("batch-report",),
                 "the shards do not add up: missing or duplicated rows, another manifest or shard count, an "
-                "image missing or not matching its size and sha256 (nothing written); or images not complete (the report is written); or the host failed"),
+                "image missing or not matching its size and sha256 (nothing written); or images not complete (the "
+                "report is written); or the host failed"),
     ExitMeaning(ExitCode.USAGE, COMMANDS, "bad usage or input: nothing was touched"),
     ExitMeaning(ExitCode.USAGE, ("seed",), "a run that would leave no way in (no key and no usable password)"),
     ExitMeaning(ExitCode.IMAGE_UNUSABLE, _IMAGE_COMMANDS,
@@ -133,6 +141,7 @@ EXIT_MEANINGS = (
     ExitMeaning(ExitCode.IMAGE_IN_USE, ("batch",),
                 "another batch run holds the same --out-dir: wait for it, or use another folder"),
     ExitMeaning(ExitCode.IMAGE_IN_USE, ("batch-report",), "a shard still writes in that folder"),
+    ExitMeaning(ExitCode.IMAGE_IN_USE, ("keys",), "another run holds an image's lock or the --out-dir"),
     ExitMeaning(ExitCode.INTERRUPTED, ("seed",),
                 "interrupted (Ctrl-C). Before writing: the image is left as it was. While writing: the writes "
                 "finish and the summary is printed; a second Ctrl-C stops at once, every file old or whole"),
@@ -141,6 +150,8 @@ EXIT_MEANINGS = (
     ExitMeaning(ExitCode.INTERRUPTED, ("batch",),
                 "interrupted (Ctrl-C): finished images are kept, unfinished copies removed; run the same "
                 "command again to resume"),
+    ExitMeaning(ExitCode.INTERRUPTED, ("keys",),
+                "interrupted (Ctrl-C): the image being written finishes, the others are left as they were"),
     ExitMeaning(ExitCode.INTERRUPTED, ("batch-report",),
                 "interrupted (Ctrl-C): report.json and initial-passwords.csv are each the old file or the whole "
                 "new one"),

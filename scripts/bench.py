@@ -16,6 +16,11 @@
       convert into a hidden name, fsync, link to OUT) against `qemu-img convert` with the same options of the
       same seeded image alone, and its size; also the sha256 the tool computes for report.json, and qemu-img's
       default zlib `-c` for reference. Target: the conversion step <= 1.1x qemu-img's own.
+  (f) the fleet after a roll-out, N images made by batch (default 20): auditing them in one `zvm-provision
+      inspect` run against a loop of N single `inspect` runs, and revoking one key from them in one
+      `zvm-provision keys` run against a loop of N `seed --remove-key` runs (both on fresh copies each pair;
+      the copying is not timed). The baseline is the shell loop README used to give, not guestfish.
+      Target: <= 0.12 each at 20.
 
 One launch under TCG varies by several seconds from run to run on a shared machine, so single samples decide
 nothing: (a) and (b) run --pairs interleaved pairs (zvm-provision first in even pairs, guestfish first in odd
@@ -33,6 +38,7 @@ It is not part of the test suite. Under TCG (LIBGUESTFS_BACKEND_SETTINGS=force_t
     python scripts/bench.py --parts b --sizes 8      # one batch size
     python scripts/bench.py --json                   # the results (every sample) as JSON on stdout
     python scripts/bench.py --parts e --base big.qcow2 --pairs 5   # --compress on an image with data in it
+    python scripts/bench.py --parts f --fleet-size 20 --pairs 3     # inspect and keys over 20 images
 """
 
 from __future__ import annotations
@@ -52,7 +58,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-TARGETS = {"one image": 1.0, "one: after launch": 1.0, "batch 8": 0.3, "batch 20": 0.12, "compress": 1.1}
+TARGETS = {"one image": 1.0, "one: after launch": 1.0, "batch 8": 0.3, "batch 20": 0.12, "compress": 1.1,
+           "audit 20": 0.12, "revoke 20": 0.12}
 HELP_TARGET = 0.3
 WIZARD_TARGET = 5.0
 
@@ -400,6 +407,55 @@ def bench_compress(work: Path, base: Path, hash_file: Path, key_file: Path, envi
             {"part": "compress: zlib -c", "zvm_provision_s": zlib}]
 
 
+def bench_fleet(work: Path, base: Path, hash_file: Path, key_file: Path, environ, accel, size: int, jobs: int,
+                pairs: int) -> list[dict]:
+    """(f) `inspect` and `keys` over `size` images made by batch, each against the loop of single runs."""
+    folder = work / f"fleet{size}"
+    folder.mkdir()
+    shutil.copy(key_file, folder / "user.pub")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "leaver@bench", "-f",
+                    str(folder / "leaver")], check=True, stdin=subprocess.DEVNULL)
+    hashed = hash_file.read_text().strip()
+    manifest = folder / "staff.csv"
+    manifest.write_text("name,ssh_keys,password_hash\n" + "".join(f"user{i:03d},user.pub;leaver.pub,{hashed}\n"
+                                                                   for i in range(size)))
+    manifest.chmod(0o600)
+    made = folder / "made"
+    run(zvm("batch", str(manifest), "--base", str(base), "--out-dir", str(made), "--accel", accel), environ)
+    images = sorted(made.glob("*.qcow2"))
+    many = ["--jobs", str(jobs)] if jobs else []
+
+    def audit_ours(i: int) -> float:
+        return timed(lambda: run(zvm("inspect", str(made), "--accel", accel, *many), environ))
+
+    def audit_loop(i: int) -> float:
+        return timed(lambda: [run(zvm("inspect", str(image), "--accel", accel), environ) for image in images])
+
+    def copies(name: str) -> list[Path]:
+        target = folder / name
+        target.mkdir()
+        for image in images:
+            subprocess.run(["cp", "--sparse=always", str(image), str(target / image.name)], check=True)
+        return sorted(target.glob("*.qcow2"))
+
+    def revoke_ours(i: int) -> float:
+        fresh = copies(f"keys-{i}")
+        return timed(lambda: run(zvm("keys", str(fresh[0].parent), "--remove-key", "leaver@bench", "--accel", accel,
+                                     *many), environ))
+
+    def revoke_loop(i: int) -> float:
+        fresh = copies(f"seed-{i}")
+        return timed(lambda: [run(zvm("seed", str(image), "--remove-key", "leaver@bench", "--yes", "--accel", accel),
+                                  environ) for image in fresh])
+
+    audit, audit_baseline = interleaved(pairs, audit_ours, audit_loop)
+    revoke, revoke_baseline = interleaved(pairs, revoke_ours, revoke_loop)
+    return [{"part": f"audit {size}", "zvm_provision_s": audit, "guestfish_s": audit_baseline,
+             "baseline": f"a loop of {size} single inspect runs"},
+            {"part": f"revoke {size}", "zvm_provision_s": revoke, "guestfish_s": revoke_baseline,
+             "baseline": f"a loop of {size} seed --remove-key runs"}]
+
+
 def bench_help(environ) -> dict:
     return {"part": "--help", "zvm_provision_s": [timed(lambda: run(zvm("--help"), environ)) for _ in range(7)]}
 
@@ -445,6 +501,9 @@ def print_table(rows: list[dict], pairs: int, accel: str) -> None:
         target = "-" if row["target"] is None else f"< {row['target']} s" if small else f"<= {row['target']}"
         print(f"{row['part']:<18} {ours:>20} {gf:>20} {ratio:>18} {target:>8}  {'yes' if row['met'] else 'NO'}")
     for row in rows:
+        if row["part"].startswith(("audit", "revoke")):
+            print(f"{row['part']}: the baseline column is {row['baseline']}, not guestfish")
+    for row in rows:
         if "sizes" in row:
             sizes = row["sizes"]
             print(f"\ncompress: baseline is {row['baseline']} with the tool's options (zstd), not guestfish; "
@@ -472,12 +531,13 @@ def main() -> None:
         marked_child(sys.argv[2], sys.argv[3:])
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--parts", default="a,b,c,d,e",
+    parser.add_argument("--parts", default="a,b,c,d,e,f",
                         help="which parts: a (one image), b (batch), c (--help), d (wizard: confirmation to exit), "
-                        "e (--compress: the conversion against qemu-img's)")
+                        "e (--compress: the conversion against qemu-img's), f (inspect and keys over a fleet)")
     parser.add_argument("--pairs", type=int, default=3, help="interleaved pairs (samples) per part (default 3)")
     parser.add_argument("--calls", action="store_true", help="also time every libguestfs call of one seeding")
     parser.add_argument("--sizes", default="8,20", help="batch sizes, comma-separated")
+    parser.add_argument("--fleet-size", type=int, default=20, help="images for part f (default 20)")
     parser.add_argument("--jobs", type=int, default=0, help="--jobs for zvm-provision batch (0: its default)")
     parser.add_argument("--base", type=Path, help="a zvm base image (qcow2); default: a new 512M sample disk")
     parser.add_argument("--persist-device", default="/dev/sda3", help="persist in the guestfish appliance")
@@ -495,7 +555,7 @@ def main() -> None:
     try:
         if "c" in parts:
             rows.append(bench_help(environ))
-        if parts & {"a", "b", "d", "e"} or args.calls:
+        if parts & {"a", "b", "d", "e", "f"} or args.calls:
             from provision.core.credentials.passwords import hash_password
 
             base = args.base
@@ -533,6 +593,11 @@ def main() -> None:
                     print(f"bench: (b) batch of {size}, {args.pairs} pairs...", file=sys.stderr)
                     rows.append(bench_batch(work, base, hash_file, key_file, args.persist_device, environ,
                                             args.accel, size, args.jobs, args.pairs))
+            if "f" in parts:
+                print(f"bench: (f) inspect and keys over {args.fleet_size} images, {args.pairs} pairs...",
+                      file=sys.stderr)
+                rows += bench_fleet(work, base, hash_file, key_file, environ, args.accel, args.fleet_size, args.jobs,
+                                    args.pairs)
     finally:
         if args.work_dir is None:
             shutil.rmtree(work, ignore_errors=True)

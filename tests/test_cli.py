@@ -357,7 +357,8 @@ def files(tmp_path: Path) -> Path:
 def test_image_arguments_complete_disk_image_files(files):
     assert complete(files, "d") == ["data.img", "disk.qcow2", "disk.raw"]
     # the first word: a command, or an image for the short form; no hidden file, no other kind of file
-    assert complete(files, "") == ["batch", "batch-report", "data.img", "disk.qcow2", "disk.raw", "inspect", "sample-disk", "seed"]
+    assert complete(files, "") == ["batch", "batch-report", "data.img", "disk.qcow2", "disk.raw", "inspect", "keys", "sample-disk",
+                                    "seed"]
     assert complete(files, "vms/") == ["vms/alice.qcow2"]
     assert complete(files, "inspect", "di") == ["disk.qcow2", "disk.raw"]
     assert complete(files, "seed", "--dry-run", "da") == ["data.img"]

@@ -88,10 +88,11 @@ def test_top_level_help_names_every_code_and_every_command_in_one_line():
 
 @pytest.mark.parametrize(("command", "usage", "argument"), [
     ("seed", "Usage: zvm-provision seed [OPTIONS] IMAGE", "  IMAGE  "),
-    ("inspect", "Usage: zvm-provision inspect [OPTIONS] IMAGE", "  IMAGE  "),
+    ("inspect", "Usage: zvm-provision inspect [OPTIONS] IMAGE...", "  IMAGE...  "),
     ("sample-disk", "Usage: zvm-provision sample-disk [OPTIONS] OUT", "  OUT  "),
     ("batch", "Usage: zvm-provision batch [OPTIONS] MANIFEST", "  MANIFEST  "),
     ("batch-report", "Usage: zvm-provision batch-report [OPTIONS] DIR...", "  DIR...  "),
+    ("keys", "Usage: zvm-provision keys [OPTIONS] IMAGE...", "  IMAGE...  "),
 ])
 def test_usage_and_arguments_name_them_as_a_person_reads_them(command, usage, argument):
     text = help_text(command)

@@ -37,13 +37,14 @@ class KeySelector:
         return key.comment == self.comment
 
 
-def parse_selector(text: str) -> KeySelector:
-    """`SHA256:...`, a whole `ssh-keygen -l` line, or an exact comment; UsageError for anything else."""
+def parse_selector(text: str, option: str = "--remove-key") -> KeySelector:
+    """`SHA256:...`, a whole `ssh-keygen -l` line, or an exact comment; UsageError for anything else, naming
+    `option` (--remove-key, or inspect's --find-key)."""
     given = text.strip(" \t")
     if not given:
-        raise UsageError("--remove-key needs a key's SHA256 fingerprint (ssh-keygen -l prints it) or its comment")
+        raise UsageError(f"{option} needs a key's SHA256 fingerprint (ssh-keygen -l prints it) or its comment")
     if any(not c.isprintable() for c in given):
-        raise UsageError("--remove-key holds control characters; give a SHA256 fingerprint or a comment")
+        raise UsageError(f"{option} holds control characters; give a SHA256 fingerprint or a comment")
     if _FINGERPRINT_RE.fullmatch(given):
         return KeySelector(given, fingerprint=given)
     line = _KEYGEN_LINE_RE.fullmatch(given)
@@ -51,7 +52,7 @@ def parse_selector(text: str) -> KeySelector:
         return KeySelector(given, fingerprint=line.group(1))
     if given.upper().startswith(("SHA256:", "MD5:")):
         raise UsageError(
-            f"--remove-key {shown(given)}: not a SHA256 fingerprint (SHA256: and 43 characters, as "
+            f"{option} {shown(given)}: not a SHA256 fingerprint (SHA256: and 43 characters, as "
             "ssh-keygen -l prints it by default)"
         )
     return KeySelector(given, comment=given)

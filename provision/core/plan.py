@@ -10,6 +10,7 @@ Each contract path gets exactly one operation, parents before children:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
@@ -193,6 +194,7 @@ def build_plan(request: SeedRequest, state: ImageState, layout: Layout, fresh: F
             netbird_setup_key=request.netbird_setup_key is not None,
             hostname=hostname,
             batch_row=request.batch_row,
+            change=_key_change(removed, request.keys, state.authorized_keys) if request.record_change else None,
         )
         planned_record = append_entry(state.record or SeedRecord(), entry)
         contents["seed-record"] = (planned_record.content, planned_record.summary)
@@ -203,6 +205,16 @@ def build_plan(request: SeedRequest, state: ImageState, layout: Layout, fresh: F
                 removed_keys=removed, hostname=hostname, record=planned_record,
                 netbird_setup_key=request.netbird_setup_key is not None or state.netbird_setup_key_present,
                 netbird_management_url=request.netbird_management_url or state.netbird_management_url)
+
+
+def _key_change(removed: Sequence[AuthorizedKey], adding: Sequence[AuthorizedKey],
+                existing: Sequence[AuthorizedKey]) -> str:
+    """The seeding record's words for a key change: the fingerprints taken out and put in."""
+    held = {key.blob for key in existing}
+    added = [key.fingerprint for key in adding if key.blob not in held]
+    parts = [f"removed {', '.join(key.fingerprint for key in removed)}" if removed else "",
+             f"added {', '.join(dict.fromkeys(added))}" if added else ""]
+    return "keys: " + ("; ".join(p for p in parts if p) or "none")
 
 
 def _plan_entries(

@@ -70,8 +70,10 @@ class RecordEntry:
     netbird_setup_key: bool  # a setup key was given in this seeding
     hostname: str | None  # the seeded hostname after the seeding (None: none, the VM is zvm)
     batch_row: str | None = None  # the manifest row's name, for batch
+    change: str | None = None  # what a fleet key change (`keys`) did: its keys removed and added, by fingerprint
 
     def to_json(self) -> dict[str, Any]:
+        change = {"change": self.change} if self.change is not None else {}  # absent from other seedings' entries
         return {
             "tool": TOOL,
             "version": self.version,
@@ -85,6 +87,7 @@ class RecordEntry:
             "netbird_setup_key": self.netbird_setup_key,
             "hostname": self.hostname,
             "batch_row": self.batch_row,
+            **change,
         }
 
     def line(self) -> bytes:

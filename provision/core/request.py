@@ -60,6 +60,7 @@ class SeedRequest:
     hostname: str | None = None  # None: keep what the image has
     operator: str | None = None  # who seeds, for the seeding record
     batch_row: str | None = None  # the manifest row (batch), for the seeding record
+    record_change: bool = False  # name the keys removed and added in the seeding record (`keys`)
 
 
 @dataclass(frozen=True)

@@ -39,8 +39,9 @@ class Progress:
     """A batch run's progress (a commands.batch.BatchProgress) as plain lines on stderr (logs, CI, --json);
     RichProgress draws a live status on a terminal."""
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None, name: str = "batch") -> None:
         self._stream = stream or sys.stderr
+        self.name = name  # the command whose lines these are
         self._lock = threading.Lock()
         self.total = 0
         self.done = 0
@@ -51,7 +52,7 @@ class Progress:
 
     def note(self, message: str) -> None:
         with self._lock:
-            print(f"batch: {message}", file=self._stream, flush=True)
+            print(f"{self.name}: {message}", file=self._stream, flush=True)
 
     def phase(self, launch: int | None, text: str) -> None:
         """What one appliance launch (or, with None, the run) is doing now: copying, starting, seeding..."""
@@ -74,8 +75,8 @@ class RichProgress(Progress):
     """On a terminal: one live line per launch saying what it does and for how many seconds (copying, the
     appliance starting: the long waits), and a bar of the images made. Transient: the summary follows it."""
 
-    def __init__(self, console: Any = None, get_time: Any = None) -> None:
-        super().__init__()
+    def __init__(self, console: Any = None, get_time: Any = None, name: str = "batch") -> None:
+        super().__init__(name=name)
         from rich.console import Console
         from rich.progress import BarColumn, ProgressColumn, SpinnerColumn, TextColumn
         from rich.progress import Progress as Live
@@ -116,7 +117,7 @@ class RichProgress(Progress):
         self._overall = self._live.add_task("images made", total=total)
 
     def note(self, message: str) -> None:
-        self._live.console.print(f"batch: {message}", markup=False, highlight=False)
+        self._live.console.print(f"{self.name}: {message}", markup=False, highlight=False)
 
     def phase(self, launch: int | None, text: str) -> None:
         self._show()
@@ -143,6 +144,7 @@ class RichProgress(Progress):
             self._live.stop()
 
 
-def default_progress(*, json_out: bool = False) -> Progress:
-    """A live status on a terminal; plain lines (logs, CI) otherwise, and with --json. Both on stderr."""
-    return RichProgress() if sys.stderr.isatty() and not json_out else Progress()
+def default_progress(*, json_out: bool = False, name: str = "batch") -> Progress:
+    """A live status on a terminal; plain lines (logs, CI) otherwise, and with --json. Both on stderr. `name`:
+    the command the lines are of."""
+    return RichProgress(name=name) if sys.stderr.isatty() and not json_out else Progress(name=name)

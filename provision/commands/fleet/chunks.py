@@ -1,0 +1,103 @@
+"""Many images, few launches, as batch does it: the images split into chunks (batch's plan_chunks), ONE
+appliance per chunk with all of its images as disks (each disk's persist found by its device), `--jobs`
+chunks at a time in threads (a launch releases the GIL), Ctrl-C as batch's (worker.Cancel: each appliance
+finishes the image it is on and shuts down cleanly).
+
+An image that cannot be opened (not an image, in use, no persist) fails alone: it is probed and asked for
+its lock before the launch, so it never stops the others' launch.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+from provision.commands.batch.model import BatchProgress, describe_failure
+from provision.commands.batch.run import plan_chunks
+from provision.commands.batch.worker import Cancel
+from provision.commands.fleet.images import in_use
+from provision.core.disk import ImageInfo
+from provision.errors import ProvisionError
+from provision.guest.appliance import Appliance
+from provision.guest.diskformat import probe_image
+from provision.guest.launch import Accel
+
+
+class ChunkWork(Protocol):
+    """What a fleet command does with each image of a chunk."""
+
+    def prepare(self, path: Path, info: ImageInfo) -> ImageInfo: ...  # the disk to add (a copy, or itself)
+    def disk(self, appliance: Appliance, index: int, path: Path, info: ImageInfo) -> None: ...
+    def failed(self, path: Path, message: str) -> None: ...
+    def closed(self, paths: Sequence[Path]) -> None: ...  # after a clean shutdown: these disks are complete
+
+
+def run_in_chunks(paths: Sequence[Path], work: ChunkWork, *, readonly: bool, accel: Accel, jobs: int,
+                  max_disks: int, progress: BatchProgress, verb: str) -> None:
+    """Run `work` over every image; KeyboardInterrupt (after every appliance shut down) on Ctrl-C."""
+    jobs, spans = plan_chunks(len(paths), jobs, max_disks)
+    progress.start(len(paths))
+    progress.note(f"{len(paths)} image(s) in {len(spans)} appliance launch(es), {jobs} at a time")
+    cancel = Cancel(progress)
+    chunks = [list(paths[start:end]) for start, end in spans]
+    with concurrent.futures.ThreadPoolExecutor(jobs, thread_name_prefix="zvm-fleet") as pool:
+        futures = [pool.submit(_run_chunk, number, chunk, work, readonly, accel, progress, cancel, verb)
+                   for number, chunk in enumerate(chunks, 1)]
+        cancel.wait_for(futures)
+
+
+def _run_chunk(number: int, paths: list[Path], work: ChunkWork, readonly: bool, accel: Accel,
+               progress: BatchProgress, cancel: Cancel, verb: str) -> None:
+    try:
+        _open_and_work(number, paths, work, readonly, accel, progress, cancel, verb)
+    finally:
+        progress.phase_done(number)
+
+
+def _open_and_work(number: int, paths: list[Path], work: ChunkWork, readonly: bool, accel: Accel,
+                   progress: BatchProgress, cancel: Cancel, verb: str) -> None:
+    opened: list[tuple[Path, ImageInfo]] = []
+    for path in paths:
+        if cancel.is_set():
+            return
+        try:
+            info = probe_image(path)
+            reason = in_use(info)
+            if reason is not None:
+                raise ProvisionError(reason)
+            opened.append((path, work.prepare(path, info)))
+        except Exception as exc:  # noqa: BLE001 - this image fails, the others go on
+            if cancel.is_set():
+                return  # Ctrl-C reached qemu-img too: not the image's failure
+            work.failed(path, describe_failure(exc))
+    if not opened or cancel.is_set():
+        return
+    progress.phase(number, f"starting an appliance with {len(opened)} disk(s)")
+    done: list[Path] = []
+    appliance = Appliance([info for _, info in opened], readonly=readonly, accel=accel)
+    try:
+        appliance.launch()
+        progress.phase(number, f"{verb} {len(opened)} disk(s)")
+        for index, (path, info) in enumerate(opened):
+            if cancel.is_set():
+                break
+            try:
+                work.disk(appliance, index, path, info)
+                done.append(path)
+            except Exception as exc:  # noqa: BLE001 - this image fails, the others go on
+                work.failed(path, describe_failure(exc))
+        appliance.close()  # umount, checked shutdown: only then are the writes complete
+    except ProvisionError as exc:
+        with contextlib.suppress(ProvisionError):
+            appliance.close()
+        for path, _ in opened:
+            work.failed(path, exc.message)
+        return
+    except BaseException:
+        with contextlib.suppress(Exception):
+            appliance.close()
+        raise
+    work.closed(done)

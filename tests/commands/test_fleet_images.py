@@ -1,0 +1,104 @@
+"""Which images a fleet command works on (files, folders, a batch report.json), and inspect's exit codes over
+several images, with the audit itself replaced (its appliance runs are in test_fleet_keys.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from provision.cli import app
+from provision.commands.batch.lock import OutputLock
+from provision.commands.fleet import audit
+from provision.commands.fleet.images import gather_images
+from provision.errors import UsageError
+
+
+def touch(path: Path) -> Path:
+    path.write_bytes(b"")
+    return path
+
+
+def test_a_folder_gives_its_images_in_order_without_hidden_copies_and_each_once(tmp_path: Path):
+    b, a = touch(tmp_path / "b.qcow2"), touch(tmp_path / "a.raw")
+    touch(tmp_path / ".c.qcow2.partial")
+    touch(tmp_path / ".d.qcow2")
+    touch(tmp_path / "notes.txt")
+    (tmp_path / "sub.qcow2").mkdir()
+    assert gather_images([tmp_path, b]) == [a, b]
+
+
+def test_a_batch_report_gives_the_images_it_made(tmp_path: Path):
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"users": [
+        {"name": "a", "image": str(tmp_path / "a.qcow2"), "status": "seeded"},
+        {"name": "b", "image": "b.qcow2", "status": "skipped"},
+        {"name": "c", "image": "c.qcow2", "status": "failed"},
+    ]}))
+    assert gather_images([report]) == [tmp_path / "a.qcow2", tmp_path / "b.qcow2"]
+
+
+@pytest.mark.parametrize("text", ["[]", "{}", '{"users": [{"image": 3, "status": "seeded"}]}', "not json"])
+def test_a_json_file_that_is_no_batch_report_is_refused(tmp_path: Path, text: str):
+    report = tmp_path / "report.json"
+    report.write_text(text)
+    with pytest.raises(UsageError, match="not a batch report"):
+        gather_images([report])
+
+
+def test_an_empty_folder_is_refused(tmp_path: Path):
+    with pytest.raises(UsageError, match="holds no disk image"):
+        gather_images([tmp_path])
+
+
+def rows(tmp_path: Path, *matched: bool):
+    return [audit.AuditRow(tmp_path / f"{i}.qcow2", matched=("key",) if m else ()) for i, m in enumerate(matched)]
+
+
+def test_find_key_exits_0_when_an_image_holds_it_and_1_when_none_does(tmp_path: Path, monkeypatch):
+    images = [touch(tmp_path / "0.qcow2"), touch(tmp_path / "1.qcow2")]
+    monkeypatch.setattr("provision.ui.render_fleet.audit_found", lambda found: "found")
+    for matched, code in (((False, True), 0), ((False, False), 1)):
+        monkeypatch.setattr(audit, "audit_images", lambda paths, **kw: rows(tmp_path, *matched))
+        result = CliRunner().invoke(app, ["inspect", *map(str, images), "--find-key", "it@desk"])
+        assert result.exit_code == code, result.output
+
+
+def zvm(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "provision", *map(str, args)], capture_output=True, text=True,
+                          timeout=120, check=False,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+
+
+def test_keys_waits_for_no_batch_run_writing_its_images(tmp_path: Path):
+    """A batch (or keys) run holding an image's lock byte: keys is refused before anything is opened (exit 4)."""
+    image = touch(tmp_path / "alice.qcow2")
+    with OutputLock(tmp_path, ["alice.qcow2"]):  # this process; the command below is another one
+        result = zvm("keys", tmp_path, "--remove-key", "bob@laptop")
+    assert result.returncode == 4, result.stderr
+    assert "alice.qcow2" in result.stderr and image.read_bytes() == b""
+
+
+def test_keys_out_dir_never_overwrites_a_file(tmp_path: Path):
+    touch(tmp_path / "alice.qcow2")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "alice.qcow2").write_bytes(b"kept")
+    result = zvm("keys", tmp_path / "alice.qcow2", "--remove-key", "bob@laptop", "--out-dir", out)
+    assert result.returncode == 2 and "never overwrites" in result.stderr
+    assert (out / "alice.qcow2").read_bytes() == b"kept"
+
+
+def test_keys_needs_something_to_change(tmp_path: Path):
+    result = zvm("keys", touch(tmp_path / "alice.qcow2"))
+    assert result.returncode == 2 and "nothing to change" in result.stderr
+
+
+def test_a_bad_find_key_is_named_as_such(tmp_path: Path):
+    result = CliRunner().invoke(app, ["inspect", str(touch(tmp_path / "a.qcow2")), "--find-key", "SHA256:short"])
+    assert isinstance(result.exception, UsageError)  # main() makes it exit 2 and "--find-key SHA256:short" in result.exception.message
