@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -643,5 +644,7 @@ def main(argv: list[str] | None = None) -> None:
     except SystemExit:
         raise
     except BaseException as exc:  # the one place that turns every failure into an exit code
+        if isinstance(exc, KeyboardInterrupt | Interrupted) or getattr(exc, "exit_code", 0) == ExitCode.INTERRUPTED:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # stopping: a late Ctrl-C must not cut the message short
         code = report_error(exc, debug=debug_enabled())
     sys.exit(code if isinstance(code, int) else 0)
