@@ -592,7 +592,7 @@ def batch_command(
         manifest=manifest, base=base, out_dir=out_dir, overlay=overlay, jobs=jobs,
         shard=(choice.index, choice.count) if choice is not None else None, force=force, accel=accel,
         output=output,
-        operator=sources.operator(operator),
+        operator=sources.operator(operator), debug=debug_enabled(),
     )
     shown = progress.default_progress(json_out=json_out)
     if choice is not None and choice.source != ShardSource.GIVEN:

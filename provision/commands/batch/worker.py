@@ -213,7 +213,7 @@ class ChunkWorker:
         try:
             self._run(number, users, partials)
         except Exception as exc:  # a bug or a host I/O error: this chunk's unfinished images fail, others go on
-            message = describe_failure(exc)
+            message = describe_failure(exc, debug=self.options.debug)
             for user in users:
                 if self.results[user.name].status not in (UserStatus.SEEDED, UserStatus.FAILED):
                     self.fail(user, message)
@@ -260,7 +260,7 @@ class ChunkWorker:
                     self.counted.add(user.name)
                     self.progress.finished(user.name, True)
                 except Exception as exc:  # noqa: BLE001 - this image fails, the others go on
-                    self.fail(user, describe_failure(exc))
+                    self.fail(user, describe_failure(exc, debug=self.options.debug))
             self.progress.phase(number, "writing to disk and shutting the appliance down")
             appliance.close()  # umount, sync, checked shutdown: only then are the copies complete
         except LaunchCancelled:  # Ctrl-C while it started: nothing written; its users are reported interrupted
