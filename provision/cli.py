@@ -397,9 +397,10 @@ def seed_command(
     from provision.commands.seed import CtrlCWhileWriting, seed_image
     from provision.core.request import missing_flags, missing_flags_message
     from provision.errors import SeededDespiteCtrlC
-    from provision.guest.diskformat import probe_image
+    from provision.guest.diskformat import probe_image, require_image_file
     from provision.ui import progress, render
 
+    require_image_file(image)
     check_accel(accel)
     spec = None
     if output is not None:
@@ -492,9 +493,10 @@ def inspect_command(
 ) -> None:
     from provision.commands.inspect import inspect_image
     from provision.core.contractcheck import check_image_contract
-    from provision.guest.diskformat import probe_image
+    from provision.guest.diskformat import probe_image, require_image_file
     from provision.ui import progress, render_inspect
 
+    require_image_file(image)
     check_accel(accel)
     info = probe_image(image)
     status = progress.appliance_starting if progress.wanted(json_out=json_out) else nullcontext
@@ -583,8 +585,10 @@ def batch_command(
     from provision.commands import batch
     from provision.core.handover import output_spec
     from provision.core.shards import ShardSource, choose_shard, engine_ignored
+    from provision.guest.diskformat import require_image_file
     from provision.ui import progress, render_batch
 
+    require_image_file(base)
     check_accel(accel)
     output = output_spec(format_name, compress, overlay=overlay)  # exit 2 before anything is read or made
     choice = choose_shard(shard, shard_count, os.environ)  # --shard auto reads the job engine's variables
