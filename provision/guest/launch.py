@@ -210,8 +210,9 @@ class Launcher:
             match = _LOCK_PATH_RE.search(text)
             where = match.group(1) if match else ", ".join(str(i.path) for i in self.images)
             return ImageInUseError(
-                f"{where} is in use by another process (a running VM?); shut the VM down and try again",
-                hint="a disk must not be seeded while a VM runs from it",
+                f"{where} is in use by another process: a running VM, or another zvm-provision on the same "
+                "image (the wizard in another terminal, say); shut the VM down or let that run end, then try again",
+                hint="a disk must not be seeded while a VM or another run has it open",
             )
         if _READ_ONLY_RE.search(text) and not self.readonly:
             paths = ", ".join(str(i.path) for i in self.images)
