@@ -521,9 +521,11 @@ def sample_disk_command(
     debug: Debug = False,
 ) -> None:
     from provision.commands.sample_disk import create_sample_disk
+    from provision.ui import progress
 
     check_accel(accel)
-    create_sample_disk(out, size, accel=accel)
+    shown = progress.wanted(json_out=False)  # the live line of each step, on a terminal only
+    create_sample_disk(out, size, accel=accel, step=progress.working if shown else lambda _doing: nullcontext())
     print(f"created {out} ({size}, GPT: ESP, nix, persist)")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -274,3 +275,31 @@ def test_the_wizard_with_output_writes_the_new_image_and_leaves_image_byte_ident
     assert f"Written: {out} (compressed qcow2" in output
     assert sha256(sample_disk) == before
     assert out.is_file() and sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_sample_disk_shows_each_step_live_on_a_terminal_and_nothing_of_it_otherwise(tmp_path):
+    """A newcomer's first command takes 45-55 s: on a terminal it says what it does, with the seconds; off a
+    terminal (a log, a pipe) stderr stays empty."""
+    from tests.conftest import SAMPLE_SIZE  # noqa: PLC0415
+
+    on_tty = tmp_path / "on-tty.qcow2"
+    child = spawn(on_tty, tmp_path, args=["sample-disk", str(on_tty), "--size", SAMPLE_SIZE])
+    piped = tmp_path / "piped.qcow2"
+    off_tty = subprocess.Popen(
+        [sys.executable, "-m", "provision", "sample-disk", str(piped), "--size", SAMPLE_SIZE],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(REPO),
+        env={**os.environ, "ZVM_PROVISION_ACCEL": "tcg", "PYTHONPATH": str(REPO)},
+    )
+    try:
+        child.expect(r"Starting the libguestfs appliance… \d+ s", timeout=60)
+        child.expect(r"Partitioning and formatting the disk… \d+ s", timeout=LAUNCH_TIMEOUT)
+        child.expect(pexpect.EOF, timeout=LAUNCH_TIMEOUT)
+        out, err = off_tty.communicate(timeout=LAUNCH_TIMEOUT)
+    finally:
+        child.close()
+        if off_tty.poll() is None:
+            off_tty.kill()
+    assert child.exitstatus == 0, child.before
+    assert off_tty.returncode == 0 and err == b"", err
+    assert out.decode().startswith(f"created {piped}")
+    assert on_tty.is_file() and piped.is_file()
