@@ -122,11 +122,13 @@ def test_plain_http_and_bad_user_names_are_refused_without_any_request(forge, im
     assert forge.requests == []
 
 
-def test_the_keys_are_fetched_before_the_image_is_even_looked_at(forge, tmp_path):
-    """No image at that path: the fetch's error comes first, so the image would not have been touched."""
+def test_a_missing_image_is_reported_before_any_key_is_fetched(forge, tmp_path):
+    """No image at that path: that is the first thing said (issue 18), and no request reaches the forge. With
+    an image, the keys are fetched before it is opened (the refusals above leave it untouched)."""
     result = zvm("seed", str(tmp_path / "missing.qcow2"), "--no-password", "--ssh-key", "gh:nobody", "--yes")
     assert result.returncode == 2
-    assert "GitHub has no user nobody" in result.stderr and "missing.qcow2" not in result.stderr
+    assert "missing.qcow2: no such file" in result.stderr and "nobody" not in result.stderr, result.stderr
+    assert forge.requests == []
     assert not (tmp_path / "missing.qcow2").exists()
 
 
