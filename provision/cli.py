@@ -400,7 +400,6 @@ def seed_command(
     from provision.guest.diskformat import probe_image, require_image_file
     from provision.ui import progress, render
 
-    require_image_file(image)
     check_accel(accel)
     spec = None
     if output is not None:
@@ -413,6 +412,7 @@ def seed_command(
             print(f"zvm-provision: note: {note}", file=sys.stderr)
     elif compress or format_name is not None:
         raise UsageError("--compress and --format write a new image: give it a name with --output OUT")
+    require_image_file(image)  # after the command line's own mistakes, before any input is read or fetched
     from provision.fetch.forgekeys import KeyFetcher
 
     # Every input is read, and every key source fetched, before the image is touched: bad input exits at once.
@@ -493,10 +493,9 @@ def inspect_command(
 ) -> None:
     from provision.commands.inspect import inspect_image
     from provision.core.contractcheck import check_image_contract
-    from provision.guest.diskformat import probe_image, require_image_file
+    from provision.guest.diskformat import probe_image
     from provision.ui import progress, render_inspect
 
-    require_image_file(image)
     check_accel(accel)
     info = probe_image(image)
     status = progress.appliance_starting if progress.wanted(json_out=json_out) else nullcontext
@@ -587,10 +586,8 @@ def batch_command(
     from provision.commands import batch
     from provision.core.handover import output_spec
     from provision.core.shards import ShardSource, choose_shard, engine_ignored
-    from provision.guest.diskformat import require_image_file
     from provision.ui import progress, render_batch
 
-    require_image_file(base)
     check_accel(accel)
     output = output_spec(format_name, compress, overlay=overlay)  # exit 2 before anything is read or made
     choice = choose_shard(shard, shard_count, os.environ)  # --shard auto reads the job engine's variables

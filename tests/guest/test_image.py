@@ -544,6 +544,24 @@ def test_later_runs_skip_kvm_by_the_verdict_the_real_command_recorded(kvm_failur
         assert launched_accels(tmp_path) == ["tcg"]
 
 
+def launch_under_a_hanging_kvm(appliance: Appliance, hang) -> tuple[threading.Thread, list[BaseException]]:
+    """Launch `appliance` in a thread (its error is kept in the list); return once the hanging qemu is up."""
+    errors: list[BaseException] = []
+
+    def launch() -> None:
+        try:
+            appliance.launch()
+        except BaseException as exc:  # noqa: BLE001 - examined by the test
+            errors.append(exc)
+
+    thread = threading.Thread(target=launch)
+    thread.start()
+    deadline = time.monotonic() + 300
+    while not hang.boots() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return thread, errors
+
+
 # -- a cancelled launch (Ctrl-C before the appliance is up) ------------------------------------------------
 
 
@@ -557,20 +575,8 @@ def test_a_cancelled_kvm_launch_under_auto_ends_at_once_records_no_verdict_and_t
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr(watchdog, "kvm_usable", lambda: True)
     appliance = Appliance([probe_image(make_disk_copy("cancelled"))], readonly=True, accel="auto", kvm_timeout=600)
-    errors: list[BaseException] = []
-
-    def launch() -> None:
-        try:
-            appliance.launch()
-        except BaseException as exc:  # noqa: BLE001 - examined by the test
-            errors.append(exc)
-
-    thread = threading.Thread(target=launch)
-    thread.start()
+    thread, errors = launch_under_a_hanging_kvm(appliance, hang)
     try:
-        deadline = time.monotonic() + 300
-        while not hang.boots() and time.monotonic() < deadline:  # the hanging qemu is up
-            time.sleep(0.1)
         appliance.cancel_launch()
         thread.join(300)  # far beyond a cancel (a second), far below the 600 s watchdog
         assert not thread.is_alive(), "the cancel did not end the launch"
@@ -596,19 +602,7 @@ def neighbours(make_disk_copy, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("LIBGUESTFS_HV", str(hang.path))
         stuck = Appliance([probe_image(make_disk_copy("stuck"))], readonly=True, accel="kvm", kvm_timeout=20)
-    stuck_error = []
-
-    def launch_stuck():
-        try:
-            stuck.launch()
-        except Exception as exc:  # noqa: BLE001 - examined by the test
-            stuck_error.append(exc)
-
-    stuck_thread = threading.Thread(target=launch_stuck)
-    stuck_thread.start()
-    deadline = time.monotonic() + 300
-    while not hang.boots() and time.monotonic() < deadline:  # the hanging qemu is up: its watchdog runs
-        time.sleep(0.1)
+    stuck_thread, stuck_error = launch_under_a_hanging_kvm(stuck, hang)  # its watchdog runs
     session = ImageSession(probe_image(make_disk_copy("healthy")), readonly=True, accel="tcg").start()
     stuck_thread.join()
     yield {"session": session, "stuck": stuck, "stuck_error": stuck_error, "hang": hang}
