@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -50,7 +51,8 @@ def exit_codes_help(command: str | None = None) -> str:
     codes = exit_codes_of(command) if command is not None else EXIT_SUMMARY
     lines = ["\b", "Exit codes:"]
     for code, words in codes.items():
-        lines += textwrap.wrap(words, HELP_WIDTH, initial_indent=f"  {int(code):<5}", subsequent_indent=" " * 7)
+        lines += textwrap.wrap(words, HELP_WIDTH, initial_indent=f"  {int(code):<5}", subsequent_indent=" " * 7,
+                               break_on_hyphens=False)
     return "\n".join(lines) + "\n"
 
 
@@ -71,7 +73,7 @@ MAIN_HELP = f"""Seed a zvm disk image's persist partition before its first boot.
   zvm-provision sample-disk try.qcow2     a blank zvm disk, to try things on
 
 `zvm-provision IMAGE ...` is short for `zvm-provision seed IMAGE ...`.
-The image is opened offline with libguestfs; it must not be in use by a running VM.
+The image is opened offline with libguestfs; it must not be in use (a running VM, another run).
 Secrets are never taken as arguments: they come from a terminal prompt, standard input or a file.
 
 {exit_codes_help()}
@@ -504,7 +506,7 @@ def seed_command(
     from provision.commands.seed import CtrlCWhileWriting, seed_image
     from provision.core.request import missing_flags, missing_flags_message
     from provision.errors import SeededDespiteCtrlC
-    from provision.guest.diskformat import probe_image
+    from provision.guest.diskformat import probe_image, require_image_file
     from provision.ui import progress, render
 
     check_accel(accel)
@@ -519,6 +521,7 @@ def seed_command(
             show(f"zvm-provision: note: {note}", sys.stderr)
     elif compress or format_name is not None:
         raise UsageError("--compress and --format write a new image: give it a name with --output OUT")
+    require_image_file(image)  # after the command line's own mistakes, before any input is read or fetched
     from provision.fetch.forgekeys import KeyFetcher
 
     # Every input is read, and every key source fetched, before the image is touched: bad input exits at once.
@@ -769,9 +772,11 @@ def sample_disk_command(
     debug: Debug = False,
 ) -> None:
     from provision.commands.sample_disk import create_sample_disk
+    from provision.ui import progress
 
     check_accel(accel)
-    create_sample_disk(out, size, accel=accel)
+    shown = progress.wanted(json_out=False)  # the live line of each step, on a terminal only
+    create_sample_disk(out, size, accel=accel, step=progress.working if shown else lambda _doing: nullcontext())
     show(f"created {out} ({size}, GPT: ESP, nix, persist)")
 
 
@@ -846,7 +851,7 @@ def batch_command(
         manifest=manifest, base=base, out_dir=out_dir, overlay=overlay, jobs=jobs,
         shard=(choice.index, choice.count) if choice is not None else None, force=force, accel=accel,
         output=output,
-        operator=sources.operator(operator),
+        operator=sources.operator(operator), debug=debug_enabled(),
     )
     shown = progress.default_progress(json_out=json_out)
     if choice is not None and choice.source != ShardSource.GIVEN:
@@ -907,5 +912,7 @@ def main(argv: list[str] | None = None) -> None:
     except SystemExit:
         raise
     except BaseException as exc:  # the one place that turns every failure into an exit code
+        if isinstance(exc, KeyboardInterrupt | Interrupted) or getattr(exc, "exit_code", 0) == ExitCode.INTERRUPTED:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # stopping: a late Ctrl-C must not cut the message short
         code = report_error(exc, debug=debug_enabled())
     sys.exit(code if isinstance(code, int) else 0)

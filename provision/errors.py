@@ -137,7 +137,8 @@ EXIT_MEANINGS = (
                 "the image cannot be used: not a disk image, corrupt, encrypted, a read-only file (where it "
                 "would be written), no (or several) persist partitions, unsafe entries"),
     ExitMeaning(ExitCode.IMAGE_IN_USE, ("seed", "inspect"),
-                "the image is in use by another process (a running VM): shut it down and try again"),
+                "the image is in use by another process (a running VM, or another zvm-provision on it): "
+                "finish or shut it down and try again"),
     ExitMeaning(ExitCode.IMAGE_IN_USE, ("batch",),
                 "another batch run holds the same --out-dir: wait for it, or use another folder"),
     ExitMeaning(ExitCode.IMAGE_IN_USE, ("batch-report",), "a shard still writes in that folder"),

@@ -233,6 +233,24 @@ def test_missing_key_file_and_missing_image_are_clear(fake_disk, tmp_path):
     assert result.returncode == 2 and "no such file" in result.stderr
 
 
+@pytest.mark.parametrize("args", [
+    ["IMAGE"],  # a scripted run that gives nothing: used to say "no terminal to ask on, and nothing to seed"
+    ["IMAGE", "--no-password", "--ssh-key", "MISSING.pub"],  # a missing key file as well
+    ["IMAGE", "--password-stdin", "--ssh-key", "gh:someone"],  # no password on stdin, and a key to fetch
+    ["inspect", "IMAGE"],
+    ["batch", "MISSING.csv", "--out-dir", "out", "--base", "IMAGE"],  # the manifest is missing as well
+])
+def test_a_missing_image_is_the_first_thing_reported_about_the_inputs(tmp_path, args):
+    """Only the command line's own mistakes (a bad --accel, clashing flags, an --output that exists) come
+    before it: they are found without reading anything."""
+    image = str(tmp_path / "missing.qcow2")
+    args = [a.replace("IMAGE", image).replace("MISSING", str(tmp_path / "missing")) for a in args]
+    # a proxy that answers nothing: a fetch tried before the image check would fail here, differently
+    result = run(*args, env={"HTTPS_PROXY": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"})
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[0] == f"zvm-provision: error: {image}: no such file", result.stderr
+
+
 def test_a_text_file_is_not_an_image(tmp_path, key_file):
     text = tmp_path / "notes.txt"
     text.write_text("hello\n" * 1000)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from contextlib import nullcontext
 import secrets
 from pathlib import Path
 
@@ -14,11 +15,13 @@ from provision import hostfiles
 from provision.core.text import parse_size
 from provision.errors import UsageError
 from provision.guest.launch import Accel
-from provision.guest.sampledisk import build_sample_disk, plan_partitions
+from provision.guest.sampledisk import Step, build_sample_disk, plan_partitions
 
 
-def create_sample_disk(path: Path, size: str = "20G", *, accel: Accel = "auto") -> None:
-    """Create a blank qcow2 at `path` with the zvm layout, in one appliance launch."""
+def create_sample_disk(path: Path, size: str = "20G", *, accel: Accel = "auto",
+                       step: Step = lambda _doing: nullcontext()) -> None:
+    """Create a blank qcow2 at `path` with the zvm layout, in one appliance launch; `step(what)` is shown around
+    each step (the live line on a terminal)."""
     path = Path(path)
     size_bytes = parse_size(size)
     partitions = plan_partitions(size_bytes)
@@ -29,7 +32,7 @@ def create_sample_disk(path: Path, size: str = "20G", *, accel: Accel = "auto") 
 
     tmp = path.parent / f".{path.name}.tmp-{secrets.token_hex(6)}"
     try:
-        build_sample_disk(tmp, size_bytes, partitions, accel=accel)
+        build_sample_disk(tmp, size_bytes, partitions, accel=accel, step=step)
         try:
             os.link(tmp, path)  # fails instead of replacing a file that appeared meanwhile
         except FileExistsError:

@@ -101,6 +101,10 @@ class Appliance:
         self._launcher.launch()
         self._g, self.accel_used = self._launcher.handle, self._launcher.accel_used
 
+    def cancel_launch(self) -> None:
+        """From another thread, while launch() runs: stop it now (launch.Launcher.cancel)."""
+        self._launcher.cancel()
+
     @property
     def handle(self) -> Any:
         """The launched guestfs.GuestFS."""

@@ -57,6 +57,17 @@ class _Qcow2Header:
     backing_format: str | None
 
 
+def require_image_file(path: Path) -> None:
+    """A missing image is the first thing a command reports: before a password is read, a key source fetched
+    or a manifest parsed (their errors would hide the simpler one). probe_image checks the rest."""
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except OSError:
+        pass  # probe_image says what is wrong with it
+
+
 def probe_image(path: Path, *, max_backing_depth: int = 8) -> ImageInfo:
     """Identify `path` as qcow2 or raw, refusing anything hostile, broken or not a disk image.
 

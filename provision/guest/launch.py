@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -29,6 +30,10 @@ _LOCK_PATH_RE = re.compile(r"Is another process using the image \[([^\]]+)\]")
 _READ_ONLY_RE = re.compile(r"Permission denied|Operation not permitted|Read-only file system")
 _KVM_UNAVAILABLE = "kvm not available"  # libguestfs: "force_kvm supplied but kvm not available"
 _OUTPUT_LIMIT = 1 << 16
+
+
+class LaunchCancelled(Exception):
+    """cancel() stopped the launch: its qemu was killed before the appliance was up (nothing was written)."""
 
 
 class _KvmHangs(Exception):
@@ -68,6 +73,8 @@ class Launcher:
         self.tcg_timeout = TCG_LAUNCH_TIMEOUT if tcg_timeout is None else tcg_timeout
         self.handle: Any = None  # the launched guestfs.GuestFS
         self.accel_used: Literal["kvm", "tcg"] | None = None
+        self._cancelled = threading.Event()
+        self._guard: watchdog.Watchdog | None = None  # the running launch's, for cancel()
         # libguestfs's "print errors to stderr" handler is switched off per thread, in the thread that made
         # the handle. Make the handles here, in the caller's thread, which later runs the calls that may
         # fail on purpose (lstat of an absent path), even when launch() runs in a background thread.
@@ -83,6 +90,15 @@ class Launcher:
             self._launch_once("tcg")
         else:
             self._launch_auto()
+
+    def cancel(self) -> None:
+        """From another thread: stop the launch now, killing its qemu (or the qemu it is about to start), so
+        that launch() ends at once with LaunchCancelled; no KVM verdict is recorded, no TCG retry made. Only
+        the handle's own thread touches the handle: this sets a flag and wakes the watchdog."""
+        self._cancelled.set()
+        guard = self._guard
+        if guard is not None:
+            guard.poke()
 
     def close_spares(self) -> None:
         spares = list(self._spare_handles.values())
@@ -140,8 +156,11 @@ class Launcher:
 
     def _launch_once(self, accel: Literal["kvm", "tcg"], *, handle: Any = None) -> None:
         g = handle if handle is not None else self._new_handle(accel)
+        if self._cancelled.is_set():
+            g.close()  # never launched
+            raise LaunchCancelled()
         timeout = self.kvm_timeout if accel == "kvm" else self.tcg_timeout
-        guard = watchdog.Watchdog(g, timeout)
+        guard = self._guard = watchdog.Watchdog(g, timeout, self._cancelled)
         # qemu's own stderr (e.g. the lock message) reaches only event callbacks, not the exception text.
         # Only the launch is listened to: no write happens during it, so nothing secret is captured.
         output: list[str] = []
@@ -157,6 +176,8 @@ class Launcher:
             g.delete_event_callback(event_handle)
         except RuntimeError as exc:
             g.close()
+            if self._cancelled.is_set():  # its qemu was killed on purpose (or the launch failed anyway)
+                raise LaunchCancelled() from None
             text = str(exc) + "\n" + "".join(output)
             probing_kvm = accel == "kvm" and self.accel == "auto"
             if guard.fired:
@@ -178,6 +199,8 @@ class Launcher:
         except BaseException:  # Ctrl-C right after launch returned: do not leak the handle
             g.close()
             raise
+        finally:
+            self._guard = None
         g.umask(0o077)  # files and directories are born private; final modes are set explicitly
         self.handle = g
         self.accel_used = accel
@@ -187,8 +210,9 @@ class Launcher:
             match = _LOCK_PATH_RE.search(text)
             where = match.group(1) if match else ", ".join(str(i.path) for i in self.images)
             return ImageInUseError(
-                f"{where} is in use by another process (a running VM?); shut the VM down and try again",
-                hint="a disk must not be seeded while a VM runs from it",
+                f"{where} is in use by another process: a running VM, or another zvm-provision on the same "
+                "image (the wizard in another terminal, say); shut the VM down or let that run end, then try again",
+                hint="a disk must not be seeded while a VM or another run has it open",
             )
         if _READ_ONLY_RE.search(text) and not self.readonly:
             paths = ", ".join(str(i.path) for i in self.images)

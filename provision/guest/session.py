@@ -22,6 +22,12 @@ from provision.guest.appliance import Appliance, close_keeping_the_cause
 from provision.guest.launch import Accel
 
 
+STOPPING_THE_LAUNCH = (
+    "zvm-provision: the appliance was still starting and nothing was written: stopping it now, waiting a second "
+    "or so for its qemu to end; another Ctrl-C changes nothing"
+)
+
+
 class WritesGuard(Protocol):
     """Told when the first write is about to happen (the seed command's Ctrl-C policy changes then)."""
 
@@ -42,11 +48,18 @@ class ImageSession:
         self.appliance = Appliance([info], readonly=readonly, accel=accel)
         self._launch_error: BaseException | None = None
         self._thread: threading.Thread | None = None
+        # Set when the launch thread has left libguestfs. Waited on instead of Thread.join: on CPython 3.11 a
+        # join that Ctrl-C interrupts marks the thread stopped while it still runs (threading's bpo-45274
+        # handling), and the process then left while the launch was inside libguestfs: "double free", exit 134.
+        self._launch_ended = threading.Event()
         self._state: ImageState | None = None
         self.persist: Partition | None = None
 
     def start(self) -> ImageSession:
-        self._thread = threading.Thread(target=self._launch, name="appliance-launch", daemon=True)
+        # Not a daemon: the interpreter must never exit while this thread is inside libguestfs (libguestfs's
+        # exit handler would free the handle under the launch). close() stops the launch and waits for it; this
+        # is a backstop should a Ctrl-C land before close() runs.
+        self._thread = threading.Thread(target=self._launch, name="appliance-launch")
         self._thread.start()
         return self
 
@@ -55,14 +68,15 @@ class ImageSession:
             self.appliance.launch()
         except BaseException as exc:  # handed to the main thread in wait()
             self._launch_error = exc
+        finally:
+            self._launch_ended.set()
 
     def wait(self) -> None:
         """Block until the appliance is up; re-raise its launch error here, in the caller's thread."""
         if self._thread is None:
             self.start()
-        assert self._thread is not None
-        while self._thread.is_alive():
-            self._thread.join(0.2)  # short joins keep Ctrl-C responsive
+        while not self._launch_ended.wait(0.2):  # short waits keep Ctrl-C responsive
+            pass
         if self._launch_error is not None:
             raise self._launch_error
         if self.persist is None:
@@ -83,12 +97,16 @@ class ImageSession:
             apply_and_verify(plan, fs, progress)
 
     def close(self) -> None:
-        """Shut the appliance down cleanly (its error is raised: the image may be incomplete)."""
-        if self._thread is not None and self._thread.is_alive():
-            # libguestfs cannot stop a launch half-way: let it end, then shut the appliance down
-            print("zvm-provision: waiting for the appliance to finish starting, to shut it down cleanly…",
-                  file=sys.stderr, flush=True)
-            self._thread.join()
+        """Shut the appliance down cleanly (its error is raised: the image may be incomplete).
+
+        While it is still starting, nothing has been written (writes wait for the launch to end), so its qemu
+        is killed rather than waited for (a launch takes 15-60 s under TCG). The launch thread is always
+        joined before this returns, whatever Ctrl-C comes meanwhile: leaving while it is inside libguestfs
+        would crash the process."""
+        if self._thread is not None and not self._launch_ended.is_set():
+            print(STOPPING_THE_LAUNCH, file=sys.stderr, flush=True)
+            self.appliance.cancel_launch()
+            _wait_through_ctrl_c(self._launch_ended)
         self.appliance.close()
 
     def __enter__(self) -> ImageSession:
@@ -96,3 +114,13 @@ class ImageSession:
 
     def __exit__(self, _type: object, exc: BaseException | None, _tb: object) -> None:
         close_keeping_the_cause(self.close, exc)
+
+
+def _wait_through_ctrl_c(ended: threading.Event) -> None:
+    """Wait for `ended`; a Ctrl-C meanwhile is absorbed (the stop it asks for is already under way)."""
+    while True:
+        try:
+            if ended.wait(0.2):
+                return
+        except KeyboardInterrupt:
+            continue

@@ -47,7 +47,8 @@ def _children_with(token: bytes) -> set[int]:
 
 
 class Watchdog:
-    """Kills the qemu that one launch started if the appliance is not up within `timeout` seconds.
+    """Kills the qemu that one launch started if the appliance is not up within `timeout` seconds, or at once
+    when `cancelled` is set (the run stops before anything was written: see session.ImageSession.close).
 
     Only that launch's qemu: batch runs several appliances in one process, and a watchdog must never touch
     another's. g.get_pid() cannot be used (launch() holds the handle until it returns), so the launch marks
@@ -56,14 +57,16 @@ class Watchdog:
     appears (building the appliance with supermin comes first and may take a while on a first run).
     """
 
-    def __init__(self, g: Any, timeout: float) -> None:
+    def __init__(self, g: Any, timeout: float, cancelled: threading.Event | None = None) -> None:
         self.timeout = timeout
-        self.fired = False
+        self.fired = False  # the timeout killed qemu
+        self.cancelled = cancelled if cancelled is not None else threading.Event()
         word = f"zvm_provision_launch={secrets.token_hex(8)}"
         append = g.get_append()
         g.set_append(f"{append} {word}" if append else word)
         self._token = word.encode()
         self._stop = threading.Event()
+        self._wake = threading.Event()  # set by stop and by poke(): look now, not at the next half second
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="zvm-launch-watchdog", daemon=True)
 
@@ -74,22 +77,32 @@ class Watchdog:
     def __exit__(self, *exc) -> None:
         with self._lock:
             self._stop.set()
+        self._wake.set()
         self._thread.join()
+
+    def poke(self) -> None:
+        """`cancelled` was just set: kill the qemu now if it is there (else as soon as it appears)."""
+        self._wake.set()
 
     def _run(self) -> None:
         seen_at = None
-        while not self._stop.wait(0.5):
+        while True:
+            self._wake.wait(0.1 if self.cancelled.is_set() else 0.5)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             ours = _children_with(self._token)
             if not ours:
                 continue
             now = time.monotonic()
             seen_at = seen_at or now
-            if now - seen_at < self.timeout:
+            cancelled = self.cancelled.is_set()
+            if not cancelled and now - seen_at < self.timeout:
                 continue
             with self._lock:
                 if self._stop.is_set():
                     return
-                self.fired = True
+                self.fired = not cancelled
                 for pid in ours:
                     try:
                         os.kill(pid, 9)

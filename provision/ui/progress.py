@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TextIO
 
 STARTING = "Starting the libguestfs appliance"
@@ -20,16 +20,21 @@ def wanted(*, json_out: bool) -> bool:
     return not json_out and sys.stderr.isatty()
 
 
-@contextmanager
-def appliance_starting(*, since: float | None = None) -> Iterator[None]:
+def appliance_starting(*, since: float | None = None) -> AbstractContextManager[None]:
     """While the block runs, `Starting the libguestfs appliance… 12 s`, counted from `since` (monotonic)."""
+    return working(STARTING, since=since)
+
+
+@contextmanager
+def working(doing: str, *, since: float | None = None) -> Iterator[None]:
+    """While the block runs, `<doing>… 12 s`, counted from `since` (monotonic), on stderr."""
     from rich.console import Console  # lazily: --help stays fast
 
     started = time.monotonic() if since is None else since
 
     class Elapsed:
         def __rich__(self) -> str:  # drawn again on every refresh, so the seconds go on
-            return f"{STARTING}… {time.monotonic() - started:.0f} s"
+            return f"{doing}… {time.monotonic() - started:.0f} s"
 
     with Console(stderr=True, highlight=False).status(Elapsed()):
         yield

@@ -106,9 +106,9 @@ def read_report(folder: Path) -> tuple[str, dict[str, dict]]:
 
 
 @pytest.mark.parametrize("error, expected", [
-    (RuntimeError(SENTINEL), "internal error (RuntimeError); run again with ZVM_PROVISION_DEBUG=1 to see where"),
+    (RuntimeError(SENTINEL), "internal error (RuntimeError); run again with --debug to see where"),
     (OSError(28, "No space left on device", SENTINEL), "host error: No space left on device"),
-    (OSError(SENTINEL), "internal error (OSError); run again with ZVM_PROVISION_DEBUG=1 to see where"),
+    (OSError(SENTINEL), "internal error (OSError); run again with --debug to see where"),
 ])
 def test_a_failing_launch_is_reported_without_the_exception_s_text(folder, stand_in, error, expected):
     manifest(folder, {"alice": hash_password("alice's password!", rounds=5000).reveal()})
@@ -119,6 +119,30 @@ def test_a_failing_launch_is_reported_without_the_exception_s_text(folder, stand
     assert users["alice"]["error"] == expected
     assert "SENTINEL" not in text and "SENTINEL" not in render_batch.render_batch(result)
     assert not list((folder / "out").glob("*.qcow2")) and not list((folder / "out").glob(".*.partial"))
+
+
+@pytest.mark.parametrize("flag", [[], ["--debug"]])
+def test_batch_debug_shows_a_failed_image_s_traceback_and_the_hint_names_the_flag(folder, stand_in, monkeypatch,
+                                                                                   capsys, flag):
+    """Through the command's own parsing and handler (in this process, for the stand-in): --debug used to be
+    ignored for a failed image, whose hint named only ZVM_PROVISION_DEBUG."""
+    from provision import cli
+
+    manifest(folder, {"alice": hash_password("alice's password!", rounds=5000).reveal()})
+    stand_in.launch_error = RuntimeError(SENTINEL)
+    monkeypatch.delenv("ZVM_PROVISION_DEBUG", raising=False)
+    monkeypatch.setattr(cli, "_debug_requested", False)
+    with pytest.raises(SystemExit) as ended:
+        cli.main(["batch", str(folder / "staff.csv"), "--base", str(folder / "base.qcow2"),
+                  "--out-dir", str(folder / "out"), "--accel", "tcg", *flag])
+    err = capsys.readouterr().err
+    assert ended.value.code == 1, err
+    assert "internal error (RuntimeError); run again with --debug to see where" in err
+    if flag:
+        assert "Traceback" in err and f"RuntimeError: {SENTINEL}" in err, err
+    else:
+        assert "Traceback" not in err and SENTINEL not in err, err
+    assert SENTINEL not in read_report(folder)[0]
 
 
 def test_a_bug_while_seeding_one_disk_fails_that_image_only_and_says_nothing_of_its_text(folder, stand_in,

@@ -124,11 +124,13 @@ def test_plain_http_and_bad_user_names_are_refused_without_any_request(forge, im
     assert forge.requests == []
 
 
-def test_the_keys_are_fetched_before_the_image_is_even_looked_at(forge, tmp_path):
-    """No image at that path: the fetch's error comes first, so the image would not have been touched."""
+def test_a_missing_image_is_reported_before_any_key_is_fetched(forge, tmp_path):
+    """No image at that path: that is the first thing said (issue 18), and no request reaches the forge. With
+    an image, the keys are fetched before it is opened (the refusals above leave it untouched)."""
     result = zvm("seed", str(tmp_path / "missing.qcow2"), "--no-password", "--ssh-key", "gh:nobody", "--yes")
     assert result.returncode == 2
-    assert "GitHub has no user nobody" in result.stderr and "missing.qcow2" not in result.stderr
+    assert "missing.qcow2: no such file" in result.stderr and "nobody" not in result.stderr, result.stderr
+    assert forge.requests == []
     assert not (tmp_path / "missing.qcow2").exists()
 
 
@@ -193,19 +195,20 @@ def test_a_shard_fetches_only_its_own_rows_sources_and_checks_the_others_offline
     rows = [("alice", "gh:nobody-here"), ("bob", "gh:bob-unserved"), ("carol", "gh:carol"), ("dave", "gh:dave"),
             ("erin", "gh:erin-unserved"), ("frank", "gl:frank")]
     manifest = write_manifest(tmp_path, rows)
-    missing_base = tmp_path / "missing.qcow2"  # the run stops after the manifest, before any launch
-    result = zvm("batch", str(manifest), "--base", str(missing_base), "--out-dir", str(tmp_path / "out"),
+    not_a_disk = tmp_path / "not-a-disk.qcow2"  # the run stops after the manifest, before any launch
+    not_a_disk.write_text("not a disk image\n")  # (a missing base would stop it before the manifest)
+    result = zvm("batch", str(manifest), "--base", str(not_a_disk), "--out-dir", str(tmp_path / "out"),
                  "--shard", "2/3")
-    assert result.returncode == 2 and "missing.qcow2" in result.stderr and "bad row" not in result.stderr, \
+    assert result.returncode == 3 and "not-a-disk.qcow2" in result.stderr and "bad row" not in result.stderr, \
         result.stderr
     assert sorted(forge.paths()) == ["/carol.keys", "/dave.keys"]  # rows 3 and 4 of 6: the second third
 
     bad = write_manifest(tmp_path, [*rows[:5], ("frank", "gh:-malformed")])
-    result = zvm("batch", str(bad), "--base", str(missing_base), "--out-dir", str(tmp_path / "out"),
+    result = zvm("batch", str(bad), "--base", str(not_a_disk), "--out-dir", str(tmp_path / "out"),
                  "--shard", "2/3")
     assert result.returncode == 2 and "line 7: " in result.stderr and "not a valid GitHub user name" in \
         result.stderr, result.stderr
-    first = zvm("batch", str(manifest), "--base", str(missing_base), "--out-dir", str(tmp_path / "out"),
+    first = zvm("batch", str(manifest), "--base", str(not_a_disk), "--out-dir", str(tmp_path / "out"),
                 "--shard", "1/3")
     assert first.returncode == 2 and "line 2: GitHub has no user nobody-here" in first.stderr, first.stderr
 

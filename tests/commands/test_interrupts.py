@@ -192,3 +192,25 @@ def test_ctrl_c_before_writing_leaves_the_image_untouched_and_says_so(interrupte
     assert "the image was not changed" in run["stderr"], run
     assert "Traceback" not in run["stderr"], run
     assert sha256(interrupted["disks"]["before"]) == interrupted["before"]["before"]
+
+
+def test_an_image_another_zvm_provision_is_writing_is_refused_naming_that_possibility(sample_disk, tmp_path):
+    """The holder here is not a VM but another run (held after its first write): the refusal must not say
+    only "a running VM?", and must leave the image to that run."""
+    key = tmp_path / "id.pub"
+    key.write_text(public_line(comment="first@test") + "\n")
+    first = Command(tmp_path, "first", sample_disk, key)
+    try:
+        wait_for(first.writing, "the first run's first write", first.proc)
+        second = subprocess.run(
+            [sys.executable, "-m", "provision", str(sample_disk), "--no-password", "--ssh-key", str(key)],
+            capture_output=True, text=True, timeout=TIMEOUT, check=False,
+            env={**os.environ, "ZVM_PROVISION_ACCEL": "tcg", "PYTHONPATH": str(REPO)},
+        )
+    finally:
+        first.resume()
+        ended = first.finish()
+    said = " ".join(second.stderr.split())
+    assert second.returncode == 4, second.stderr
+    assert "a running VM, or another zvm-provision on the same image" in said, said
+    assert ended["code"] == 0, ended  # the first run was not disturbed

@@ -30,7 +30,7 @@ from provision.errors import ImageInUseError, ImageUnusableError, UnsafeEntryErr
 from provision.guest import rawdisk, watchdog
 from provision.guest.appliance import Appliance, NewPartition
 from provision.guest.diskformat import probe_image
-from provision.guest.launch import Launcher
+from provision.guest.launch import LaunchCancelled, Launcher
 from provision.guest.sampledisk import plan_partitions
 from tests.conftest import qemu_holding_lock
 from tests.support.binding import needs_guestfs
@@ -544,6 +544,50 @@ def test_later_runs_skip_kvm_by_the_verdict_the_real_command_recorded(kvm_failur
         assert launched_accels(tmp_path) == ["tcg"]
 
 
+def launch_under_a_hanging_kvm(appliance: Appliance, hang) -> tuple[threading.Thread, list[BaseException]]:
+    """Launch `appliance` in a thread (its error is kept in the list); return once the hanging qemu is up."""
+    errors: list[BaseException] = []
+
+    def launch() -> None:
+        try:
+            appliance.launch()
+        except BaseException as exc:  # noqa: BLE001 - examined by the test
+            errors.append(exc)
+
+    thread = threading.Thread(target=launch)
+    thread.start()
+    deadline = time.monotonic() + 300
+    while not hang.boots() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return thread, errors
+
+
+# -- a cancelled launch (Ctrl-C before the appliance is up) ------------------------------------------------
+
+
+@pytest.mark.appliance
+def test_a_cancelled_kvm_launch_under_auto_ends_at_once_records_no_verdict_and_tries_no_tcg(make_disk_copy, tmp_path,
+                                                                                            monkeypatch):
+    """The run is stopping: a KVM launch killed on purpose says nothing about this host's KVM, and no TCG
+    launch follows. The KVM here hangs, with a watchdog of 600 s: only the cancel can end the launch sooner."""
+    hang = stand_in(tmp_path / "hv", "hang")
+    monkeypatch.setenv("LIBGUESTFS_HV", str(hang.path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(watchdog, "kvm_usable", lambda: True)
+    appliance = Appliance([probe_image(make_disk_copy("cancelled"))], readonly=True, accel="auto", kvm_timeout=600)
+    thread, errors = launch_under_a_hanging_kvm(appliance, hang)
+    try:
+        appliance.cancel_launch()
+        thread.join(300)  # far beyond a cancel (a second), far below the 600 s watchdog
+        assert not thread.is_alive(), "the cancel did not end the launch"
+    finally:
+        if not thread.is_alive():  # a handle still launching must not be closed under the launch
+            appliance.close()
+    assert [type(e) for e in errors] == [LaunchCancelled]
+    assert hang.boots() == ["kvm"]
+    assert not (tmp_path / "cache" / "zvm-provision" / "accel.json").exists()
+
+
 # -- two appliances in one process (batch --jobs): a watchdog kills only its own qemu ----------------------
 
 
@@ -558,19 +602,7 @@ def neighbours(make_disk_copy, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("LIBGUESTFS_HV", str(hang.path))
         stuck = Appliance([probe_image(make_disk_copy("stuck"))], readonly=True, accel="kvm", kvm_timeout=20)
-    stuck_error = []
-
-    def launch_stuck():
-        try:
-            stuck.launch()
-        except Exception as exc:  # noqa: BLE001 - examined by the test
-            stuck_error.append(exc)
-
-    stuck_thread = threading.Thread(target=launch_stuck)
-    stuck_thread.start()
-    deadline = time.monotonic() + 300
-    while not hang.boots() and time.monotonic() < deadline:  # the hanging qemu is up: its watchdog runs
-        time.sleep(0.1)
+    stuck_thread, stuck_error = launch_under_a_hanging_kvm(stuck, hang)  # its watchdog runs
     session = ImageSession(probe_image(make_disk_copy("healthy")), readonly=True, accel="tcg").start()
     stuck_thread.join()
     yield {"session": session, "stuck": stuck, "stuck_error": stuck_error, "hang": hang}

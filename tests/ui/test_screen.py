@@ -121,6 +121,7 @@ def test_an_error_on_an_80_column_terminal_breaks_at_word_boundaries_only(tmp_pa
     repo = Path(__file__).resolve().parents[2]
     key = tmp_path / "id.pub"
     key.write_text(public_line() + "\n")
+    (tmp_path / "disk.qcow2").write_bytes(b"")  # it exists: a missing image would be reported first
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "ZVM_PROVISION_DEBUG")}
     env.update(PYTHONPATH=str(repo), ZVM_PROVISION_ACCEL="tcg", TERM="xterm")
     child = pexpect.spawn(sys.executable, ["-m", "provision", "seed", str(tmp_path / "disk.qcow2"), "--no-password",

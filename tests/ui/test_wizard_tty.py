@@ -10,12 +10,14 @@ import hashlib
 import io
 import os
 import re
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.commands.test_ctrl_c_while_launching import left_running, qemu_pids_under
 from tests.support.held_writes import HOLD_WRITES_ENV
 from tests.support.keyfactory import public_line
 
@@ -28,6 +30,16 @@ LAUNCH_TIMEOUT = 240  # the wait for the appliance: ~15 s under TCG, more on a b
 PASSWORD = "tty test pass 42"
 ENTER = "\r"
 CTRL_C = "\x03"
+STOPPED = 120  # a stopped launch ends in a second or two: this only catches a run that waits for all of it
+
+
+def wait_for_qemu(child, timeout: float = LAUNCH_TIMEOUT) -> set[int]:
+    """The pids of the appliance's qemu, once it runs under the command (the launch is under way)."""
+    deadline = time.monotonic() + timeout
+    while not (found := qemu_pids_under(child.pid)):
+        assert child.isalive() and time.monotonic() < deadline, child.before
+        time.sleep(0.05)
+    return found
 
 
 def spawn(disk: Path, home: Path, *, args: list[str] | None = None, module: str = "provision", **extra_env: str):
@@ -140,23 +152,36 @@ def test_keystrokes_seed_the_image(sample_disk, open_readonly, tmp_path):
     assert (stat.uid, stat.gid, stat.mode) == (1000, 100, 0o600)
 
 
-def test_ctrl_c_at_the_first_question_while_the_appliance_starts_leaves_the_image_byte_identical(
-    sample_disk, tmp_path
+@pytest.mark.parametrize(("count", "gap"), [(1, 0.0), (2, 1.5), (3, 0.2)])
+def test_ctrl_c_at_the_first_question_stops_the_starting_appliance_at_once_leaving_the_image_byte_identical(
+    sample_disk, tmp_path, count, gap
 ):
+    """Nothing is written before the appliance is up, so Ctrl-C kills the launch rather than waiting for it (it
+    used to wait ~50 s). A second Ctrl-C used to end the interpreter with the launch thread inside libguestfs:
+    glibc's "double free or corruption", exit 134, 2 runs in 3. The bound on the end is generous (a launch
+    takes 15-60 s here; the stop a second or two): it catches a run that waits for the launch, not a slow host."""
     home, _ = home_with_keys(tmp_path)
     before = sha256(sample_disk)
     child = spawn(sample_disk, home)
     try:
         child.expect("SSH public keys")
-        child.send(CTRL_C)
-        # libguestfs cannot stop a launch half-way: the run says it waits for it, then shuts it down
-        child.expect("waiting for the appliance to finish starting")
-        child.expect(pexpect.EOF, timeout=LAUNCH_TIMEOUT)
+        qemus = wait_for_qemu(child)
+        child.send(CTRL_C)  # a key at the question: prompt_toolkit reads it
+        for _ in range(count - 1):
+            time.sleep(gap)
+            if child.isalive():
+                child.sendintr()  # the terminal's Ctrl-C once the prompt has given the terminal back: SIGINT
+        child.expect(pexpect.EOF, timeout=STOPPED)
     finally:
         child.close()
-    assert child.exitstatus == 130, child.before
-    assert "the image was not changed" in (child.before or "")
+    output = " ".join((child.before or "").split())
+    assert child.exitstatus == 130, (child.exitstatus, child.signalstatus, output)
+    assert "double free" not in output and "Traceback" not in output, output
+    # says what it waits for, and what another Ctrl-C does
+    assert "nothing was written: stopping it now" in output and "another Ctrl-C changes nothing" in output, output
+    assert "the image was not changed" in output
     assert sha256(sample_disk) == before
+    assert qemus and left_running(qemus) == []
 
 
 def test_no_at_the_confirmation_exits_1_saying_nothing_was_written(sample_disk, tmp_path):
@@ -258,3 +283,31 @@ def test_the_wizard_with_output_writes_the_new_image_and_leaves_image_byte_ident
     assert f"Written: {out} (compressed qcow2" in output
     assert sha256(sample_disk) == before
     assert out.is_file() and sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_sample_disk_shows_each_step_live_on_a_terminal_and_nothing_of_it_otherwise(tmp_path):
+    """A newcomer's first command takes 45-55 s: on a terminal it says what it does, with the seconds; off a
+    terminal (a log, a pipe) stderr stays empty."""
+    from tests.conftest import SAMPLE_SIZE  # noqa: PLC0415
+
+    on_tty = tmp_path / "on-tty.qcow2"
+    child = spawn(on_tty, tmp_path, args=["sample-disk", str(on_tty), "--size", SAMPLE_SIZE])
+    piped = tmp_path / "piped.qcow2"
+    off_tty = subprocess.Popen(
+        [sys.executable, "-m", "provision", "sample-disk", str(piped), "--size", SAMPLE_SIZE],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(REPO),
+        env={**os.environ, "ZVM_PROVISION_ACCEL": "tcg", "PYTHONPATH": str(REPO)},
+    )
+    try:
+        child.expect(r"Starting the libguestfs appliance… \d+ s", timeout=60)
+        child.expect(r"Partitioning and formatting the disk… \d+ s", timeout=LAUNCH_TIMEOUT)
+        child.expect(pexpect.EOF, timeout=LAUNCH_TIMEOUT)
+        out, err = off_tty.communicate(timeout=LAUNCH_TIMEOUT)
+    finally:
+        child.close()
+        if off_tty.poll() is None:
+            off_tty.kill()
+    assert child.exitstatus == 0, child.before
+    assert off_tty.returncode == 0 and err == b"", err
+    assert out.decode().startswith(f"created {piped}")
+    assert on_tty.is_file() and piped.is_file()

@@ -37,6 +37,7 @@ class BatchOptions:
     max_disks: int = MAX_DISKS_PER_APPLIANCE
     output: OutputSpec = OutputSpec()  # --format, --compress
     operator: str | None = None  # who runs the batch, for each image's seeding record
+    debug: bool = False  # --debug (or ZVM_PROVISION_DEBUG=1): a failed image's traceback goes to stderr
 
 
 class UserStatus(StrEnum):
@@ -136,16 +137,16 @@ def converting_path(out_dir: Path, user: User, output: OutputSpec) -> Path:
     return out_dir / f".{user.name}{output.suffix}{CONVERTING_SUFFIX}"
 
 
-def describe_failure(exc: BaseException) -> str:
+def describe_failure(exc: BaseException, *, debug: bool) -> str:
     """What the report and the screen say about a failure. The tool's own errors carry messages written
     for that; any other exception's text could hold anything (a path, part of a file), so only its kind
-    is said (a host error by its errno), and the traceback goes to stderr with ZVM_PROVISION_DEBUG=1."""
+    is said (a host error by its errno), and the traceback goes to stderr with `debug` (--debug)."""
     if isinstance(exc, ProvisionError):
         return exc.message
     if isinstance(exc, OSError) and exc.errno:
         return f"host error: {os.strerror(exc.errno)}"
-    if os.environ.get("ZVM_PROVISION_DEBUG") == "1":
+    if debug:
         import traceback
 
         traceback.print_exception(exc, file=sys.stderr)
-    return f"internal error ({type(exc).__name__}); run again with ZVM_PROVISION_DEBUG=1 to see where"
+    return f"internal error ({type(exc).__name__}); run again with --debug to see where"

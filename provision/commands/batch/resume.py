@@ -32,7 +32,7 @@ from provision.guest.launch import Accel
 
 def check_existing(
     users: Sequence[User], out_dir: Path, results: dict[str, UserResult], accel: Accel, max_disks: int,
-    output: OutputSpec = OutputSpec(), shard: tuple[int, int] | None = None,
+    output: OutputSpec = OutputSpec(), shard: tuple[int, int] | None = None, *, debug: bool = False,
 ) -> Iterator[tuple[User, list[str]]]:
     """Yield (user, problems) for each existing output; no problems means complete for this manifest (and its
     result then holds the image's size and sha256)."""
@@ -41,7 +41,7 @@ def check_existing(
         for user in users:
             yield user, _judge_by_report(recorded.get(user.name), user, results[user.name], output)
         return
-    for user, problems in _inspect_existing(users, out_dir, results, accel, max_disks):
+    for user, problems in _inspect_existing(users, out_dir, results, accel, max_disks, debug):
         if not problems:
             problems = format_problems(recorded.get(user.name), output)
         if not problems:
@@ -50,7 +50,8 @@ def check_existing(
 
 
 def _inspect_existing(
-    users: Sequence[User], out_dir: Path, results: dict[str, UserResult], accel: Accel, max_disks: int
+    users: Sequence[User], out_dir: Path, results: dict[str, UserResult], accel: Accel, max_disks: int,
+    debug: bool,
 ) -> Iterator[tuple[User, list[str]]]:
     openable: list[tuple[User, ImageInfo]] = []
     for user in users:
@@ -71,13 +72,13 @@ def _inspect_existing(
                         if not problems and user.password_hash is not None:
                             problems = _hash_problems(appliance, index, user)
                     except Exception as exc:  # noqa: BLE001 - a bug while checking: make the image again
-                        problems = [describe_failure(exc)]
+                        problems = [describe_failure(exc, debug=debug)]
                     judged.add(user.name)
                     yield user, problems
         except Exception as exc:  # noqa: BLE001 - the appliance did not start or stop: make them again
             for user, _ in chunk:
                 if user.name not in judged:  # a verdict read before a failed shutdown still holds
-                    yield user, [f"cannot check it: {describe_failure(exc)}"]
+                    yield user, [f"cannot check it: {describe_failure(exc, debug=debug)}"]
 
 
 def row_problems(report: InspectReport, user: User, result: UserResult) -> list[str]:

@@ -64,7 +64,7 @@ from provision.core.manifest import User
 from provision.core.text import human_size
 from provision.errors import ExitCode, ProvisionError, UsageError
 from provision.fetch.forgekeys import KeyFetcher
-from provision.guest.diskformat import probe_image
+from provision.guest.diskformat import probe_image, require_image_file
 from provision.sources import load_manifest
 
 MIN_DISKS_PER_APPLIANCE = 4  # below this, a second appliance costs more than it saves
@@ -78,10 +78,11 @@ def run_batch(options: BatchOptions, progress: BatchProgress) -> BatchResult:
     started = time.monotonic()
     # Every row validated, each distinct gh:/gl:/https key source fetched once, before any image is copied;
     # ManifestError (exit 2; 1 when a fetch failed on the way) otherwise.
-    manifest = load_manifest(options.manifest, KeyFetcher(), shard=options.shard)  # a shard fetches its own
-    users = manifest.shard(*options.shard) if options.shard else manifest.users
     if options.overlay:
         check_overlay(options.output)  # before anything is read or made
+    require_image_file(options.base)  # a missing base is said first: before the manifest and its fetches
+    manifest = load_manifest(options.manifest, KeyFetcher(), shard=options.shard)  # a shard fetches its own
+    users = manifest.shard(*options.shard) if options.shard else manifest.users
     base_info = probe_image(options.base)
     out_dir = _check_out_dir(options.out_dir, users, base_info, options.output)
 
@@ -136,7 +137,7 @@ def _make_images(
         todo = [u for u in users if u not in existing]
         progress.phase(None, f"checking {len(existing)} existing image(s) (resume; --force makes them again)")
         for user, problems in check_existing(existing, out_dir, results, options.accel, options.max_disks,
-                                             options.output, options.shard):
+                                             options.output, options.shard, debug=options.debug):
             if problems:
                 results[user.name].redone = "; ".join(problems[:MAX_REASONS]) + (
                     f"; and {len(problems) - MAX_REASONS} more" if len(problems) > MAX_REASONS else "")

@@ -14,7 +14,7 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from provision import hostfiles
@@ -42,6 +42,7 @@ from provision.errors import ProvisionError
 from provision.guest.appliance import Appliance
 from provision.guest.convert import ConversionStopped, convert_image, record_output
 from provision.guest.diskformat import probe_image
+from provision.guest.launch import LaunchCancelled
 from provision.guest.persistfs import PersistFS
 from provision.secret import Secret
 
@@ -57,11 +58,21 @@ class Hasher:
     def __enter__(self) -> Hasher:
         if self._plain:
             # spawn, not fork: appliance threads may be running, and a forked child would inherit their locks
-            self._pool = concurrent.futures.ProcessPoolExecutor(
-                min(len(self._plain), os.cpu_count() or 1), mp_context=multiprocessing.get_context("spawn"),
-                initializer=_ignore_ctrl_c,
-            )
-            self._futures = {name: self._pool.submit(_hash_one, pw) for name, pw in self._plain.items()}
+            # The processes are started by the submits, here. A Ctrl-C while one starts, before its initializer
+            # ran, printed that process's traceback: they are born with SIGINT ignored instead (an ignored signal
+            # stays ignored through exec, and Python then installs no KeyboardInterrupt handler). A Ctrl-C in
+            # the few milliseconds of the submits is lost; the next one counts.
+            main = threading.current_thread() is threading.main_thread()  # only it may set a handler
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+            try:
+                self._pool = concurrent.futures.ProcessPoolExecutor(
+                    min(len(self._plain), os.cpu_count() or 1), mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_ignore_ctrl_c,
+                )
+                self._futures = {name: self._pool.submit(_hash_one, pw) for name, pw in self._plain.items()}
+            finally:
+                if main:
+                    signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -88,9 +99,31 @@ class Cancel:
     def __init__(self, progress: BatchProgress) -> None:
         self.event = threading.Event()
         self._progress = progress
+        self._lock = threading.Lock()
+        self._launching: set[Appliance] = set()
 
     def is_set(self) -> bool:
         return self.event.is_set()
+
+    @contextlib.contextmanager
+    def launching(self, appliance: Appliance) -> Iterator[None]:
+        """Around appliance.launch(): a Ctrl-C meanwhile stops the launch at once (nothing is written before
+        the appliance is up), and launch() raises LaunchCancelled."""
+        with self._lock:
+            self._launching.add(appliance)
+            if self.event.is_set():
+                appliance.cancel_launch()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._launching.discard(appliance)
+
+    def _stop(self) -> None:
+        with self._lock:
+            self.event.set()
+            for appliance in self._launching:
+                appliance.cancel_launch()
 
     def wait_for(self, futures: Sequence[concurrent.futures.Future]) -> None:
         """Wait for every worker; on Ctrl-C, tell them to stop, still wait, then raise KeyboardInterrupt."""
@@ -100,10 +133,16 @@ class Cancel:
                 _, pending = concurrent.futures.wait(pending, timeout=0.2)
             except KeyboardInterrupt:
                 if not self.event.is_set():
-                    self.event.set()
+                    # The stop is decided and bounded: later Ctrl-C change nothing. Ignored from here to the
+                    # exit, so none lands in the hashing pool's shutdown (a Ctrl-C there left its processes
+                    # waiting forever, and the exit with them) or cuts the report being written.
+                    if threading.current_thread() is threading.main_thread():
+                        signal.signal(signal.SIGINT, signal.SIG_IGN)
+                    self._stop()
                     self._progress.note(
-                        "stopping (Ctrl-C): each appliance finishes the image it is on and shuts down cleanly; "
-                        "temporary copies are removed"
+                        "stopping (Ctrl-C): an appliance still starting is stopped at once (nothing was written "
+                        "yet); one seeding finishes the image it is on and shuts down cleanly; temporary copies "
+                        "are removed; another Ctrl-C changes nothing"
                     )
         for future in futures:
             future.result()  # a bug in a worker surfaces here
@@ -174,7 +213,7 @@ class ChunkWorker:
         try:
             self._run(number, users, partials)
         except Exception as exc:  # a bug or a host I/O error: this chunk's unfinished images fail, others go on
-            message = describe_failure(exc)
+            message = describe_failure(exc, debug=self.options.debug)
             for user in users:
                 if self.results[user.name].status not in (UserStatus.SEEDED, UserStatus.FAILED):
                     self.fail(user, message)
@@ -209,7 +248,8 @@ class ChunkWorker:
         seeded: list[User] = []
         try:
             appliance = Appliance([info for _, info in copied], readonly=False, accel=self.options.accel)
-            appliance.launch()
+            with self.cancel.launching(appliance):
+                appliance.launch()
             self.progress.phase(number, f"seeding {len(copied)} disk(s)")
             for index, (user, info) in enumerate(copied):
                 if self.cancel.is_set():
@@ -220,9 +260,13 @@ class ChunkWorker:
                     self.counted.add(user.name)
                     self.progress.finished(user.name, True)
                 except Exception as exc:  # noqa: BLE001 - this image fails, the others go on
-                    self.fail(user, describe_failure(exc))
+                    self.fail(user, describe_failure(exc, debug=self.options.debug))
             self.progress.phase(number, "writing to disk and shutting the appliance down")
             appliance.close()  # umount, sync, checked shutdown: only then are the copies complete
+        except LaunchCancelled:  # Ctrl-C while it started: nothing written; its users are reported interrupted
+            assert appliance is not None
+            appliance.close()
+            return
         except ProvisionError as exc:
             if appliance is not None:
                 with contextlib.suppress(ProvisionError):
