@@ -76,3 +76,12 @@ def test_shell_completion_after_a_word_close_to_a_command_is_no_error(tmp_path):
                             text=True, timeout=60, check=False)
     assert result.returncode == 0 and result.stderr == "", result
     assert result.stdout.split() == ["id_ed25519.pub"]
+
+
+@pytest.mark.parametrize("command", [(), ("seed",)])
+def test_a_scripted_run_on_a_missing_image_reports_the_missing_image_first(tmp_path, command):
+    """Issue 18: with no terminal and no flags, a missing image is the first thing to report, not the flags."""
+    result = run_in(tmp_path, *command, "missing.qcow2")
+    assert result.returncode == 2, result
+    assert result.stderr == "zvm-provision: error: missing.qcow2: no such file\n"
+    assert not (tmp_path / "missing.qcow2").exists()

@@ -169,7 +169,8 @@ def print_report(report: InspectReport, console: Console | None = None, problems
         console.print(Text(f"  authorized_keys {problem}", style="red"))
 
     if host.known_hosts:
-        console.print(Text("known_hosts line (replace 'zvm' with the VM's address):"))
+        name = host.known_hosts.split()[0]  # the image's own hostname, or the built-in one
+        console.print(Text(f"known_hosts line (replace '{name}' with the VM's address):"))
         console.print(Text(f"  {host.known_hosts}"), soft_wrap=True)
 
     if report.unexpected:

@@ -139,13 +139,23 @@ def test_cli_json_of_a_seeded_image_changes_not_one_byte_and_shows_no_secret(ima
     assert all(p["status"] == "ok" for p in data["paths"]), data["paths"]
     assert data["password"] == {"state": "set", "algorithm": "sha512-crypt", "rounds": 5000}
     assert [k["comment"] for k in data["authorized_keys"]["keys"]] == ["alice@laptop"]
-    assert data["host_key"]["state"] == "present" and data["host_key"]["known_hosts"].startswith("zvm ssh-ed25519 ")
+    assert data["host_key"]["state"] == "present" and data["host_key"]["known_hosts"].startswith("zvm-copy-0 ssh-ed25519 ")
     assert data["machine_id"]["state"] == "valid"
     assert data["netbird"] == {"setup_key": "present", "management_url": "https://netbird.example.org"}
     assert data["unexpected"] == [] and "/var/log" in data["walk"]["not_examined"]
     assert data["hostname"] == {"state": "seeded", "value": "zvm-copy-0", "boots_as": "zvm-copy-0"}
     assert data["record"]["count"] == 1 and data["record"]["last"].startswith("seeded ")
     assert data["record"]["last"].endswith(f" by it@desk with zvm-provision {__version__}")
+
+
+@pytest.mark.appliance
+def test_cli_text_names_the_images_own_hostname_in_the_known_hosts_line(images):
+    """Each image has its own hostname: the line to paste into known_hosts names it, not the built-in `zvm`."""
+    result = run_cli("inspect", str(images["seeded"]))
+    assert result.returncode == 0, result.stderr
+    lines = [line.strip() for line in result.stdout.splitlines()]
+    assert "known_hosts line (replace 'zvm-copy-0' with the VM's address):" in lines, result.stdout
+    assert [line for line in lines if " ssh-ed25519 AAAA" in line][0].startswith("zvm-copy-0 ssh-ed25519 ")
 
 
 @pytest.mark.appliance

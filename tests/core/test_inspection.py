@@ -74,7 +74,7 @@ def test_a_seeded_image_meets_the_contract_and_shows_every_item():
     assert [k.comment for k in report.authorized_keys] == ["alice@laptop"]
     assert report.host_key.state == "present"
     assert report.host_key.fingerprint == fresh.host_key.fingerprint
-    assert report.host_key.known_hosts.startswith("zvm ssh-ed25519 AAAA")
+    assert report.host_key.known_hosts.startswith("zvm-alice ssh-ed25519 AAAA")  # the image's own hostname
     assert report.machine_id.value == "0123456789abcdef0123456789abcdef"
     assert report.netbird.setup_key == "present"
     assert report.netbird.management_url == "https://netbird.example.org"
@@ -298,7 +298,8 @@ def test_human_report_shows_the_items_of_the_issue():
     text = render_text(report_of(fs))
     for expected in ("/home/zvm/.ssh/authorized_keys", "ok", "1000:100", "0600", "set, sha512-crypt, 1000 rounds",
                      "alice@laptop", "ED25519", fresh.host_key.fingerprint, "0123456789abcdef0123456789abcdef",
-                     "zvm ssh-ed25519 AAAA", "https://netbird.example.org", "meets the persist contract",
+                     "known_hosts line (replace 'zvm-alice' with the VM's address):",
+                     "zvm-alice ssh-ed25519 AAAA", "https://netbird.example.org", "meets the persist contract",
                      "zvm-alice (seeded)",
                      "seeded 2026-11-29 14:02 UTC by it@desk with zvm-provision 0.1.0 (1 seeding recorded)"):
         assert expected in text, expected
@@ -310,6 +311,7 @@ def test_check_flags_a_hostname_the_vm_would_ignore_but_requires_neither_a_hostn
     fs.nodes["/etc/hostname"].data = b"Not_A_Name\n"
     report = report_of(fs)
     assert report.hostname.state == "invalid" and report.hostname.boots_as == "zvm"
+    assert report.host_key.known_hosts.startswith("zvm ssh-ed25519 ")  # named as the VM boots: the built-in name
     [problem] = check_image_contract(report)
     assert problem.startswith("/etc/hostname: not one line holding a valid hostname (a hostname is 1 to 63")
     assert problem.endswith("the VM ignores it and boots as zvm")

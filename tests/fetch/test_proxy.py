@@ -17,7 +17,7 @@ from provision.fetch.httpsget import FetchError
 from provision.fetch.proxy import parse_proxy, proxy_for
 from tests.support import keyfactory
 from tests.support.connectproxy import REFUSAL_WORDS, proxies  # noqa: F401 (proxies: a fixture)
-from tests.support.deadlines import CUT_WITHIN, first_cut
+from tests.support.deadlines import CUT_WITHIN, SILENT_DEADLINES, first_cut
 from tests.support.httpsserver import (  # noqa: F401 (authority, servers, forge: fixtures)
     authority,
     bare,
@@ -176,7 +176,7 @@ def test_a_silent_proxy_hits_the_deadline_and_is_hung_up_on(forge, proxies, monk
             fetch_keys("gh:alice", timeout=deadline)
         return proxy
 
-    proxy = first_cut(attempt, lambda proxy: proxy.hung_up.wait(CUT_WITHIN))
+    proxy = first_cut(attempt, lambda proxy: proxy.hung_up.wait(CUT_WITHIN), SILENT_DEADLINES)
     assert [connect.method for connect in proxy.connects] == ["CONNECT"]  # it was the tunnel that was cut
 
 
