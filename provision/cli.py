@@ -536,7 +536,7 @@ def seed_command(
     interactive = not yes and not json_out and sys.stdin.isatty() and sys.stdout.isatty()
     if flags.fetched:  # what came from the network, with fingerprints, before the image is opened
         show("\n".join(render.render_fetched(flags.fetched)), sys.stdout if interactive else sys.stderr)
-    info = probe_image(image)  # a missing or unusable image is the first thing to say, before missing flags
+    info = probe_image(image)  # an unusable image is said before missing flags
     if not interactive and flags.asks_for_nothing:
         raise UsageError(missing_flags_message(missing_flags(flags, None), image_read=False))
     # exit 3, as when the appliance is the one to notice it (--output only reads IMAGE)
