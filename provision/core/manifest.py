@@ -308,6 +308,9 @@ def _validate_row(
     if not entries:
         reasons.append("ssh_keys is empty: give at least one public key file, gh:USER, gl:USER or https URL")
     for entry in entries:
+        if _LOOKS_SECRET_RE.search(entry):  # a shifted hash would be shown as the missing key file's path
+            reasons.append(f"ssh_keys: {_cell(entry)} is no key file, gh:USER, gl:USER or https URL")
+            continue
         try:
             keys = merge_keys(keys, _row_keys(folder, entry, read_keys, fetch_keys), replace=False)
         except ProvisionError as exc:  # a fetch that failed on the way (exit 1) is this row's problem too

@@ -184,18 +184,20 @@ def test_an_excel_semicolon_export_with_a_bom_and_empty_columns_is_seeded(sample
 
 
 def test_a_hash_shifted_into_the_name_or_hostname_column_is_not_shown(image, key, tmp_path):
-    """A lost delimiter shifts a row's cells: the password hash lands in the hostname column (line 2) or, with
-    the delimiter after the name lost, inside the name (line 3). The refusal names line and column, never the
-    hash (the generated-manifest property found the hostname case)."""
+    """A lost delimiter shifts a row's cells: the password hash lands in the hostname column (line 2), inside
+    the name (line 3, the delimiter after the name lost) or in the key column (line 4). The refusal names line
+    and column, never the hash (the generated-manifest property found the hostname case)."""
     secret_hash = "$6$rounds=5000$saltsaltsalt$" + "A" * 86
     tail = secret_hash.rsplit("$", 1)[-1]
     path = tmp_path / "staff.csv"
     path.write_text(f"name,ssh_keys,hostname,password_hash\n"
                     f"alice,{key.name},{secret_hash},\n"
-                    f"bob{secret_hash},{key.name},,\n")
+                    f"bob{secret_hash},{key.name},,\n"
+                    f"carol,{secret_hash},,\n")
     path.chmod(0o600)  # a manifest holding a hash must be private
     result = batch_refused(image, path)
     assert result.returncode == 2, result.stderr
     assert "line 2: hostname: (a value not shown: it looks like a password hash" in result.stderr
     assert "line 3: name (a value not shown" in result.stderr
+    assert "line 4: ssh_keys: (a value not shown" in result.stderr  # not as a missing key file's path
     assert tail not in result.stderr and tail not in result.stdout
