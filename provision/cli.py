@@ -630,7 +630,8 @@ def inspect_command(
 
     check_accel(accel)
     if len(images) > 1 or images[0].is_dir() or images[0].suffix == ".json" or find_key:
-        _inspect_fleet(images, check=check, find_key=find_key or [], jobs=jobs, json_out=json_out, accel=accel)
+        _inspect_fleet(images, check=check, find_key=find_key or [], jobs=jobs, json_out=json_out, accel=accel,
+                       debug=debug_enabled())
         return
     image = images[0]
     info = probe_image(image)
@@ -648,7 +649,7 @@ def inspect_command(
 
 
 def _inspect_fleet(images: list[Path], *, check: bool, find_key: list[str], jobs: int, json_out: bool,
-                   accel: str) -> None:
+                   accel: str, debug: bool) -> None:
     """inspect over several images: one row each; exit 1 on a failed row, drift with --check, no match with
     --find-key."""
     from provision.commands.fleet.audit import audit_images
@@ -658,7 +659,7 @@ def _inspect_fleet(images: list[Path], *, check: bool, find_key: list[str], jobs
 
     selectors = [parse_selector(text, "--find-key") for text in find_key]
     paths = gather_images(images)
-    rows = audit_images(paths, accel=accel, jobs=jobs, find=selectors,
+    rows = audit_images(paths, accel=accel, jobs=jobs, find=selectors, debug=debug,
                         progress=progress.default_progress(json_out=json_out, name="inspect"))
     if find_key:
         rows_shown = [row for row in rows if row.matched or row.report is None]
@@ -750,7 +751,7 @@ def keys_command(
     adding, _ = sources.read_key_sources(add_key, KeyFetcher().fetch) if add_key else ([], [])
     change = KeyChange(remove=selectors, add=tuple(adding))
     options = KeysOptions(images=tuple(gather_images(images)), change=change, out_dir=out_dir, dry_run=dry_run,
-                          operator=sources.operator(operator), accel=accel, jobs=jobs)
+                          operator=sources.operator(operator), accel=accel, jobs=jobs, debug=debug_enabled())
     result = run_keys(options, progress.default_progress(json_out=json_out, name="keys"), report)
     if json_out:
         print(json.dumps(result.to_json(), indent=2))

@@ -185,8 +185,9 @@ def load_manifest(path: Path, fetcher: ManifestFetcher | None = None, *, shard: 
     data = read_small_file(path, MAX_MANIFEST_BYTES, "manifest")
     utf16 = utf16_encoding(data)  # Excel's "Unicode text"; without a byte-order mark it would decode as UTF-8
     if utf16:
-        raise UsageError(f"manifest {path} is {utf16} (as Excel saves \"Unicode text\"), not UTF-8",
-                         hint=f"{SAVE_AS_UTF8}; or convert it: iconv -f UTF-16 -t UTF-8 {path.name} > NEW.csv")
+        raise UsageError(f"manifest {path} is {utf16.described} (Excel's \"Unicode text\" is UTF-16), not UTF-8",
+                         hint=f"{SAVE_AS_UTF8}; or convert it: iconv -f {utf16.iconv_name} -t UTF-8 {path.name} "
+                         "> NEW.csv")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:

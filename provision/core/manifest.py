@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from provision.core.credentials.identity import HOSTNAME_RULE, hostname_from_name, validate_hostname
+from provision.core.credentials.identity import HOSTNAME_RULE, hostname_from_name, hostname_problem
 from provision.core.credentials.keysources import KeySource, is_remote_key_source, parse_key_source
 from provision.core.credentials.netbird import validate_management_url, validate_netbird_setup_key
 from provision.core.credentials.passwords import validate_password_hash
@@ -297,7 +297,7 @@ def _validate_row(
     elif not name.isascii():
         reasons.append(_not_ascii(name))
     elif not NAME_RE.fullmatch(name) or name in (".", "..") or name.startswith((".", "-")):
-        reasons.append(f"name {name!r} may only hold ASCII letters, digits, '.', '_' and '-', and not start "
+        reasons.append(f"name {_cell(name)} may only hold ASCII letters, digits, '.', '_' and '-', and not start "
                        "with '.' or '-' (a file name beginning with '-' reads as an option in every shell, "
                        "and as a formula in a spreadsheet)")
     elif len(name) > MAX_NAME:
@@ -308,6 +308,9 @@ def _validate_row(
     if not entries:
         reasons.append("ssh_keys is empty: give at least one public key file, gh:USER, gl:USER or https URL")
     for entry in entries:
+        if _LOOKS_SECRET_RE.search(entry):  # a shifted hash would be shown as the missing key file's path
+            reasons.append(f"ssh_keys: {_cell(entry)} is no key file, gh:USER, gl:USER or https URL")
+            continue
         try:
             keys = merge_keys(keys, _row_keys(folder, entry, read_keys, fetch_keys), replace=False)
         except ProvisionError as exc:  # a fetch that failed on the way (exit 1) is this row's problem too
@@ -316,9 +319,10 @@ def _validate_row(
     password_hash = _optional_field(row, "password_hash", validate_password_hash, reasons)
     setup_key = _optional_field(row, "netbird_setup_key", validate_netbird_setup_key, reasons)
     url = _optional_field(row, "netbird_management_url", validate_management_url, reasons)
-    hostname = _optional_field(row, "hostname", lambda text: validate_hostname(text, "the hostname"), reasons)
+    default_hostname = hostname_from_name(name) if name else None
+    hostname = _optional_field(row, "hostname", lambda text: _row_hostname(text, default_hostname), reasons)
     if hostname is None and not row.get("hostname", "").strip() and name:
-        hostname = hostname_from_name(name)
+        hostname = default_hostname
         if hostname is None:
             reasons.append(f"hostname: no valid hostname can be made from the name; give one ({HOSTNAME_RULE})")
 
@@ -334,8 +338,7 @@ def _not_ascii(name: str) -> str:
     spelt = ascii_spelling(name)
     suggestion = (f"; write it as {spelt!r}" if NAME_RE.fullmatch(spelt) and not spelt.startswith((".", "-"))
                   else "")
-    shown = name.encode("unicode_escape").decode("ascii") if not name.isprintable() else name
-    return (f"name {shown!r} holds letters outside ASCII: a name may only hold the ASCII letters A-Z and a-z, "
+    return (f"name {_cell(name)} holds letters outside ASCII: a name may only hold the ASCII letters A-Z and a-z, "
             f"digits, '.', '_' and '-'{suggestion}")
 
 
@@ -346,6 +349,27 @@ def _row_keys(folder: Path, entry: str, read_keys: KeyReader, fetch_keys: Source
     if fetch_keys is None:
         raise UsageError(f"{source.spec}: keys cannot be fetched here; give a key file")
     return fetch_keys(source)
+
+
+def _row_hostname(text: str, default: str | None) -> str:
+    """The hostname cell, checked as --hostname is; a refusal also says what an empty cell gives this row."""
+    if problem := hostname_problem(text):
+        hint = f"; or leave the cell empty for {default}" if default else ""
+        raise UsageError(f"{_cell(text)} is refused: {problem}{hint}")
+    return text
+
+
+# A cell that looks like a password hash ($id$...) or a Netbird setup key (a UUID) is not shown, wherever it
+# stands: a lost delimiter shifts a row's cells, and a hash then reaches the name or hostname column.
+_LOOKS_SECRET_RE = re.compile(r"\$[0-9a-z]{1,2}\$|[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-", re.ASCII)
+
+
+def _cell(text: str) -> str:
+    """A cell's value as a message shows it: quoted and escaped, or withheld when it may be a secret."""
+    if _LOOKS_SECRET_RE.search(text):
+        return "(a value not shown: it looks like a password hash or setup key; are the columns in order?)"
+    shown = text if len(text) <= 80 else text[:80] + "..."
+    return repr(shown.encode("unicode_escape").decode("ascii") if not shown.isprintable() else shown)
 
 
 def _optional_field(row: dict[str, str], field: str, validate: Callable[[str], T], reasons: list[str]) -> T | None:

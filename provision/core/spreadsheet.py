@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import unicodedata
 from collections.abc import Iterable
+from typing import NamedTuple
 
 DELIMITERS = {",": "','", ";": "';'", "\t": "tab"}  # the delimiter, and how a message names it
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -31,17 +32,28 @@ def header_delimiter(header_line: str, known: Iterable[str]) -> str:
     return max(DELIMITERS, key=lambda d: (score(d), d == ","))
 
 
-def utf16_encoding(data: bytes) -> str | None:
-    """'UTF-16 little-endian, with a byte-order mark' (and the like) when `data` looks like UTF-16 text,
-    else None. Without a BOM, text that is mostly ASCII has a NUL in every other byte."""
+class Utf16(NamedTuple):
+    described: str  # 'UTF-16 little-endian, with a byte-order mark'
+    iconv_name: str  # what iconv -f needs: its plain UTF-16 reads a file without a byte-order mark as big-endian
+
+
+def utf16_encoding(data: bytes) -> Utf16 | None:
+    """Which UTF-16 `data` is in, when it looks like UTF-16 text, else None. Without a BOM, text that is mostly
+    ASCII has a NUL in every other byte."""
     if data.startswith(codecs.BOM_UTF16_LE):
-        return "UTF-16 little-endian, with a byte-order mark"
+        return Utf16("UTF-16 little-endian, with a byte-order mark", "UTF-16")
     if data.startswith(codecs.BOM_UTF16_BE):
-        return "UTF-16 big-endian, with a byte-order mark"
+        return Utf16("UTF-16 big-endian, with a byte-order mark", "UTF-16")
     sample = data[:4096]
     pairs = len(sample) // 2
     if pairs < 2:
         return None
+    odd_nuls, even_nuls = sample[1::2].count(0), sample[0::2].count(0)
+    if odd_nuls >= 0.8 * pairs and even_nuls == 0:
+        return Utf16("UTF-16 little-endian, without a byte-order mark", "UTF-16LE")
+    if even_nuls >= 0.8 * pairs and odd_nuls == 0:
+        return Utf16("UTF-16 big-endian, without a byte-order mark", "UTF-16BE")
+    return None
     odd_nuls, even_nuls = sample[1::2].count(0), sample[0::2].count(0)
     if odd_nuls >= 0.8 * pairs and even_nuls == 0:
         return "UTF-16 little-endian, without a byte-order mark"

@@ -102,3 +102,20 @@ def test_keys_needs_something_to_change(tmp_path: Path):
 def test_a_bad_find_key_is_named_as_such(tmp_path: Path):
     result = CliRunner().invoke(app, ["inspect", str(touch(tmp_path / "a.qcow2")), "--find-key", "SHA256:short"])
     assert isinstance(result.exception, UsageError)  # main() makes it exit 2 and "--find-key SHA256:short" in result.exception.message
+
+
+@pytest.mark.parametrize("command", [["inspect"], ["keys", "--remove-key", "bob@laptop"]])
+@pytest.mark.parametrize("debug", [[], ["--debug"]])
+def test_images_that_cannot_be_opened_are_failed_rows_with_their_reason(tmp_path: Path, command, debug):
+    """No appliance: every image fails its header check, each a row with the reason (not an internal error),
+    the others still listed; exit 1. The merge of --debug into batch's describe_failure once made every
+    failed image an internal error (TypeError) here."""
+    empty = touch(tmp_path / "empty.qcow2")
+    corrupt = tmp_path / "corrupt.qcow2"
+    corrupt.write_bytes(b"QFI\xfb" + b"\x00\x00\x00\x03" + bytes(4096))
+    result = zvm(command[0], empty, corrupt, *command[1:], *debug)
+    assert result.returncode == 1, result.stderr
+    assert "internal error" not in result.stdout + result.stderr and "Traceback" not in result.stderr
+    for path in (empty, corrupt):
+        assert str(path) in result.stdout, result.stdout
+    assert empty.read_bytes() == b""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -63,7 +64,8 @@ def test_a_manifest_hostname_of_localhost_is_refused_naming_its_line(image, key,
     manifest.write_text(f"name,ssh_keys,hostname\nalice,{key.name},zvm-alice\nbob,{key.name},localhost6\n")
     result = batch_refused(image, manifest)
     assert result.returncode == 2, result.stderr
-    assert "line 3: hostname: the hostname 'localhost6' is refused: localhost" in result.stderr
+    assert "line 3: hostname: 'localhost6' is refused: localhost" in result.stderr
+    assert "or leave the cell empty for zvm-bob" in result.stderr  # the row's own default, not an example
     assert "line 2" not in result.stderr
 
 
@@ -125,16 +127,23 @@ def test_a_name_starting_with_a_hyphen_is_refused(image, key, tmp_path, name):
     assert "not start with '.' or '-'" in result.stderr
 
 
-@pytest.mark.parametrize("encoding, found", [
-    ("utf-16", "UTF-16 little-endian, with a byte-order mark"),  # Python writes the BOM, as Excel does
-    ("utf-16-le", "UTF-16 little-endian, without a byte-order mark"),
-    ("utf-16-be", "UTF-16 big-endian, without a byte-order mark"),
+@pytest.mark.parametrize("encoding, found, iconv_name", [
+    ("utf-16", "UTF-16 little-endian, with a byte-order mark", "UTF-16"),  # Python writes the BOM, as Excel does
+    ("utf-16-le", "UTF-16 little-endian, without a byte-order mark", "UTF-16LE"),
+    ("utf-16-be", "UTF-16 big-endian, without a byte-order mark", "UTF-16BE"),
 ])
-def test_a_utf16_manifest_names_its_encoding_and_how_to_save_as_csv_utf8(image, key, tmp_path, encoding, found):
-    result = batch_refused(image, manifest(tmp_path, f"name\tssh_keys\nalice\t{key.name}\n", encoding))
+def test_a_utf16_manifest_names_its_encoding_and_how_to_save_as_csv_utf8(image, key, tmp_path, encoding, found,
+                                                                        iconv_name):
+    path = manifest(tmp_path, f"name\tssh_keys\nalice\t{key.name}\n", encoding)
+    result = batch_refused(image, path)
     assert result.returncode == 2, result.stderr
-    assert f"staff.csv is {found} (as Excel saves \"Unicode text\"), not UTF-8" in result.stderr
-    assert 'choose "CSV UTF-8 (Comma delimited) (*.csv)"' in result.stderr and "iconv -f UTF-16" in result.stderr
+    assert f"staff.csv is {found} (Excel's \"Unicode text\" is UTF-16), not UTF-8" in result.stderr
+    assert 'choose "CSV UTF-8 (Comma delimited) (*.csv)"' in result.stderr
+    command = re.search(r"iconv -f \S+ -t UTF-8 staff\.csv", result.stderr)
+    assert command and command.group(0) == f"iconv -f {iconv_name} -t UTF-8 staff.csv", result.stderr
+    # the command the hint gives turns this very file into the UTF-8 text it was written from
+    converted = subprocess.run(["iconv", "-f", iconv_name, "-t", "UTF-8", str(path)], capture_output=True, check=True)
+    assert converted.stdout.decode("utf-8").removeprefix("\ufeff") == f"name\tssh_keys\nalice\t{key.name}\n"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -172,3 +181,23 @@ def test_an_excel_semicolon_export_with_a_bom_and_empty_columns_is_seeded(sample
     with open_readonly(out / "alice.qcow2") as (_, fs):
         keys = fs.read_file("/home/zvm/.ssh/authorized_keys").decode()
     assert [line.split()[-1] for line in keys.splitlines()] == ["a", "b"]
+
+
+def test_a_hash_shifted_into_the_name_or_hostname_column_is_not_shown(image, key, tmp_path):
+    """A lost delimiter shifts a row's cells: the password hash lands in the hostname column (line 2), inside
+    the name (line 3, the delimiter after the name lost) or in the key column (line 4). The refusal names line
+    and column, never the hash (the generated-manifest property found the hostname case)."""
+    secret_hash = "$6$rounds=5000$saltsaltsalt$" + "A" * 86
+    tail = secret_hash.rsplit("$", 1)[-1]
+    path = tmp_path / "staff.csv"
+    path.write_text(f"name,ssh_keys,hostname,password_hash\n"
+                    f"alice,{key.name},{secret_hash},\n"
+                    f"bob{secret_hash},{key.name},,\n"
+                    f"carol,{secret_hash},,\n")
+    path.chmod(0o600)  # a manifest holding a hash must be private
+    result = batch_refused(image, path)
+    assert result.returncode == 2, result.stderr
+    assert "line 2: hostname: (a value not shown: it looks like a password hash" in result.stderr
+    assert "line 3: name (a value not shown" in result.stderr
+    assert "line 4: ssh_keys: (a value not shown" in result.stderr  # not as a missing key file's path
+    assert tail not in result.stderr and tail not in result.stdout

@@ -57,12 +57,12 @@ class _Audit:
 
 
 def audit_images(paths: Sequence[Path], *, accel: Accel, progress: BatchProgress, find: Sequence[KeySelector] = (),
-                 jobs: int = 0, max_disks: int = MAX_DISKS_PER_APPLIANCE) -> list[AuditRow]:
+                 jobs: int = 0, max_disks: int = MAX_DISKS_PER_APPLIANCE, debug: bool = False) -> list[AuditRow]:
     """One row per image, in the order given. Ctrl-C: KeyboardInterrupt once every appliance is shut down."""
     rows = {path: AuditRow(path) for path in paths}
     try:
         run_in_chunks(list(paths), _Audit(rows, find, progress), readonly=True, accel=accel, jobs=jobs,
-                      max_disks=max_disks, progress=progress, verb="inspecting")
+                      max_disks=max_disks, progress=progress, verb="inspecting", debug=debug)
     finally:
         progress.stop()
     return [rows[path] for path in paths]

@@ -36,29 +36,30 @@ class ChunkWork(Protocol):
 
 
 def run_in_chunks(paths: Sequence[Path], work: ChunkWork, *, readonly: bool, accel: Accel, jobs: int,
-                  max_disks: int, progress: BatchProgress, verb: str) -> None:
-    """Run `work` over every image; KeyboardInterrupt (after every appliance shut down) on Ctrl-C."""
+                  max_disks: int, progress: BatchProgress, verb: str, debug: bool = False) -> None:
+    """Run `work` over every image; KeyboardInterrupt (after every appliance shut down) on Ctrl-C. With
+    `debug` (--debug), an unexpected failure's traceback goes to stderr (describe_failure)."""
     jobs, spans = plan_chunks(len(paths), jobs, max_disks)
     progress.start(len(paths))
     progress.note(f"{len(paths)} image(s) in {len(spans)} appliance launch(es), {jobs} at a time")
     cancel = Cancel(progress)
     chunks = [list(paths[start:end]) for start, end in spans]
     with concurrent.futures.ThreadPoolExecutor(jobs, thread_name_prefix="zvm-fleet") as pool:
-        futures = [pool.submit(_run_chunk, number, chunk, work, readonly, accel, progress, cancel, verb)
+        futures = [pool.submit(_run_chunk, number, chunk, work, readonly, accel, progress, cancel, verb, debug)
                    for number, chunk in enumerate(chunks, 1)]
         cancel.wait_for(futures)
 
 
 def _run_chunk(number: int, paths: list[Path], work: ChunkWork, readonly: bool, accel: Accel,
-               progress: BatchProgress, cancel: Cancel, verb: str) -> None:
+               progress: BatchProgress, cancel: Cancel, verb: str, debug: bool) -> None:
     try:
-        _open_and_work(number, paths, work, readonly, accel, progress, cancel, verb)
+        _open_and_work(number, paths, work, readonly, accel, progress, cancel, verb, debug)
     finally:
         progress.phase_done(number)
 
 
 def _open_and_work(number: int, paths: list[Path], work: ChunkWork, readonly: bool, accel: Accel,
-                   progress: BatchProgress, cancel: Cancel, verb: str) -> None:
+                   progress: BatchProgress, cancel: Cancel, verb: str, debug: bool) -> None:
     opened: list[tuple[Path, ImageInfo]] = []
     for path in paths:
         if cancel.is_set():
@@ -72,7 +73,7 @@ def _open_and_work(number: int, paths: list[Path], work: ChunkWork, readonly: bo
         except Exception as exc:  # noqa: BLE001 - this image fails, the others go on
             if cancel.is_set():
                 return  # Ctrl-C reached qemu-img too: not the image's failure
-            work.failed(path, describe_failure(exc))
+            work.failed(path, describe_failure(exc, debug=debug))
     if not opened or cancel.is_set():
         return
     progress.phase(number, f"starting an appliance with {len(opened)} disk(s)")
@@ -88,7 +89,7 @@ def _open_and_work(number: int, paths: list[Path], work: ChunkWork, readonly: bo
                 work.disk(appliance, index, path, info)
                 done.append(path)
             except Exception as exc:  # noqa: BLE001 - this image fails, the others go on
-                work.failed(path, describe_failure(exc))
+                work.failed(path, describe_failure(exc, debug=debug))
         appliance.close()  # umount, checked shutdown: only then are the writes complete
     except ProvisionError as exc:
         with contextlib.suppress(ProvisionError):

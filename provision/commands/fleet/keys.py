@@ -62,6 +62,7 @@ class KeysOptions:
     accel: Accel = "auto"
     jobs: int = 0
     max_disks: int = MAX_DISKS_PER_APPLIANCE
+    debug: bool = False  # --debug: an unexpected failure's traceback on stderr
 
 
 @dataclass
@@ -200,7 +201,7 @@ def run_keys(options: KeysOptions, progress: BatchProgress, report_path: Path | 
         try:
             run_in_chunks(list(options.images), _Keys(options, results, progress), readonly=options.dry_run,
                           accel=options.accel, jobs=options.jobs, max_disks=options.max_disks, progress=progress,
-                          verb="changing keys on")
+                          verb="changing keys on", debug=options.debug)
         except KeyboardInterrupt:
             interrupted = True
         finally:

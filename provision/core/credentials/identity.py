@@ -53,14 +53,21 @@ def is_localhost(text: str) -> bool:
     return name in _LOCALHOST_NAMES or name.endswith(_LOCALHOST_SUFFIXES)
 
 
+def hostname_problem(text: str) -> str | None:
+    """The rule `text` breaks as a hostname (localhost's, or the label's), None when it is a valid name."""
+    if is_localhost(text):
+        return LOCALHOST_RULE
+    return None if is_valid_hostname(text) else HOSTNAME_RULE
+
+
 def validate_hostname(text: str, what: str = "the hostname") -> str:
     """`text` if it is a valid hostname and not localhost; otherwise a UsageError that states the rule (the
     value is shown escaped: a hostname is no secret, and seeing it helps)."""
-    if is_valid_hostname(text) and not is_localhost(text):
+    if (problem := hostname_problem(text)) is None:
         return text
     shown = text if len(text) <= 80 else text[:80] + "..."
     shown = shown.encode("unicode_escape").decode("ascii")
-    raise UsageError(f"{what} {shown!r} is refused: {LOCALHOST_RULE if is_localhost(text) else HOSTNAME_RULE}")
+    raise UsageError(f"{what} {shown!r} is refused: {problem}")
 
 
 def hostname_from_name(name: str, prefix: str = "zvm-") -> str | None:
