@@ -284,7 +284,7 @@ in
       inherit (self.formatter.${system}) name treefmtSettings;
       mainProgram = self.formatter.${system}.meta.mainProgram;
     };
-    check = self.checks.${system}.formatting.buildCommand;
+    check = self.packages.${system}.formatting.buildCommand;
   };
 
   outputs = ifBuilt {
