@@ -54,12 +54,6 @@ def utf16_encoding(data: bytes) -> Utf16 | None:
     if even_nuls >= 0.8 * pairs and odd_nuls == 0:
         return Utf16("UTF-16 big-endian, without a byte-order mark", "UTF-16BE")
     return None
-    odd_nuls, even_nuls = sample[1::2].count(0), sample[0::2].count(0)
-    if odd_nuls >= 0.8 * pairs and even_nuls == 0:
-        return "UTF-16 little-endian, without a byte-order mark"
-    if even_nuls >= 0.8 * pairs and odd_nuls == 0:
-        return "UTF-16 big-endian, without a byte-order mark"
-    return None
 
 
 def ascii_spelling(text: str) -> str:
