@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -138,3 +139,23 @@ def test_batch_stops_its_launch_at_once_on_any_number_of_ctrl_c(sample_disk, tmp
         ".zvm-provision-batch.lock", "initial-passwords.csv", "report.json"]  # no image, no temporary copy
     assert processes_naming(out) == []
     assert sha256(sample_disk) == before
+
+
+@pytest.mark.parametrize("command", ["keys", "inspect"])
+@pytest.mark.parametrize(("count", "gap"), COUNTS[:2])
+def test_fleet_commands_stop_their_launch_at_once_on_ctrl_c(sample_disk, tmp_path, command, count, gap):
+    """keys and inspect over several images share batch's Cancel: a launch under way is stopped, not waited
+    out (the fleet's chunks once launched without it, so the work phase still began after a Ctrl-C)."""
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("ann", "ben"):
+        shutil.copyfile(sample_disk, images / f"{name}.qcow2")
+    before = {p: sha256(p) for p in images.glob("*.qcow2")}
+    args = {"keys": ["keys", str(images), "--remove-key", "nobody@nowhere", "--accel", "tcg"],
+            "inspect": ["inspect", str(images), "--accel", "tcg"]}[command]
+    run = ctrl_c_while_launching(args, tmp_path, count, gap)
+    assert_stopped_cleanly(run)
+    verb = {"keys": "changing keys on", "inspect": "inspecting"}[command]
+    assert f"{verb} 2 disk(s)" not in run["stderr"], run  # the appliance never came up to work
+    assert "an appliance still starting is stopped at once" in " ".join(run["stderr"].split()), run
+    assert {p: sha256(p) for p in images.glob("*.qcow2")} == before  # (keys leaves batch's lock file there)

@@ -22,8 +22,9 @@ from provision.commands.fleet.images import in_use
 from provision.core.disk import ImageInfo
 from provision.errors import ProvisionError
 from provision.guest.appliance import Appliance
+from provision.guest.convert import ConversionStopped
 from provision.guest.diskformat import probe_image
-from provision.guest.launch import Accel
+from provision.guest.launch import Accel, LaunchCancelled
 
 
 class ChunkWork(Protocol):
@@ -70,6 +71,8 @@ def _open_and_work(number: int, paths: list[Path], work: ChunkWork, readonly: bo
             if reason is not None:
                 raise ProvisionError(reason)
             opened.append((path, work.prepare(path, info)))
+        except ConversionStopped:
+            return  # Ctrl-C reached qemu-img's copy too: not the image's failure
         except Exception as exc:  # noqa: BLE001 - this image fails, the others go on
             if cancel.is_set():
                 return  # Ctrl-C reached qemu-img too: not the image's failure
@@ -78,9 +81,11 @@ def _open_and_work(number: int, paths: list[Path], work: ChunkWork, readonly: bo
         return
     progress.phase(number, f"starting an appliance with {len(opened)} disk(s)")
     done: list[Path] = []
+    failed: set[Path] = set()  # a failed shutdown fails the others, not these again
     appliance = Appliance([info for _, info in opened], readonly=readonly, accel=accel)
     try:
-        appliance.launch()
+        with cancel.launching(appliance):  # Ctrl-C while it starts stops it at once: nothing is written yet
+            appliance.launch()
         progress.phase(number, f"{verb} {len(opened)} disk(s)")
         for index, (path, info) in enumerate(opened):
             if cancel.is_set():
@@ -89,13 +94,18 @@ def _open_and_work(number: int, paths: list[Path], work: ChunkWork, readonly: bo
                 work.disk(appliance, index, path, info)
                 done.append(path)
             except Exception as exc:  # noqa: BLE001 - this image fails, the others go on
+                failed.add(path)
                 work.failed(path, describe_failure(exc, debug=debug))
         appliance.close()  # umount, checked shutdown: only then are the writes complete
+    except LaunchCancelled:  # Ctrl-C while it started: nothing written; its images are reported as not reached
+        appliance.close()
+        return
     except ProvisionError as exc:
         with contextlib.suppress(ProvisionError):
             appliance.close()
         for path, _ in opened:
-            work.failed(path, exc.message)
+            if path not in failed:
+                work.failed(path, exc.message)
         return
     except BaseException:
         with contextlib.suppress(Exception):
