@@ -667,7 +667,8 @@ def _inspect_fleet(images: list[Path], *, check: bool, find_key: list[str], jobs
             print(json.dumps(render_fleet.audit_json(rows_shown), indent=2))
         else:
             show(render_fleet.audit_found(rows))
-        if not any(row.matched for row in rows):  # for scripts: 0 found, 1 no image holds it
+        # for scripts: 0 found, 1 no image holds it, or an image could not be read (it may hold it)
+        if not any(row.matched for row in rows) or any(row.report is None for row in rows):
             raise typer.Exit(int(ExitCode.FAILURE))
         return
     if json_out:
@@ -748,9 +749,10 @@ def keys_command(
 
     check_accel(accel)
     selectors = tuple(parse_selector(text) for text in remove_key or ())
+    paths = tuple(gather_images(images))  # the images first: a missing one is said before any key is fetched
     adding, _ = sources.read_key_sources(add_key, KeyFetcher().fetch) if add_key else ([], [])
     change = KeyChange(remove=selectors, add=tuple(adding))
-    options = KeysOptions(images=tuple(gather_images(images)), change=change, out_dir=out_dir, dry_run=dry_run,
+    options = KeysOptions(images=paths, change=change, out_dir=out_dir, dry_run=dry_run,
                           operator=sources.operator(operator), accel=accel, jobs=jobs, debug=debug_enabled())
     result = run_keys(options, progress.default_progress(json_out=json_out, name="keys"), report)
     if json_out:

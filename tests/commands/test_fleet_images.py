@@ -57,7 +57,9 @@ def test_an_empty_folder_is_refused(tmp_path: Path):
 
 
 def rows(tmp_path: Path, *matched: bool):
-    return [audit.AuditRow(tmp_path / f"{i}.qcow2", matched=("key",) if m else ()) for i, m in enumerate(matched)]
+    """Audit rows of images that were opened (a report stands in), holding the key or not."""
+    return [audit.AuditRow(tmp_path / f"{i}.qcow2", report=object(), matched=("key",) if m else ())
+            for i, m in enumerate(matched)]
 
 
 def test_find_key_exits_0_when_an_image_holds_it_and_1_when_none_does(tmp_path: Path, monkeypatch):
@@ -67,6 +69,18 @@ def test_find_key_exits_0_when_an_image_holds_it_and_1_when_none_does(tmp_path: 
         monkeypatch.setattr(audit, "audit_images", lambda paths, **kw: rows(tmp_path, *matched))
         result = CliRunner().invoke(app, ["inspect", *map(str, images), "--find-key", "it@desk"])
         assert result.exit_code == code, result.output
+
+
+def test_find_key_exits_1_when_an_image_could_not_be_read_even_if_another_holds_the_key(tmp_path: Path,
+                                                                                       monkeypatch):
+    """A revocation audit must not read as complete while an image it could not open may hold the key."""
+    images = [touch(tmp_path / "0.qcow2"), touch(tmp_path / "1.qcow2")]
+    found = rows(tmp_path, True, False)
+    found[1].report, found[1].error = None, "in use"  # the second could not be opened
+    monkeypatch.setattr(audit, "audit_images", lambda paths, **kw: found)
+    monkeypatch.setattr("provision.ui.render_fleet.audit_found", lambda rows: "found")
+    result = CliRunner().invoke(app, ["inspect", *map(str, images), "--find-key", "it@desk"])
+    assert result.exit_code == 1, result.output
 
 
 def zvm(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -119,3 +133,45 @@ def test_images_that_cannot_be_opened_are_failed_rows_with_their_reason(tmp_path
     for path in (empty, corrupt):
         assert str(path) in result.stdout, result.stdout
     assert empty.read_bytes() == b""
+
+
+def test_keys_dry_run_leaves_other_runs_hidden_copies_alone(tmp_path: Path):
+    """`.NAME.partial` is batch's copy in progress too: a dry run (which takes no lock) never removes it."""
+    touch(tmp_path / "alice.qcow2")  # fails its header check: no appliance
+    partial = tmp_path / ".alice.qcow2.partial"
+    partial.write_bytes(b"a batch run's copy")
+    result = zvm("keys", tmp_path / "alice.qcow2", "--remove-key", "bob@laptop", "--dry-run")
+    assert result.returncode == 1, result.stderr
+    assert partial.read_bytes() == b"a batch run's copy"
+
+
+def test_a_missing_or_oversized_batch_report_is_a_usage_error(tmp_path: Path):
+    result = zvm("keys", tmp_path / "report.json", "--remove-key", "bob@laptop")
+    assert result.returncode == 2 and "no such file" in result.stderr, result.stderr
+    big = tmp_path / "big" / "report.json"
+    big.parent.mkdir()
+    big.write_bytes(b" " * ((64 << 20) + 1))
+    result = zvm("inspect", big)
+    assert result.returncode == 2 and "larger than" in result.stderr, result.stderr
+
+
+def test_the_keys_report_is_written_even_when_the_run_fails_unexpectedly(tmp_path: Path, monkeypatch):
+    """The report is the record of which images changed: an unexpected error still leaves it."""
+    from provision.commands.fleet import keys
+    from provision.core.fleetkeys import KeyChange
+    from provision.core.keyremoval import parse_selector
+    from provision.ui.progress import default_progress
+
+    image = touch(tmp_path / "alice.qcow2")
+
+    def explode(paths, work, **kw):
+        raise RuntimeError("a bug in a worker")
+
+    monkeypatch.setattr(keys, "run_in_chunks", explode)
+    options = keys.KeysOptions(images=(image,), change=KeyChange(remove=(parse_selector("bob@laptop"),)),
+                               operator="it@desk")
+    report = tmp_path / "keys-report.json"
+    with pytest.raises(RuntimeError):
+        keys.run_keys(options, default_progress(json_out=True, name="keys"), report)
+    written = json.loads(report.read_text())
+    assert [row["status"] for row in written["images"]] == ["interrupted"], written

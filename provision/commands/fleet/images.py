@@ -12,6 +12,7 @@ from pathlib import Path
 from provision.core.disk import ImageInfo
 from provision.core.text import shown
 from provision.errors import UsageError
+from provision.sources import read_small_file
 
 IMAGE_SUFFIXES = (".qcow2", ".raw", ".img")
 MAX_REPORT_BYTES = 64 << 20
@@ -41,10 +42,9 @@ def gather_images(given: Sequence[Path]) -> list[Path]:
 
 def report_images(report: Path) -> list[Path]:
     """The images a batch report.json lists as made (seeded, or kept as complete), relative ones from its folder."""
+    data = read_small_file(report, MAX_REPORT_BYTES, "batch report")  # missing, unreadable, too big: exit 2
     try:
-        with open(report, "rb") as fh:
-            data = json.loads(fh.read(MAX_REPORT_BYTES + 1)[:MAX_REPORT_BYTES])
-        users = data["users"]
+        users = json.loads(data)["users"]
         paths = [user["image"] for user in users if user.get("status") in MADE]
         if not all(isinstance(p, str) for p in paths):
             raise TypeError
@@ -64,5 +64,6 @@ def in_use(info: ImageInfo) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None  # the launch will say what is wrong
     if result.returncode != 0 and "lock" in result.stderr:
-        return f"{shown(str(info.path))} is in use by another process (a running VM?); shut the VM down and try again"
+        return (f"{shown(str(info.path))} is in use by another process: a running VM, or another zvm-provision "
+                "on the same image; shut the VM down or let that run finish, and try again")
     return None

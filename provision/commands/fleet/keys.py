@@ -169,6 +169,8 @@ class _Keys:
 
     def failed(self, path: Path, message: str) -> None:
         result = self.results[path]
+        if result.status == Status.REFUSED:  # never written: a later failed shutdown does not change that
+            return
         result.status, result.reason = Status.FAILED, message
         self.progress.finished(path.name, False, message)
 
@@ -204,18 +206,19 @@ def run_keys(options: KeysOptions, progress: BatchProgress, report_path: Path | 
                           verb="changing keys on", debug=options.debug)
         except KeyboardInterrupt:
             interrupted = True
-        finally:
+        finally:  # the report is the record of which images changed: written whatever happened
             progress.stop()
+            if out_dir is not None and not options.dry_run:  # the hidden copies this run made (and locked)
+                for result in results.values():
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(_partial(result.output))
             for result in results.values():
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(_partial(result.output))
-        for result in results.values():
-            if result.status == Status.PENDING:
-                result.status, result.reason = Status.INTERRUPTED, "stopped by Ctrl-C before it was reached"
-        outcome = KeysResult(options, list(results.values()), report_path)
-        if report_path is not None:  # fingerprints and comments only: readable as batch's report.json is
-            text = json.dumps(outcome.to_json(), indent=2) + "\n"
-            hostfiles.write_atomic(report_path, text.encode(), mode=0o644)
+                if result.status == Status.PENDING:
+                    result.status, result.reason = Status.INTERRUPTED, "stopped before it was reached"
+            outcome = KeysResult(options, list(results.values()), report_path)
+            if report_path is not None:  # fingerprints and comments only: readable as batch's report.json is
+                text = json.dumps(outcome.to_json(), indent=2) + "\n"
+                hostfiles.write_atomic(report_path, text.encode(), mode=0o644)
     if interrupted:
         raise KeysInterrupted(outcome)
     return outcome
