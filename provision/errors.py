@@ -118,6 +118,8 @@ EXIT_MEANINGS = (
     ExitMeaning(ExitCode.FAILURE, ("seed", "inspect", "sample-disk", "batch", "keys"),
                 "a failure while working: the appliance, the host (a missing folder, a full disk, permission "
                 "denied: the message names the path), a missing libguestfs binding"),
+    ExitMeaning(ExitCode.FAILURE, ("seed", "keys"),
+                "a key source (gh:USER, gl:USER, an https URL) could not be fetched: nothing was written"),
     ExitMeaning(ExitCode.FAILURE, ("inspect",), "with --check: the image departs from the contract"),
     ExitMeaning(ExitCode.FAILURE, ("inspect",),
                 "over several images: one could not be opened (its row says why, the others are shown), or "
@@ -160,7 +162,7 @@ EXIT_MEANINGS = (
 
 
 def exit_codes_of(command: str) -> dict[ExitCode, str]:
-    """The codes `command` can return, each with what it means there (its meanings joined by '; ')."""
+    """The codes `command` can return, each with what it means there (its meanings joined by '; or ')."""
     codes: dict[ExitCode, list[str]] = {}
     for meaning in EXIT_MEANINGS:
         if command in meaning.commands:
