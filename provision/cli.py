@@ -503,7 +503,7 @@ def seed_command(
     debug: Debug = False,
 ) -> None:
     from provision import sources
-    from provision.commands.seed import CtrlCWhileWriting, seed_image
+    from provision.commands.seed.apply import CtrlCWhileWriting, seed_image
     from provision.core.request import missing_flags, missing_flags_message
     from provision.errors import SeededDespiteCtrlC
     from provision.guest.diskformat import probe_image, require_image_file
@@ -512,8 +512,8 @@ def seed_command(
     check_accel(accel)
     spec = None
     if output is not None:
-        from provision.commands.handover import check_output, leftovers_note
-        from provision.core.handover import output_spec_for_file
+        from provision.commands.seed.output import check_output, leftovers_note
+        from provision.core.outputformat import output_spec_for_file
 
         spec = output_spec_for_file(output.name, format_name, compress)
         output = check_output(output)
@@ -565,7 +565,7 @@ def seed_command(
             outcome = seed_image(info, flags, dry_run=dry_run, accel=accel, ctrl_c=ctrl_c, ask=ask,
                                  waiting=appliance_starting)
         else:
-            from provision.commands.handover import seed_to_output
+            from provision.commands.seed.output import seed_to_output
 
             label = f"{output} (a new {spec.describe()} image; {image} stays as it is)"
             outcome = seed_to_output(info, output, spec, lambda work: seed_image(
@@ -842,7 +842,7 @@ def batch_command(
 ) -> None:
     from provision import sources
     from provision.commands import batch
-    from provision.core.handover import output_spec
+    from provision.core.outputformat import output_spec
     from provision.core.shards import ShardSource, choose_shard, engine_ignored
     from provision.ui import progress, render_batch
 
@@ -897,7 +897,7 @@ def batch_report_command(
     ] = False,
     debug: Debug = False,
 ) -> None:
-    from provision.commands.batch_report import merge_batch_reports
+    from provision.commands.batch.report import merge_batch_reports
     from provision.ui import render_batch
 
     result = merge_batch_reports(dirs, out_dir, verify=not no_verify)

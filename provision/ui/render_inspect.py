@@ -12,7 +12,7 @@ from provision.core.contractcheck import check_image_contract
 from provision.core.inspection import MAX_LISTED, InspectReport, PathStatus, Severity, owner_text
 from provision.core.text import human_size, plural, shown
 from provision.core.walk import MAX_WALK_DEPTH, MAX_WALK_ENTRIES
-from provision.ui.fleet import escaped_json, hostname_words, record_words
+from provision.ui.image_words import escaped_json, hostname_words, record_words
 
 if TYPE_CHECKING:
     from rich.console import Console

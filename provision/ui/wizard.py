@@ -16,7 +16,7 @@ against the real state, show that plan, confirm. No question is asked twice, exc
 
 Nothing is written before the confirmation: the image was opened with persist mounted read-only, and a
 generated key pair is saved on this machine only after the "yes". The caller then applies exactly the plan
-that was shown (`commands.seed.apply_planned`), so the host key fingerprint in the summary is the one that
+that was shown (`commands.seed.apply.apply_planned`), so the host key fingerprint in the summary is the one that
 lands in the image.
 
 Why this module is long (about 690 lines): the list of questions, the checks on their answers and the flow
@@ -35,8 +35,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from provision import hostfiles, sources
-from provision.commands.seed import SeedOutcome, plan_seed
+from provision import sources
+from provision.host import writing as hostfiles
+from provision.commands.seed.apply import SeedOutcome, plan_seed
 from provision.core.credentials.hostkeys import generate_user_keypair
 from provision.core.credentials.identity import BUILT_IN_HOSTNAME, validate_hostname
 from provision.core.credentials.keysources import FetchedKeys, is_remote_key_source, parse_key_source
@@ -58,7 +59,7 @@ from provision.core.urls import display_url
 from provision.errors import SEED_STOPPED_BEFORE_WRITING, Aborted, Declined, ProvisionError, UsageError
 from provision.secret import Secret
 from provision.ui import render, screen
-from provision.ui.fleet import hostname_line
+from provision.ui.image_words import hostname_line
 from provision.ui.questions import Choice, Kind, Prompt, Prompter, Question, ask
 
 ABORTED_MESSAGE = SEED_STOPPED_BEFORE_WRITING

@@ -765,7 +765,7 @@ def test_no_secret_ever_leaks(world):
 
 
 def test_stale_temporary_files_are_planned_for_removal_shown_and_removed():
-    from provision.commands.seed import fresh_material
+    from provision.commands.seed.apply import fresh_material
     from provision.core.apply import apply_plan, verify_plan
     from provision.core.credentials.sshkeys import parse_authorized_keys
     from provision.core.plan import build_plan

@@ -74,7 +74,7 @@ def fleet(tmp_path_factory, sample_disk_template):
                 "--hostname", "zvm-alice", "--operator", "it@desk", "--json", stdin=PASSWORD.encode() + b"\n")
     second = zvm(str(disk), "--hostname", "zvm-bob", "--operator", "helpdesk ticket 4711")  # the name alone
 
-    from provision.commands.inspect import inspect_disk
+    from provision.guest.report import inspect_disk
 
     info = probe_image(disk)
     with Appliance([info], readonly=True, accel=TEST_ACCEL) as appliance:

@@ -76,7 +76,7 @@ def images(tmp_path_factory):
     """A blank sample disk and two copies of it, both seeded (each with its own identity); the second then
     damaged: authorized_keys made world-writable, the password file removed, a symlink planted."""
     from provision.commands.sample_disk import create_sample_disk
-    from provision.commands.seed import fresh_material
+    from provision.commands.seed.apply import fresh_material
     from provision.core.credentials.passwords import hash_password
     from provision.guest.appliance import Appliance
     from provision.guest.diskformat import probe_image
@@ -184,7 +184,7 @@ def test_cli_check_names_each_drift_and_exits_1(images, name, expected):
 
 @pytest.mark.appliance
 def test_inspect_blank_and_seeded_copies_in_one_read_only_launch(images):
-    from provision.commands.inspect import inspect_disk
+    from provision.guest.report import inspect_disk
     from provision.guest.appliance import Appliance
     from provision.guest.diskformat import probe_image
 

@@ -12,7 +12,7 @@ How a run goes:
    go on.
 4. Images are made in chunks (worker.py) of up to MAX_DISKS_PER_APPLIANCE disks: each chunk's copies are made
    under a hidden temporary name, all of them added to ONE appliance (clones share labels and UUIDs: each
-   disk's persist is found by its device), seeded one after the other through commands.seed.run_seed (the one
+   disk's persist is found by its device), seeded one after the other through commands.seed.apply.run_seed (the one
    seeding path), and only after the appliance shut down cleanly are they renamed to DIR/<name>.qcow2. So a
    file under its final name is always a complete image. --jobs chunks run in parallel threads (launch
    releases the GIL).
@@ -59,7 +59,7 @@ from provision.commands.batch.resume import check_existing
 from provision.commands.batch.worker import Cancel, ChunkWorker, Hasher
 from provision.core.credentials.passwords import generate_password
 from provision.core.disk import ImageInfo
-from provision.core.handover import OutputFormat, OutputSpec, check_overlay
+from provision.core.outputformat import OutputFormat, OutputSpec, check_overlay
 from provision.core.manifest import User
 from provision.core.text import human_size
 from provision.errors import ExitCode, ProvisionError, UsageError
