@@ -7,7 +7,7 @@ the commands, so that `zvm-provision --help` starts fast.
 
 Why this module is long (about 760 lines): every option is declared here with the help text it shows, and the
 help is part of the product, as are the few typer/click classes that make it read as a person expects (typer
-may be imported here only); what the commands do lives in commands/, sources.py and ui/.
+may be imported here only); what the commands do lives in commands/, host/ and ui/.
 """
 
 from __future__ import annotations
@@ -502,8 +502,8 @@ def seed_command(
     format_name: Format = None,
     debug: Debug = False,
 ) -> None:
-    from provision import sources
     from provision.commands.seed.apply import CtrlCWhileWriting, seed_image
+    from provision.commands.seed.options import read_seed_flags
     from provision.core.request import missing_flags, missing_flags_message
     from provision.errors import SeededDespiteCtrlC
     from provision.guest.diskformat import probe_image, require_image_file
@@ -525,7 +525,7 @@ def seed_command(
     from provision.fetch.forgekeys import KeyFetcher
 
     # Every input is read, and every key source fetched, before the image is touched: bad input exits at once.
-    flags = sources.read_seed_flags(
+    flags = read_seed_flags(
         password_stdin=password_stdin, password_file=password_file, password_hash_file=password_hash_file,
         no_password=no_password, ssh_keys=ssh_key, fetch_keys=KeyFetcher().fetch, replace_keys=replace_keys,
         remove_keys=remove_key,
@@ -739,21 +739,22 @@ def keys_command(
     accel: Accel = "auto",
     debug: Debug = False,
 ) -> None:
-    from provision import sources
     from provision.commands.fleet.images import gather_images
     from provision.commands.fleet.keys import KeysOptions, run_keys
     from provision.core.fleetkeys import KeyChange
     from provision.core.keyremoval import parse_selector
     from provision.fetch.forgekeys import KeyFetcher
+    from provision.host.operator import operator as operator_of
+    from provision.host.reading import read_key_sources
     from provision.ui import progress, render_fleet
 
     check_accel(accel)
     selectors = tuple(parse_selector(text) for text in remove_key or ())
     paths = tuple(gather_images(images))  # the images first: a missing one is said before any key is fetched
-    adding, _ = sources.read_key_sources(add_key, KeyFetcher().fetch) if add_key else ([], [])
+    adding, _ = read_key_sources(add_key, KeyFetcher().fetch) if add_key else ([], [])
     change = KeyChange(remove=selectors, add=tuple(adding))
     options = KeysOptions(images=paths, change=change, out_dir=out_dir, dry_run=dry_run,
-                          operator=sources.operator(operator), accel=accel, jobs=jobs, debug=debug_enabled())
+                          operator=operator_of(operator), accel=accel, jobs=jobs, debug=debug_enabled())
     result = run_keys(options, progress.default_progress(json_out=json_out, name="keys"), report)
     if json_out:
         print(json.dumps(result.to_json(), indent=2))
@@ -840,10 +841,10 @@ def batch_command(
     format_name: Format = None,
     debug: Debug = False,
 ) -> None:
-    from provision import sources
     from provision.commands import batch
     from provision.core.outputformat import output_spec
     from provision.core.shards import ShardSource, choose_shard, engine_ignored
+    from provision.host.operator import operator as operator_of
     from provision.ui import progress, render_batch
 
     check_accel(accel)
@@ -853,7 +854,7 @@ def batch_command(
         manifest=manifest, base=base, out_dir=out_dir, overlay=overlay, jobs=jobs,
         shard=(choice.index, choice.count) if choice is not None else None, force=force, accel=accel,
         output=output,
-        operator=sources.operator(operator), debug=debug_enabled(),
+        operator=operator_of(operator), debug=debug_enabled(),
     )
     shown = progress.default_progress(json_out=json_out)
     if choice is not None and choice.source != ShardSource.GIVEN:

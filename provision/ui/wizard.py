@@ -35,8 +35,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from provision import sources
-from provision.host import writing as hostfiles
 from provision.commands.seed.apply import SeedOutcome, plan_seed
 from provision.core.credentials.hostkeys import generate_user_keypair
 from provision.core.credentials.identity import BUILT_IN_HOSTNAME, validate_hostname
@@ -57,6 +55,9 @@ from provision.core.state import ImageState
 from provision.core.text import human_size, plural
 from provision.core.urls import display_url
 from provision.errors import SEED_STOPPED_BEFORE_WRITING, Aborted, Declined, ProvisionError, UsageError
+from provision.host import writing as hostfiles
+from provision.host.reading import KeyFetch, read_key_files
+from provision.host.sshdir import default_key, find_local_public_keys, free_key_path
 from provision.secret import Secret
 from provision.ui import render, screen
 from provision.ui.image_words import hostname_line
@@ -191,7 +192,7 @@ def _password_rule(text: str, wizard: _Wizard) -> bool | str:
 def _key_file(text: str) -> None:
     if not text.strip():
         raise UsageError("give the path of a .pub or authorized_keys file")
-    sources.read_key_files([Path(text.strip()).expanduser()])
+    read_key_files([Path(text.strip()).expanduser()])
 
 
 def _new_key_path_rule(text: str, wizard: _Wizard) -> bool | str:
@@ -261,7 +262,7 @@ QUESTIONS: tuple[Question[_Wizard], ...] = (
     Question("ssh_key_import_pick", Kind.CHECKBOX, lambda w: f"Keys of {w.imported.source.label} to let in:",
              KEYS, choices=lambda w: w.import_choices(), when=lambda w: w.imported is not None),
     Question("keygen_path", Kind.TEXT, "Save the new private key as (the public key goes next to it, .pub):", KEYS,
-             default=lambda w: str(sources.free_key_path(w.home)), validate=_new_key_path_rule,
+             default=lambda w: str(free_key_path(w.home)), validate=_new_key_path_rule,
              when=_chose("generate")),
     Question("keygen_passphrase", Kind.PASSWORD, "Passphrase for the new key (empty for none):", KEYS,
              when=_chose("generate")),
@@ -327,7 +328,7 @@ def run_wizard(
     say: Callable[[str], None] | None = None,
     home: Path | None = None,
     status: Callable[[], AbstractContextManager[Any]] | None = None,
-    fetch: sources.KeyFetch | None = None,
+    fetch: KeyFetch | None = None,
 ) -> WizardResult:
     """Ask for whatever `flags` left open, show the plan, confirm. `Aborted` (exit 130) on Ctrl-C, `Declined`
     (exit 1) on No. `status()` is shown while the wizard waits for the appliance (on a terminal: a live line
@@ -355,7 +356,7 @@ class _Wizard:
     def __init__(
         self, session: WizardSession, flags: SeedFlags, *, dry_run: bool, prompter: Prompter,
         say: Callable[[str], None], home: Path, status: Callable[[], AbstractContextManager[Any]],
-        fetch: sources.KeyFetch,
+        fetch: KeyFetch,
     ) -> None:
         self.session = session
         self.status = status
@@ -441,8 +442,8 @@ class _Wizard:
     # --- SSH keys
 
     def key_choices(self) -> list[Choice]:
-        self.local_keys = sources.find_local_public_keys(self.home)
-        default = sources.default_key(self.local_keys)
+        self.local_keys = find_local_public_keys(self.home)
+        default = default_key(self.local_keys)
         return [
             *(Choice(f"file:{path}", f"{_tilde(path, self.home)}  {key.describe()}", checked=path == default)
               for path, key in self.local_keys),
@@ -467,7 +468,7 @@ class _Wizard:
                                   replace=False)
             elif value == "path":
                 path = Path(self.answers["ssh_key_file"].strip()).expanduser()
-                keys = merge_keys(keys, sources.read_key_files([path]), replace=False)
+                keys = merge_keys(keys, read_key_files([path]), replace=False)
             elif value == "import":
                 keys = merge_keys(keys, self.import_keys(), replace=False)
             elif value == "generate":

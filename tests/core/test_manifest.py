@@ -15,7 +15,7 @@ from provision.commands.batch.run import plan_chunks
 from provision.core.credentials.passwords import generate_password
 from provision.core.manifest import ManifestError, parse_shard
 from provision.errors import UsageError
-from provision.sources import load_manifest
+from provision.commands.batch.manifest import load_manifest
 from tests.support.keyfactory import private_pem, public_line
 
 HASH = "$6$rounds=1000$saltsalt$" + "a" * 86

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from provision.host import writing as hostfiles
 from provision.core.credentials import hostkeys
 from provision.errors import UsageError
+from provision.host import writing as hostfiles
 
 
 def test_write_private_key_file_modes_and_refusals(tmp_path):

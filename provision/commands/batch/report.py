@@ -19,14 +19,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from provision.host import writing as hostfiles
 from provision.commands.batch.lock import OutputLock
 from provision.commands.batch.model import PASSWORDS_FILE, REPORT_FILE, passwords_name, report_name
 from provision.commands.batch.outputs import read_passwords, write_password_rows
 from provision.commands.batch.verify import NothingWritten, verify_images
 from provision.core.shardmerge import BadReport, ShardReport, merge_passwords, merge_reports, parse_shard_report
 from provision.errors import ProvisionError, UsageError
-from provision.sources import others_can_read
+from provision.host import writing as hostfiles
+from provision.host.reading import others_can_read
 
 SHARD_REPORT_RE = re.compile(r"report-([0-9]{1,6})-of-([0-9]{1,6})\.json", re.ASCII)
 MAX_REPORT_BYTES = 64 << 20

@@ -2,7 +2,7 @@
 
 How a run goes:
 
-1. The whole manifest is validated (sources.load_manifest, core.manifest), each distinct gh:/gl:/https key
+1. The whole manifest is validated (batch/manifest.py, core.manifest), each distinct gh:/gl:/https key
    source fetched once (fetch.forgekeys.KeyFetcher; a shard fetches its own rows' sources only); any bad row
    stops the run before anything is written.
 2. Outputs that already exist are checked in one read-only appliance (resume.py): complete ones are skipped
@@ -42,6 +42,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from provision.commands.batch.lock import OutputLock
+from provision.commands.batch.manifest import load_manifest
 from provision.commands.batch.model import (
     BatchOptions,
     BatchProgress,
@@ -65,7 +66,6 @@ from provision.core.text import human_size
 from provision.errors import ExitCode, ProvisionError, UsageError
 from provision.fetch.forgekeys import KeyFetcher
 from provision.guest.diskformat import probe_image, require_image_file
-from provision.sources import load_manifest
 
 MIN_DISKS_PER_APPLIANCE = 4  # below this, a second appliance costs more than it saves
 MAX_AUTO_JOBS = 4
