@@ -1,10 +1,12 @@
-"""The seed command's options, read: every file read, every key source fetched, every value checked, before
-the image is opened."""
+"""The seed command's options (SeedOptions, what cli.py parsed), and the flags read from them: every file
+read, every key source fetched, every value checked, before the image is opened."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from provision.core.credentials.identity import validate_hostname
 from provision.core.credentials.netbird import validate_management_url
@@ -21,6 +23,37 @@ from provision.host.reading import (
     read_password_stdin,
 )
 from provision.secret import Secret
+
+if TYPE_CHECKING:
+    from provision.guest.launch import Accel
+
+
+@dataclass(frozen=True)
+class SeedOptions:
+    """The seed command line, as given (nothing read or checked yet): commands/seed/run.py runs it."""
+
+    image: Path
+    password_stdin: bool = False
+    password_file: Path | None = None
+    password_hash_file: Path | None = None
+    no_password: bool = False
+    ssh_keys: tuple[str, ...] = ()
+    replace_keys: bool = False
+    remove_keys: tuple[str, ...] = ()
+    netbird_setup_key_file: Path | None = None
+    netbird_management_url: str | None = None
+    no_host_keys: bool = False
+    new_host_keys: bool = False
+    new_machine_id: bool = False
+    hostname: str | None = None
+    operator: str | None = None
+    dry_run: bool = False
+    json_out: bool = False
+    yes: bool = False
+    accel: Accel = "auto"
+    output: Path | None = None  # a new image to hand over; IMAGE stays byte-identical
+    compress: bool = False
+    format_name: str | None = None
 
 
 def read_seed_flags(
