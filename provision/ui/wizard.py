@@ -25,9 +25,7 @@ that asks them stay in one file, so that which question is asked when, and why, 
 
 from __future__ import annotations
 
-import getpass
 import os
-import socket
 import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -48,7 +46,7 @@ from provision.core.credentials.passwords import (
 )
 from provision.core.credentials.sshkeys import AuthorizedKey, merge_keys, parse_authorized_keys
 from provision.core.disk import ImageInfo, Partition
-from provision.core.plan import Plan
+from provision.core.plan import Plan, keys_after
 from provision.core.keyremoval import parse_selector, select_keys_to_remove
 from provision.core.request import PasswordChoice, PasswordKind, SeedFlags, SeedRequest
 from provision.core.state import ImageState
@@ -56,12 +54,13 @@ from provision.core.text import human_size, plural
 from provision.core.urls import display_url
 from provision.errors import SEED_STOPPED_BEFORE_WRITING, Aborted, Declined, ProvisionError, UsageError
 from provision.host import writing as hostfiles
+from provision.host.operator import key_comment
 from provision.host.reading import KeyFetch, read_key_files
 from provision.host.sshdir import default_key, find_local_public_keys, free_key_path
 from provision.secret import Secret
 from provision.ui import render, screen
 from provision.ui.image_words import hostname_line
-from provision.ui.questions import Choice, Kind, Prompt, Prompter, Question, ask
+from provision.ui.questions import Choice, Kind, Prompt, Prompter, Question, always, ask
 
 ABORTED_MESSAGE = SEED_STOPPED_BEFORE_WRITING
 DECLINED_MESSAGE = "you answered no: nothing was written"
@@ -71,10 +70,6 @@ DECLINED_MESSAGE = "you answered no: nothing was written"
 # The terminal
 
 
-def _always(_: Any) -> bool:
-    return True
-
-
 class QuestionaryPrompter:
     """The real prompts, on the terminal. questionary's ask() returns None on Ctrl-C: an abort, never an
     empty answer."""
@@ -82,7 +77,7 @@ class QuestionaryPrompter:
     def __call__(self, prompt: Prompt) -> Any:
         import questionary
 
-        validate = _fitted(prompt.validate or _always)
+        validate = _fitted(prompt.validate or always)
         width = screen.columns()
         message = screen.fit(prompt.message, width - 2)  # after questionary's "? "
         if prompt.kind == Kind.TEXT:
@@ -507,7 +502,7 @@ class _Wizard:
             passphrase = self.answers["keygen_passphrase"]
             try:
                 private, public = generate_user_keypair(
-                    comment=_key_comment(), passphrase=Secret(passphrase) if passphrase else None
+                    comment=key_comment(), passphrase=Secret(passphrase) if passphrase else None
                 )
             except UsageError as exc:  # e.g. a NUL in the passphrase: ask for it again
                 self.say(exc.message)
@@ -568,10 +563,9 @@ class _Wizard:
 
     def count_keys_after(self, answered: SeedFlags) -> int:
         assert self.state is not None
-        removed = select_keys_to_remove(self.state.authorized_keys, answered.remove_keys, adding=self.adding)
-        gone = {key.blob for key in removed}
-        kept = [key for key in self.state.authorized_keys if key.blob not in gone]
-        return len(merge_keys(kept, self.adding, replace=self.flags.replace_keys))
+        keys, _ = keys_after(self.state.authorized_keys, self.adding, answered.remove_keys,
+                             replace=self.flags.replace_keys)
+        return len(keys)
 
     # --- Netbird
 
@@ -675,14 +669,6 @@ class _Wizard:
             path = self.key_pair.path
             self.say(f"\nThe new key pair {where} to {path} (0600) and {path}.pub")
         self.say("")
-
-
-def _key_comment() -> str:
-    try:
-        user = getpass.getuser()
-    except Exception:
-        user = "zvm"
-    return f"{user}@{socket.gethostname()} (zvm-provision)"
 
 
 def _tilde(path: Path, home: Path) -> str:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from provision.core.credentials.identity import validate_hostname
 from provision.core.credentials.netbird import validate_management_url
 from provision.core.keyremoval import parse_selector
+from provision.core.plan import refuse_replace_with_remove
 from provision.core.request import PasswordChoice, SeedFlags
 from provision.errors import UsageError
 from provision.host.operator import operator
@@ -85,8 +86,7 @@ def read_seed_flags(
         raise UsageError(f"choose one password source, not {' and '.join(chosen)}")
     if no_host_keys and new_host_keys:
         raise UsageError("--no-host-keys and --new-host-keys contradict each other")
-    if replace_keys and remove_keys:
-        raise UsageError("--replace-keys already takes out every key the image holds; drop --remove-key")
+    refuse_replace_with_remove(replace_keys, remove_keys or ())
     selectors = tuple(parse_selector(text) for text in remove_keys or ())
     plain = None
     password = None
