@@ -112,9 +112,6 @@ class Appliance:
             raise RuntimeError("the appliance is not launched")
         return self._g
 
-    def qemu_pid(self) -> int:
-        return self.handle.get_pid()
-
     # -- partitions ------------------------------------------------------------------------------
 
     def device(self, index: int) -> str:

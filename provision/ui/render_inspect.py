@@ -206,18 +206,6 @@ def print_report(report: InspectReport, console: Console | None = None, problems
         console.print(Text("The image meets the persist contract.", style="bold green"))
 
 
-def render_text(report: InspectReport, *, width: int = 110) -> str:
-    """The human report as plain text (no colours), e.g. for tests and logs."""
-    import io
-
-    from rich.console import Console
-
-    buffer = io.StringIO()
-    print_report(report, Console(file=buffer, width=width, color_system=None, force_terminal=False,
-                                 highlight=False, emoji=False))
-    return buffer.getvalue()
-
-
 def render_check(problems: list[str]) -> str:
     if not problems:
         return "OK: the image meets the persist contract"

@@ -25,9 +25,10 @@ from provision.core.plan import build_plan
 from provision.core.request import PasswordChoice, SeedRequest
 from provision.core.state import read_state
 from provision.secret import Secret
-from provision.ui.render_inspect import render_text, report_to_json
+from provision.ui.render_inspect import report_to_json
 from tests.support.crowd import CROWD_FILES, crowd_tarball
 from tests.support.keyfactory import public_line
+from tests.support.rendering import render_text
 
 LAYOUT = load_layout()
 HASH = "$6$rounds=1000$saltsalt$" + "a" * 86
