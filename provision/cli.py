@@ -7,7 +7,7 @@ the commands, so that `zvm-provision --help` starts fast.
 
 Why this module is long (about 760 lines): every option is declared here with the help text it shows, and the
 help is part of the product, as are the few typer/click classes that make it read as a person expects (typer
-may be imported here only); what the commands do lives in commands/, sources.py and ui/.
+may be imported here only); what the commands do lives in commands/, host/ and ui/.
 """
 
 from __future__ import annotations
@@ -16,11 +16,10 @@ import json
 import os
 import signal
 import sys
-import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TextIO
+from typing import Annotated, Any, TextIO
 
 import typer
 from typer.core import TyperCommand, TyperGroup
@@ -29,14 +28,9 @@ from provision.errors import (
     SEED_STOPPED_BEFORE_WRITING,
     Declined,
     ExitCode,
-    ImageUnusableError,
     ProvisionError,
     UsageError,
 )
-
-if TYPE_CHECKING:
-    from provision.core.plan import Plan
-    from provision.guest.session import ImageSession
 
 HELP_WIDTH = 76  # a --help line's width inside click's two-space indent: every --help fits 80 columns
 
@@ -380,6 +374,10 @@ Format = Annotated[
                  help="qcow2, raw, vmdk (VMware) or vdi (VirtualBox): the seeding happens on a qcow2, the "
                  "conversion (qemu-img convert) last."),
 ]
+Jobs = Annotated[
+    int, typer.Option("--jobs", help="Appliances running at once, each with several disks (0: one per core).",
+                      min=0, max=64, metavar="N"),
+]
 OperatorOption = typer.Option(
     "--operator", metavar="TEXT",
     help="Who seeds, for the seeding record in the image (inspect shows it): one line, at most 128 "
@@ -502,85 +500,21 @@ def seed_command(
     format_name: Format = None,
     debug: Debug = False,
 ) -> None:
-    from provision import sources
-    from provision.commands.seed import CtrlCWhileWriting, seed_image
-    from provision.core.request import missing_flags, missing_flags_message
-    from provision.errors import SeededDespiteCtrlC
-    from provision.guest.diskformat import probe_image, require_image_file
-    from provision.ui import progress, render
+    from provision.commands.seed.options import SeedOptions
+    from provision.commands.seed.run import run_seed_command
+    from provision.ui.seed_screen import TerminalScreen
 
     check_accel(accel)
-    spec = None
-    if output is not None:
-        from provision.commands.handover import check_output, leftovers_note
-        from provision.core.handover import output_spec_for_file
-
-        spec = output_spec_for_file(output.name, format_name, compress)
-        output = check_output(output)
-        if note := leftovers_note(output):
-            show(f"zvm-provision: note: {note}", sys.stderr)
-    elif compress or format_name is not None:
-        raise UsageError("--compress and --format write a new image: give it a name with --output OUT")
-    require_image_file(image)  # after the command line's own mistakes, before any input is read or fetched
-    from provision.fetch.forgekeys import KeyFetcher
-
-    # Every input is read, and every key source fetched, before the image is touched: bad input exits at once.
-    flags = sources.read_seed_flags(
-        password_stdin=password_stdin, password_file=password_file, password_hash_file=password_hash_file,
-        no_password=no_password, ssh_keys=ssh_key, fetch_keys=KeyFetcher().fetch, replace_keys=replace_keys,
-        remove_keys=remove_key,
+    options = SeedOptions(
+        image=image, password_stdin=password_stdin, password_file=password_file,
+        password_hash_file=password_hash_file, no_password=no_password, ssh_keys=tuple(ssh_key or ()),
+        replace_keys=replace_keys, remove_keys=tuple(remove_key or ()),
         netbird_setup_key_file=netbird_setup_key_file, netbird_management_url=netbird_management_url,
-        no_host_keys=no_host_keys, new_host_keys=new_host_keys, new_machine_id=new_machine_id,
-        hostname=hostname, operator_given=operator,
+        no_host_keys=no_host_keys, new_host_keys=new_host_keys, new_machine_id=new_machine_id, hostname=hostname,
+        operator=operator, dry_run=dry_run, json_out=json_out, yes=yes, accel=accel, output=output,
+        compress=compress, format_name=format_name,
     )
-    interactive = not yes and not json_out and sys.stdin.isatty() and sys.stdout.isatty()
-    if flags.fetched:  # what came from the network, with fingerprints, before the image is opened
-        show("\n".join(render.render_fetched(flags.fetched)), sys.stdout if interactive else sys.stderr)
-    info = probe_image(image)  # an unusable image is said before missing flags
-    if not interactive and flags.asks_for_nothing:
-        raise UsageError(missing_flags_message(missing_flags(flags, None), image_read=False))
-    # exit 3, as when the appliance is the one to notice it (--output only reads IMAGE)
-    if info.read_only_file and not dry_run and output is None:
-        raise ImageUnusableError(
-            f"{image} is read-only (no write permission); make it writable, "
-            "or use --dry-run to look without writing"
-        )
-
-    launch_started = time.monotonic()
-    show_status = progress.wanted(json_out=json_out)
-
-    def appliance_starting() -> AbstractContextManager[None]:  # a live line on a terminal, nothing otherwise
-        return progress.appliance_starting(since=launch_started) if show_status else nullcontext()
-
-    ask = None
-    if interactive:
-        from provision.ui.wizard import run_wizard
-
-        def ask(session: ImageSession) -> Plan:  # the plan shown before the confirmation is the one applied
-            return run_wizard(session, flags, dry_run=dry_run, status=appliance_starting).plan
-
-    # Ctrl-C once the writes have begun lets them finish; the summary is printed all the same (commands/seed.py).
-    with CtrlCWhileWriting() as ctrl_c:
-        if output is None or spec is None or dry_run:  # a dry run reads IMAGE and writes nothing
-            outcome = seed_image(info, flags, dry_run=dry_run, accel=accel, ctrl_c=ctrl_c, ask=ask,
-                                 waiting=appliance_starting)
-        else:
-            from provision.commands.handover import seed_to_output
-
-            label = f"{output} (a new {spec.describe()} image; {image} stays as it is)"
-            outcome = seed_to_output(info, output, spec, lambda work: seed_image(
-                work, flags, dry_run=False, accel=accel, ctrl_c=ctrl_c, ask=ask, waiting=appliance_starting,
-                label=label), ctrl_c)
-        for block in render.render_seed(outcome, dry_run=dry_run, json_out=json_out, plan_shown=interactive):
-            if json_out:  # JSON as it is, even on a terminal
-                print(block)
-            else:
-                show(block)
-    if ctrl_c.interrupted:
-        raise SeededDespiteCtrlC(
-            f"stopped by user (Ctrl-C) once the writes had finished: {image} was seeded, "
-            "as the summary above says"
-        )
+    run_seed_command(options, TerminalScreen(json_out=json_out, show=show))
 
 
 @app.command(
@@ -615,10 +549,7 @@ def inspect_command(
                      help="Show only the images that hold this key (as --remove-key names one), and which key "
                      "matched; repeatable. Exit 0 when an image holds one, 1 when none does."),
     ] = None,
-    jobs: Annotated[
-        int, typer.Option("--jobs", help="Several images: appliances running at once (0: one per core).",
-                          min=0, max=64, metavar="N")
-    ] = 0,
+    jobs: Jobs = 0,
     json_out: JsonOut = False,
     accel: Accel = "auto",
     debug: Debug = False,
@@ -727,10 +658,7 @@ def keys_command(
         typer.Option("--report", metavar="FILE", help="Write the report here (default: DIR/keys-report.json "
                      "with --out-dir; in place, none unless given)."),
     ] = None,
-    jobs: Annotated[
-        int, typer.Option("--jobs", help="Appliances running at once (0: one per core, each with several disks).",
-                          min=0, max=64, metavar="N")
-    ] = 0,
+    jobs: Jobs = 0,
     operator: Annotated[str | None, OperatorOption] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show per image what would change; open them read-only, write nothing.")
@@ -739,21 +667,22 @@ def keys_command(
     accel: Accel = "auto",
     debug: Debug = False,
 ) -> None:
-    from provision import sources
     from provision.commands.fleet.images import gather_images
     from provision.commands.fleet.keys import KeysOptions, run_keys
     from provision.core.fleetkeys import KeyChange
     from provision.core.keyremoval import parse_selector
     from provision.fetch.forgekeys import KeyFetcher
+    from provision.host.operator import operator as operator_of
+    from provision.host.reading import read_key_sources
     from provision.ui import progress, render_fleet
 
     check_accel(accel)
     selectors = tuple(parse_selector(text) for text in remove_key or ())
     paths = tuple(gather_images(images))  # the images first: a missing one is said before any key is fetched
-    adding, _ = sources.read_key_sources(add_key, KeyFetcher().fetch) if add_key else ([], [])
+    adding, _ = read_key_sources(add_key, KeyFetcher().fetch) if add_key else ([], [])
     change = KeyChange(remove=selectors, add=tuple(adding))
     options = KeysOptions(images=paths, change=change, out_dir=out_dir, dry_run=dry_run,
-                          operator=sources.operator(operator), accel=accel, jobs=jobs, debug=debug_enabled())
+                          operator=operator_of(operator), accel=accel, jobs=jobs, debug=debug_enabled())
     result = run_keys(options, progress.default_progress(json_out=json_out, name="keys"), report)
     if json_out:
         print(json.dumps(result.to_json(), indent=2))
@@ -815,10 +744,7 @@ def batch_command(
     overlay: Annotated[
         bool, typer.Option("--overlay", help="Make qcow2 overlays backed by the base instead of full copies.")
     ] = False,
-    jobs: Annotated[
-        int, typer.Option("--jobs", help="Appliances running at once (0: one per core, each with several disks).",
-                          min=0, max=64, metavar="N")
-    ] = 0,
+    jobs: Jobs = 0,
     shard: Annotated[
         str | None,
         typer.Option("--shard", metavar="K/N|auto",
@@ -840,10 +766,10 @@ def batch_command(
     format_name: Format = None,
     debug: Debug = False,
 ) -> None:
-    from provision import sources
     from provision.commands import batch
-    from provision.core.handover import output_spec
+    from provision.core.outputformat import output_spec
     from provision.core.shards import ShardSource, choose_shard, engine_ignored
+    from provision.host.operator import operator as operator_of
     from provision.ui import progress, render_batch
 
     check_accel(accel)
@@ -853,7 +779,7 @@ def batch_command(
         manifest=manifest, base=base, out_dir=out_dir, overlay=overlay, jobs=jobs,
         shard=(choice.index, choice.count) if choice is not None else None, force=force, accel=accel,
         output=output,
-        operator=sources.operator(operator), debug=debug_enabled(),
+        operator=operator_of(operator), debug=debug_enabled(),
     )
     shown = progress.default_progress(json_out=json_out)
     if choice is not None and choice.source != ShardSource.GIVEN:
@@ -897,7 +823,7 @@ def batch_report_command(
     ] = False,
     debug: Debug = False,
 ) -> None:
-    from provision.commands.batch_report import merge_batch_reports
+    from provision.commands.batch.report import merge_batch_reports
     from provision.ui import render_batch
 
     result = merge_batch_reports(dirs, out_dir, verify=not no_verify)

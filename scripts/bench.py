@@ -104,7 +104,7 @@ def compress_child(marks: str, args: list[str]) -> None:
     """Run zvm-provision in this process with its conversion and its sha256 noting their start and end in
     `marks` ("convert <start> <end>", "sha256 <start> <end>"): the product carries no benchmark hook."""
     from provision.cli import main as zvm_main
-    from provision.commands import handover
+    from provision.commands.seed import output as handover
 
     def noted(name: str, fn):
         def wrapper(*a, **k):
@@ -359,7 +359,7 @@ def bench_wizard(work: Path, base: Path, key_file: Path, environ, accel, i: int)
 def bench_compress(work: Path, base: Path, hash_file: Path, key_file: Path, environ, accel, pairs: int) -> list[dict]:
     """(e) The tool's conversion step (convert to a hidden name, fsync, link) against qemu-img converting the same
     seeded image alone with the same options; the sha256 the tool adds; qemu-img's default zlib for reference."""
-    from provision.core.handover import OutputFormat, OutputSpec
+    from provision.core.outputformat import OutputFormat, OutputSpec
     from provision.guest.convert import convert_command
 
     folder = work / "compress"

@@ -18,14 +18,13 @@ ALLOWED = {
     "errors": set(),
     "secret": set(),
     "core": {"core", "errors", "secret"},
-    "hostfiles": {"errors", "secret"},
-    "sources": {"core", "errors", "secret"},
+    "host": {"core", "errors", "secret"},  # the person's machine: its files, read and written, its ~/.ssh
     "fetch": {"provision", "fetch", "core", "errors", "secret"},  # the network: keys from forges and URLs
-    "guest": {"guest", "core", "hostfiles", "errors", "secret"},
-    # commands reads the package's version for the seeding record (commands/seed.py)
-    "commands": {"provision", "commands", "guest", "core", "hostfiles", "sources", "fetch", "errors", "secret"},
-    "ui": {"ui", "commands", "guest", "core", "hostfiles", "sources", "fetch", "errors", "secret"},
-    "cli": {"provision", "cli", "ui", "commands", "guest", "core", "hostfiles", "sources", "fetch", "errors",
+    "guest": {"guest", "core", "host", "errors", "secret"},
+    # commands reads the package's version for the seeding record (commands/seed/apply.py)
+    "commands": {"provision", "commands", "guest", "core", "host", "fetch", "errors", "secret"},
+    "ui": {"ui", "commands", "guest", "core", "host", "fetch", "errors", "secret"},
+    "cli": {"provision", "cli", "ui", "commands", "guest", "core", "host", "fetch", "errors",
             "secret"},
     "provision": set(),  # the package's face: its version only
 }

@@ -9,33 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from provision.core.disk import ImageInfo
-from provision.core.inspection import InspectReport, build_report
-from provision.core.layout import Layout, load_layout
-from provision.core.state import read_state
-from provision.core.walk import walk_persist
+from provision.core.inspection import InspectReport
 from provision.guest.launch import Accel
+from provision.guest.report import inspect_disk
 from provision.guest.session import ImageSession
-
-if TYPE_CHECKING:
-    from provision.guest.appliance import Appliance
-
-
-def inspect_disk(appliance: Appliance, index: int, info: ImageInfo, layout: Layout | None = None) -> InspectReport:
-    """Inspect disk `index` of a launched, read-only appliance (batch can inspect many disks per launch)."""
-    if not appliance.readonly:
-        raise ValueError("inspect needs a read-only appliance: the image must not change")
-    layout = layout or load_layout()
-    partitions = appliance.partitions(index)
-    # mount_persist finds persist itself (and refuses an image without exactly one); a read-only appliance
-    # mounts it read-only ("ro").
-    with appliance.mount_persist(index) as fs:
-        state = read_state(fs, layout)
-        walk = walk_persist(fs, layout)
-        device = fs.device
-    return build_report(info, partitions, state, walk, layout, persist_device=device)
 
 
 def inspect_image(

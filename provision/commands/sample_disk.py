@@ -11,7 +11,7 @@ from contextlib import nullcontext
 import secrets
 from pathlib import Path
 
-from provision import hostfiles
+from provision.host import writing as hostfiles
 from provision.core.text import parse_size
 from provision.errors import UsageError
 from provision.guest.launch import Accel

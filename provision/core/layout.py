@@ -63,10 +63,6 @@ class Layout:
     def files(self) -> tuple[Entry, ...]:
         return tuple(e for e in self.entries if e.kind == StatKind.FILE)
 
-    def guest_path(self, path: str) -> str:
-        """Where a persist path appears inside the running VM (/persist/...)."""
-        return self.mount_point if path == "/" else self.mount_point + path
-
 
 def _layout_text() -> str:
     # Installed wheels carry a copy inside the package; a source checkout reads nix/ directly,

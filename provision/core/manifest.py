@@ -21,7 +21,8 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -37,10 +38,10 @@ from provision.errors import ExitCode, ProvisionError, UsageError
 from provision.secret import Secret
 
 T = TypeVar("T")
-KeyReader = Callable[[Path], list[AuthorizedKey]]  # reads one key file (sources.read_key_file)
-# The keys of one gh:/gl:/https source, fetched (sources.load_manifest's, through fetch.forgekeys.KeyFetcher,
-# which fetches each distinct source once); None where nothing may be fetched.
-SourceReader = Callable[[KeySource], list[AuthorizedKey]]
+# What the rows' key files and gh:/gl:/https sources gave, read and fetched first (commands/batch/manifest.py;
+# this module reads nothing): keys by file path and by source identity, or the error raised (the row's problem).
+KeysRead = Mapping[Path, "list[AuthorizedKey] | ProvisionError"]
+KeysFetched = Mapping[str, "list[AuthorizedKey] | ProvisionError"]
 RawRow = tuple[str, "dict[str, str] | None", list[str]]  # where, the fields (None: unusable), problems
 
 FIELDS = ("name", "ssh_keys", "password_hash", "netbird_setup_key", "netbird_management_url", "hostname")
@@ -74,7 +75,7 @@ class Manifest:
     path: Path
     users: tuple[User, ...]
     sha256: str | None = None  # of the file's bytes: shards of one roll-out must have read the same manifest
-    # Read for one shard: only its users' remote keys were fetched (sources.load_manifest); the others' users
+    # Read for one shard: only its users' remote keys were fetched (batch/manifest.py); the others' users
     # carry their key files' keys only, and are not to be seeded from this reading.
     fetched_shard: tuple[int, int] | None = None
 
@@ -124,10 +125,11 @@ def read_rows(path: Path, text: str) -> list[RawRow]:
 
 
 def validate_rows(
-    folder: Path, raw_rows: list[RawRow], read_keys: KeyReader, fetch_keys: SourceReader | None = None
+    folder: Path, raw_rows: list[RawRow], files: KeysRead, fetched: KeysFetched | None = None
 ) -> tuple[list[User], list[tuple[str, str]]]:
-    """Every row checked (key files relative to `folder`, read by `read_keys`; gh:/gl:/https sources fetched
-    by `fetch_keys`): the users, and every problem of every row as (where, reason)."""
+    """Every row checked (key files relative to `folder`, as `files` holds what each gave; gh:/gl:/https
+    sources as `fetched` holds them, None where nothing may be fetched): the users, and every problem of every
+    row as (where, reason). `named_keys` says which files and sources the rows need."""
     problems: list[tuple[str, str]] = []
     users: list[User] = []
     first_seen: dict[str, str] = {}
@@ -136,7 +138,7 @@ def validate_rows(
         problems += [(where, reason) for reason in row_problems]
         if row is None:
             continue
-        user, reasons = _validate_row(folder, row, read_keys, fetch_keys)
+        user, reasons = _validate_row(folder, row, files, fetched)
         name = row.get("name", "").strip()
         if name:
             key = name.casefold()  # alice and Alice would collide on a case-insensitive filesystem
@@ -161,14 +163,22 @@ def validate_rows(
 def key_sources(raw_rows: list[RawRow]) -> list[KeySource]:
     """Every gh:/gl:/https key source the rows name, that can be read (a bad one is the row's problem, found
     by validate_rows), in order: what batch fetches before it validates the rows."""
+    return _parsed_sources(entry for _, row, _ in raw_rows for entry in (row or {}).get("ssh_keys", "").split(";"))
+
+
+def named_keys(folder: Path, raw_rows: list[RawRow]) -> tuple[list[Path], list[KeySource]]:
+    """The key files (under `folder`) and the gh:/gl:/https sources validate_rows looks up: what is read and
+    fetched first. An entry that looks like a secret, or a source that does not parse, is its row's problem."""
+    entries = [entry for _, row, _ in raw_rows for entry in _key_entries(row or {})
+               if not _LOOKS_SECRET_RE.search(entry)]
+    return [folder / entry for entry in entries if not is_remote_key_source(entry)], _parsed_sources(entries)
+
+
+def _parsed_sources(entries: Iterable[str]) -> list[KeySource]:
     found = []
-    for _, row, _ in raw_rows:
-        for entry in (row or {}).get("ssh_keys", "").split(";"):
-            if is_remote_key_source(entry):
-                try:
-                    found.append(parse_key_source(entry))
-                except UsageError:
-                    continue
+    for entry in filter(is_remote_key_source, entries):
+        with suppress(UsageError):
+            found.append(parse_key_source(entry))
     return found
 
 
@@ -288,7 +298,7 @@ def _toml_rows(path: Path, text: str) -> list[RawRow]:
 
 
 def _validate_row(
-    folder: Path, row: dict[str, str], read_keys: KeyReader, fetch_keys: SourceReader | None
+    folder: Path, row: dict[str, str], files: KeysRead, fetched: KeysFetched | None
 ) -> tuple[User | None, list[str]]:
     reasons: list[str] = []
     name = row.get("name", "").strip()
@@ -304,7 +314,7 @@ def _validate_row(
         reasons.append(f"name is longer than {MAX_NAME} characters")
 
     keys: list[AuthorizedKey] = []
-    entries = [part.strip() for part in row.get("ssh_keys", "").split(";") if part.strip()]
+    entries = _key_entries(row)
     if not entries:
         reasons.append("ssh_keys is empty: give at least one public key file, gh:USER, gl:USER or https URL")
     for entry in entries:
@@ -312,7 +322,7 @@ def _validate_row(
             reasons.append(f"ssh_keys: {_cell(entry)} is no key file, gh:USER, gl:USER or https URL")
             continue
         try:
-            keys = merge_keys(keys, _row_keys(folder, entry, read_keys, fetch_keys), replace=False)
+            keys = merge_keys(keys, _row_keys(folder, entry, files, fetched), replace=False)
         except ProvisionError as exc:  # a fetch that failed on the way (exit 1) is this row's problem too
             reasons.append(exc.message)
 
@@ -342,13 +352,18 @@ def _not_ascii(name: str) -> str:
             f"digits, '.', '_' and '-'{suggestion}")
 
 
-def _row_keys(folder: Path, entry: str, read_keys: KeyReader, fetch_keys: SourceReader | None) -> list[AuthorizedKey]:
-    if not is_remote_key_source(entry):
-        return read_keys(folder / entry)
-    source = parse_key_source(entry)
-    if fetch_keys is None:
+def _key_entries(row: dict[str, str]) -> list[str]:
+    return [part.strip() for part in row.get("ssh_keys", "").split(";") if part.strip()]
+
+
+def _row_keys(folder: Path, entry: str, files: KeysRead, fetched: KeysFetched | None) -> list[AuthorizedKey]:
+    source = parse_key_source(entry) if is_remote_key_source(entry) else None
+    if source is not None and fetched is None:
         raise UsageError(f"{source.spec}: keys cannot be fetched here; give a key file")
-    return fetch_keys(source)
+    found = files[folder / entry] if source is None else fetched[source.identity]  # type: ignore[index]
+    if isinstance(found, ProvisionError):
+        raise found
+    return found
 
 
 def _row_hostname(text: str, default: str | None) -> str:

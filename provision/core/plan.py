@@ -28,7 +28,7 @@ from provision.core.credentials.sshkeys import (
     render_authorized_keys,
 )
 from provision.core.fs import Stat, StatKind
-from provision.core.keyremoval import edit_authorized_keys, select_keys_to_remove
+from provision.core.keyremoval import KeySelector, edit_authorized_keys, select_keys_to_remove
 from provision.core.layout import Entry, Layout
 from provision.core.record import PlannedRecord, RecordEntry, SeedRecord, append_entry, utc_time
 from provision.core.request import PasswordKind, SeedRequest
@@ -126,12 +126,9 @@ def build_plan(request: SeedRequest, state: ImageState, layout: Layout, fresh: F
         )
 
     # Authorized keys: existing ones stay unless --replace-keys or --remove-key; de-duplicated by key blob.
-    if request.replace_keys and request.remove_keys:
-        raise UsageError("--replace-keys already takes out every key the image holds; drop --remove-key")
-    removed = select_keys_to_remove(state.authorized_keys, request.remove_keys, adding=request.keys)
+    keys, removed = keys_after(state.authorized_keys, request.keys, request.remove_keys,
+                               replace=request.replace_keys)
     gone = {key.blob for key in removed}
-    kept = [key for key in state.authorized_keys if key.blob not in gone]
-    keys = tuple(merge_keys(kept, request.keys, replace=request.replace_keys))
     # Never lock everyone out: no key left and no usable password is refused, whatever led there.
     refusal = lockout_message(len(keys), _password_after(request, state), removing=bool(removed))
     if refusal is not None:
@@ -205,6 +202,23 @@ def build_plan(request: SeedRequest, state: ImageState, layout: Layout, fresh: F
                 removed_keys=removed, hostname=hostname, record=planned_record,
                 netbird_setup_key=request.netbird_setup_key is not None or state.netbird_setup_key_present,
                 netbird_management_url=request.netbird_management_url or state.netbird_management_url)
+
+
+def refuse_replace_with_remove(replace: bool, remove: Sequence[object]) -> None:
+    """--replace-keys with --remove-key says one thing twice, or something else: refused, whoever asks."""
+    if replace and remove:
+        raise UsageError("--replace-keys already takes out every key the image holds; drop --remove-key")
+
+
+def keys_after(held: Sequence[AuthorizedKey], adding: Sequence[AuthorizedKey], remove: Sequence[KeySelector], *,
+               replace: bool) -> tuple[tuple[AuthorizedKey, ...], tuple[AuthorizedKey, ...]]:
+    """The keys an image holding `held` lets in once `adding` is added and `remove` taken out (or, with
+    `replace`, `adding` alone), de-duplicated by key blob; and the held keys taken out."""
+    refuse_replace_with_remove(replace, remove)
+    removed = select_keys_to_remove(held, remove, adding=adding)
+    gone = {key.blob for key in removed}
+    kept = [key for key in held if key.blob not in gone]
+    return tuple(merge_keys(kept, adding, replace=replace)), removed
 
 
 def _key_change(removed: Sequence[AuthorizedKey], adding: Sequence[AuthorizedKey],

@@ -111,7 +111,3 @@ class KeyFetcher:
             return fetch_keys(source, timeout=self._timeout, context=self._context, environ=self._environ)
         except ProvisionError as exc:
             return exc
-
-    def fetch_all(self, sources: Iterable[str | KeySource]) -> list[FetchedKeys]:
-        """Each source's keys, in order; the first failure is raised."""
-        return [self.fetch(source) for source in sources]

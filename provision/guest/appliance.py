@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from provision import hostfiles
+from provision.host import writing as hostfiles
 from provision.core.disk import ImageInfo, Partition
 from provision.core.layout import load_layout
 from provision.errors import APPLIANCE_HINT, ApplianceError, ImageUnusableError, ProvisionError
@@ -111,9 +111,6 @@ class Appliance:
         if self._g is None:
             raise RuntimeError("the appliance is not launched")
         return self._g
-
-    def qemu_pid(self) -> int:
-        return self.handle.get_pid()
 
     # -- partitions ------------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 
 from provision.core.disk import ImageInfo
-from provision.core.handover import OutputFormat, OutputRecord, OutputSpec
+from provision.core.outputformat import OutputFormat, OutputRecord, OutputSpec
 from provision.errors import ProvisionError
 
 # qemu-img convert's own options per format: vmdk as one growable file (VMware Workstation/Player and ESXi's

@@ -190,16 +190,6 @@ class PersistFS:
         self._call("set the owner of", path, g.lchown, uid, gid, path)
         self._call("set the mode of", path, g.chmod, mode, path)
 
-    def write_file(self, path: str, data: bytes, uid: int, gid: int, mode: int) -> None:
-        """Atomically replace `path` with `data`, never following a link (stage, sync, commit)."""
-        tmp = self.stage_file(path, data, uid, gid, mode)
-        try:
-            self.sync()
-            self.commit_file(tmp, path)
-        except BaseException:
-            self.discard(tmp)
-            raise
-
     def stage_file(self, path: str, data: bytes, uid: int, gid: int, mode: int) -> str:
         """Write `data` under a temporary name in `path`'s directory, with its final owner and mode.
 

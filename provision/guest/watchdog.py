@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from provision import hostfiles
+from provision.host import writing as hostfiles
 
 KvmVerdict = Literal["hangs", "crashes"]  # what a failed KVM launch under --accel auto records for this host
 KVM_VERDICTS: tuple[KvmVerdict, ...] = ("hangs", "crashes")

@@ -113,9 +113,6 @@ class RichProgress(Progress):
                 self._started = True
                 self._live.start()
 
-    def renderable(self) -> Any:
-        return self._live.get_renderable()
-
     def start(self, total: int) -> None:
         super().start(total)
         self._show()

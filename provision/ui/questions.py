@@ -61,7 +61,8 @@ class Asking(Protocol):
     answers: dict[str, Any]
 
 
-def _always(_: Any) -> bool:
+def always(_: Any) -> bool:
+    """Every time: a question asked whatever came before, an answer with nothing to check."""
     return True
 
 
@@ -80,7 +81,7 @@ class Question(Generic[C]):
     default: Any = None
     choices: Callable[[C], Sequence[Choice]] | None = None
     validate: Callable[[Any, C], bool | str] | None = None
-    when: Callable[[C], bool] = _always
+    when: Callable[[C], bool] = always
     again: str | None = None
     mismatch: str = ""
 

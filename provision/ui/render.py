@@ -15,10 +15,10 @@ from provision.core.credentials.identity import BUILT_IN_HOSTNAME
 from provision.core.credentials.sshkeys import key_summary, public_key_fingerprint
 from provision.core.text import human_size
 from provision.core.urls import display_url
-from provision.ui.fleet import hostname_of, record_path, summary_lines
+from provision.ui.image_words import hostname_of, record_path, summary_lines
 
 if TYPE_CHECKING:
-    from provision.commands.seed import SeedOutcome
+    from provision.commands.seed.apply import SeedOutcome
     from provision.core.credentials.keysources import FetchedKeys
     from provision.core.credentials.passwords import PasswordInfo
     from provision.core.plan import Plan

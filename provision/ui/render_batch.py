@@ -11,7 +11,7 @@ from provision.core.text import plural
 
 if TYPE_CHECKING:
     from provision.commands.batch.model import BatchResult
-    from provision.commands.batch_report import BatchReportResult
+    from provision.commands.batch.report import BatchReportResult
     from provision.core.shards import ShardChoice
 
 

@@ -12,7 +12,7 @@ from provision.core.contractcheck import check_image_contract
 from provision.core.inspection import MAX_LISTED, InspectReport, PathStatus, Severity, owner_text
 from provision.core.text import human_size, plural, shown
 from provision.core.walk import MAX_WALK_DEPTH, MAX_WALK_ENTRIES
-from provision.ui.fleet import escaped_json, hostname_words, record_words
+from provision.ui.image_words import escaped_json, hostname_words, record_words
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -204,18 +204,6 @@ def print_report(report: InspectReport, console: Console | None = None, problems
             console.print(Text(f"  {problem}"), soft_wrap=True)
     else:
         console.print(Text("The image meets the persist contract.", style="bold green"))
-
-
-def render_text(report: InspectReport, *, width: int = 110) -> str:
-    """The human report as plain text (no colours), e.g. for tests and logs."""
-    import io
-
-    from rich.console import Console
-
-    buffer = io.StringIO()
-    print_report(report, Console(file=buffer, width=width, color_system=None, force_terminal=False,
-                                 highlight=False, emoji=False))
-    return buffer.getvalue()
 
 
 def render_check(problems: list[str]) -> str:

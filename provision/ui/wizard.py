@@ -16,7 +16,7 @@ against the real state, show that plan, confirm. No question is asked twice, exc
 
 Nothing is written before the confirmation: the image was opened with persist mounted read-only, and a
 generated key pair is saved on this machine only after the "yes". The caller then applies exactly the plan
-that was shown (`commands.seed.apply_planned`), so the host key fingerprint in the summary is the one that
+that was shown (`commands.seed.apply.apply_planned`), so the host key fingerprint in the summary is the one that
 lands in the image.
 
 Why this module is long (about 690 lines): the list of questions, the checks on their answers and the flow
@@ -25,9 +25,7 @@ that asks them stay in one file, so that which question is asked when, and why, 
 
 from __future__ import annotations
 
-import getpass
 import os
-import socket
 import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -35,8 +33,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from provision import hostfiles, sources
-from provision.commands.seed import SeedOutcome, plan_seed
+from provision.commands.seed.apply import SeedOutcome, plan_seed
 from provision.core.credentials.hostkeys import generate_user_keypair
 from provision.core.credentials.identity import BUILT_IN_HOSTNAME, validate_hostname
 from provision.core.credentials.keysources import FetchedKeys, is_remote_key_source, parse_key_source
@@ -49,17 +46,21 @@ from provision.core.credentials.passwords import (
 )
 from provision.core.credentials.sshkeys import AuthorizedKey, merge_keys, parse_authorized_keys
 from provision.core.disk import ImageInfo, Partition
-from provision.core.plan import Plan
+from provision.core.plan import Plan, keys_after
 from provision.core.keyremoval import parse_selector, select_keys_to_remove
 from provision.core.request import PasswordChoice, PasswordKind, SeedFlags, SeedRequest
 from provision.core.state import ImageState
 from provision.core.text import human_size, plural
 from provision.core.urls import display_url
 from provision.errors import SEED_STOPPED_BEFORE_WRITING, Aborted, Declined, ProvisionError, UsageError
+from provision.host import writing as hostfiles
+from provision.host.operator import key_comment
+from provision.host.reading import KeyFetch, read_key_files
+from provision.host.sshdir import default_key, find_local_public_keys, free_key_path
 from provision.secret import Secret
 from provision.ui import render, screen
-from provision.ui.fleet import hostname_line
-from provision.ui.questions import Choice, Kind, Prompt, Prompter, Question, ask
+from provision.ui.image_words import hostname_line
+from provision.ui.questions import Choice, Kind, Prompt, Prompter, Question, always, ask
 
 ABORTED_MESSAGE = SEED_STOPPED_BEFORE_WRITING
 DECLINED_MESSAGE = "you answered no: nothing was written"
@@ -69,10 +70,6 @@ DECLINED_MESSAGE = "you answered no: nothing was written"
 # The terminal
 
 
-def _always(_: Any) -> bool:
-    return True
-
-
 class QuestionaryPrompter:
     """The real prompts, on the terminal. questionary's ask() returns None on Ctrl-C: an abort, never an
     empty answer."""
@@ -80,7 +77,7 @@ class QuestionaryPrompter:
     def __call__(self, prompt: Prompt) -> Any:
         import questionary
 
-        validate = _fitted(prompt.validate or _always)
+        validate = _fitted(prompt.validate or always)
         width = screen.columns()
         message = screen.fit(prompt.message, width - 2)  # after questionary's "? "
         if prompt.kind == Kind.TEXT:
@@ -190,7 +187,7 @@ def _password_rule(text: str, wizard: _Wizard) -> bool | str:
 def _key_file(text: str) -> None:
     if not text.strip():
         raise UsageError("give the path of a .pub or authorized_keys file")
-    sources.read_key_files([Path(text.strip()).expanduser()])
+    read_key_files([Path(text.strip()).expanduser()])
 
 
 def _new_key_path_rule(text: str, wizard: _Wizard) -> bool | str:
@@ -260,7 +257,7 @@ QUESTIONS: tuple[Question[_Wizard], ...] = (
     Question("ssh_key_import_pick", Kind.CHECKBOX, lambda w: f"Keys of {w.imported.source.label} to let in:",
              KEYS, choices=lambda w: w.import_choices(), when=lambda w: w.imported is not None),
     Question("keygen_path", Kind.TEXT, "Save the new private key as (the public key goes next to it, .pub):", KEYS,
-             default=lambda w: str(sources.free_key_path(w.home)), validate=_new_key_path_rule,
+             default=lambda w: str(free_key_path(w.home)), validate=_new_key_path_rule,
              when=_chose("generate")),
     Question("keygen_passphrase", Kind.PASSWORD, "Passphrase for the new key (empty for none):", KEYS,
              when=_chose("generate")),
@@ -326,7 +323,7 @@ def run_wizard(
     say: Callable[[str], None] | None = None,
     home: Path | None = None,
     status: Callable[[], AbstractContextManager[Any]] | None = None,
-    fetch: sources.KeyFetch | None = None,
+    fetch: KeyFetch | None = None,
 ) -> WizardResult:
     """Ask for whatever `flags` left open, show the plan, confirm. `Aborted` (exit 130) on Ctrl-C, `Declined`
     (exit 1) on No. `status()` is shown while the wizard waits for the appliance (on a terminal: a live line
@@ -354,7 +351,7 @@ class _Wizard:
     def __init__(
         self, session: WizardSession, flags: SeedFlags, *, dry_run: bool, prompter: Prompter,
         say: Callable[[str], None], home: Path, status: Callable[[], AbstractContextManager[Any]],
-        fetch: sources.KeyFetch,
+        fetch: KeyFetch,
     ) -> None:
         self.session = session
         self.status = status
@@ -440,8 +437,8 @@ class _Wizard:
     # --- SSH keys
 
     def key_choices(self) -> list[Choice]:
-        self.local_keys = sources.find_local_public_keys(self.home)
-        default = sources.default_key(self.local_keys)
+        self.local_keys = find_local_public_keys(self.home)
+        default = default_key(self.local_keys)
         return [
             *(Choice(f"file:{path}", f"{_tilde(path, self.home)}  {key.describe()}", checked=path == default)
               for path, key in self.local_keys),
@@ -466,7 +463,7 @@ class _Wizard:
                                   replace=False)
             elif value == "path":
                 path = Path(self.answers["ssh_key_file"].strip()).expanduser()
-                keys = merge_keys(keys, sources.read_key_files([path]), replace=False)
+                keys = merge_keys(keys, read_key_files([path]), replace=False)
             elif value == "import":
                 keys = merge_keys(keys, self.import_keys(), replace=False)
             elif value == "generate":
@@ -505,7 +502,7 @@ class _Wizard:
             passphrase = self.answers["keygen_passphrase"]
             try:
                 private, public = generate_user_keypair(
-                    comment=_key_comment(), passphrase=Secret(passphrase) if passphrase else None
+                    comment=key_comment(), passphrase=Secret(passphrase) if passphrase else None
                 )
             except UsageError as exc:  # e.g. a NUL in the passphrase: ask for it again
                 self.say(exc.message)
@@ -566,10 +563,9 @@ class _Wizard:
 
     def count_keys_after(self, answered: SeedFlags) -> int:
         assert self.state is not None
-        removed = select_keys_to_remove(self.state.authorized_keys, answered.remove_keys, adding=self.adding)
-        gone = {key.blob for key in removed}
-        kept = [key for key in self.state.authorized_keys if key.blob not in gone]
-        return len(merge_keys(kept, self.adding, replace=self.flags.replace_keys))
+        keys, _ = keys_after(self.state.authorized_keys, self.adding, answered.remove_keys,
+                             replace=self.flags.replace_keys)
+        return len(keys)
 
     # --- Netbird
 
@@ -673,14 +669,6 @@ class _Wizard:
             path = self.key_pair.path
             self.say(f"\nThe new key pair {where} to {path} (0600) and {path}.pub")
         self.say("")
-
-
-def _key_comment() -> str:
-    try:
-        user = getpass.getuser()
-    except Exception:
-        user = "zvm"
-    return f"{user}@{socket.gethostname()} (zvm-provision)"
 
 
 def _tilde(path: Path, home: Path) -> str:

@@ -293,7 +293,8 @@ def render_live(progress: ui_progress.RichProgress) -> str:
     from rich.console import Console
 
     buffer = io.StringIO()
-    Console(file=buffer, width=100, color_system=None).print(progress.renderable())
+    # what the live display draws at its next refresh (rich's own call; the product has no hook for it)
+    Console(file=buffer, width=100, color_system=None).print(progress._live.get_renderable())
     return buffer.getvalue()
 
 

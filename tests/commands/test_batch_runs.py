@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from provision.commands.inspect import inspect_disk
+from provision.guest.report import inspect_disk
 from provision.core.credentials.passwords import hash_password
 from provision.core.credentials.sshkeys import public_key_fingerprint
 from provision.core.contractcheck import check_image_contract

@@ -36,6 +36,7 @@ from tests.conftest import qemu_holding_lock
 from tests.support import libxcrypt  # Python's crypt module is gone in 3.13
 from tests.support.hypervisors import stand_in
 from tests.support.keyfactory import public_line
+from tests.support.persist import write_file
 
 REPO = Path(__file__).resolve().parents[2]
 LAYOUT = load_layout()
@@ -235,8 +236,8 @@ def plant(appliance: Appliance, index: int, name: str) -> None:
         for path, uid, gid, mode in DIRS:
             fs.make_dir(path, uid, gid, mode)
         if name == "links":
-            fs.write_file("/etc/ssh/authorized_keys", SENTINEL, 0, 0, 0o600)
-            fs.write_file("/etc/machine-id", MACHINE_ID, 0, 0, 0o444)
+            write_file(fs, "/etc/ssh/authorized_keys", SENTINEL, 0, 0, 0o600)
+            write_file(fs, "/etc/machine-id", MACHINE_ID, 0, 0, 0o444)
             g.ln_s("/etc/ssh", "/home/zvm/.ssh")  # a directory link, absolute inside persist
             g.ln_s("../etc/machine-id", "/passwords/zvm")  # a file link, relative
             g.ln_s("/persist/etc", "/home/zvm/.config")  # the VM's view of the same place (dangling here)
@@ -244,21 +245,21 @@ def plant(appliance: Appliance, index: int, name: str) -> None:
             fs.make_dir("/home/zvm/.ssh", 1000, 100, 0o700)
             g.mknod_c(0o444, 1, 3, "/etc/machine-id")  # /dev/null's numbers
             g.mkfifo(0o600, "/var/lib/netbird/setup-key")
-            fs.write_file("/passwords/zvm", OLD_HASH, 0, 0, 0o600)
+            write_file(fs, "/passwords/zvm", OLD_HASH, 0, 0, 0o600)
             g.ln("/passwords/zvm", "/etc/password-hardlink")
-            fs.write_file("/home/zvm/.ssh/authorized_keys", OLD_KEYS, 1000, 100, 0o600)
+            write_file(fs, "/home/zvm/.ssh/authorized_keys", OLD_KEYS, 1000, 100, 0o600)
             g.ln("/home/zvm/.ssh/authorized_keys", "/etc/keys-hardlink")
             g.write(f"/etc/ssh/{TEMP_PREFIX}0123456789abcdef", STALE_TEMP)  # left by a killed run
             g.write(f"/passwords/{TEMP_PREFIX}fedcba9876543210", STALE_TEMP)
         elif name == "dir-for-file":
             fs.make_dir("/home/zvm/.ssh", 1000, 100, 0o700)
             fs.make_dir("/home/zvm/.ssh/authorized_keys", 1000, 100, 0o700)
-            fs.write_file("/home/zvm/.ssh/authorized_keys/notes", b"the user's data\n", 1000, 100, 0o600)
+            write_file(fs, "/home/zvm/.ssh/authorized_keys/notes", b"the user's data\n", 1000, 100, 0o600)
         elif name == "file-for-dir":
             fs.remove_tree("/etc/ssh")
-            fs.write_file("/etc/ssh", b"a file where a directory belongs\n", 0, 0, 0o644)
+            write_file(fs, "/etc/ssh", b"a file where a directory belongs\n", 0, 0, 0o644)
         elif name == "hardlink-kept":
-            fs.write_file("/etc/machine-id", MACHINE_ID, 0, 0, 0o444)
+            write_file(fs, "/etc/machine-id", MACHINE_ID, 0, 0, 0o444)
             g.ln("/etc/machine-id", "/etc/machine-id.hardlink")
         else:
             raise ValueError(name)
@@ -765,7 +766,7 @@ def test_no_secret_ever_leaks(world):
 
 
 def test_stale_temporary_files_are_planned_for_removal_shown_and_removed():
-    from provision.commands.seed import fresh_material
+    from provision.commands.seed.apply import fresh_material
     from provision.core.apply import apply_plan, verify_plan
     from provision.core.credentials.sshkeys import parse_authorized_keys
     from provision.core.plan import build_plan

@@ -21,9 +21,11 @@ from provision.core.layout import load_layout
 from provision.core.record import MAX_ENTRIES
 from provision.guest.appliance import Appliance
 from provision.guest.diskformat import probe_image
-from provision.ui.render_inspect import render_text, report_to_json
+from provision.ui.render_inspect import report_to_json
 from tests.conftest import TEST_ACCEL, copy_disk
 from tests.support.keyfactory import public_line
+from tests.support.persist import write_file
+from tests.support.rendering import render_text
 
 pytestmark = pytest.mark.appliance
 
@@ -58,7 +60,7 @@ def fleet(tmp_path_factory, sample_disk_template):
         appliance.launch()
         with appliance.mount_persist(0, writable=True) as fs:
             fs.make_dir("/zvm-provision", 0, 0, 0o700)
-            fs.write_file(RECORD, damaged, 0, 0, 0o600)
+            write_file(fs, RECORD, damaged, 0, 0, 0o600)
         appliance.close()
 
     key = work / "it.pub"
@@ -74,7 +76,7 @@ def fleet(tmp_path_factory, sample_disk_template):
                 "--hostname", "zvm-alice", "--operator", "it@desk", "--json", stdin=PASSWORD.encode() + b"\n")
     second = zvm(str(disk), "--hostname", "zvm-bob", "--operator", "helpdesk ticket 4711")  # the name alone
 
-    from provision.commands.inspect import inspect_disk
+    from provision.guest.report import inspect_disk
 
     info = probe_image(disk)
     with Appliance([info], readonly=True, accel=TEST_ACCEL) as appliance:

@@ -28,6 +28,7 @@ from provision.guest.appliance import Appliance
 from provision.guest.diskformat import probe_image
 from tests.conftest import TEST_ACCEL, copy_disk, qemu_holding_lock
 from tests.support.keyfactory import public_line
+from tests.support.persist import write_file
 
 pytestmark = pytest.mark.appliance
 
@@ -81,7 +82,7 @@ def fleet(sample_disk_template: Path, tmp_path_factory: pytest.TempPathFactory):
     with Appliance([probe_image(images["dave"])], readonly=False, accel=TEST_ACCEL) as appliance:
         appliance.launch()  # dave: key-only, so his key is his only way in
         with appliance.mount_persist(0, writable=True) as fs:
-            fs.write_file(LAYOUT.role("password-hash").path, (LOCKED_PASSWORD_LINE + "\n").encode(), 0, 0, 0o600)
+            write_file(fs, LAYOUT.role("password-hash").path, (LOCKED_PASSWORD_LINE + "\n").encode(), 0, 0, 0o600)
         appliance.close()
     aside = folder / "aside"
     aside.mkdir()

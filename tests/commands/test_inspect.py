@@ -25,9 +25,10 @@ from provision.core.plan import build_plan
 from provision.core.request import PasswordChoice, SeedRequest
 from provision.core.state import read_state
 from provision.secret import Secret
-from provision.ui.render_inspect import render_text, report_to_json
+from provision.ui.render_inspect import report_to_json
 from tests.support.crowd import CROWD_FILES, crowd_tarball
 from tests.support.keyfactory import public_line
+from tests.support.rendering import render_text
 
 LAYOUT = load_layout()
 HASH = "$6$rounds=1000$saltsalt$" + "a" * 86
@@ -76,7 +77,7 @@ def images(tmp_path_factory):
     """A blank sample disk and two copies of it, both seeded (each with its own identity); the second then
     damaged: authorized_keys made world-writable, the password file removed, a symlink planted."""
     from provision.commands.sample_disk import create_sample_disk
-    from provision.commands.seed import fresh_material
+    from provision.commands.seed.apply import fresh_material
     from provision.core.credentials.passwords import hash_password
     from provision.guest.appliance import Appliance
     from provision.guest.diskformat import probe_image
@@ -184,7 +185,7 @@ def test_cli_check_names_each_drift_and_exits_1(images, name, expected):
 
 @pytest.mark.appliance
 def test_inspect_blank_and_seeded_copies_in_one_read_only_launch(images):
-    from provision.commands.inspect import inspect_disk
+    from provision.guest.report import inspect_disk
     from provision.guest.appliance import Appliance
     from provision.guest.diskformat import probe_image
 

@@ -20,7 +20,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from provision import hostfiles
+from provision.host import writing as hostfiles
 from provision.core.credentials import hostkeys, identity, netbird, passwords, sshkeys
 from provision.errors import UsageError
 from provision.secret import Secret

@@ -22,9 +22,10 @@ from provision.core.request import PasswordChoice, SeedRequest
 from provision.core.state import read_state
 from provision.core.walk import walk_persist
 from provision.secret import Secret
-from provision.ui.render_inspect import SCHEMA_VERSION, render_check, render_text, report_to_json
+from provision.ui.render_inspect import SCHEMA_VERSION, render_check, report_to_json
 from tests.support.fakes import MemoryFS
 from tests.support.keyfactory import public_line
+from tests.support.rendering import render_text
 
 LAYOUT = load_layout()
 HASH = "$6$rounds=1000$saltsalt$" + "a" * 86

@@ -13,9 +13,9 @@ import pytest
 from provision.commands.batch import outputs
 from provision.commands.batch.run import plan_chunks
 from provision.core.credentials.passwords import generate_password
-from provision.core.manifest import ManifestError, parse_shard
+from provision.commands.batch.manifest import load_manifest
+from provision.core.manifest import ManifestError, named_keys, parse_shard, read_rows, validate_rows
 from provision.errors import UsageError
-from provision.sources import load_manifest
 from tests.support.keyfactory import private_pem, public_line
 
 HASH = "$6$rounds=1000$saltsalt$" + "a" * 86
@@ -314,3 +314,24 @@ def test_a_manifest_read_for_a_shard_fetches_that_slices_sources_and_serves_that
         manifest.shard(2, 2)  # its users' remote keys were not fetched: never seeded from this reading
     whole = load_manifest(path, RecordingFetcher())
     assert [len(user.keys) for user in whole.shard(2, 2)] == [2, 2, 2]
+
+
+def test_core_checks_the_rows_against_what_it_is_handed_and_reads_nothing(tmp_path: Path):
+    """core.manifest names the key files and sources the rows need (named_keys) and checks the rows against
+    what batch/manifest.py read and fetched: no file is opened and nothing fetched here (none of these exist)."""
+    from provision.core.credentials.sshkeys import parse_authorized_keys
+
+    text = HEADER + "alice,keys/alice.pub;gh:alice,,,\nbob,keys/gone.pub,,,\ncarol,gh:carol,,,\n"
+    rows = read_rows(tmp_path / "staff.csv", text)
+    files, sources = named_keys(tmp_path, rows)
+    assert files == [tmp_path / "keys/alice.pub", tmp_path / "keys/gone.pub"]
+    assert [source.spec for source in sources] == ["gh:alice", "gh:carol"]
+    key = parse_authorized_keys(public_line(comment="alice@laptop"), "test")
+    read = {files[0]: key, files[1]: UsageError("SSH key file keys/gone.pub: no such file")}
+    fetched = {sources[0].identity: parse_authorized_keys(public_line(comment="alice@gh"), "test"),
+               sources[1].identity: UsageError("gh:carol: no such user")}
+    users, problems = validate_rows(tmp_path, rows, read, fetched)
+    assert [(user.name, [k.comment for k in user.keys]) for user in users] == [("alice", ["alice@laptop", "alice@gh"])]
+    assert [reason for _, reason in problems] == ["SSH key file keys/gone.pub: no such file", "gh:carol: no such user"]
+    _, problems = validate_rows(tmp_path, rows, read, None)  # nothing may be fetched: the rows say so
+    assert "gh:alice: keys cannot be fetched here; give a key file" in [reason for _, reason in problems]

@@ -218,3 +218,25 @@ def test_adding_a_key_keeps_the_image_s_comment_lines_and_order():
     assert fs.nodes["/home/zvm/.ssh/authorized_keys"].data.decode() == (
         f"# the team's keys\n{first}\n\n# added by hand\n{second}\n"
     )
+
+
+def test_keys_after_is_the_one_count_of_the_keys_a_plan_leaves():
+    """core.plan.keys_after: what build_plan writes and what the wizard counts before it plans."""
+    from provision.core.keyremoval import parse_selector
+    from provision.core.plan import keys_after
+
+    old, gone, new = public_line(comment="old@a"), public_line(comment="gone@b"), public_line(comment="new@c")
+    held = keys(old, gone)
+    after, removed = keys_after(held, keys(new, old), [parse_selector("gone@b")], replace=False)
+    assert [key.comment for key in after] == ["old@a", "new@c"]  # de-duplicated, held keys first
+    assert [key.comment for key in removed] == ["gone@b"]
+    after, removed = keys_after(held, keys(new), [], replace=True)
+    assert ([key.comment for key in after], removed) == (["new@c"], ())
+    with pytest.raises(UsageError, match="--replace-keys already takes out every key the image holds"):
+        keys_after(held, keys(new), [parse_selector("gone@b")], replace=True)
+    fs = MemoryFS()
+    seed(fs, first_request(keys=held))
+    request = first_request(keys=keys(new, old), remove_keys=(parse_selector("gone@b"),))
+    plan = seed(fs, request)  # what a plan writes is what keys_after counts
+    assert [key.comment for key in plan.authorized_keys] == ["old@a", "new@c"]
+    assert [key.comment for key in read_state(fs, LAYOUT).authorized_keys] == ["old@a", "new@c"]

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from provision.core.manifest import FIELDS, NAME_RE, ManifestError
 from provision.errors import UsageError
-from provision.sources import load_manifest
+from provision.commands.batch.manifest import load_manifest
 from tests.support import libxcrypt
 from tests.support.keyfactory import private_pem, public_line
 

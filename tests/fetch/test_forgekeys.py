@@ -364,7 +364,7 @@ def test_the_fetcher_fetches_a_repeated_source_once(forge):
     serve(forge, "/alice.keys", lines(alice))
     serve(forge, "/gitlab/bob.keys", lines(bob))
     fetcher = KeyFetcher()
-    results = fetcher.fetch_all(["gh:alice", "gl:bob", "gh:alice", "gh:ALICE", " gh:alice"])
+    results = [fetcher.fetch(source) for source in ["gh:alice", "gl:bob", "gh:alice", "gh:ALICE", " gh:alice"]]
     assert forge.paths() == ["/alice.keys", "/gitlab/bob.keys"]
     assert [[key.line for key in r.keys] for r in results] == [[alice], [bob], [alice], [alice], [alice]]
     assert [r.source.spec for r in results] == ["gh:alice", "gl:bob", "gh:alice", "gh:ALICE", "gh:alice"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from provision.core.handover import OutputFormat, OutputSpec
+from provision.core.outputformat import OutputFormat, OutputSpec
 from provision.errors import ProvisionError
 from provision.guest.convert import ConversionStopped, convert_image, record_output
 

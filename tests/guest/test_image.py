@@ -35,6 +35,7 @@ from provision.guest.sampledisk import plan_partitions
 from tests.conftest import qemu_holding_lock
 from tests.support.binding import needs_guestfs
 from tests.support.hypervisors import stand_in
+from tests.support.persist import write_file
 
 TEST_ACCEL = "tcg"
 REPO = Path(__file__).resolve().parents[2]
@@ -247,7 +248,7 @@ def test_find_persist_refusals_list_every_partition(layouts, index, problem, lis
 @pytest.mark.appliance
 def test_an_error_while_closing_an_appliance_does_not_replace_the_error_that_caused_the_close(layouts):
     """The last `layouts` test: it kills that appliance's qemu, so closing it fails."""
-    os.kill(layouts.qemu_pid(), signal.SIGKILL)
+    os.kill(layouts.handle.get_pid(), signal.SIGKILL)
     with pytest.raises(UnsafeEntryError, match="the cause") as info:
         with layouts:
             raise UnsafeEntryError("the cause")
@@ -285,8 +286,8 @@ def rw(make_disk_copy):
             ("/home", 0, 0, 0o755), ("/home/zvm", 1000, 100, 0o700),
         ]:  # fmt: skip
             fs.make_dir(path, uid, gid, mode)
-        fs.write_file("/etc/ssh/ssh_host_ed25519_key", HOST_KEY, 0, 0, 0o600)
-        fs.write_file("/passwords/zvm", HASH, 0, 0, 0o600)
+        write_file(fs, "/etc/ssh/ssh_host_ed25519_key", HOST_KEY, 0, 0, 0o600)
+        write_file(fs, "/passwords/zvm", HASH, 0, 0, 0o600)
         g = appliance.handle
         g.ln_s("/etc/ssh", "/home/zvm/.ssh")
         g.ln_s("/passwords/zvm", "/etc/machine-id")
@@ -299,7 +300,7 @@ def test_handle_is_safe_and_qemu_is_out_of_the_terminals_process_group(rw):
     appliance, _fs, _disk = rw
     assert not appliance.handle.get_trace()
     assert not appliance.handle.get_network()
-    assert os.getpgid(appliance.qemu_pid()) != os.getpgrp()
+    assert os.getpgid(appliance.handle.get_pid()) != os.getpgrp()
 
 
 @pytest.mark.appliance
@@ -329,8 +330,8 @@ def test_lstat_many_answers_as_lstat_does(rw):
 @pytest.mark.parametrize(
     "operation",
     [
-        lambda fs: fs.write_file("/home/zvm/.ssh/authorized_keys", KEYS, 1000, 100, 0o600),
-        lambda fs: fs.write_file("/home/zvm/.ssh/ssh_host_ed25519_key", b"EVIL", 1000, 100, 0o644),
+        lambda fs: write_file(fs, "/home/zvm/.ssh/authorized_keys", KEYS, 1000, 100, 0o600),
+        lambda fs: write_file(fs, "/home/zvm/.ssh/ssh_host_ed25519_key", b"EVIL", 1000, 100, 0o644),
         lambda fs: fs.make_dir("/home/zvm/.ssh/sub", 1000, 100, 0o700),
         lambda fs: fs.set_owner_mode("/home/zvm/.ssh/ssh_host_ed25519_key", 1000, 100, 0o644),
         lambda fs: fs.set_owner_mode("/home/zvm/.ssh", 1000, 100, 0o700),
@@ -354,7 +355,7 @@ def test_a_symlinked_component_is_never_followed(rw, operation):
 @pytest.mark.appliance
 def test_write_file_replaces_a_final_symlink_without_following_it(rw):
     _appliance, fs, _disk = rw
-    fs.write_file("/etc/machine-id", MACHINE_ID, 0, 0, 0o444)
+    write_file(fs, "/etc/machine-id", MACHINE_ID, 0, 0, 0o444)
     assert fs.lstat("/etc/machine-id").kind == "file"
     assert fs.read_file("/passwords/zvm") == HASH
 
@@ -363,8 +364,8 @@ def test_write_file_replaces_a_final_symlink_without_following_it(rw):
 def test_write_file_sets_owner_and_mode_and_leaves_no_temp_file(rw):
     _appliance, fs, _disk = rw
     fs.make_dir("/home/zvm/keys", 1000, 100, 0o700)
-    fs.write_file("/home/zvm/keys/authorized_keys", KEYS, 1000, 100, 0o600)
-    fs.write_file("/home/zvm/keys/authorized_keys", KEYS * 2, 1000, 100, 0o600)  # replace
+    write_file(fs, "/home/zvm/keys/authorized_keys", KEYS, 1000, 100, 0o600)
+    write_file(fs, "/home/zvm/keys/authorized_keys", KEYS * 2, 1000, 100, 0o600)  # replace
     st = fs.lstat("/home/zvm/keys/authorized_keys")
     assert (st.kind, st.uid, st.gid, st.mode, st.nlink, st.size) == ("file", 1000, 100, 0o600, 1, 2 * len(KEYS))
     assert fs.listdir("/home/zvm/keys") == ["authorized_keys"]
@@ -374,14 +375,14 @@ def test_write_file_sets_owner_and_mode_and_leaves_no_temp_file(rw):
 def test_refusals_on_the_final_component(rw):
     _appliance, fs, _disk = rw
     with pytest.raises(UnsafeEntryError, match="directory"):
-        fs.write_file("/etc/ssh", b"x", 0, 0, 0o600)
+        write_file(fs, "/etc/ssh", b"x", 0, 0, 0o600)
     with pytest.raises(UnsafeEntryError, match="remove_tree"):
         fs.remove("/etc")
     with pytest.raises(UnsafeEntryError, match="where a directory is expected"):
         fs.make_dir("/etc/ssh/ssh_host_ed25519_key", 0, 0, 0o755)
     with pytest.raises(UnsafeEntryError, match="does not exist"):
         fs.make_dir("/var/lib/nixos", 0, 0, 0o755)  # one level at a time, never mkdir -p
-    fs.write_file("/etc/big", b"x" * 100, 0, 0, 0o600)
+    write_file(fs, "/etc/big", b"x" * 100, 0, 0, 0o600)
     with pytest.raises(UnsafeEntryError, match="more than"):
         fs.read_file("/etc/big", limit=10)
 
@@ -389,14 +390,14 @@ def test_refusals_on_the_final_component(rw):
 @pytest.mark.appliance
 def test_remove_unlinks_a_symlink_not_its_target(rw):
     _appliance, fs, _disk = rw
-    fs.write_file("/etc/target", b"stay", 0, 0, 0o600)
+    write_file(fs, "/etc/target", b"stay", 0, 0, 0o600)
     _appliance.handle.ln_s("/etc/target", "/etc/link")
     fs.remove("/etc/link")
     assert fs.lstat("/etc/link") is None
     assert fs.read_file("/etc/target") == b"stay"
     fs.make_dir("/var", 0, 0, 0o755)
     fs.make_dir("/var/tree", 0, 0, 0o755)
-    fs.write_file("/var/tree/file", b"x", 0, 0, 0o600)
+    write_file(fs, "/var/tree/file", b"x", 0, 0, 0o600)
     fs.remove_tree("/var/tree")
     assert fs.listdir("/var") == []
 
@@ -617,7 +618,7 @@ def test_a_watchdog_kills_only_its_own_qemu(neighbours):
     assert "did not start within 20 s (KVM)" in str(error)
     assert neighbours["hang"].boots() == ["kvm"]
     session.wait()  # the healthy appliance started...
-    os.kill(session.appliance.qemu_pid(), 0)
+    os.kill(session.appliance.handle.get_pid(), 0)
     state = session.read_state()  # ...and works
     assert state.is_blank and state.stat("/") is not None
 
@@ -626,7 +627,7 @@ def test_a_watchdog_kills_only_its_own_qemu(neighbours):
 def test_an_error_while_closing_a_session_does_not_replace_the_error_that_caused_the_close(neighbours):
     session = neighbours["session"]
     session.wait()
-    os.kill(session.appliance.qemu_pid(), signal.SIGKILL)  # closing it will now fail
+    os.kill(session.appliance.handle.get_pid(), signal.SIGKILL)  # closing it will now fail
     with pytest.raises(UnsafeEntryError, match="the cause") as info:
         with session:
             raise UnsafeEntryError("the cause")

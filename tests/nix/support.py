@@ -18,11 +18,19 @@ from pathlib import Path
 
 import pytest
 
+from provision.core.layout import Layout
+
 REPO = Path(__file__).resolve().parents[2]
 NIX_DIR = REPO / "nix"
 SCRIPTS = NIX_DIR / "scripts"
 NIX_INSTANTIATE = shutil.which("nix-instantiate")
 NIX = shutil.which("nix")
+
+
+def guest_path(layout: Layout, path: str) -> str:
+    """Where a persist path appears inside the running VM (/persist/...): the contract the modules must keep."""
+    return layout.mount_point if path == "/" else layout.mount_point + path
+
 
 # A flake reference of the form README.md asks for; example.test never resolves.
 TEST_FLAKE_URL = "git+https://example.test/you/zvm-provision?dir=nix#zvm"

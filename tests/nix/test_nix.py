@@ -27,6 +27,7 @@ from tests.nix.support import (
     evaluated,
     failed_assertions,
     fake_tool,
+    guest_path,
     real_tools,
 )
 
@@ -39,7 +40,7 @@ NIXOS_PATHS_MOUNTED_IN_INITRD = {"/", "/nix", "/nix/store", "/var", "/var/log", 
 
 def guest(role: str) -> str:
     layout = load_layout()
-    return layout.guest_path(layout.role(role).path)
+    return guest_path(layout, layout.role(role).path)
 
 
 def mib(size: str) -> int:
@@ -153,11 +154,11 @@ def test_impermanence_binds_every_persisted_directory_from_persist() -> None:
     assert persisted
     for entry in persisted:
         mount = mounts[entry.path]
-        assert mount["what"] == layout.guest_path(entry.path)
+        assert mount["what"] == guest_path(layout, entry.path)
         assert "bind" in mount["options"].split(",")
         assert "local-fs.target" in mount["wantedBy"] and "local-fs.target" in mount["before"]
         if entry.path in NIXOS_PATHS_MOUNTED_IN_INITRD:
-            assert initrd[f"/sysroot{entry.path}"]["what"] == f"/sysroot{layout.guest_path(entry.path)}"
+            assert initrd[f"/sysroot{entry.path}"]["what"] == f"/sysroot{guest_path(layout, entry.path)}"
     assert set(mounts) == {e.path for e in persisted}, "something outside the contract is persisted"
     assert set(initrd) == {f"/sysroot{e.path}" for e in persisted if e.path in NIXOS_PATHS_MOUNTED_IN_INITRD}
 
@@ -183,7 +184,7 @@ def test_the_machine_id_is_bound_from_persist_before_systemd_needs_it() -> None:
     assert machine_id.path == "/etc/machine-id" and machine_id.path in persisted
     services = report["systemd"]["services"]
     binder = [s for s in services.values() if s.get("serviceConfig", {}).get("ExecStart", "").split()[1:3]
-              == [machine_id.path, layout.guest_path(machine_id.path)]]
+              == [machine_id.path, guest_path(layout, machine_id.path)]]
     assert len(binder) == 1, "no unit binds the persisted machine-id"
     assert "local-fs.target" in binder[0]["wantedBy"] and binder[0]["unitConfig"]["DefaultDependencies"] is False
     # The activation script binds it at boot (before systemd starts); it needs /persist from the initrd.
@@ -216,7 +217,7 @@ def test_impermanence_binds_neither_the_seeding_record_nor_its_directory() -> No
     assert mounted and not [m for m in mounted if any(directory in side for side in m)]
     # Impermanence binds files from services (mount-file.bash): none reads from the record's directory.
     for name, service in report["systemd"]["services"].items():
-        assert layout.guest_path(directory) not in json.dumps(service), name
+        assert guest_path(layout, directory) not in json.dumps(service), name
 
 
 def test_persisting_the_seeding_record_stops_the_build() -> None:
@@ -226,7 +227,7 @@ def test_persisting_the_seeding_record_stops_the_build() -> None:
                        environment={"persistence": {layout.mount_point: {"directories": [directory]}}})
     failed = failed_assertions(report)
     assert len(failed) == 1 and "the seeding record, must stay outside the allowlist" in failed[0], failed
-    assert layout.guest_path(layout.role("seed-record").path) in failed[0] and directory in failed[0]
+    assert guest_path(layout, layout.role("seed-record").path) in failed[0] and directory in failed[0]
     assert report["toplevel"]["success"] is False
 
 

@@ -21,7 +21,7 @@ import pytest
 
 from provision.core.layout import load_layout
 from tests.nix.driver import Disk, Machine, RequestedAssertionFailed, run_test_script
-from tests.nix.support import NIX_DIR, configured, nix_eval, require_inputs
+from tests.nix.support import NIX_DIR, configured, guest_path, nix_eval, require_inputs
 
 pytestmark = pytest.mark.nix
 
@@ -79,7 +79,7 @@ def seeded_disk(out: Path) -> tuple[Disk, dict[bytes, bytes]]:
     (out / "id_ed25519").write_bytes(private)
     (out / "id_ed25519.pub").write_bytes(public)
     (out / "zvm.qcow2").touch()
-    path = lambda role: layout.guest_path(layout.role(role).path)  # noqa: E731
+    path = lambda role: guest_path(layout, layout.role(role).path)  # noqa: E731
     persist = {
         path("password-hash"): (b"$y$j9T$test\n", "0:0 600"),
         path("authorized-keys"): (public, "1000:100 600"),

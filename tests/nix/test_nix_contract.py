@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from provision.core.layout import load_layout
-from tests.nix.support import NIX_DIR, REPO, nix_eval, require_nix, run_nix
+from tests.nix.support import NIX_DIR, REPO, guest_path, nix_eval, require_nix, run_nix
 
 pytestmark = pytest.mark.nix
 
@@ -120,17 +120,17 @@ def test_every_persisted_path_is_in_the_contract_and_nothing_else_is_persisted()
 def test_role_paths_match_python() -> None:
     layout = load_layout()
     c = contract()
-    assert c["passwordFile"] == layout.guest_path(layout.role("password-hash").path)
-    assert c["machineId"] == layout.guest_path(layout.role("machine-id").path)
-    assert c["hostKeys"] == [{"path": layout.guest_path(layout.role("host-key").path), "type": "ed25519"}]
-    assert c["hostKeyPublic"] == layout.guest_path(layout.role("host-key-public").path)
+    assert c["passwordFile"] == guest_path(layout, layout.role("password-hash").path)
+    assert c["machineId"] == guest_path(layout, layout.role("machine-id").path)
+    assert c["hostKeys"] == [{"path": guest_path(layout, layout.role("host-key").path), "type": "ed25519"}]
+    assert c["hostKeyPublic"] == guest_path(layout, layout.role("host-key-public").path)
     assert c["hostKeyPublic"] == c["hostKeys"][0]["path"] + ".pub"
     assert c["netbird"] == {
-        "setupKeyFile": layout.guest_path(layout.role("netbird-setup-key").path),
-        "managementUrlFile": layout.guest_path(layout.role("netbird-management-url").path),
+        "setupKeyFile": guest_path(layout, layout.role("netbird-setup-key").path),
+        "managementUrlFile": guest_path(layout, layout.role("netbird-management-url").path),
     }
-    assert c["hostnameFile"] == layout.guest_path(layout.role("hostname").path) == "/persist/etc/hostname"
-    assert c["seedRecord"] == layout.guest_path(layout.role("seed-record").path)
+    assert c["hostnameFile"] == guest_path(layout, layout.role("hostname").path) == "/persist/etc/hostname"
+    assert c["seedRecord"] == guest_path(layout, layout.role("seed-record").path)
     assert c["seedRecord"] == "/persist/zvm-provision/history.jsonl"  # where root reads it in the VM
 
 
@@ -161,7 +161,7 @@ def test_authorized_keys_file_is_the_contract_path_with_percent_u() -> None:
     c = contract()
     assert c["authorizedKeysFile"] == "/persist/home/%u/.ssh/authorized_keys"
     keys = layout.role("authorized-keys")
-    assert c["authorizedKeysFile"].replace("%u", layout.user_name) == layout.guest_path(keys.path)
+    assert c["authorizedKeysFile"].replace("%u", layout.user_name) == guest_path(layout, keys.path)
     # sshd reads it as the user: the file must belong to the user the flake creates.
     assert (keys.uid, keys.gid) == (layout.uid, layout.gid)
 

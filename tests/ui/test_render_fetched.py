@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
-from provision.commands.seed import SeedOutcome, fresh_material
+from provision.commands.seed.apply import SeedOutcome, fresh_material
 from provision.core.credentials.keysources import FetchedKeys, parse_key_source
 from provision.core.credentials.sshkeys import parse_authorized_keys
 from provision.core.layout import load_layout

@@ -4,7 +4,7 @@ but never its setup key."""
 
 from __future__ import annotations
 
-from provision.commands.seed import SeedOutcome
+from provision.commands.seed.apply import SeedOutcome
 from provision.ui import render
 from tests.ui.test_wizard import BLANK_ANSWERS, NETBIRD_KEY, blank_state, home, wizard, with_pub  # noqa: F401
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from provision.core.credentials.sshkeys import AuthorizedKey, key_summary
-from provision.core.handover import OutputRecord, OutputSpec
+from provision.core.outputformat import OutputRecord, OutputSpec
 from provision.core.manifest import Manifest, User
 from provision.errors import ProvisionError
 from provision.guest.launch import Accel

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from provision import hostfiles
+from provision.host import writing as hostfiles
 from provision.commands.batch.model import BatchOptions, UserResult, UserStatus, passwords_name, report_name
 from provision.core.manifest import Manifest
 from provision.core.spreadsheet import safe_cell, unsafe_cell

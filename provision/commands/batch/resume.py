@@ -16,9 +16,8 @@ from typing import Any
 
 from provision.commands.batch.model import UserResult, UserStatus, describe_failure
 from provision.commands.batch.outputs import read_report_entries
-from provision.commands.inspect import inspect_disk
 from provision.core.disk import ImageInfo
-from provision.core.handover import OutputSpec
+from provision.core.outputformat import OutputSpec
 from provision.core.contractcheck import check_image_contract
 from provision.core.inspection import InspectReport
 from provision.core.layout import load_layout
@@ -28,6 +27,7 @@ from provision.guest.appliance import Appliance
 from provision.guest.convert import record_output
 from provision.guest.diskformat import probe_image
 from provision.guest.launch import Accel
+from provision.guest.report import inspect_disk
 
 
 def check_existing(

@@ -2,7 +2,7 @@
 
 How a run goes:
 
-1. The whole manifest is validated (sources.load_manifest, core.manifest), each distinct gh:/gl:/https key
+1. The whole manifest is validated (batch/manifest.py, core.manifest), each distinct gh:/gl:/https key
    source fetched once (fetch.forgekeys.KeyFetcher; a shard fetches its own rows' sources only); any bad row
    stops the run before anything is written.
 2. Outputs that already exist are checked in one read-only appliance (resume.py): complete ones are skipped
@@ -12,7 +12,7 @@ How a run goes:
    go on.
 4. Images are made in chunks (worker.py) of up to MAX_DISKS_PER_APPLIANCE disks: each chunk's copies are made
    under a hidden temporary name, all of them added to ONE appliance (clones share labels and UUIDs: each
-   disk's persist is found by its device), seeded one after the other through commands.seed.run_seed (the one
+   disk's persist is found by its device), seeded one after the other through commands.seed.apply.run_seed (the one
    seeding path), and only after the appliance shut down cleanly are they renamed to DIR/<name>.qcow2. So a
    file under its final name is always a complete image. --jobs chunks run in parallel threads (launch
    releases the GIL).
@@ -42,6 +42,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from provision.commands.batch.lock import OutputLock
+from provision.commands.batch.manifest import load_manifest
 from provision.commands.batch.model import (
     BatchOptions,
     BatchProgress,
@@ -59,13 +60,12 @@ from provision.commands.batch.resume import check_existing
 from provision.commands.batch.worker import Cancel, ChunkWorker, Hasher
 from provision.core.credentials.passwords import generate_password
 from provision.core.disk import ImageInfo
-from provision.core.handover import OutputFormat, OutputSpec, check_overlay
+from provision.core.outputformat import OutputFormat, OutputSpec, check_overlay
 from provision.core.manifest import User
 from provision.core.text import human_size
 from provision.errors import ExitCode, ProvisionError, UsageError
 from provision.fetch.forgekeys import KeyFetcher
 from provision.guest.diskformat import probe_image, require_image_file
-from provision.sources import load_manifest
 
 MIN_DISKS_PER_APPLIANCE = 4  # below this, a second appliance costs more than it saves
 MAX_AUTO_JOBS = 4

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from provision import hostfiles
+from provision.host import writing as hostfiles
 from provision.commands.batch.model import (
     BatchOptions,
     BatchProgress,
@@ -28,7 +28,7 @@ from provision.commands.batch.model import (
     image_path,
     partial_path,
 )
-from provision.commands.seed import run_seed
+from provision.commands.seed.apply import run_seed
 from provision.core.apply import apply_and_verify
 from provision.core.credentials.hostkeys import host_key_summary
 from provision.core.credentials.passwords import hash_password, validate_password_hash
@@ -155,7 +155,7 @@ class CopyStopped(Exception):
 
 
 class _Disk:
-    """One disk of a shared appliance: a commands.seed.SeedTarget, as a guest.session.ImageSession is.
+    """One disk of a shared appliance: a commands.seed.apply.SeedTarget, as a guest.session.ImageSession is.
 
     Persist is mounted read-write once for reading the state, applying and verifying: these are fresh
     copies this run owns, so the read-only first look that protects a person's own image is not needed.

@@ -1,5 +1,5 @@
 """`zvm-provision inspect IMAGE...`: many images audited read-only, several per appliance launch. Each row is
-inspect's own report of one image (commands.inspect.inspect_disk, the contract check, the keys a
+inspect's own report of one image (guest.report.inspect_disk, the contract check, the keys a
 `--find-key` names), or why the image could not be opened; one image's failure never stops the others."""
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from pathlib import Path
 
 from provision.commands.batch.model import MAX_DISKS_PER_APPLIANCE, BatchProgress
 from provision.commands.fleet.chunks import run_in_chunks
-from provision.commands.inspect import inspect_disk
 from provision.core.contractcheck import check_image_contract
 from provision.core.credentials.sshkeys import AuthorizedKey
 from provision.core.disk import ImageInfo
@@ -19,6 +18,7 @@ from provision.core.inspection import InspectReport
 from provision.core.keyremoval import KeySelector
 from provision.guest.appliance import Appliance
 from provision.guest.launch import Accel
+from provision.guest.report import inspect_disk
 
 
 @dataclass

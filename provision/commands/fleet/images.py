@@ -12,7 +12,7 @@ from pathlib import Path
 from provision.core.disk import ImageInfo
 from provision.core.text import shown
 from provision.errors import UsageError
-from provision.sources import read_small_file
+from provision.host.reading import read_small_file
 
 IMAGE_SUFFIXES = (".qcow2", ".raw", ".img")
 MAX_REPORT_BYTES = 64 << 20

@@ -20,15 +20,15 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from provision import hostfiles
+from provision.host import writing as hostfiles
 from provision.commands.batch.lock import OutputLock
 from provision.commands.batch.model import MAX_DISKS_PER_APPLIANCE, BatchProgress
 from provision.commands.fleet.chunks import run_in_chunks
-from provision.commands.seed import fresh_material
+from provision.commands.seed.apply import fresh_material
 from provision.core.apply import apply_and_verify
 from provision.core.credentials.sshkeys import AuthorizedKey, key_summary
 from provision.core.disk import ImageInfo
-from provision.core.handover import OutputSpec
+from provision.core.outputformat import OutputSpec
 from provision.core.fleetkeys import KeyChange, request_for, unchanged_reason
 from provision.core.layout import load_layout
 from provision.core.plan import build_plan

@@ -1,5 +1,5 @@
 """New keys, made with cryptography (imported lazily): the image's SSH host key, and a key pair for the person
-(the wizard offers to make one). Nothing is written here: hostfiles saves a key pair, the plan carries a host
+(the wizard offers to make one). Nothing is written here: host.writing saves a key pair, the plan carries a host
 key into the image.
 """
 

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from provision.core.credentials.hostkeys import generate_host_key
 from provision.core.credentials.identity import new_machine_id
 from provision.core.disk import ImageInfo
-from provision.core.handover import OutputRecord
+from provision.core.outputformat import OutputRecord
 from provision.core.layout import load_layout
 from provision.core.plan import FreshMaterial, Operation, Plan, build_plan
 from provision.core.request import SeedFlags, SeedRequest, missing_flags, missing_flags_message

@@ -2,7 +2,7 @@
 IMAGE byte-identical.
 
 How: a qcow2 overlay backed by IMAGE is made beside OUT under a hidden name (IMAGE is only read), seeded
-through the one seeding path (commands.seed), then converted into OUT's format under another hidden name,
+through the one seeding path (commands.seed.apply), then converted into OUT's format under another hidden name,
 and linked to OUT only when complete; both hidden files are removed whatever happens. So OUT is either
 absent or a whole image, and an existing OUT is never overwritten.
 """
@@ -17,10 +17,10 @@ import secrets
 from collections.abc import Callable
 from pathlib import Path
 
-from provision import hostfiles
-from provision.commands.seed import CtrlCWhileWriting, SeedOutcome
+from provision.host import writing as hostfiles
+from provision.commands.seed.apply import CtrlCWhileWriting, SeedOutcome
 from provision.core.disk import ImageInfo
-from provision.core.handover import OutputSpec
+from provision.core.outputformat import OutputSpec
 from provision.errors import StoppedWhileWriting, UsageError
 from provision.guest.convert import ConversionStopped, convert_image, create_overlay, record_output
 from provision.guest.diskformat import probe_image

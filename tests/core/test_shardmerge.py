@@ -1,11 +1,11 @@
-"""batch-report's checks and merge (core.rollout), on reports made here as batch --shard writes them."""
+"""batch-report's checks and merge (core.shardmerge), on reports made here as batch --shard writes them."""
 
 from __future__ import annotations
 
 import pytest
 
 from provision.core.manifest import shard_slice
-from provision.core.rollout import BadReport, merge_passwords, merge_reports, parse_shard_report, shard_owners
+from provision.core.shardmerge import BadReport, merge_passwords, merge_reports, parse_shard_report, shard_owners
 
 ROWS = ["alice", "bob", "carol", "dave", "erin"]
 SHA = "ab" * 32

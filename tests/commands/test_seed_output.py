@@ -207,7 +207,7 @@ def test_output_refusals_come_before_anything_is_read(tmp_path):
 def test_hidden_files_a_killed_output_run_left_are_named_before_anything_is_read_and_left_alone(tmp_path):
     """A run killed outright (SIGKILL, power lost) cannot remove its working files; the next run to the same OUT
     names them (they may be large) but does not remove them: another run may be writing them right now."""
-    from provision.commands.handover import _working_names
+    from provision.commands.seed.output import _working_names
 
     out = tmp_path / "alice[1].qcow2"  # glob characters in the name are taken literally
     stale = [*_working_names(out, "0a1b2c3d4e5f"), *_working_names(out, "ffffffffffff")]
@@ -349,7 +349,7 @@ def recorded_entry(image: Path, user, **changes) -> dict:
 def judge(tmp_path: Path, user, **changes):
     from provision.commands.batch.model import UserResult
     from provision.commands.batch.resume import _judge_by_report
-    from provision.core.handover import OutputFormat, OutputSpec
+    from provision.core.outputformat import OutputFormat, OutputSpec
 
     image = tmp_path / "alice.vmdk"
     if not image.exists():
@@ -391,7 +391,7 @@ def test_a_vmdk_whose_row_gives_a_password_hash_is_made_again(tmp_path):
 
 def test_a_qcow2_written_uncompressed_is_made_again_for_compress_and_the_reverse():
     from provision.commands.batch.resume import format_problems
-    from provision.core.handover import OutputSpec
+    from provision.core.outputformat import OutputSpec
 
     compressed = OutputSpec(compress=True)
     assert format_problems(None, compressed) == []  # no record: inspect's verdict stands

@@ -1,4 +1,4 @@
-"""hostfiles: every file the tool writes on the host is private from its first instant, never written through a
+"""host.writing: every file the tool writes on the host is private from its first instant, never written through a
 link, and replaced whole."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from provision import hostfiles
 from provision.core.credentials import hostkeys
 from provision.errors import UsageError
+from provision.host import writing as hostfiles
 
 
 def test_write_private_key_file_modes_and_refusals(tmp_path):

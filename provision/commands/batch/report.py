@@ -1,7 +1,7 @@
 """`zvm-provision batch-report DIR...`: the shards of one roll-out put back together. Reads every
-report-K-of-N.json in the folders, checks them (core.rollout), and writes DIR/report.json and, if the shards
+report-K-of-N.json in the folders, checks them (core.shardmerge), and writes DIR/report.json and, if the shards
 generated passwords, DIR/initial-passwords.csv (0600), both as a whole run writes them. Before that, every
-image is checked against the size and sha256 its shard recorded (batch_verify; --no-verify skips it).
+image is checked against the size and sha256 its shard recorded (batch/verify.py; --no-verify skips it).
 
 While it reads and writes it holds the reports' and its own files' lock bytes (batch/lock.py): a shard still
 running (or started meanwhile) makes it stop with exit 4 rather than merge half a roll-out. Nothing is written
@@ -19,14 +19,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from provision import hostfiles
 from provision.commands.batch.lock import OutputLock
 from provision.commands.batch.model import PASSWORDS_FILE, REPORT_FILE, passwords_name, report_name
 from provision.commands.batch.outputs import read_passwords, write_password_rows
-from provision.commands.batch_verify import NothingWritten, verify_images
-from provision.core.rollout import BadReport, ShardReport, merge_passwords, merge_reports, parse_shard_report
+from provision.commands.batch.verify import NothingWritten, verify_images
+from provision.core.shardmerge import BadReport, ShardReport, merge_passwords, merge_reports, parse_shard_report
 from provision.errors import ProvisionError, UsageError
-from provision.sources import others_can_read
+from provision.host import writing as hostfiles
+from provision.host.reading import others_can_read
 
 SHARD_REPORT_RE = re.compile(r"report-([0-9]{1,6})-of-([0-9]{1,6})\.json", re.ASCII)
 MAX_REPORT_BYTES = 64 << 20

@@ -1,5 +1,5 @@
 """A sharded roll-out put back together: the shards' reports (report-K-of-N.json) checked against each other
-and merged into one report, and their generated passwords into one list. Pure: commands/batch_report.py reads
+and merged into one report, and their generated passwords into one list. Pure: commands/batch/report.py reads
 and writes the files.
 
 The reports must agree on the manifest (its sha256) and the number of shards; then every row of the manifest

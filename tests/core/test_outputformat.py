@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from provision.core.handover import OutputFormat, OutputRecord, OutputSpec, output_spec, output_spec_for_file
+from provision.core.outputformat import OutputFormat, OutputRecord, OutputSpec, output_spec, output_spec_for_file
 from provision.errors import UsageError
 
 
