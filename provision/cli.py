@@ -33,6 +33,7 @@ from provision.errors import (
     ProvisionError,
     UsageError,
 )
+from provision.guest.qemuimg import QEMU_IMG
 
 if TYPE_CHECKING:
     from provision.core.plan import Plan
@@ -378,7 +379,7 @@ Format = Annotated[
     str | None,
     typer.Option("--format", metavar="F",
                  help="qcow2, raw, vmdk (VMware) or vdi (VirtualBox): the seeding happens on a qcow2, the "
-                 "conversion (qemu-img convert) last."),
+                 f"conversion ({QEMU_IMG} convert) last."),
 ]
 OperatorOption = typer.Option(
     "--operator", metavar="TEXT",

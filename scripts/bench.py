@@ -360,7 +360,7 @@ def bench_compress(work: Path, base: Path, hash_file: Path, key_file: Path, envi
     """(e) The tool's conversion step (convert to a hidden name, fsync, link) against qemu-img converting the same
     seeded image alone with the same options; the sha256 the tool adds; qemu-img's default zlib for reference."""
     from provision.core.handover import OutputFormat, OutputSpec
-    from provision.guest.convert import convert_command
+    from provision.guest.qemuimg import convert_command
 
     folder = work / "compress"
     folder.mkdir()

@@ -22,8 +22,9 @@ from provision.commands.seed import CtrlCWhileWriting, SeedOutcome
 from provision.core.disk import ImageInfo
 from provision.core.handover import OutputSpec
 from provision.errors import StoppedWhileWriting, UsageError
-from provision.guest.convert import ConversionStopped, convert_image, create_overlay, record_output
+from provision.guest.convert import convert_image, record_output
 from provision.guest.diskformat import probe_image
+from provision.guest.qemuimg import QemuImgStopped, create_overlay
 
 
 def check_output(out: Path) -> Path:
@@ -71,7 +72,7 @@ def seed_to_output(
             raise stopped
         try:
             convert_image(work, "qcow2", converting, spec)
-        except ConversionStopped:
+        except QemuImgStopped:
             raise stopped from None
         _link_new(converting, out)
     except KeyboardInterrupt as exc:

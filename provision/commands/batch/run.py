@@ -32,11 +32,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import json
 import math
 import os
 import shutil
-import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -64,6 +62,7 @@ from provision.core.manifest import User
 from provision.core.text import human_size
 from provision.errors import ExitCode, ProvisionError, UsageError
 from provision.fetch.forgekeys import KeyFetcher
+from provision.guest import qemuimg
 from provision.guest.diskformat import probe_image, require_image_file
 from provision.sources import load_manifest
 
@@ -218,14 +217,10 @@ def _check_space(base: ImageInfo, out_dir: Path, count: int, overlay: bool, conv
 
 
 def _measure(base: ImageInfo) -> int:
-    try:
-        out = subprocess.run(
-            ["qemu-img", "measure", "--output=json", "-f", base.format, "-O", "qcow2", str(base.path)],
-            capture_output=True, text=True, timeout=120, check=True,
-        ).stdout
-        return int(json.loads(out)["required"])
-    except (OSError, subprocess.SubprocessError, ValueError, KeyError):
+    measured = qemuimg.measure_qcow2(base)
+    if measured is None:
         return os.stat(base.path).st_blocks * 512  # what the base occupies: an upper bound for a sparse copy
+    return measured
 
 
 def _remove_partials(out_dir: Path, users: Sequence[User]) -> None:

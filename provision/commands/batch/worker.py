@@ -12,7 +12,6 @@ import contextlib
 import multiprocessing
 import os
 import signal
-import subprocess
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -40,10 +39,12 @@ from provision.core.request import PasswordChoice, SeedRequest
 from provision.core.state import ImageState, read_state
 from provision.errors import ProvisionError
 from provision.guest.appliance import Appliance
-from provision.guest.convert import ConversionStopped, convert_image, record_output
+from provision.guest.convert import convert_image, record_output
 from provision.guest.diskformat import probe_image
 from provision.guest.launch import LaunchCancelled
+from provision.guest import qemuimg
 from provision.guest.persistfs import PersistFS
+from provision.guest.qemuimg import QemuImgStopped
 from provision.secret import Secret
 
 
@@ -150,10 +151,6 @@ class Cancel:
             raise KeyboardInterrupt
 
 
-class CopyStopped(Exception):
-    """qemu-img got the terminal's Ctrl-C: not a failure of the image."""
-
-
 class _Disk:
     """One disk of a shared appliance: a commands.seed.SeedTarget, as a guest.session.ImageSession is.
 
@@ -237,8 +234,8 @@ class ChunkWorker:
                 try:
                     copies[user.name].result()
                     copied.append((user, probe_image(partials[user.name])))
-                except CopyStopped:
-                    pass  # Ctrl-C reached qemu-img too
+                except QemuImgStopped:
+                    pass  # Ctrl-C reached the copy too
                 except ProvisionError as exc:
                     self.fail(user, exc.message)
         if not copied or self.cancel.is_set():
@@ -286,8 +283,8 @@ class ChunkWorker:
                     break  # not converted yet: interrupted, its seeded copy removed with the others
                 try:
                     self.place(number, user, partials[user.name])
-                except ConversionStopped:
-                    break  # Ctrl-C reached qemu-img too
+                except QemuImgStopped:
+                    break  # Ctrl-C reached the conversion too
                 except ProvisionError as exc:
                     self.fail(user, exc.message)
         finally:
@@ -312,26 +309,10 @@ class ChunkWorker:
 
     def copy(self, target: Path) -> None:
         """A standalone sparse qcow2 copy of the base, or an overlay backed by it (absolute path, format given)."""
-        base = self.base
         if self.options.overlay:
-            command = ["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(Path(base.path).absolute()),
-                       "-F", base.format, str(target)]
+            qemuimg.create_overlay(self.base, target, failed=qemuimg.COPY_FAILED, full="to copy the base")
         else:
-            command = ["qemu-img", "convert", "-q", "-f", base.format, "-O", "qcow2", str(base.path), str(target)]
-        try:
-            subprocess.run(command, capture_output=True, text=True, check=True, stdin=subprocess.DEVNULL)
-        except FileNotFoundError:
-            raise ProvisionError("qemu-img is not installed (Debian: apt-get install qemu-utils)") from None
-        except subprocess.CalledProcessError as exc:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(target)
-            if exc.returncode == -signal.SIGINT:
-                raise CopyStopped() from None
-            text = (exc.stderr or "").strip()
-            if "No space left" in text:
-                raise ProvisionError(f"the host disk is full: no space left in {self.out_dir} to copy the base") from None
-            first = text.splitlines()[-1] if text else f"exit status {exc.returncode}"
-            raise ProvisionError(f"qemu-img could not copy the base: {first}") from None
+            qemuimg.copy_qcow2(self.base, target)
 
     def seed_one(self, appliance: Appliance, index: int, info: ImageInfo, user: User) -> None:
         result = self.results[user.name]
