@@ -31,7 +31,6 @@ writing, one sync, verifying, unmounting). Two appliances in parallel beat one o
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import math
 import os
 import shutil
@@ -46,18 +45,17 @@ from provision.commands.batch.model import (
     BatchResult,
     UserResult,
     UserStatus,
-    converting_path,
     image_path,
-    partial_path,
     passwords_name,
     report_name,
 )
 from provision.commands.batch.outputs import drop_stale_passwords, write_passwords, write_report
 from provision.commands.batch.resume import check_existing
 from provision.commands.batch.worker import Cancel, ChunkWorker, Hasher
+from provision.commands.workcopy import remove_leftovers
 from provision.core.credentials.passwords import generate_password
 from provision.core.disk import ImageInfo
-from provision.core.handover import OutputFormat, OutputSpec, check_overlay
+from provision.core.handover import OutputSpec, check_overlay
 from provision.core.manifest import User
 from provision.core.text import human_size
 from provision.errors import ExitCode, ProvisionError, UsageError
@@ -227,7 +225,4 @@ def _remove_partials(out_dir: Path, users: Sequence[User]) -> None:
     """A run that was killed may leave its temporary copies (and conversions, into any format) behind: they are
     ours, and never complete."""
     for user in users:
-        converting = [converting_path(out_dir, user, OutputSpec(fmt)) for fmt in OutputFormat]
-        for path in (partial_path(out_dir, user), *converting):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
+        remove_leftovers(out_dir, user.name)

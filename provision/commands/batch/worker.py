@@ -22,12 +22,11 @@ from provision.commands.batch.model import (
     BatchProgress,
     UserResult,
     UserStatus,
-    converting_path,
     describe_failure,
     image_path,
-    partial_path,
 )
 from provision.commands.seed import run_seed
+from provision.commands.workcopy import WorkCopy
 from provision.core.apply import apply_and_verify
 from provision.core.credentials.hostkeys import host_key_summary
 from provision.core.credentials.passwords import hash_password, validate_password_hash
@@ -38,11 +37,11 @@ from provision.core.plan import Operation, Plan
 from provision.core.request import PasswordChoice, SeedRequest
 from provision.core.state import ImageState, read_state
 from provision.errors import ProvisionError
+from provision.guest import qemuimg
 from provision.guest.appliance import Appliance
-from provision.guest.convert import convert_image, record_output
+from provision.guest.convert import record_output
 from provision.guest.diskformat import probe_image
 from provision.guest.launch import LaunchCancelled
-from provision.guest import qemuimg
 from provision.guest.persistfs import PersistFS
 from provision.guest.qemuimg import QemuImgStopped
 from provision.secret import Secret
@@ -206,9 +205,9 @@ class ChunkWorker:
             self.progress.finished(user.name, False, message)
 
     def run(self, number: int, users: list[User]) -> None:
-        partials = {u.name: partial_path(self.out_dir, u) for u in users}
+        work = {u.name: self.work_copy(u) for u in users}
         try:
-            self._run(number, users, partials)
+            self._run(number, users, work)
         except Exception as exc:  # a bug or a host I/O error: this chunk's unfinished images fail, others go on
             message = describe_failure(exc, debug=self.options.debug)
             for user in users:
@@ -216,11 +215,14 @@ class ChunkWorker:
                     self.fail(user, message)
         finally:
             self.progress.phase_done(number)
-            for path in partials.values():
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path)
+            for copy in work.values():
+                copy.remove()
 
-    def _run(self, number: int, users: list[User], partials: dict[str, Path]) -> None:
+    def work_copy(self, user: User) -> WorkCopy:
+        """Where the user's image is made: its hidden names beside DIR/<name>.qcow2 (.raw, ...)."""
+        return WorkCopy(image_path(self.out_dir, user, self.options.output))
+
+    def _run(self, number: int, users: list[User], work: dict[str, WorkCopy]) -> None:
         """Copies, one appliance, seeding, a clean shutdown, then the renames. After Ctrl-C no new step
         starts: users left pending are reported as interrupted."""
         if self.cancel.is_set():
@@ -229,11 +231,11 @@ class ChunkWorker:
         self.progress.phase(number, f"making {len(users)} {kind}")
         copied: list[tuple[User, ImageInfo]] = []
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
-            copies = {u.name: pool.submit(self.copy, partials[u.name]) for u in users}
+            copies = {u.name: pool.submit(self.copy, work[u.name]) for u in users}
             for user in users:
                 try:
                     copies[user.name].result()
-                    copied.append((user, probe_image(partials[user.name])))
+                    copied.append((user, probe_image(work[user.name].partial)))
                 except QemuImgStopped:
                     pass  # Ctrl-C reached the copy too
                 except ProvisionError as exc:
@@ -282,7 +284,7 @@ class ChunkWorker:
                 if self.cancel.is_set() and self.options.output.converted:
                     break  # not converted yet: interrupted, its seeded copy removed with the others
                 try:
-                    self.place(number, user, partials[user.name])
+                    self.place(number, user, work[user.name])
                 except QemuImgStopped:
                     break  # Ctrl-C reached the conversion too
                 except ProvisionError as exc:
@@ -290,29 +292,20 @@ class ChunkWorker:
         finally:
             hostfiles.fsync(self.out_dir)
 
-    def place(self, number: int, user: User, partial: Path) -> None:
+    def place(self, number: int, user: User, work: WorkCopy) -> None:
         """A seeded copy under its final name: renamed as it is, or (--format, --compress) converted under a
         hidden name first, then renamed; its size and sha256 recorded for report.json."""
         output = self.options.output
-        final = image_path(self.out_dir, user, output)
         if output.converted:
-            self.progress.phase(number, f"writing {final.name} ({output.describe()})")
-            converting = converting_path(self.out_dir, user, output)
-            convert_image(partial, "qcow2", converting, output)
-            os.replace(converting, final)
-            os.unlink(partial)
-        else:
-            os.replace(partial, final)
+            self.progress.phase(number, f"writing {work.final.name} ({output.describe()})")
+        work.finish(output, convert=output.converted, replace=True)
         result = self.results[user.name]
-        result.output = record_output(final, output)
+        result.output = record_output(work.final, output)
         result.status = UserStatus.SEEDED
 
-    def copy(self, target: Path) -> None:
+    def copy(self, work: WorkCopy) -> None:
         """A standalone sparse qcow2 copy of the base, or an overlay backed by it (absolute path, format given)."""
-        if self.options.overlay:
-            qemuimg.create_overlay(self.base, target, failed=qemuimg.COPY_FAILED, full="to copy the base")
-        else:
-            qemuimg.copy_qcow2(self.base, target)
+        work.make(self.base, overlay=self.options.overlay, failed=qemuimg.COPY_FAILED, full="to copy the base")
 
     def seed_one(self, appliance: Appliance, index: int, info: ImageInfo, user: User) -> None:
         result = self.results[user.name]
