@@ -23,6 +23,7 @@ from provision.guest.launch import in_use_error
 
 QEMU_IMG = "qemu-img"
 NOT_INSTALLED = f"{QEMU_IMG} is not installed (Debian: apt-get install qemu-utils)"
+COPY_FAILED = f"{QEMU_IMG} could not copy the base"  # batch's copy, standalone or an overlay
 MEASURE_TIMEOUT = 120.0  # seconds: a measure reads the image's allocation map, never its data
 INFO_TIMEOUT = 60.0
 
@@ -50,14 +51,12 @@ def create_blank(path: Path, size: int) -> None:
 
 def create_overlay(base: ImageInfo, target: Path, *, failed: str | None = None, full: str | None = None) -> None:
     """A qcow2 overlay at `target` backed by `base` (absolute path, its probed format named): writes land in
-    the overlay, the base is only read. `failed` and `full` say what it was for (seed's working overlay)."""
+    the overlay, the base is only read. `failed` and `full` say what it is for (by default: seed's working
+    overlay; batch's --overlay copy says COPY_FAILED)."""
     command = ["create", "-q", "-f", "qcow2", "-b", str(Path(base.path).absolute()), "-F", base.format,
                str(target)]
     _run(command, failed=failed or f"{QEMU_IMG} could not make a working overlay of {base.path}", target=target,
          full=full or f"for a working overlay of {base.path}")
-
-
-COPY_FAILED = f"{QEMU_IMG} could not copy the base"
 
 
 def copy_qcow2(base: ImageInfo, target: Path) -> None:
