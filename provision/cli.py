@@ -31,6 +31,7 @@ from provision.errors import (
     ProvisionError,
     UsageError,
 )
+from provision.guest.qemuimg import QEMU_IMG
 
 HELP_WIDTH = 76  # a --help line's width inside click's two-space indent: every --help fits 80 columns
 
@@ -372,7 +373,7 @@ Format = Annotated[
     str | None,
     typer.Option("--format", metavar="F",
                  help="qcow2, raw, vmdk (VMware) or vdi (VirtualBox): the seeding happens on a qcow2, the "
-                 "conversion (qemu-img convert) last."),
+                 f"conversion ({QEMU_IMG} convert) last."),
 ]
 Jobs = Annotated[
     int, typer.Option("--jobs", help="Appliances running at once, each with several disks (0: one per core).",

@@ -104,7 +104,8 @@ def compress_child(marks: str, args: list[str]) -> None:
     """Run zvm-provision in this process with its conversion and its sha256 noting their start and end in
     `marks` ("convert <start> <end>", "sha256 <start> <end>"): the product carries no benchmark hook."""
     from provision.cli import main as zvm_main
-    from provision.commands.seed import output as handover
+    from provision.commands import workcopy
+    from provision.commands.seed import output
 
     def noted(name: str, fn):
         def wrapper(*a, **k):
@@ -116,9 +117,9 @@ def compress_child(marks: str, args: list[str]) -> None:
                     handle.write(f"{name} {start:.6f} {time.perf_counter():.6f}\n")
         return wrapper
 
-    handover.convert_image = noted("convert", handover.convert_image)
-    handover._link_new = noted("link", handover._link_new)
-    handover.record_output = noted("sha256", handover.record_output)
+    workcopy.convert_image = noted("convert", workcopy.convert_image)
+    workcopy._link_new = noted("link", workcopy._link_new)
+    output.record_output = noted("sha256", output.record_output)
     sys.argv = ["zvm-provision", *args]
     zvm_main()
 
@@ -360,7 +361,7 @@ def bench_compress(work: Path, base: Path, hash_file: Path, key_file: Path, envi
     """(e) The tool's conversion step (convert to a hidden name, fsync, link) against qemu-img converting the same
     seeded image alone with the same options; the sha256 the tool adds; qemu-img's default zlib for reference."""
     from provision.core.outputformat import OutputFormat, OutputSpec
-    from provision.guest.convert import convert_command
+    from provision.guest.qemuimg import convert_command
 
     folder = work / "compress"
     folder.mkdir()

@@ -1,6 +1,6 @@
 """Images ready to hand over: which file format an output is written in, and what a recipient is told to verify
 it (format, size, sha256). Seeding always happens on a qcow2; the conversion to the chosen format comes last
-(guest.convert runs qemu-img).
+(guest.convert, through guest.qemuimg).
 
 Which format for whom: a compressed qcow2 travels best (a raw image loses its sparseness in transit); VMware
 takes vmdk, VirtualBox vdi; raw is for dd and for clouds that import raw disks.
@@ -41,7 +41,7 @@ class OutputSpec:
 
     @property
     def converted(self) -> bool:
-        """Whether the seeded qcow2 must go through qemu-img convert (a plain qcow2 is used as it is)."""
+        """Whether the seeded qcow2 must be converted (a plain qcow2 is used as it is)."""
         return self.compress or self.format != OutputFormat.QCOW2
 
     @property

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from provision.core.disk import ImageInfo
 from provision.errors import ImageUnusableError, UsageError
+from provision.guest.qemuimg import QEMU_IMG
 
 QCOW2_MAGIC = b"QFI\xfb"
 _V2_HEADER_LENGTH = 72
@@ -194,7 +195,7 @@ def _parse_qcow2(path: Path, fh, head: bytes, file_size: int) -> _Qcow2Header:
         raise bad(f"cluster_bits {cluster_bits} is out of range")
     cluster_size = 1 << cluster_bits
     if crypt_method != 0:
-        raise bad("it is encrypted; decrypt it first (qemu-img convert) and seed the plain copy")
+        raise bad(f"it is encrypted; decrypt it first ({QEMU_IMG} convert) and seed the plain copy")
 
     incompatible = 0
     header_length = _V2_HEADER_LENGTH
@@ -208,7 +209,7 @@ def _parse_qcow2(path: Path, fh, head: bytes, file_size: int) -> _Qcow2Header:
         if header_length > file_size:
             raise bad("the file is truncated (it ends inside the header)")
         if incompatible & _INCOMPAT_CORRUPT:
-            raise bad("qemu marked it corrupt; check it with 'qemu-img check' and repair a copy")
+            raise bad(f"qemu marked it corrupt; check it with '{QEMU_IMG} check' and repair a copy")
         if incompatible & _INCOMPAT_DATA_FILE:
             raise bad("its data lives in an external data file, which is not allowed")
         unknown = incompatible & ~(_INCOMPAT_KNOWN_SAFE | _INCOMPAT_CORRUPT | _INCOMPAT_DATA_FILE)
@@ -318,11 +319,11 @@ def _check_backing(
             hint=exc.hint,
         ) from None
     if said is None:
-        # qemu would probe the backing file's format itself (an old qemu-img wrote such headers)
+        # qemu would probe the backing file's format itself (an old qemu's image tool wrote such headers)
         raise ImageUnusableError(
             f"{path}: unusable qcow2 image: it does not say the format of its backing file {shown!r} "
             f"(it is {found.format}), and qemu would guess it",
-            hint=f"record it: qemu-img rebase -u -F {found.format} -b {shlex.quote(backing)} "
+            hint=f"record it: {QEMU_IMG} rebase -u -F {found.format} -b {shlex.quote(backing)} "
             f"{shlex.quote(str(path))}",
         )
     if said != found.format:

@@ -206,14 +206,8 @@ class Launcher:
         self.accel_used = accel
 
     def _launch_error(self, text: str) -> Exception:
-        if _LOCK_RE.search(text):
-            match = _LOCK_PATH_RE.search(text)
-            where = match.group(1) if match else ", ".join(str(i.path) for i in self.images)
-            return ImageInUseError(
-                f"{where} is in use by another process: a running VM, or another zvm-provision on the same "
-                "image (the wizard in another terminal, say); shut the VM down or let that run end, then try again",
-                hint="a disk must not be seeded while a VM or another run has it open",
-            )
+        if (in_use := in_use_error(text, self.images)) is not None:
+            return in_use
         if _READ_ONLY_RE.search(text) and not self.readonly:
             paths = ", ".join(str(i.path) for i in self.images)
             return ImageUnusableError(
@@ -222,6 +216,19 @@ class Launcher:
         lines = [line.strip() for line in text.splitlines() if line.strip()]
         first = _qemu_line(text) or (lines or ["unknown error"])[0]
         return ApplianceError(f"the libguestfs appliance failed to start: {first}", hint=APPLIANCE_HINT)
+
+
+def in_use_error(text: str, images: Sequence[ImageInfo]) -> ImageInUseError | None:
+    """What qemu's refusal to take an image's lock (in a launch's output, or guest.qemuimg's) says, else None."""
+    if not _LOCK_RE.search(text):
+        return None
+    match = _LOCK_PATH_RE.search(text)
+    where = match.group(1) if match else ", ".join(str(i.path) for i in images)
+    return ImageInUseError(
+        f"{where} is in use by another process: a running VM, or another zvm-provision on the same "
+        "image (the wizard in another terminal, say); shut the VM down or let that run end, then try again",
+        hint="a disk must not be seeded while a VM or another run has it open",
+    )
 
 
 def _qemu_line(text: str) -> str | None:

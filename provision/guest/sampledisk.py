@@ -5,13 +5,13 @@ Used by `zvm-provision sample-disk`, by tests and by benchmarks: the real image 
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 from provision.core.layout import load_layout
-from provision.errors import ApplianceError, UsageError
+from provision.errors import UsageError
+from provision.guest import qemuimg
 from provision.guest.appliance import Appliance, NewPartition
 from provision.guest.diskformat import probe_image
 from provision.guest.launch import Accel
@@ -57,17 +57,7 @@ def build_sample_disk(
 ) -> None:
     """Make a qcow2 of `size` bytes at `path` (which must not exist) and partition and format it in one launch.
     Each step runs inside `step(what it does)` (the command's live line on a terminal: it takes 45-55 s)."""
-    try:
-        subprocess.run(
-            ["qemu-img", "create", "-q", "-f", "qcow2", str(path), str(size)],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-    except FileNotFoundError:
-        raise ApplianceError("qemu-img is not installed", hint="apt-get install qemu-utils") from None
-    except subprocess.CalledProcessError as exc:
-        raise ApplianceError(f"qemu-img create failed: {exc.stderr.strip()}") from None
+    qemuimg.create_blank(path, size)
     with Appliance([probe_image(path)], readonly=False, accel=accel) as appliance:
         with step("Starting the libguestfs appliance"):
             appliance.launch()

@@ -21,6 +21,7 @@ import pytest
 from provision.commands import batch
 from provision.commands.batch import run
 from provision.commands.batch import worker as batch_worker
+from provision.commands.workcopy import WorkCopy
 from provision.core.credentials.passwords import hash_password
 from provision.core.layout import load_layout
 from provision.errors import ProvisionError
@@ -246,7 +247,7 @@ def test_a_full_host_disk_is_a_clear_error_and_leaves_no_temporary_copy(tmp_path
     worker = batch_worker.ChunkWorker(batch.BatchOptions(Path("m"), Path("b"), tmp_path), base, tmp_path, {}, None,
                                 ui_progress.Progress(io.StringIO()), None)
     with pytest.raises(ProvisionError, match="host disk is full"):
-        worker.copy(target)
+        worker.copy(WorkCopy(tmp_path / "alice.qcow2"))
     assert not target.exists()
 
 

@@ -5,7 +5,8 @@ Launches (15-60 s each under TCG), shared by the tests below: batch makes four i
 bob and carol also carry the shared it@desk key; dave only his own); one launch locks dave's password, so
 that his key is his only way in; then audit, find-key, a dry run, a revoke, a rotation into --out-dir and an
 add, each one run of the command over all of them; a fresh read-only appliance reads every image back. An
-image in use (a paused qemu holds its lock) and a corrupt file ride along in the audit and the revoke.
+image in use (a paused qemu holds its lock) and a corrupt file ride along in the audit and the revoke; an image
+whose header passes the probe but which qemu refuses (in a folder named "locks") rides along in the audit.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +45,11 @@ def zvm(*args: str | Path) -> subprocess.CompletedProcess[str]:
         check=False,
         env={**os.environ, "ZVM_PROVISION_ACCEL": TEST_ACCEL, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
     )
+
+
+def unaligned_refcount_table(qcow2: bytes) -> bytes:
+    """A qcow2 whose header passes the probe but whose refcount table offset qemu refuses (not cluster aligned)."""
+    return qcow2[:48] + struct.pack(">Q", 65536 + 512) + qcow2[56:]
 
 
 def sha256(path: Path) -> str:
@@ -89,11 +96,14 @@ def fleet(sample_disk_template: Path, tmp_path_factory: pytest.TempPathFactory):
     in_use = copy_disk(images["alice"], aside / "running.qcow2")
     corrupt = aside / "corrupt.qcow2"
     corrupt.write_bytes(b"QFI\xfb" + b"\x00\x00\x00\x03" + os.urandom(4096))
+    refused = aside / "locks" / "blocked.qcow2"  # "lock" in its path, once enough to be called in use
+    refused.parent.mkdir()
+    refused.write_bytes(unaligned_refcount_table(images["bob"].read_bytes()))
     fp = {name: public_key_fingerprint(line) for name, line in lines.items()}
     runs = {}
     with qemu_holding_lock(in_use):
         before = {p: sha256(p) for p in (*images.values(), in_use)}
-        runs["audit"] = zvm("inspect", out, corrupt, in_use, "--check")
+        runs["audit"] = zvm("inspect", out, corrupt, in_use, refused, "--check")
         runs["find"] = zvm("inspect", out, "--find-key", "it@desk", "--find-key", fp["dave"], "--json")
         runs["dry"] = zvm("keys", out, "--remove-key", "bob@laptop", "--dry-run")
         runs["dry_hashes"] = {p: sha256(p) for p in images.values()}
@@ -109,16 +119,18 @@ def fleet(sample_disk_template: Path, tmp_path_factory: pytest.TempPathFactory):
     runs["add"] = zvm("keys", out / "report.json", "--add-key", folder / "emergency.pub")
     back = read_back([*images.values(), *(new / f"{n}.qcow2" for n in NAMES)])
     return {"images": images, "new": new, "fp": fp, "runs": runs, "before": before, "back": back,
-            "in_use": in_use, "corrupt": corrupt}
+            "in_use": in_use, "corrupt": corrupt, "refused": refused}
 
 
 def test_audit_is_one_row_per_image_and_names_the_ones_it_cannot_open(fleet):
     audit = fleet["runs"]["audit"]
-    assert audit.returncode == 1, audit.stderr  # two images could not be opened
+    assert audit.returncode == 1, audit.stderr  # three images could not be opened
     out = audit.stdout
-    assert "4 of 6 images meet the contract" in out
+    assert "4 of 7 images meet the contract" in out
     assert f"FAILED {fleet['in_use']}" in out and "in use" in out
     assert f"FAILED {fleet['corrupt']}" in out
+    refused = next(line for line in out.splitlines() if line.startswith(f"FAILED {fleet['refused']}"))
+    assert "in use" not in refused and refused.endswith("Reference count table offset invalid")
     assert "batch: " not in audit.stderr and "inspect: " in audit.stderr
     assert "1 appliance launch" in audit.stderr  # four disks, one launch
 

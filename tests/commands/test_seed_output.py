@@ -207,11 +207,14 @@ def test_output_refusals_come_before_anything_is_read(tmp_path):
 def test_hidden_files_a_killed_output_run_left_are_named_before_anything_is_read_and_left_alone(tmp_path):
     """A run killed outright (SIGKILL, power lost) cannot remove its working files; the next run to the same OUT
     names them (they may be large) but does not remove them: another run may be writing them right now."""
-    from provision.commands.seed.output import _working_names
+    from provision.commands.workcopy import WorkCopy
+
+    def working_names(out, token):
+        return WorkCopy(out, token).partial, WorkCopy(out, token).converting
 
     out = tmp_path / "alice[1].qcow2"  # glob characters in the name are taken literally
-    stale = [*_working_names(out, "0a1b2c3d4e5f"), *_working_names(out, "ffffffffffff")]
-    others = [*_working_names(tmp_path / "bob.qcow2", "0a1b2c3d4e5f"), tmp_path / ".alice1.qcow2.seeding-x.qcow2"]
+    stale = [*working_names(out, "0a1b2c3d4e5f"), *working_names(out, "ffffffffffff")]
+    others = [*working_names(tmp_path / "bob.qcow2", "0a1b2c3d4e5f"), tmp_path / ".alice1.qcow2.partial-x"]
     for path in stale + others:
         path.write_bytes(b"half an image")
     key = tmp_path / "k.pub"

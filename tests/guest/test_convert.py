@@ -14,7 +14,8 @@ import pytest
 
 from provision.core.outputformat import OutputFormat, OutputSpec
 from provision.errors import ProvisionError
-from provision.guest.convert import ConversionStopped, convert_image, record_output
+from provision.guest.convert import convert_image, record_output
+from provision.guest.qemuimg import QemuImgStopped
 
 REAL_QEMU_IMG = "/usr/bin/qemu-img"
 
@@ -87,7 +88,7 @@ def test_a_full_disk_is_named(source, tmp_path, monkeypatch):
 def test_ctrl_c_reaching_qemu_img_is_a_stop_and_leaves_no_target(source, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", stand_in(tmp_path / "bin", "os.kill(os.getpid(), signal.SIGINT)"))
     target = tmp_path / ".out.raw.converting"
-    with pytest.raises(ConversionStopped):
+    with pytest.raises(QemuImgStopped):
         convert_image(source, "qcow2", target, OutputSpec(OutputFormat.RAW))
     assert not os.path.lexists(target)
 

@@ -96,14 +96,19 @@ def test_bcrypt_is_a_dependency_though_no_module_imports_it() -> None:
 
 
 def programs_the_code_runs() -> set[str]:
-    """The first word of every subprocess command written as a list literal in provision/."""
+    """The first word of every subprocess command written as a list literal in provision/, and every program
+    name a module holds in a constant (guest/qemuimg.py's QEMU_IMG starts each of its commands)."""
     programs: set[str] = set()
     for path in PROVISION.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.List) and node.elts and isinstance(node.elts[0], ast.Constant):
                 first = node.elts[0].value
-                if isinstance(first, str) and re.fullmatch(r"qemu-[a-z0-9_-]+|guestfish|virt-[a-z-]+|ssh[a-z-]*", first):
-                    programs.add(first)
+            elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
+                first = node.value.value
+            else:
+                continue
+            if isinstance(first, str) and re.fullmatch(r"qemu-[a-z0-9_-]+|guestfish|virt-[a-z-]+|ssh[a-z-]*", first):
+                programs.add(first)
     return programs
 
 

@@ -20,8 +20,6 @@ MAX_DISKS_PER_APPLIANCE = 24  # 20 disks launch in ~29 s under TCG; more per han
 PASSWORDS_FILE = "initial-passwords.csv"
 REPORT_FILE = "report.json"
 LOCK_FILE = ".zvm-provision-batch.lock"
-PARTIAL_SUFFIX = ".partial"
-CONVERTING_SUFFIX = ".converting"
 
 
 @dataclass(frozen=True)
@@ -125,16 +123,6 @@ def passwords_name(shard: tuple[int, int] | None) -> str:
 def image_path(out_dir: Path, user: User, output: OutputSpec) -> Path:
     """The user's image under its final name: DIR/<name>.qcow2 (.raw, .vmdk, .vdi with --format)."""
     return out_dir / f"{user.name}{output.suffix}"
-
-
-def partial_path(out_dir: Path, user: User) -> Path:
-    """Where the user's image is made (a qcow2) and seeded, hidden, until it is complete."""
-    return out_dir / f".{user.image_name}{PARTIAL_SUFFIX}"
-
-
-def converting_path(out_dir: Path, user: User, output: OutputSpec) -> Path:
-    """Where the seeded qcow2 is converted (--format, --compress), hidden, until the conversion is complete."""
-    return out_dir / f".{user.name}{output.suffix}{CONVERTING_SUFFIX}"
 
 
 def describe_failure(exc: BaseException, *, debug: bool) -> str:

@@ -31,12 +31,9 @@ writing, one sync, verifying, unmounting). Two appliances in parallel beat one o
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
-import json
 import math
 import os
 import shutil
-import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -49,22 +46,22 @@ from provision.commands.batch.model import (
     BatchResult,
     UserResult,
     UserStatus,
-    converting_path,
     image_path,
-    partial_path,
     passwords_name,
     report_name,
 )
 from provision.commands.batch.outputs import drop_stale_passwords, write_passwords, write_report
 from provision.commands.batch.resume import check_existing
 from provision.commands.batch.worker import Cancel, ChunkWorker, Hasher
+from provision.commands.workcopy import remove_leftovers
 from provision.core.credentials.passwords import generate_password
 from provision.core.disk import ImageInfo
-from provision.core.outputformat import OutputFormat, OutputSpec, check_overlay
+from provision.core.outputformat import OutputSpec, check_overlay
 from provision.core.manifest import User
 from provision.core.text import human_size
 from provision.errors import ExitCode, ProvisionError, UsageError
 from provision.fetch.forgekeys import KeyFetcher
+from provision.guest import qemuimg
 from provision.guest.diskformat import probe_image, require_image_file
 
 MIN_DISKS_PER_APPLIANCE = 4  # below this, a second appliance costs more than it saves
@@ -218,21 +215,14 @@ def _check_space(base: ImageInfo, out_dir: Path, count: int, overlay: bool, conv
 
 
 def _measure(base: ImageInfo) -> int:
-    try:
-        out = subprocess.run(
-            ["qemu-img", "measure", "--output=json", "-f", base.format, "-O", "qcow2", str(base.path)],
-            capture_output=True, text=True, timeout=120, check=True,
-        ).stdout
-        return int(json.loads(out)["required"])
-    except (OSError, subprocess.SubprocessError, ValueError, KeyError):
+    measured = qemuimg.measure_qcow2(base)
+    if measured is None:
         return os.stat(base.path).st_blocks * 512  # what the base occupies: an upper bound for a sparse copy
+    return measured
 
 
 def _remove_partials(out_dir: Path, users: Sequence[User]) -> None:
     """A run that was killed may leave its temporary copies (and conversions, into any format) behind: they are
     ours, and never complete."""
     for user in users:
-        converting = [converting_path(out_dir, user, OutputSpec(fmt)) for fmt in OutputFormat]
-        for path in (partial_path(out_dir, user), *converting):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
+        remove_leftovers(out_dir, user.name)

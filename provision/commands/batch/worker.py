@@ -1,6 +1,6 @@
 """One chunk of a batch run, in its own thread: copies of the base under hidden names, ONE appliance with all of
 them as disks (clones share labels and UUIDs: each disk's persist is found by its device), each seeded through
-commands.seed (the one seeding path), a clean shutdown, and only then the renames to DIR/<name>.qcow2 (or, with
+commands.seed.apply (the one seeding path), a clean shutdown, and only then the renames to DIR/<name>.qcow2 (or, with
 --format/--compress, a conversion under a hidden name, then the rename), so a file under its final name is always
 a complete image. Also the tools the chunks share: the password hasher (a process pool) and the Ctrl-C flag.
 """
@@ -12,7 +12,6 @@ import contextlib
 import multiprocessing
 import os
 import signal
-import subprocess
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -23,12 +22,11 @@ from provision.commands.batch.model import (
     BatchProgress,
     UserResult,
     UserStatus,
-    converting_path,
     describe_failure,
     image_path,
-    partial_path,
 )
 from provision.commands.seed.apply import run_seed
+from provision.commands.workcopy import WorkCopy
 from provision.core.apply import apply_and_verify
 from provision.core.credentials.hostkeys import host_key_summary
 from provision.core.credentials.passwords import hash_password, validate_password_hash
@@ -39,11 +37,13 @@ from provision.core.plan import Operation, Plan
 from provision.core.request import PasswordChoice, SeedRequest
 from provision.core.state import ImageState, read_state
 from provision.errors import ProvisionError
+from provision.guest import qemuimg
 from provision.guest.appliance import Appliance
-from provision.guest.convert import ConversionStopped, convert_image, record_output
+from provision.guest.convert import record_output
 from provision.guest.diskformat import probe_image
 from provision.guest.launch import LaunchCancelled
 from provision.guest.persistfs import PersistFS
+from provision.guest.qemuimg import QemuImgStopped
 from provision.secret import Secret
 
 
@@ -150,10 +150,6 @@ class Cancel:
             raise KeyboardInterrupt
 
 
-class CopyStopped(Exception):
-    """qemu-img got the terminal's Ctrl-C: not a failure of the image."""
-
-
 class _Disk:
     """One disk of a shared appliance: a commands.seed.apply.SeedTarget, as a guest.session.ImageSession is.
 
@@ -209,9 +205,9 @@ class ChunkWorker:
             self.progress.finished(user.name, False, message)
 
     def run(self, number: int, users: list[User]) -> None:
-        partials = {u.name: partial_path(self.out_dir, u) for u in users}
+        work = {u.name: self.work_copy(u) for u in users}
         try:
-            self._run(number, users, partials)
+            self._run(number, users, work)
         except Exception as exc:  # a bug or a host I/O error: this chunk's unfinished images fail, others go on
             message = describe_failure(exc, debug=self.options.debug)
             for user in users:
@@ -219,11 +215,14 @@ class ChunkWorker:
                     self.fail(user, message)
         finally:
             self.progress.phase_done(number)
-            for path in partials.values():
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path)
+            for copy in work.values():
+                copy.remove()
 
-    def _run(self, number: int, users: list[User], partials: dict[str, Path]) -> None:
+    def work_copy(self, user: User) -> WorkCopy:
+        """Where the user's image is made: its hidden names beside DIR/<name>.qcow2 (.raw, ...)."""
+        return WorkCopy(image_path(self.out_dir, user, self.options.output))
+
+    def _run(self, number: int, users: list[User], work: dict[str, WorkCopy]) -> None:
         """Copies, one appliance, seeding, a clean shutdown, then the renames. After Ctrl-C no new step
         starts: users left pending are reported as interrupted."""
         if self.cancel.is_set():
@@ -232,13 +231,13 @@ class ChunkWorker:
         self.progress.phase(number, f"making {len(users)} {kind}")
         copied: list[tuple[User, ImageInfo]] = []
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
-            copies = {u.name: pool.submit(self.copy, partials[u.name]) for u in users}
+            copies = {u.name: pool.submit(self.copy, work[u.name]) for u in users}
             for user in users:
                 try:
                     copies[user.name].result()
-                    copied.append((user, probe_image(partials[user.name])))
-                except CopyStopped:
-                    pass  # Ctrl-C reached qemu-img too
+                    copied.append((user, probe_image(work[user.name].partial)))
+                except QemuImgStopped:
+                    pass  # Ctrl-C reached the copy too
                 except ProvisionError as exc:
                     self.fail(user, exc.message)
         if not copied or self.cancel.is_set():
@@ -285,53 +284,28 @@ class ChunkWorker:
                 if self.cancel.is_set() and self.options.output.converted:
                     break  # not converted yet: interrupted, its seeded copy removed with the others
                 try:
-                    self.place(number, user, partials[user.name])
-                except ConversionStopped:
-                    break  # Ctrl-C reached qemu-img too
+                    self.place(number, user, work[user.name])
+                except QemuImgStopped:
+                    break  # Ctrl-C reached the conversion too
                 except ProvisionError as exc:
                     self.fail(user, exc.message)
         finally:
             hostfiles.fsync(self.out_dir)
 
-    def place(self, number: int, user: User, partial: Path) -> None:
+    def place(self, number: int, user: User, work: WorkCopy) -> None:
         """A seeded copy under its final name: renamed as it is, or (--format, --compress) converted under a
         hidden name first, then renamed; its size and sha256 recorded for report.json."""
         output = self.options.output
-        final = image_path(self.out_dir, user, output)
         if output.converted:
-            self.progress.phase(number, f"writing {final.name} ({output.describe()})")
-            converting = converting_path(self.out_dir, user, output)
-            convert_image(partial, "qcow2", converting, output)
-            os.replace(converting, final)
-            os.unlink(partial)
-        else:
-            os.replace(partial, final)
+            self.progress.phase(number, f"writing {work.final.name} ({output.describe()})")
+        work.finish(output, convert=output.converted, replace=True)
         result = self.results[user.name]
-        result.output = record_output(final, output)
+        result.output = record_output(work.final, output)
         result.status = UserStatus.SEEDED
 
-    def copy(self, target: Path) -> None:
+    def copy(self, work: WorkCopy) -> None:
         """A standalone sparse qcow2 copy of the base, or an overlay backed by it (absolute path, format given)."""
-        base = self.base
-        if self.options.overlay:
-            command = ["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(Path(base.path).absolute()),
-                       "-F", base.format, str(target)]
-        else:
-            command = ["qemu-img", "convert", "-q", "-f", base.format, "-O", "qcow2", str(base.path), str(target)]
-        try:
-            subprocess.run(command, capture_output=True, text=True, check=True, stdin=subprocess.DEVNULL)
-        except FileNotFoundError:
-            raise ProvisionError("qemu-img is not installed (Debian: apt-get install qemu-utils)") from None
-        except subprocess.CalledProcessError as exc:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(target)
-            if exc.returncode == -signal.SIGINT:
-                raise CopyStopped() from None
-            text = (exc.stderr or "").strip()
-            if "No space left" in text:
-                raise ProvisionError(f"the host disk is full: no space left in {self.out_dir} to copy the base") from None
-            first = text.splitlines()[-1] if text else f"exit status {exc.returncode}"
-            raise ProvisionError(f"qemu-img could not copy the base: {first}") from None
+        work.make(self.base, overlay=self.options.overlay, failed=qemuimg.COPY_FAILED, full="to copy the base")
 
     def seed_one(self, appliance: Appliance, index: int, info: ImageInfo, user: User) -> None:
         result = self.results[user.name]

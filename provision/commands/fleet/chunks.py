@@ -3,8 +3,8 @@ appliance per chunk with all of its images as disks (each disk's persist found b
 chunks at a time in threads (a launch releases the GIL), Ctrl-C as batch's (worker.Cancel: each appliance
 finishes the image it is on and shuts down cleanly).
 
-An image that cannot be opened (not an image, in use, no persist) fails alone: it is probed and asked for
-its lock before the launch, so it never stops the others' launch.
+An image that cannot be opened (not an image, in use, refused by qemu, no persist) fails alone: its header is
+probed and it is opened as a launch opens it (guest.qemuimg.open_problem) first, so it never stops the others'.
 """
 
 from __future__ import annotations
@@ -18,11 +18,10 @@ from typing import Protocol
 from provision.commands.batch.model import BatchProgress, describe_failure
 from provision.commands.batch.run import plan_chunks
 from provision.commands.batch.worker import Cancel
-from provision.commands.fleet.images import in_use
 from provision.core.disk import ImageInfo
 from provision.errors import ProvisionError
+from provision.guest import qemuimg
 from provision.guest.appliance import Appliance
-from provision.guest.convert import ConversionStopped
 from provision.guest.diskformat import probe_image
 from provision.guest.launch import Accel, LaunchCancelled
 
@@ -67,15 +66,14 @@ def _open_and_work(number: int, paths: list[Path], work: ChunkWork, readonly: bo
             return
         try:
             info = probe_image(path)
-            reason = in_use(info)
-            if reason is not None:
-                raise ProvisionError(reason)
+            if (problem := qemuimg.open_problem(info)) is not None:  # in use, say: it would stop the launch
+                raise problem
             opened.append((path, work.prepare(path, info)))
-        except ConversionStopped:
-            return  # Ctrl-C reached qemu-img's copy too: not the image's failure
+        except qemuimg.QemuImgStopped:
+            return  # Ctrl-C reached the copy too: not the image's failure
         except Exception as exc:  # noqa: BLE001 - this image fails, the others go on
             if cancel.is_set():
-                return  # Ctrl-C reached qemu-img too: not the image's failure
+                return  # Ctrl-C reached the image tool too: not the image's failure
             work.failed(path, describe_failure(exc, debug=debug))
     if not opened or cancel.is_set():
         return

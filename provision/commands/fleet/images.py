@@ -1,16 +1,13 @@
 """Which images a fleet command works on: files, folders (their disk images) or a batch report.json (the
-images it made), in the order given, each once. And whether one is in use, asked before a shared launch."""
+images it made), in the order given, each once."""
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from provision.core.disk import ImageInfo
-from provision.core.text import shown
 from provision.errors import UsageError
 from provision.host.reading import read_small_file
 
@@ -53,17 +50,3 @@ def report_images(report: Path) -> list[Path]:
     if not paths:
         raise UsageError(f"{report} lists no image that was made")
     return [report.parent / p for p in paths]  # an absolute path stays as it is
-
-
-def in_use(info: ImageInfo) -> str | None:
-    """Why the image cannot be opened because another process (a running VM) holds it, else None. One image
-    in use would stop a whole shared launch, so each is asked first (qemu-img takes the same locks)."""
-    try:
-        result = subprocess.run(["qemu-img", "info", "-f", info.format, str(info.path)], capture_output=True,
-                                text=True, timeout=60, check=False, stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.SubprocessError):
-        return None  # the launch will say what is wrong
-    if result.returncode != 0 and "lock" in result.stderr:
-        return (f"{shown(str(info.path))} is in use by another process: a running VM, or another zvm-provision "
-                "on the same image; shut the VM down or let that run finish, and try again")
-    return None

@@ -25,6 +25,7 @@ from provision.commands.batch.lock import OutputLock
 from provision.commands.batch.model import MAX_DISKS_PER_APPLIANCE, BatchProgress
 from provision.commands.fleet.chunks import run_in_chunks
 from provision.commands.seed.apply import fresh_material
+from provision.commands.workcopy import WorkCopy
 from provision.core.apply import apply_and_verify
 from provision.core.credentials.sshkeys import AuthorizedKey, key_summary
 from provision.core.disk import ImageInfo
@@ -229,7 +230,7 @@ def _output(image: Path, out_dir: Path | None) -> Path:
 
 
 def _partial(output: Path) -> Path:
-    return output.with_name(f".{output.name}.partial")
+    return WorkCopy(output).partial  # batch's name for its copies too: the same lock covers both
 
 
 def _owned(results: Sequence[ImageResult] | Any, report_path: Path | None) -> dict[Path, list[str]]:

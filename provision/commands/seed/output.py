@@ -1,17 +1,15 @@
 """`zvm-provision seed IMAGE --output OUT [--compress] [--format F]`: seed a new image to hand over, leaving
 IMAGE byte-identical.
 
-How: a qcow2 overlay backed by IMAGE is made beside OUT under a hidden name (IMAGE is only read), seeded
-through the one seeding path (commands.seed.apply), then converted into OUT's format under another hidden name,
-and linked to OUT only when complete; both hidden files are removed whatever happens. So OUT is either
-absent or a whole image, and an existing OUT is never overwritten.
+How (commands.workcopy): a qcow2 overlay backed by IMAGE is made beside OUT under a hidden name (IMAGE is only
+read), seeded through the one seeding path (commands.seed.apply), then converted into OUT's format under another
+hidden name, and linked to OUT only when complete; both hidden files are removed whatever happens. So OUT is
+either absent or a whole image, and an existing OUT is never overwritten.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import glob
 import os
 import secrets
 from collections.abc import Callable
@@ -19,11 +17,13 @@ from pathlib import Path
 
 from provision.host import writing as hostfiles
 from provision.commands.seed.apply import CtrlCWhileWriting, SeedOutcome
+from provision.commands.workcopy import WorkCopy, tokened_leftovers
 from provision.core.disk import ImageInfo
 from provision.core.outputformat import OutputSpec
 from provision.errors import StoppedWhileWriting, UsageError
-from provision.guest.convert import ConversionStopped, convert_image, create_overlay, record_output
+from provision.guest.convert import record_output
 from provision.guest.diskformat import probe_image
+from provision.guest.qemuimg import QemuImgStopped
 
 
 def check_output(out: Path) -> Path:
@@ -38,17 +38,11 @@ def check_output(out: Path) -> Path:
     return out
 
 
-def _working_names(out: Path, token: str) -> tuple[Path, Path]:
-    """The hidden overlay being seeded and the hidden file being converted, beside OUT."""
-    return out.with_name(f".{out.name}.seeding-{token}.qcow2"), out.with_name(f".{out.name}.converting-{token}")
-
-
 def leftovers_note(out: Path) -> str | None:
     """What to say about hidden working files that an earlier --output run to the same OUT could not remove
     (killed, power lost): they may be large. They are not removed here: another run to the same OUT may be
     using them right now."""
-    seeding, converting = _working_names(out.with_name(glob.escape(out.name)), "*")
-    found = sorted([*out.parent.glob(seeding.name), *out.parent.glob(converting.name)])
+    found = tokened_leftovers(out)
     if not found:
         return None
     names = ", ".join(path.name for path in found)
@@ -61,40 +55,23 @@ def seed_to_output(
 ) -> SeedOutcome:
     """Seed a working overlay of `info` with `seed`, then write it to `out` in `spec`'s format. The outcome
     names `out` and carries its record (format, size, sha256)."""
-    work, converting = _working_names(out, secrets.token_hex(6))
+    work = WorkCopy(out, secrets.token_hex(6))
     stopped = StoppedWhileWriting(f"stopped by user (Ctrl-C): {out} was not created; {info.path} was not changed")
     try:
-        create_overlay(info, work)
-        outcome = seed(probe_image(work))
+        work.make(info, overlay=True)
+        outcome = seed(probe_image(work.partial))
         ctrl_c.end()  # the seeding is written; from here Ctrl-C stops the conversion at once
         if ctrl_c.interrupted:
             raise stopped
-        try:
-            convert_image(work, "qcow2", converting, spec)
-        except ConversionStopped:
-            raise stopped from None
-        _link_new(converting, out)
+        work.finish(spec, convert=True, replace=False)
+    except QemuImgStopped:
+        raise stopped from None
     except KeyboardInterrupt as exc:
         if isinstance(exc, StoppedWhileWriting):
             raise
         raise stopped from None
     finally:
-        for path in (work, converting):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
+        work.remove()
     hostfiles.fsync(out.parent)
     written = dataclasses.replace(outcome.info, path=out)
     return dataclasses.replace(outcome, info=written, source=info.path, output=record_output(out, spec))
-
-
-def _link_new(complete: Path, out: Path) -> None:
-    """Give the complete file its final name, never replacing a file that appeared meanwhile."""
-    try:
-        os.link(complete, out)
-    except FileExistsError:
-        raise UsageError(f"{out} appeared while the image was made; it is left as it is",
-                         hint="remove it, or give --output another name, and run again") from None
-    except OSError:
-        if os.path.lexists(out):
-            raise
-        os.rename(complete, out)  # a filesystem without hard links
