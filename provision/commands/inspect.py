@@ -16,7 +16,7 @@ from provision.core.inspection import InspectReport, build_report
 from provision.core.layout import Layout, load_layout
 from provision.core.state import read_state
 from provision.core.walk import walk_persist
-from provision.guest.launch import Accel
+from provision.guest.launch import Accel, Notice
 from provision.guest.session import ImageSession
 
 if TYPE_CHECKING:
@@ -40,10 +40,11 @@ def inspect_disk(appliance: Appliance, index: int, info: ImageInfo, layout: Layo
 
 def inspect_image(
     info: ImageInfo, *, accel: Accel, waiting: Callable[[], AbstractContextManager[Any]] = nullcontext,
+    notice: Notice | None = None,
 ) -> InspectReport:
     """Open one image read-only (libguestfs writes only to a throw-away overlay) and inspect it; `waiting` is
     shown while the appliance starts (the live line on a terminal)."""
-    with ImageSession(info, readonly=True, accel=accel) as session:
+    with ImageSession(info, readonly=True, accel=accel, notice=notice) as session:
         with waiting():
             session.wait()
         return inspect_disk(session.appliance, 0, info)

@@ -59,7 +59,7 @@ class StandInAppliance:
     launch_error: BaseException | None = None
     close_error: BaseException | None = None
 
-    def __init__(self, images, *, readonly: bool, accel: str) -> None:
+    def __init__(self, images, *, readonly: bool, accel: str, notice=None) -> None:
         self.images = images
 
     def launch(self) -> None:
