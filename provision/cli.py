@@ -470,7 +470,8 @@ def seed_command(
 ) -> None:
     from provision import sources
     from provision.commands.seed import CtrlCWhileWriting, seed_image
-    from provision.core.request import missing_flags, missing_flags_message
+    from provision.commands.flagwords import missing_flags_message
+    from provision.core.request import missing_flags
     from provision.errors import SeededDespiteCtrlC
     from provision.guest.diskformat import probe_image, require_image_file
     from provision.ui import progress, render

@@ -17,13 +17,15 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
 
+from provision.commands.flagwords import lockout_message, missing_flags_message
+from provision.core.access import LockedOut
 from provision.core.credentials.hostkeys import generate_host_key
 from provision.core.credentials.identity import new_machine_id
 from provision.core.disk import ImageInfo
 from provision.core.handover import OutputRecord
 from provision.core.layout import load_layout
 from provision.core.plan import FreshMaterial, Operation, Plan, build_plan
-from provision.core.request import SeedFlags, SeedRequest, missing_flags, missing_flags_message
+from provision.core.request import SeedFlags, SeedRequest, missing_flags
 from provision.core.state import ImageState
 from provision.errors import StoppedWhileWriting, UsageError
 from provision.guest.launch import Accel, Notice
@@ -108,7 +110,11 @@ def fresh_material() -> FreshMaterial:
 
 
 def plan_seed(target: SeedTarget, request: SeedRequest) -> Plan:
-    return build_plan(request, target.read_state(), load_layout(), fresh_material())
+    state = target.read_state()
+    try:
+        return build_plan(request, state, load_layout(), fresh_material())
+    except LockedOut as refusal:  # core says what is refused; the words name seed's flags
+        raise UsageError(lockout_message(refusal)) from None
 
 
 def run_seed(target: SeedTarget, request: SeedRequest, *, dry_run: bool, progress: Progress | None = None) -> SeedOutcome:
