@@ -580,7 +580,7 @@ def inspect_command(
         list[str] | None,
         typer.Option("--find-key", metavar="FINGERPRINT|COMMENT",
                      help="Show only the images that hold this key (as --remove-key names one), and which key "
-                     "matched; repeatable. Exit 0 when an image holds one, 1 when none does."),
+                     "matched; repeatable. Exit 0 when an image holds one, 1 when none does. Not with --check."),
     ] = None,
     jobs: Annotated[
         int, typer.Option("--jobs", help="Several images: appliances running at once (0: one per core).",
@@ -595,6 +595,9 @@ def inspect_command(
     from provision.guest.diskformat import probe_image
     from provision.ui import progress, render_inspect
 
+    if check and find_key:  # one exit 1 for two answers: a script could not tell drift from no match
+        raise UsageError("--check and --find-key each have their own exit 1 (off the contract; no image holds the "
+                         "key): run them one at a time")
     check_accel(accel)
     if len(images) > 1 or images[0].is_dir() or images[0].suffix == ".json" or find_key:
         _inspect_fleet(images, check=check, find_key=find_key or [], jobs=jobs, json_out=json_out, accel=accel,

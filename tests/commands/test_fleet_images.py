@@ -109,6 +109,18 @@ def test_keys_refused_by_the_folder_s_lock_does_not_claim_the_holder_is_a_batch(
             in result.stderr)
     assert "zvm-provision batch is" not in result.stderr
 
+def test_inspect_check_with_find_key_is_a_usage_error_before_anything_is_opened(tmp_path: Path):
+    """--check was silently ignored beside --find-key: a script asking for both read "exit 0" as "on contract".
+    The two answer different questions with the same exit 1 (drift; no image holds the key), so together they
+    are refused (exit 2), whatever the images are: nothing is read."""
+    image = touch(tmp_path / "alice.qcow2")
+    for args in ([image], [tmp_path, image]):
+        result = zvm("inspect", *args, "--check", "--find-key", "bob@laptop")
+        assert result.returncode == 2, result.stderr
+        assert ("zvm-provision: error: --check and --find-key each have their own exit 1 (off the contract; no "
+                "image holds the key): run them one at a time") in result.stderr
+        assert result.stdout == "" and image.read_bytes() == b""
+
 def test_keys_out_dir_never_overwrites_a_file(tmp_path: Path):
     touch(tmp_path / "alice.qcow2")
     out = tmp_path / "out"
