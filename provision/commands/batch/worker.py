@@ -361,7 +361,7 @@ class ChunkWorker:
             disk.close()
         plan = outcome.plan
         result.authorized_keys = plan.authorized_keys
-        result.host_key = host_key_summary(plan.host_public_line, host=user.hostname)
+        result.host_key = host_key_summary(plan.host_public_line, user.hostname)
         result.machine_id = plan.machine_id
         result.netbird_setup_key = user.netbird_setup_key is not None
         result.netbird_management_url = user.netbird_management_url
