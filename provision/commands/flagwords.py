@@ -34,4 +34,5 @@ def missing_flags_message(missing: Sequence[Missing], *, image_read: bool) -> st
 def lockout_message(refusal: LockedOut) -> str:
     """The seed command's refusal of a plan that leaves nobody a way in, saying how to give one."""
     keep = "remove fewer keys (--remove-key), " if refusal.removing else ""
-    return f"{refusal.message}. Give a way in: {keep}add a key ({KEY_FLAGS}), or set a password ({SET_PASSWORD_FLAGS})"
+    return (f"{refusal.message}. Give a way in: {keep}add a key ({KEY_FLAGS}), "
+            f"or set a password ({SET_PASSWORD_FLAGS})")

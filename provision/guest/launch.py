@@ -20,7 +20,8 @@ from provision.errors import APPLIANCE_HINT, ApplianceError, ImageInUseError, Im
 from provision.guest import watchdog
 
 Accel = Literal["auto", "kvm", "tcg"]
-# A line for the person, said as it happens (on stderr): ui supplies it, for the guest and commands never print.
+# How guest and commands tell the person something as it happens (ui.progress.say: a line on stderr); they
+# never print themselves.
 Notice = Callable[[str], None]
 ACCEL_CHOICES: tuple[Accel, ...] = ("auto", "kvm", "tcg")
 KVM_LAUNCH_TIMEOUT = 60.0  # a working KVM launch takes 2-5 s; a broken nested KVM hangs forever
@@ -126,15 +127,15 @@ class Launcher:
         except _KvmHangs:
             watchdog.remember_kvm_verdict(key, "hangs", f"no answer within {self.kvm_timeout:g} s")
             self._notice(f"KVM did not answer within {self.kvm_timeout:g} s; using software emulation (TCG) "
-                    f"instead, {remembered}")
+                         f"instead, {remembered}")
             self._launch_once("tcg")
         except _KvmCrashed as crash:
             # Remembered only once TCG works: if it fails as well, the fault is not KVM's, and its error is
             # the one to report.
             self._launch_once("tcg")
             watchdog.remember_kvm_verdict(key, "crashes", crash.detail)
-            self._notice(f"KVM crashed the appliance ({crash.detail}); using software emulation (TCG) instead, "
-                    f"{remembered}")
+            self._notice(f"KVM crashed the appliance ({crash.detail}); using software emulation (TCG) "
+                         f"instead, {remembered}")
 
     def _notice(self, text: str) -> None:
         if self.notice is not None:
@@ -268,4 +269,3 @@ def _quiet_errors(g) -> None:
         library.guestfs_set_error_handler(handle, None, None)
     except Exception:  # noqa: BLE001 - a missing nicety, never a failure
         pass
-
