@@ -28,7 +28,6 @@ from provision.errors import (
     SEED_STOPPED_BEFORE_WRITING,
     Declined,
     ExitCode,
-    ProvisionError,
     UsageError,
 )
 from provision.guest.qemuimg import QEMU_IMG
@@ -224,31 +223,20 @@ def report_error(exc: BaseException, *, debug: bool) -> int:
     """
     if isinstance(exc, typer.TyperException) and hasattr(exc, "show"):  # typer's own usage errors: exit 2
         return show_usage_error(exc)
-    if debug:
-        import traceback
+    from provision.describe import describe
 
-        traceback.print_exception(exc)
+    description = describe(exc, debug)
+    if description.traceback:
+        sys.stderr.write(description.traceback)
     hint = None
     if isinstance(exc, Interrupted):
         words = getattr(exc.__cause__, "message", None)  # a second Ctrl-C while writing says what it stopped
         message = words or INTERRUPTED_MESSAGES.get(exc.command or "", "stopped by user (Ctrl-C)")
         code = ExitCode.INTERRUPTED
-    elif isinstance(exc, KeyboardInterrupt):
-        message, code = "stopped by user (Ctrl-C)", ExitCode.INTERRUPTED
     elif isinstance(exc, typer.Abort):  # typer's word for standard input closed while a question waited
         message, code = "stopped: standard input was closed", ExitCode.FAILURE
-    elif isinstance(exc, ProvisionError):
-        message, hint, code = exc.message, exc.hint, exc.exit_code
-    elif isinstance(exc, ImportError) and (exc.name or "").split(".")[0] == "guestfs":
-        message = "the libguestfs Python binding (module guestfs) is not installed"
-        hint = ("on Debian: apt-get install python3-guestfs, and make the virtual environment with "
-                "--system-site-packages (scripts/install.sh does both)")
-        code = ExitCode.FAILURE
-    elif isinstance(exc, OSError):
-        message, hint, code = describe_os_error(exc), os_error_hint(exc), ExitCode.FAILURE
-    else:  # a bug: say so, without a traceback unless asked for
-        message = f"internal error ({type(exc).__name__}); run again with --debug to see where"
-        code = ExitCode.FAILURE
+    else:  # the tool's own errors, host errors, a missing libguestfs binding, a bug: the same words as batch's
+        message, hint, code = description.message, description.hint, description.exit_code
     stopped = code == ExitCode.INTERRUPTED or isinstance(exc, Declined)  # a stop or an answer, not a failure
     label = "" if stopped else "error: "
     show(f"zvm-provision: {label}{message}", sys.stderr)
@@ -277,28 +265,6 @@ def show(text: str, stream: TextIO | None = None) -> None:
 
     stream = stream or sys.stdout
     print(fit_for(stream, text), file=stream)
-
-
-def describe_os_error(exc: OSError) -> str:
-    """`path: reason`, as the host said it (a host error names paths, never a file's content)."""
-    reason = exc.strerror or str(exc)
-    if exc.filename is None:
-        return f"on the host: {reason}"
-    if exc.filename2 is not None:
-        return f"{exc.filename} -> {exc.filename2}: {reason}"
-    return f"{exc.filename}: {reason}"
-
-
-def os_error_hint(exc: OSError) -> str | None:
-    import errno
-
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return "free some space on that disk, then run the same command again"
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return "check that you may write there (owner, mode, a read-only mount)"
-    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-        return "check the path: every folder on the way must exist"
-    return None
 
 
 def version_callback(value: bool) -> None:
@@ -548,7 +514,7 @@ def inspect_command(
         list[str] | None,
         typer.Option("--find-key", metavar="FINGERPRINT|COMMENT",
                      help="Show only the images that hold this key (as --remove-key names one), and which key "
-                     "matched; repeatable. Exit 0 when an image holds one, 1 when none does."),
+                     "matched; repeatable. Exit 0 when an image holds one, 1 when none does. Not with --check."),
     ] = None,
     jobs: Jobs = 0,
     json_out: JsonOut = False,
@@ -560,6 +526,9 @@ def inspect_command(
     from provision.guest.diskformat import probe_image
     from provision.ui import progress, render_inspect
 
+    if check and find_key:  # one exit 1 for two answers: a script could not tell drift from no match
+        raise UsageError("--check and --find-key each have their own exit 1 (off the contract; no image holds the "
+                         "key): run them one at a time")
     check_accel(accel)
     if len(images) > 1 or images[0].is_dir() or images[0].suffix == ".json" or find_key:
         _inspect_fleet(images, check=check, find_key=find_key or [], jobs=jobs, json_out=json_out, accel=accel,
@@ -568,7 +537,7 @@ def inspect_command(
     image = images[0]
     info = probe_image(image)
     status = progress.appliance_starting if progress.wanted(json_out=json_out) else nullcontext
-    report = inspect_image(info, accel=accel, waiting=status)
+    report = inspect_image(info, accel=accel, waiting=status, notice=progress.say)
     problems = check_image_contract(report)
     if json_out:
         print(json.dumps(render_inspect.report_to_json(report, problems), indent=2))
@@ -708,7 +677,8 @@ def sample_disk_command(
 
     check_accel(accel)
     shown = progress.wanted(json_out=False)  # the live line of each step, on a terminal only
-    create_sample_disk(out, size, accel=accel, step=progress.working if shown else lambda _doing: nullcontext())
+    create_sample_disk(out, size, accel=accel, step=progress.working if shown else lambda _doing: nullcontext(),
+                       notice=progress.say)
     show(f"created {out} ({size}, GPT: ESP, nix, persist)")
 
 

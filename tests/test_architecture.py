@@ -17,14 +17,15 @@ PACKAGE = Path(__file__).resolve().parents[1] / "provision"
 ALLOWED = {
     "errors": set(),
     "secret": set(),
+    "describe": {"errors"},  # the words for any failure: below commands, so batch and cli.py share them
     "core": {"core", "errors", "secret"},
     "host": {"core", "errors", "secret"},  # the person's machine: its files, read and written, its ~/.ssh
     "fetch": {"provision", "fetch", "core", "errors", "secret"},  # the network: keys from forges and URLs
     "guest": {"guest", "core", "host", "errors", "secret"},
     # commands reads the package's version for the seeding record (commands/seed/apply.py)
-    "commands": {"provision", "commands", "guest", "core", "host", "fetch", "errors", "secret"},
-    "ui": {"ui", "commands", "guest", "core", "host", "fetch", "errors", "secret"},
-    "cli": {"provision", "cli", "ui", "commands", "guest", "core", "host", "fetch", "errors",
+    "commands": {"provision", "commands", "guest", "core", "host", "fetch", "describe", "errors", "secret"},
+    "ui": {"ui", "commands", "guest", "core", "host", "fetch", "describe", "errors", "secret"},
+    "cli": {"provision", "cli", "ui", "commands", "guest", "core", "host", "fetch", "describe", "errors",
             "secret"},
     "provision": set(),  # the package's face: its version only
 }
@@ -174,3 +175,63 @@ def test_the_qemu_img_rule_finds_a_second_runner(tmp_path):
     (package / "commands" / "copy.py").write_text('import subprocess\n\nsubprocess.run(["qemu-img", "info"])\n')
     (package / "guest" / "say.py").write_text('MESSAGE = "Qemu-Img is not installed"\n')
     assert qemu_img_mentions(package) == ["provision/commands/copy.py:3", "provision/guest/say.py:1"]
+
+
+# -- one place that prints: ui/ (and cli.py, typer's face); everything else tells through a callback ui supplies
+
+PRINTERS = ("provision.ui.", "provision.cli")
+_STREAMS = {"stdout", "stderr", "__stdout__", "__stderr__"}
+
+
+def prints_of(path: Path, root: Path = PACKAGE) -> list[str]:
+    """Every call that writes to the terminal: print(), sys.stderr/stdout.write, traceback.print_*."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        what = None
+        if isinstance(func, ast.Name) and func.id == "print":
+            what = "print("
+        elif isinstance(func, ast.Attribute) and isinstance(func.value, ast.Attribute) and \
+                func.value.attr in _STREAMS and func.attr in ("write", "writelines"):
+            what = f"{func.value.attr}.{func.attr}("
+        elif isinstance(func, ast.Attribute) and func.attr.startswith("print_") and \
+                isinstance(func.value, ast.Name) and func.value.id == "traceback":
+            what = f"traceback.{func.attr}("
+        if what:
+            found.append(f"{path.relative_to(root.parent)}:{node.lineno}: {what}")
+    return found
+
+
+def printing_outside_ui(root: Path = PACKAGE) -> list[str]:
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        name = module_name(path, root)
+        if not any(name == p or (p.endswith(".") and name.startswith(p)) for p in PRINTERS):
+            found += prints_of(path, root)
+    return found
+
+
+def test_only_ui_and_cli_print():
+    """docs/ARCHITECTURE.md: commands never render; guest and commands tell through a `notice` or a progress."""
+    assert printing_outside_ui() == []
+
+
+def test_a_print_outside_ui_is_found(tmp_path):
+    package = tmp_path / "provision"
+    for folder in ("guest", "commands", "ui"):
+        (package / folder).mkdir(parents=True)
+    (package / "guest" / "session.py").write_text(
+        "import sys, traceback\n\ndef close():\n    print('stopping', file=sys.stderr)\n"
+        "    sys.stderr.write('x')\n    traceback.print_exception(ValueError())\n"
+    )
+    (package / "commands" / "seed.py").write_text("def on_sigint():\n    print('Ctrl-C')\n")
+    (package / "ui" / "render.py").write_text("def show():\n    print('fine here')\n")
+    (package / "cli.py").write_text("import sys\nsys.stdout.write('fine here')\n")
+    assert printing_outside_ui(package) == [
+        "provision/commands/seed.py:2: print(",
+        "provision/guest/session.py:4: print(",
+        "provision/guest/session.py:5: stderr.write(",
+        "provision/guest/session.py:6: traceback.print_exception(",
+    ]

@@ -13,17 +13,18 @@ from typing import Any
 
 from provision.core.disk import ImageInfo
 from provision.core.inspection import InspectReport
-from provision.guest.launch import Accel
+from provision.guest.launch import Accel, Notice
 from provision.guest.report import inspect_disk
 from provision.guest.session import ImageSession
 
 
 def inspect_image(
     info: ImageInfo, *, accel: Accel, waiting: Callable[[], AbstractContextManager[Any]] = nullcontext,
+    notice: Notice | None = None,
 ) -> InspectReport:
     """Open one image read-only (libguestfs writes only to a throw-away overlay) and inspect it; `waiting` is
     shown while the appliance starts (the live line on a terminal)."""
-    with ImageSession(info, readonly=True, accel=accel) as session:
+    with ImageSession(info, readonly=True, accel=accel, notice=notice) as session:
         with waiting():
             session.wait()
         return inspect_disk(session.appliance, 0, info)

@@ -14,12 +14,12 @@ from pathlib import Path
 from provision.host import writing as hostfiles
 from provision.core.text import parse_size
 from provision.errors import UsageError
-from provision.guest.launch import Accel
+from provision.guest.launch import Accel, Notice
 from provision.guest.sampledisk import Step, build_sample_disk, plan_partitions
 
 
 def create_sample_disk(path: Path, size: str = "20G", *, accel: Accel = "auto",
-                       step: Step = lambda _doing: nullcontext()) -> None:
+                       step: Step = lambda _doing: nullcontext(), notice: Notice | None = None) -> None:
     """Create a blank qcow2 at `path` with the zvm layout, in one appliance launch; `step(what)` is shown around
     each step (the live line on a terminal)."""
     path = Path(path)
@@ -32,7 +32,7 @@ def create_sample_disk(path: Path, size: str = "20G", *, accel: Accel = "auto",
 
     tmp = path.parent / f".{path.name}.tmp-{secrets.token_hex(6)}"
     try:
-        build_sample_disk(tmp, size_bytes, partitions, accel=accel, step=step)
+        build_sample_disk(tmp, size_bytes, partitions, accel=accel, step=step, notice=notice)
         try:
             os.link(tmp, path)  # fails instead of replacing a file that appeared meanwhile
         except FileExistsError:

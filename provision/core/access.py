@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from provision.core.request import KEY_FLAGS
+from provision.errors import UsageError
 
 # What /passwords/zvm holds, as inspect reports it: only "set" lets anybody log in.
 PasswordOutcome = Literal["set", "locked", "invalid", "missing", "unreadable"]
@@ -22,8 +22,6 @@ _PASSWORD_WORDS = {
     "missing": "there is no password",
     "unreadable": "the password file cannot be read",
 }
-
-SET_PASSWORD_FLAGS = "--password-stdin, --password-file F or --password-hash-file F"
 
 
 def way_in(key_count: int, password: PasswordOutcome) -> bool:
@@ -38,11 +36,17 @@ def no_way_in_reason(key_count: int, password: PasswordOutcome) -> str | None:
     return f"no SSH key and {_PASSWORD_WORDS[password]}: nobody could log in (no way in)"
 
 
-def lockout_message(key_count: int, password: PasswordOutcome, *, removing: bool) -> str | None:
-    """The seed command's refusal, saying how to get a way in; None when the plan leaves one."""
+class LockedOut(UsageError):
+    """A plan refused: it would leave nobody a way in. The command, which knows its flags, says how to give one
+    (commands.flagwords.lockout_message); `removing`: keys named for removal led there."""
+
+    def __init__(self, reason: str, *, removing: bool) -> None:
+        super().__init__(f"refused: after this the image would hold {reason}")
+        self.reason = reason
+        self.removing = removing
+
+
+def lockout(key_count: int, password: PasswordOutcome, *, removing: bool) -> LockedOut | None:
+    """The refusal of a plan that leaves nobody a way in; None when the plan leaves one."""
     reason = no_way_in_reason(key_count, password)
-    if reason is None:
-        return None
-    keep = "remove fewer keys (--remove-key), " if removing else ""
-    return (f"refused: after this the image would hold {reason}. Give a way in: "
-            f"{keep}add a key ({KEY_FLAGS}), or set a password ({SET_PASSWORD_FLAGS})")
+    return None if reason is None else LockedOut(reason, removing=removing)

@@ -213,14 +213,13 @@ def build_report(
     public_entry = layout.role("host-key-public")
     public_there = path_status[public_entry.path].stat is not None
     private_there = state.host_private_present
-    known_as = state.hostname or BUILT_IN_HOSTNAME  # the known_hosts line names the VM as it boots
     if state.host_public_line is not None and private_there:
-        summary = host_key_summary(state.host_public_line, host=known_as) or {}
+        summary = host_key_summary(state.host_public_line, state.hostname) or {}
         host = HostKeyReport("present", summary.get("type"), summary.get("fingerprint"), summary.get("known_hosts"))
     elif public_there and state.host_public_line is None:
         host = HostKeyReport("invalid")
     elif state.host_public_line is not None:  # a public key without its private half
-        summary = host_key_summary(state.host_public_line, host=known_as) or {}
+        summary = host_key_summary(state.host_public_line, state.hostname) or {}
         host = HostKeyReport("incomplete", summary.get("type"), summary.get("fingerprint"), summary.get("known_hosts"))
     elif private_there:  # a private key without its public half
         host = HostKeyReport("incomplete")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from provision.core.access import PasswordOutcome, lockout_message
+from provision.core.access import PasswordOutcome, lockout
 from provision.core.credentials.hostkeys import HostKey
 from provision.core.credentials.identity import hostname_file_content
 from provision.core.credentials.keysources import FetchedKeys
@@ -130,9 +130,9 @@ def build_plan(request: SeedRequest, state: ImageState, layout: Layout, fresh: F
                                replace=request.replace_keys)
     gone = {key.blob for key in removed}
     # Never lock everyone out: no key left and no usable password is refused, whatever led there.
-    refusal = lockout_message(len(keys), _password_after(request, state), removing=bool(removed))
+    refusal = lockout(len(keys), _password_after(request, state), removing=bool(removed))
     if refusal is not None:
-        raise UsageError(refusal)
+        raise refusal
     if request.replace_keys:
         rendered = render_authorized_keys(keys)
     else:  # every other line of the file (comments too) stays as it was

@@ -15,8 +15,12 @@ from provision.secret import Secret
 if TYPE_CHECKING:
     from provision.core.state import ImageState
 
-PASSWORD_FLAGS = "--password-stdin, --password-file F, --password-hash-file F or --no-password"
-KEY_FLAGS = "--ssh-key F"
+
+class Missing(StrEnum):
+    """What a run without a terminal lacks (commands.flagwords names the flags that give it)."""
+
+    PASSWORD = "password"  # a password source
+    KEY = "key"  # an SSH public key
 
 
 class PasswordKind(StrEnum):
@@ -116,16 +120,16 @@ class SeedFlags:
         )
 
 
-def missing_flags(flags: SeedFlags, state: ImageState | None) -> list[str]:
-    """What a run without a terminal lacks, as the flags to give. `state` None: the image was not read yet,
+def missing_flags(flags: SeedFlags, state: ImageState | None) -> list[Missing]:
+    """What a run without a terminal lacks. `state` None: the image was not read yet,
     so whatever the image may already hold counts as missing."""
     missing = []
     if not flags.has_password_source and (state is None or state.password is None):
-        missing.append(f"a password source ({PASSWORD_FLAGS})")
+        missing.append(Missing.PASSWORD)
     # A key is wanted where none would be left, unless a password is set: the console is a way in too.
     no_key = state is None or not state.authorized_keys
     if flags.keys is None and (flags.replace_keys or (no_key and not _password_will_be_set(flags, state))):
-        missing.append(f"an SSH public key ({KEY_FLAGS})")
+        missing.append(Missing.KEY)
     return missing
 
 
@@ -135,10 +139,3 @@ def _password_will_be_set(flags: SeedFlags, state: ImageState | None) -> bool:
     if flags.password is not None:
         return flags.password.kind == PasswordKind.HASH
     return state is not None and state.password is not None and state.password.state == "set"
-
-
-def missing_flags_message(missing: list[str], *, image_read: bool) -> str:
-    head = "the image does not hold it yet" if len(missing) == 1 else "the image holds neither"
-    if not image_read:
-        head = "nothing to seed"
-    return f"no terminal to ask on, and {head}: give {' and '.join(missing)}"

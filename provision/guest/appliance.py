@@ -26,7 +26,7 @@ from provision.host import writing as hostfiles
 from provision.core.disk import ImageInfo, Partition
 from provision.core.layout import load_layout
 from provision.errors import APPLIANCE_HINT, ApplianceError, ImageUnusableError, ProvisionError
-from provision.guest.launch import Accel, Launcher
+from provision.guest.launch import Accel, Launcher, Notice
 from provision.guest.persistfs import PersistFS
 from provision.guest.rawdisk import (
     EXT_SUPERBLOCK_OFFSET,
@@ -60,6 +60,7 @@ class Appliance:
         accel: Accel = "auto",
         kvm_timeout: float | None = None,
         tcg_timeout: float | None = None,
+        notice: Notice | None = None,
     ) -> None:
         if not images:
             raise ValueError("an appliance needs at least one image")
@@ -67,7 +68,7 @@ class Appliance:
         self.readonly = readonly
         self.accel = accel
         self._launcher = Launcher(images, readonly=readonly, accel=accel, kvm_timeout=kvm_timeout,
-                                  tcg_timeout=tcg_timeout)
+                                  tcg_timeout=tcg_timeout, notice=notice)
         self.accel_used: str | None = None  # "kvm" or "tcg" once launched
         self._g: Any = None
         self._mounted: tuple[int, bool] | None = None  # (disk index, read-only) of the mounted persist

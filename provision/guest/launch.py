@@ -9,10 +9,9 @@ in use (its lock), a read-only file, or the appliance's own trouble.
 from __future__ import annotations
 
 import re
-import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from provision.core.disk import ImageInfo
@@ -21,6 +20,9 @@ from provision.errors import APPLIANCE_HINT, ApplianceError, ImageInUseError, Im
 from provision.guest import watchdog
 
 Accel = Literal["auto", "kvm", "tcg"]
+# How guest and commands tell the person something as it happens (ui.progress.say: a line on stderr); they
+# never print themselves.
+Notice = Callable[[str], None]
 ACCEL_CHOICES: tuple[Accel, ...] = ("auto", "kvm", "tcg")
 KVM_LAUNCH_TIMEOUT = 60.0  # a working KVM launch takes 2-5 s; a broken nested KVM hangs forever
 TCG_LAUNCH_TIMEOUT = 600.0  # about 15 s here; libguestfs itself would wait 20 minutes
@@ -63,6 +65,7 @@ class Launcher:
         accel: Accel,
         kvm_timeout: float | None = None,
         tcg_timeout: float | None = None,
+        notice: Notice | None = None,
     ) -> None:
         if accel not in ACCEL_CHOICES:
             raise ValueError(f"accel must be one of {ACCEL_CHOICES}, not {accel!r}")
@@ -71,6 +74,7 @@ class Launcher:
         self.accel = accel
         self.kvm_timeout = KVM_LAUNCH_TIMEOUT if kvm_timeout is None else kvm_timeout
         self.tcg_timeout = TCG_LAUNCH_TIMEOUT if tcg_timeout is None else tcg_timeout
+        self.notice = notice  # told of a fallback to TCG; None: nobody is (a test's own launch)
         self.handle: Any = None  # the launched guestfs.GuestFS
         self.accel_used: Literal["kvm", "tcg"] | None = None
         self._cancelled = threading.Event()
@@ -122,16 +126,20 @@ class Launcher:
             self._launch_once("tcg")
         except _KvmHangs:
             watchdog.remember_kvm_verdict(key, "hangs", f"no answer within {self.kvm_timeout:g} s")
-            _notice(f"KVM did not answer within {self.kvm_timeout:g} s; using software emulation (TCG) "
-                    f"instead, {remembered}")
+            self._notice(f"KVM did not answer within {self.kvm_timeout:g} s; using software emulation (TCG) "
+                         f"instead, {remembered}")
             self._launch_once("tcg")
         except _KvmCrashed as crash:
             # Remembered only once TCG works: if it fails as well, the fault is not KVM's, and its error is
             # the one to report.
             self._launch_once("tcg")
             watchdog.remember_kvm_verdict(key, "crashes", crash.detail)
-            _notice(f"KVM crashed the appliance ({crash.detail}); using software emulation (TCG) instead, "
-                    f"{remembered}")
+            self._notice(f"KVM crashed the appliance ({crash.detail}); using software emulation (TCG) "
+                         f"instead, {remembered}")
+
+    def _notice(self, text: str) -> None:
+        if self.notice is not None:
+            self.notice(f"zvm-provision: {text}")
 
     def _new_handle(self, accel: str) -> Any:
         spare = self._spare_handles.pop(accel, None)
@@ -268,7 +276,3 @@ def _quiet_errors(g) -> None:
         library.guestfs_set_error_handler(handle, None, None)
     except Exception:  # noqa: BLE001 - a missing nicety, never a failure
         pass
-
-
-def _notice(text: str) -> None:
-    print(f"zvm-provision: {text}", file=sys.stderr, flush=True)

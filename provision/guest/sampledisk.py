@@ -14,7 +14,7 @@ from provision.errors import UsageError
 from provision.guest import qemuimg
 from provision.guest.appliance import Appliance, NewPartition
 from provision.guest.diskformat import probe_image
-from provision.guest.launch import Accel
+from provision.guest.launch import Accel, Notice
 
 Step = Callable[[str], AbstractContextManager[object]]  # the live line around one step (ui.progress.working)
 SECTOR = 512
@@ -54,11 +54,12 @@ def plan_partitions(size: int) -> list[NewPartition]:
 
 def build_sample_disk(
     path: Path, size: int, partitions: list[NewPartition], *, accel: Accel, step: Step = lambda _doing: nullcontext(),
+    notice: Notice | None = None,
 ) -> None:
     """Make a qcow2 of `size` bytes at `path` (which must not exist) and partition and format it in one launch.
     Each step runs inside `step(what it does)` (the command's live line on a terminal: it takes 45-55 s)."""
     qemuimg.create_blank(path, size)
-    with Appliance([probe_image(path)], readonly=False, accel=accel) as appliance:
+    with Appliance([probe_image(path)], readonly=False, accel=accel, notice=notice) as appliance:
         with step("Starting the libguestfs appliance"):
             appliance.launch()
         with step("Partitioning and formatting the disk"):

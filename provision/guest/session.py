@@ -8,7 +8,6 @@ empty run leaves the image exactly as it was.
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Callable
 from typing import Protocol
@@ -19,7 +18,7 @@ from provision.core.layout import load_layout
 from provision.core.plan import Operation, Plan
 from provision.core.state import ImageState, read_state
 from provision.guest.appliance import Appliance, close_keeping_the_cause
-from provision.guest.launch import Accel
+from provision.guest.launch import Accel, Notice
 
 
 STOPPING_THE_LAUNCH = (
@@ -39,13 +38,14 @@ class ImageSession:
 
     def __init__(
         self, info: ImageInfo, *, readonly: bool, accel: Accel, writes_guard: WritesGuard | None = None,
-        label: str | None = None,
+        label: str | None = None, notice: Notice | None = None,
     ) -> None:
         self.info = info
         self.label = label or str(info.path)  # what a person is told is written (seed --output: the new file)
         self.readonly = readonly
         self.writes_guard = writes_guard
-        self.appliance = Appliance([info], readonly=readonly, accel=accel)
+        self.notice = notice  # told that a launch is being stopped, and of a fallback to TCG
+        self.appliance = Appliance([info], readonly=readonly, accel=accel, notice=notice)
         self._launch_error: BaseException | None = None
         self._thread: threading.Thread | None = None
         # Set when the launch thread has left libguestfs. Waited on instead of Thread.join: on CPython 3.11 a
@@ -104,7 +104,8 @@ class ImageSession:
         joined before this returns, whatever Ctrl-C comes meanwhile: leaving while it is inside libguestfs
         would crash the process."""
         if self._thread is not None and not self._launch_ended.is_set():
-            print(STOPPING_THE_LAUNCH, file=sys.stderr, flush=True)
+            if self.notice is not None:
+                self.notice(STOPPING_THE_LAUNCH)
             self.appliance.cancel_launch()
             _wait_through_ctrl_c(self._launch_ended)
         self.appliance.close()

@@ -15,6 +15,12 @@ from typing import Any, TextIO
 STARTING = "Starting the libguestfs appliance"
 
 
+def say(text: str) -> None:
+    """`text` on stderr, at once, as it is: what a command or the appliance's launch tells while it works (their
+    `notice`: they never print themselves)."""
+    print(text, file=sys.stderr, flush=True)
+
+
 def wanted(*, json_out: bool) -> bool:
     """The live line only on a terminal, never with --json."""
     return not json_out and sys.stderr.isatty()
@@ -58,6 +64,11 @@ class Progress:
     def note(self, message: str) -> None:
         with self._lock:
             print(f"{self.name}: {message}", file=self._stream, flush=True)
+
+    def say(self, text: str) -> None:
+        """`text` as it is, not a line of the run's (a launch's notice; a failed image's traceback with --debug)."""
+        with self._lock:
+            print(text, file=self._stream, flush=True)
 
     def phase(self, launch: int | None, text: str) -> None:
         """What one appliance launch (or, with None, the run) is doing now: copying, starting, seeding..."""
@@ -120,6 +131,9 @@ class RichProgress(Progress):
 
     def note(self, message: str) -> None:
         self._live.console.print(f"{self.name}: {message}", markup=False, highlight=False)
+
+    def say(self, text: str) -> None:
+        self._live.console.print(text, markup=False, highlight=False)
 
     def phase(self, launch: int | None, text: str) -> None:
         self._show()

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from provision.core.credentials.hostkeys import host_key_summary
-from provision.core.credentials.identity import BUILT_IN_HOSTNAME
+from provision.core.credentials.identity import booted_name
 from provision.core.credentials.sshkeys import key_summary, public_key_fingerprint
 from provision.core.text import human_size
 from provision.core.urls import display_url
@@ -83,7 +83,7 @@ def outcome_to_json(outcome: SeedOutcome, *, dry_run: bool) -> dict[str, Any]:
         "stale_temporary_files": list(plan.stale_temps),
         "authorized_keys": [{**key_summary(key), "source": plan.key_source(key)} for key in plan.authorized_keys],
         "removed_keys": [key_summary(key) for key in plan.removed_keys],
-        "host_key": host_key_summary(plan.host_public_line, host=plan.hostname or BUILT_IN_HOSTNAME),
+        "host_key": host_key_summary(plan.host_public_line, plan.hostname),
         "machine_id": plan.machine_id,
         "hostname": plan.hostname,
         "record": None if plan.record is None else {
@@ -166,8 +166,8 @@ def render_summary(outcome: SeedOutcome) -> str:
     record. Never a secret: Netbird's setup key is said to be there, never shown."""
     plan = outcome.plan
     lines = ["", *render_keys(plan)]
-    name = plan.hostname or BUILT_IN_HOSTNAME
-    host = host_key_summary(plan.host_public_line, host=name)
+    name = booted_name(plan.hostname)  # as the known_hosts line names it
+    host = host_key_summary(plan.host_public_line, plan.hostname)
     if host is not None:
         lines += [
             "",

@@ -27,6 +27,9 @@ class TerminalScreen:
     def note(self, text: str) -> None:
         self.show(f"zvm-provision: note: {text}", sys.stderr)
 
+    def say(self, text: str) -> None:
+        progress.say(text)
+
     def fetched(self, fetched: Sequence[FetchedKeys], *, interactive: bool) -> None:
         self.show("\n".join(render.render_fetched(fetched)), sys.stdout if interactive else sys.stderr)
 

@@ -58,11 +58,15 @@ class StandInAppliance:
 
     launch_error: BaseException | None = None
     close_error: BaseException | None = None
+    launch_notice: str | None = None  # what the launch tells, as a fallback to TCG does
 
-    def __init__(self, images, *, readonly: bool, accel: str) -> None:
+    def __init__(self, images, *, readonly: bool, accel: str, notice=None) -> None:
         self.images = images
+        self.notice = notice
 
     def launch(self) -> None:
+        if self.launch_notice is not None:
+            self.notice(self.launch_notice)
         if self.launch_error is not None:
             raise self.launch_error
 
@@ -119,6 +123,16 @@ def test_a_failing_launch_is_reported_without_the_exception_s_text(folder, stand
     assert users["alice"]["error"] == expected
     assert "SENTINEL" not in text and "SENTINEL" not in render_batch.render_batch(result)
     assert not list((folder / "out").glob("*.qcow2")) and not list((folder / "out").glob(".*.partial"))
+
+
+def test_what_a_launch_tells_reaches_the_run_s_stderr_as_it_is(folder, stand_in):
+    """guest never prints: the launch's notice (KVM fell back to TCG) goes through the progress batch passes."""
+    manifest(folder, {"alice": hash_password("alice's password!", rounds=5000).reveal()})
+    stand_in.launch_notice = "zvm-provision: KVM did not answer within 60 s; using software emulation (TCG) instead"
+    stand_in.launch_error = RuntimeError(SENTINEL)
+    stream = io.StringIO()
+    batch.run_batch(options(folder), ui_progress.Progress(stream))
+    assert f"{stand_in.launch_notice}\n" in stream.getvalue()
 
 
 @pytest.mark.parametrize("flag", [[], ["--debug"]])
@@ -328,5 +342,7 @@ def test_a_second_batch_on_a_locked_out_dir_is_refused_with_exit_4_and_touches_n
             capture_output=True, text=True, timeout=120, env={**os.environ, "ZVM_PROVISION_ACCEL": "tcg"},
         )
     assert result.returncode == 4, result.stderr
-    assert f"another zvm-provision batch is writing to {out}: alice.qcow2" in result.stderr
+    # whoever holds it (batch, keys or batch-report: the lock does not say), never only "another batch"
+    assert (f"another zvm-provision run (batch, keys or batch-report) is writing to {out}: alice.qcow2"
+            in result.stderr)
     assert sorted(p.name for p in out.iterdir()) == [".alice.qcow2.partial", ".zvm-provision-batch.lock"]

@@ -161,7 +161,8 @@ def test_runs_owning_different_files_share_a_folder_and_the_same_file_is_refused
             pass  # the other shard: no image in common
         with pytest.raises(ImageInUseError) as caught, OutputLock(tmp_path, ["ALICE.qcow2", "carol.qcow2"]):
             pass
-    assert caught.value.message == f"another zvm-provision batch is writing to {tmp_path}: ALICE.qcow2"
+    assert caught.value.message == (f"another zvm-provision run (batch, keys or batch-report) is writing to "
+                                    f"{tmp_path}: ALICE.qcow2")
     with OutputLock(tmp_path, ["alice.qcow2"]):
         pass  # the holder is gone: its bytes with it
 

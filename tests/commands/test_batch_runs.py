@@ -181,7 +181,7 @@ def test_two_appliances_at_once_make_correct_independent_images_and_the_out_dir_
     # the second batch on the same out dir was refused
     second = seen["second"]
     assert second is not None and second.returncode == 4, second
-    assert f"another zvm-provision batch is writing to {out}" in second.stderr
+    assert f"another zvm-provision run (batch, keys or batch-report) is writing to {out}" in second.stderr
     assert "wait for it to finish" in second.stderr
 
     users = {u["name"]: u for u in report["users"]}

@@ -98,6 +98,29 @@ def test_keys_waits_for_no_batch_run_writing_its_images(tmp_path: Path):
     assert "alice.qcow2" in result.stderr and image.read_bytes() == b""
 
 
+def test_keys_refused_by_the_folder_s_lock_does_not_claim_the_holder_is_a_batch(tmp_path: Path):
+    """The lock does not say which command holds it: batch, keys and batch-report all take it, so the refusal
+    names them all (it said "another zvm-provision batch", also when another keys run was the holder)."""
+    touch(tmp_path / "alice.qcow2")
+    with OutputLock(tmp_path, ["alice.qcow2"]):  # whoever holds it: this process, as another keys would
+        result = zvm("keys", tmp_path, "--remove-key", "bob@laptop")
+    assert result.returncode == 4, result.stderr
+    assert (f"another zvm-provision run (batch, keys or batch-report) is writing to {tmp_path}: alice.qcow2"
+            in result.stderr)
+    assert "zvm-provision batch is" not in result.stderr
+
+def test_inspect_check_with_find_key_is_a_usage_error_before_anything_is_opened(tmp_path: Path):
+    """--check was silently ignored beside --find-key: a script asking for both read "exit 0" as "on contract".
+    The two answer different questions with the same exit 1 (drift; no image holds the key), so together they
+    are refused (exit 2), whatever the images are: nothing is read."""
+    image = touch(tmp_path / "alice.qcow2")
+    for args in ([image], [tmp_path, image]):
+        result = zvm("inspect", *args, "--check", "--find-key", "bob@laptop")
+        assert result.returncode == 2, result.stderr
+        assert ("zvm-provision: error: --check and --find-key each have their own exit 1 (off the contract; no "
+                "image holds the key): run them one at a time") in result.stderr
+        assert result.stdout == "" and image.read_bytes() == b""
+
 def test_keys_out_dir_never_overwrites_a_file(tmp_path: Path):
     touch(tmp_path / "alice.qcow2")
     out = tmp_path / "out"

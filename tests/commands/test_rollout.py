@@ -210,11 +210,12 @@ def test_a_run_over_rows_a_shard_holds_is_refused_while_it_runs(rollout):
     out = rollout["out"]
     same, whole = rollout["intruders"]["same shard"], rollout["intruders"]["whole run"]
     assert same.returncode == 4, same.stderr
-    assert (f"another zvm-provision batch is writing to {out}: alice.qcow2, report-1-of-3.json, "
-            "initial-passwords-1-of-3.csv") in same.stderr
+    assert (f"another zvm-provision run (batch, keys or batch-report) is writing to {out}: alice.qcow2, "
+            "report-1-of-3.json, initial-passwords-1-of-3.csv") in same.stderr
     assert whole.returncode == 4, whole.stderr
     assert "JOB_COMPLETION_INDEX is set, but without --shard this run takes the whole manifest" in whole.stderr
-    assert f"another zvm-provision batch is writing to {out}: alice.qcow2, bob.qcow2, carol.qcow2" in whole.stderr
+    assert (f"another zvm-provision run (batch, keys or batch-report) is writing to {out}: alice.qcow2, bob.qcow2, "
+            "carol.qcow2") in whole.stderr
 
 
 @pytest.mark.appliance

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from provision.core.access import lockout_message, no_way_in_reason, way_in
+from provision.commands.flagwords import lockout_message, missing_words
+from provision.core.access import LockedOut, lockout, no_way_in_reason, way_in
 from provision.core.credentials.hostkeys import generate_host_key
 from provision.core.credentials.sshkeys import parse_authorized_keys
 from provision.core.keyremoval import parse_selector
@@ -94,9 +95,11 @@ def test_the_rule_over_every_combination(case):
     state = read_state(fs, LAYOUT)
     before = {path: (node.data, node.mode) for path, node in fs.nodes.items()}
     if refused:
-        with pytest.raises(UsageError) as caught:
+        with pytest.raises(LockedOut) as caught:
             build_plan(request, state, LAYOUT, FRESH)
-        message = caught.value.message
+        assert isinstance(caught.value, UsageError)  # exit 2, as every refusal of the input
+        assert "--" not in caught.value.message  # core names no flag: the command that has them says them
+        message = lockout_message(caught.value)
         assert "no way in" in message
         assert "--ssh-key" in message and "--password-stdin" in message  # says how to get a way in
         assert ("--remove-key" in message) == bool(request.remove_keys)
@@ -124,11 +127,15 @@ def test_a_blank_image_seeded_with_a_password_only_gets_an_empty_authorized_keys
 def test_way_in_is_a_key_or_a_set_password(count, password, expected):
     assert way_in(count, password) is expected
     assert (no_way_in_reason(count, password) is None) is expected
-    assert (lockout_message(count, password, removing=False) is None) is expected
+    assert (lockout(count, password, removing=False) is None) is expected
 
 
 def test_a_run_without_a_terminal_lacks_a_key_only_where_no_password_would_let_anybody_in():
-    from provision.core.request import SeedFlags, missing_flags
+    from provision.core.request import SeedFlags
+    from provision.core.request import missing_flags as missing
+
+    def missing_flags(flags, state):  # core's verdict, in the seed command's words
+        return missing_words(missing(flags, state))
 
     key_flag = "an SSH public key (--ssh-key F)"
     blank = read_state(MemoryFS(), LAYOUT)

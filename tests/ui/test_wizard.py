@@ -14,7 +14,9 @@ import pytest
 from provision.core.credentials.hostkeys import generate_host_key
 from provision.core.credentials.passwords import PasswordInfo
 from provision.core.credentials.sshkeys import parse_authorized_keys, render_authorized_keys
-from provision.core.request import PasswordChoice, SeedFlags, missing_flags, missing_flags_message
+from provision.commands.flagwords import missing_flags_message, missing_words
+from provision.core.request import Missing, PasswordChoice, SeedFlags
+from provision.core.request import missing_flags as missing
 from provision.core.state import ImageState
 from provision.errors import Aborted, Declined, ExitCode
 from provision.secret import Secret
@@ -455,8 +457,14 @@ def test_dry_run_shows_the_plan_and_asks_no_confirmation(home):
     assert not (home / ".ssh").exists()
 
 
+def missing_flags(flags, state):
+    """core's verdict on what a run without a terminal lacks, in the seed command's words."""
+    return missing_words(missing(flags, state))
+
+
 def test_missing_flags_are_listed_precisely():
     nothing = SeedFlags()
+    assert missing(nothing, None) == [Missing.PASSWORD, Missing.KEY]  # core's own terms: no flag named
     assert missing_flags(nothing, None) == [
         "a password source (--password-stdin, --password-file F, --password-hash-file F or --no-password)",
         "an SSH public key (--ssh-key F)",
@@ -469,7 +477,7 @@ def test_missing_flags_are_listed_precisely():
         "an SSH public key (--ssh-key F)"
     ]
     assert missing_flags(SeedFlags(replace_keys=True), seeded_state()) == ["an SSH public key (--ssh-key F)"]
-    message = missing_flags_message(missing_flags(nothing, blank_state()), image_read=True)
+    message = missing_flags_message(missing(nothing, blank_state()), image_read=True)
     assert message.startswith("no terminal to ask on, and the image holds neither: give a password source")
     assert "--ssh-key F" in message
 

@@ -67,8 +67,8 @@ class OutputLock:
         if held:
             os.close(fd)  # drops the bytes this run did get
             shown = ", ".join(held[:SHOWN]) + (f" and {len(held) - SHOWN} more" if len(held) > SHOWN else "")
-            raise ImageInUseError(
-                f"another zvm-provision batch is writing to {self.out_dir}: {shown}",
+            raise ImageInUseError(  # the lock does not say which command holds it: name every one that takes it
+                f"another zvm-provision run (batch, keys or batch-report) is writing to {self.out_dir}: {shown}",
                 hint="wait for it to finish, or give this run another --out-dir (shards of one roll-out never "
                 "overlap: check that every shard was given the same N)",
             )

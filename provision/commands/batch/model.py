@@ -3,8 +3,6 @@ files go, how progress is told, and what a failure of one image says."""
 
 from __future__ import annotations
 
-import os
-import sys
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -13,7 +11,7 @@ from typing import Any, Protocol
 from provision.core.credentials.sshkeys import AuthorizedKey, key_summary
 from provision.core.outputformat import OutputRecord, OutputSpec
 from provision.core.manifest import Manifest, User
-from provision.errors import ProvisionError
+from provision.describe import describe
 from provision.guest.launch import Accel
 
 MAX_DISKS_PER_APPLIANCE = 24  # 20 disks launch in ~29 s under TCG; more per handle only lengthens one chain
@@ -103,6 +101,7 @@ class BatchProgress(Protocol):
 
     def start(self, total: int) -> None: ...  # `total` images are about to be made
     def note(self, message: str) -> None: ...
+    def say(self, text: str) -> None: ...  # as it is, not a line of the run's: a launch's notice, a traceback
     def phase(self, launch: int | None, text: str) -> None: ...  # what one launch (None: the run) does now
     def phase_done(self, launch: int | None) -> None: ...
     def finished(self, name: str, ok: bool, detail: str = "") -> None: ...
@@ -125,16 +124,10 @@ def image_path(out_dir: Path, user: User, output: OutputSpec) -> Path:
     return out_dir / f"{user.name}{output.suffix}"
 
 
-def describe_failure(exc: BaseException, *, debug: bool) -> str:
-    """What the report and the screen say about a failure. The tool's own errors carry messages written
-    for that; any other exception's text could hold anything (a path, part of a file), so only its kind
-    is said (a host error by its errno), and the traceback goes to stderr with `debug` (--debug)."""
-    if isinstance(exc, ProvisionError):
-        return exc.message
-    if isinstance(exc, OSError) and exc.errno:
-        return f"host error: {os.strerror(exc.errno)}"
-    if debug:
-        import traceback
-
-        traceback.print_exception(exc, file=sys.stderr)
-    return f"internal error ({type(exc).__name__}); run again with --debug to see where"
+def describe_failure(exc: BaseException, progress: BatchProgress, *, debug: bool) -> str:
+    """What the report and the screen say about a failure (describe's words for a report: never an exception's
+    own text); with `debug` (--debug) an unexpected error's traceback is told through `progress`, at once."""
+    description = describe(exc, debug)
+    if description.unexpected and description.traceback:
+        progress.say(description.traceback.rstrip("\n"))
+    return description.recorded

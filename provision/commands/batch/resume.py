@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from provision.commands.batch.model import UserResult, UserStatus, describe_failure
+from provision.commands.batch.model import BatchProgress, UserResult, UserStatus, describe_failure
 from provision.commands.batch.outputs import read_report_entries
 from provision.core.disk import ImageInfo
 from provision.core.outputformat import OutputSpec
@@ -32,16 +32,17 @@ from provision.guest.report import inspect_disk
 
 def check_existing(
     users: Sequence[User], out_dir: Path, results: dict[str, UserResult], accel: Accel, max_disks: int,
-    output: OutputSpec = OutputSpec(), shard: tuple[int, int] | None = None, *, debug: bool = False,
+    output: OutputSpec = OutputSpec(), shard: tuple[int, int] | None = None, *, progress: BatchProgress,
+    debug: bool = False,
 ) -> Iterator[tuple[User, list[str]]]:
     """Yield (user, problems) for each existing output; no problems means complete for this manifest (and its
-    result then holds the image's size and sha256)."""
+    result then holds the image's size and sha256). `progress` is told what a launch says as it happens."""
     recorded = read_report_entries(out_dir, shard)  # a shard reads its own report-K-of-N.json
     if not output.inspectable:
         for user in users:
             yield user, _judge_by_report(recorded.get(user.name), user, results[user.name], output)
         return
-    for user, problems in _inspect_existing(users, out_dir, results, accel, max_disks, debug):
+    for user, problems in _inspect_existing(users, out_dir, results, accel, max_disks, progress, debug):
         if not problems:
             problems = format_problems(recorded.get(user.name), output)
         if not problems:
@@ -51,7 +52,7 @@ def check_existing(
 
 def _inspect_existing(
     users: Sequence[User], out_dir: Path, results: dict[str, UserResult], accel: Accel, max_disks: int,
-    debug: bool,
+    progress: BatchProgress, debug: bool,
 ) -> Iterator[tuple[User, list[str]]]:
     openable: list[tuple[User, ImageInfo]] = []
     for user in users:
@@ -63,7 +64,8 @@ def _inspect_existing(
         chunk = openable[start : start + max_disks]
         judged: set[str] = set()
         try:
-            with Appliance([info for _, info in chunk], readonly=True, accel=accel) as appliance:
+            with Appliance([info for _, info in chunk], readonly=True, accel=accel,
+                           notice=progress.say) as appliance:
                 appliance.launch()
                 for index, (user, info) in enumerate(chunk):
                     try:
@@ -72,13 +74,13 @@ def _inspect_existing(
                         if not problems and user.password_hash is not None:
                             problems = _hash_problems(appliance, index, user)
                     except Exception as exc:  # noqa: BLE001 - a bug while checking: make the image again
-                        problems = [describe_failure(exc, debug=debug)]
+                        problems = [describe_failure(exc, progress, debug=debug)]
                     judged.add(user.name)
                     yield user, problems
         except Exception as exc:  # noqa: BLE001 - the appliance did not start or stop: make them again
             for user, _ in chunk:
                 if user.name not in judged:  # a verdict read before a failed shutdown still holds
-                    yield user, [f"cannot check it: {describe_failure(exc, debug=debug)}"]
+                    yield user, [f"cannot check it: {describe_failure(exc, progress, debug=debug)}"]
 
 
 def row_problems(report: InspectReport, user: User, result: UserResult) -> list[str]:

@@ -134,7 +134,8 @@ def _make_images(
         todo = [u for u in users if u not in existing]
         progress.phase(None, f"checking {len(existing)} existing image(s) (resume; --force makes them again)")
         for user, problems in check_existing(existing, out_dir, results, options.accel, options.max_disks,
-                                             options.output, options.shard, debug=options.debug):
+                                             options.output, options.shard, progress=progress,
+                                             debug=options.debug):
             if problems:
                 results[user.name].redone = "; ".join(problems[:MAX_REASONS]) + (
                     f"; and {len(problems) - MAX_REASONS} more" if len(problems) > MAX_REASONS else "")

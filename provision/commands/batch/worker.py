@@ -209,7 +209,7 @@ class ChunkWorker:
         try:
             self._run(number, users, work)
         except Exception as exc:  # a bug or a host I/O error: this chunk's unfinished images fail, others go on
-            message = describe_failure(exc, debug=self.options.debug)
+            message = describe_failure(exc, self.progress, debug=self.options.debug)
             for user in users:
                 if self.results[user.name].status not in (UserStatus.SEEDED, UserStatus.FAILED):
                     self.fail(user, message)
@@ -246,7 +246,8 @@ class ChunkWorker:
         appliance: Appliance | None = None
         seeded: list[User] = []
         try:
-            appliance = Appliance([info for _, info in copied], readonly=False, accel=self.options.accel)
+            appliance = Appliance([info for _, info in copied], readonly=False, accel=self.options.accel,
+                                  notice=self.progress.say)
             with self.cancel.launching(appliance):
                 appliance.launch()
             self.progress.phase(number, f"seeding {len(copied)} disk(s)")
@@ -259,7 +260,7 @@ class ChunkWorker:
                     self.counted.add(user.name)
                     self.progress.finished(user.name, True)
                 except Exception as exc:  # noqa: BLE001 - this image fails, the others go on
-                    self.fail(user, describe_failure(exc, debug=self.options.debug))
+                    self.fail(user, describe_failure(exc, self.progress, debug=self.options.debug))
             self.progress.phase(number, "writing to disk and shutting the appliance down")
             appliance.close()  # umount, sync, checked shutdown: only then are the copies complete
         except LaunchCancelled:  # Ctrl-C while it started: nothing written; its users are reported interrupted
@@ -334,7 +335,7 @@ class ChunkWorker:
             disk.close()
         plan = outcome.plan
         result.authorized_keys = plan.authorized_keys
-        result.host_key = host_key_summary(plan.host_public_line, host=user.hostname)
+        result.host_key = host_key_summary(plan.host_public_line, user.hostname)
         result.machine_id = plan.machine_id
         result.netbird_setup_key = user.netbird_setup_key is not None
         result.netbird_management_url = user.netbird_management_url

@@ -74,13 +74,13 @@ def _open_and_work(number: int, paths: list[Path], work: ChunkWork, readonly: bo
         except Exception as exc:  # noqa: BLE001 - this image fails, the others go on
             if cancel.is_set():
                 return  # Ctrl-C reached the image tool too: not the image's failure
-            work.failed(path, describe_failure(exc, debug=debug))
+            work.failed(path, describe_failure(exc, progress, debug=debug))
     if not opened or cancel.is_set():
         return
     progress.phase(number, f"starting an appliance with {len(opened)} disk(s)")
     done: list[Path] = []
     failed: set[Path] = set()  # a failed shutdown fails the others, not these again
-    appliance = Appliance([info for _, info in opened], readonly=readonly, accel=accel)
+    appliance = Appliance([info for _, info in opened], readonly=readonly, accel=accel, notice=progress.say)
     try:
         with cancel.launching(appliance):  # Ctrl-C while it starts stops it at once: nothing is written yet
             appliance.launch()
@@ -93,7 +93,7 @@ def _open_and_work(number: int, paths: list[Path], work: ChunkWork, readonly: bo
                 done.append(path)
             except Exception as exc:  # noqa: BLE001 - this image fails, the others go on
                 failed.add(path)
-                work.failed(path, describe_failure(exc, debug=debug))
+                work.failed(path, describe_failure(exc, progress, debug=debug))
         appliance.close()  # umount, checked shutdown: only then are the writes complete
     except LaunchCancelled:  # Ctrl-C while it started: nothing written; its images are reported as not reached
         appliance.close()

@@ -24,8 +24,10 @@ from provision.host import writing as hostfiles
 from provision.commands.batch.lock import OutputLock
 from provision.commands.batch.model import MAX_DISKS_PER_APPLIANCE, BatchProgress
 from provision.commands.fleet.chunks import run_in_chunks
+from provision.commands.flagwords import lockout_message
 from provision.commands.seed.apply import fresh_material
 from provision.commands.workcopy import WorkCopy
+from provision.core.access import LockedOut
 from provision.core.apply import apply_and_verify
 from provision.core.credentials.sshkeys import AuthorizedKey, key_summary
 from provision.core.disk import ImageInfo
@@ -154,8 +156,9 @@ class _Keys:
         try:
             plan = build_plan(request, state, layout, fresh_material())
         except UsageError as exc:  # never lock everyone out; an ambiguous comment; no password file
-            result.status, result.reason = Status.REFUSED, exc.message
-            self.progress.finished(path.name, False, f"refused: {exc.message}")
+            reason = lockout_message(exc) if isinstance(exc, LockedOut) else exc.message
+            result.status, result.reason = Status.REFUSED, reason
+            self.progress.finished(path.name, False, f"refused: {reason}")
             return
         held = {key.blob for key in state.authorized_keys}
         result.removed = plan.removed_keys

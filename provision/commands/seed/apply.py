@@ -8,7 +8,6 @@ very plan shown is applied (`apply_planned`), so the host key fingerprint shown 
 from __future__ import annotations
 
 import signal
-import sys
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -18,19 +17,24 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
 
+from provision.commands.flagwords import lockout_message, missing_flags_message
+from provision.core.access import LockedOut
 from provision.core.credentials.hostkeys import generate_host_key
 from provision.core.credentials.identity import new_machine_id
 from provision.core.disk import ImageInfo
 from provision.core.outputformat import OutputRecord
 from provision.core.layout import load_layout
 from provision.core.plan import FreshMaterial, Operation, Plan, build_plan
-from provision.core.request import SeedFlags, SeedRequest, missing_flags, missing_flags_message
+from provision.core.request import SeedFlags, SeedRequest, missing_flags
 from provision.core.state import ImageState
 from provision.errors import StoppedWhileWriting, UsageError
-from provision.guest.launch import Accel
+from provision.guest.launch import Accel, Notice
 from provision.guest.session import ImageSession
 
 Progress = Callable[[Operation], None]
+
+FINISHING_THE_WRITES = ("\nzvm-provision: Ctrl-C: finishing the writes already begun (a second or so); "
+                        "Ctrl-C again to stop at once")
 
 
 class SeedTarget(Protocol):
@@ -51,10 +55,11 @@ class CtrlCWhileWriting:
     whole new one, never half a seeding, and the command can say that the image was seeded, hand over its
     summary, and exit 130. A second Ctrl-C stops at once (StoppedWhileWriting): every file is still written
     under a temporary name and renamed, so none is ever half written. Only the main thread handles signals;
-    elsewhere this does nothing.
+    elsewhere this does nothing. `notice` (ui's) says so at the first Ctrl-C, at once.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, notice: Notice | None = None) -> None:
+        self.notice = notice
         self.interrupted = False
         self._previous: Any = None
         self._active = False
@@ -84,8 +89,8 @@ class CtrlCWhileWriting:
                 "run the same command again to finish seeding it"
             )
         self.interrupted = True
-        print("\nzvm-provision: Ctrl-C: finishing the writes already begun (a second or so); "
-              "Ctrl-C again to stop at once", file=sys.stderr, flush=True)
+        if self.notice is not None:
+            self.notice(FINISHING_THE_WRITES)
 
 
 @dataclass(frozen=True)
@@ -105,7 +110,11 @@ def fresh_material() -> FreshMaterial:
 
 
 def plan_seed(target: SeedTarget, request: SeedRequest) -> Plan:
-    return build_plan(request, target.read_state(), load_layout(), fresh_material())
+    state = target.read_state()
+    try:
+        return build_plan(request, state, load_layout(), fresh_material())
+    except LockedOut as refusal:  # core says what is refused; the words name seed's flags
+        raise UsageError(lockout_message(refusal)) from None
 
 
 def run_seed(target: SeedTarget, request: SeedRequest, *, dry_run: bool, progress: Progress | None = None) -> SeedOutcome:
@@ -131,12 +140,15 @@ def seed_image(
     ask: Callable[[ImageSession], Plan] | None = None,
     waiting: Callable[[], AbstractContextManager[Any]] = nullcontext,
     label: str | None = None,
+    notice: Notice | None = None,
 ) -> SeedOutcome:
     """Seed one image (read-only with `dry_run`). `ask` (the wizard) asks what the flags left open, shows its
     plan and confirms; without it the flags must say enough, and `waiting` is shown while the appliance
     starts. `label` is how the wizard names the image it writes (--output: the new file, not the working
-    overlay). The appliance is shut down cleanly before this returns."""
-    with ImageSession(info, readonly=dry_run, accel=accel, writes_guard=ctrl_c, label=label).start() as session:
+    overlay). `notice` (ui's) is told what the appliance's launch says as it happens. The appliance is shut down
+    cleanly before this returns."""
+    with ImageSession(info, readonly=dry_run, accel=accel, writes_guard=ctrl_c, label=label,
+                      notice=notice).start() as session:
         if ask is not None:
             plan = ask(session)
         else:

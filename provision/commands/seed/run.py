@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from provision.commands.seed.apply import CtrlCWhileWriting, SeedOutcome, seed_image
 from provision.commands.seed.options import SeedOptions, read_seed_flags
-from provision.core.request import SeedFlags, missing_flags, missing_flags_message
+from provision.commands.flagwords import missing_flags_message
+from provision.core.request import SeedFlags, missing_flags
 from provision.errors import ImageUnusableError, SeededDespiteCtrlC, UsageError
 from provision.guest.diskformat import probe_image, require_image_file
 
@@ -27,6 +28,7 @@ class SeedScreen(Protocol):
     """What the seed command shows and asks."""
 
     def note(self, text: str) -> None: ...  # said before anything is read
+    def say(self, text: str) -> None: ...  # what a launch or the Ctrl-C policy tells, at once, as it is
     def fetched(self, fetched: Sequence[FetchedKeys], *, interactive: bool) -> None: ...  # before IMAGE opens
     def starting(self, since: float) -> AbstractContextManager[None]: ...  # while the appliance starts
     def ask(self, session: ImageSession, flags: SeedFlags, *, dry_run: bool,
@@ -84,17 +86,17 @@ def run_seed_command(options: SeedOptions, screen: SeedScreen) -> SeedOutcome:
             return screen.ask(session, flags, dry_run=dry_run, status=appliance_starting)
 
     # Ctrl-C once the writes have begun lets them finish; the summary is shown all the same (apply.py).
-    with CtrlCWhileWriting() as ctrl_c:
+    with CtrlCWhileWriting(screen.say) as ctrl_c:
         if output is None or spec is None or dry_run:  # a dry run reads IMAGE and writes nothing
             outcome = seed_image(info, flags, dry_run=dry_run, accel=options.accel, ctrl_c=ctrl_c, ask=ask,
-                                 waiting=appliance_starting)
+                                 waiting=appliance_starting, notice=screen.say)
         else:
             from provision.commands.seed.output import seed_to_output
 
             label = f"{output} (a new {spec.describe()} image; {image} stays as it is)"
             outcome = seed_to_output(info, output, spec, lambda work: seed_image(
                 work, flags, dry_run=False, accel=options.accel, ctrl_c=ctrl_c, ask=ask,
-                waiting=appliance_starting, label=label), ctrl_c)
+                waiting=appliance_starting, label=label, notice=screen.say), ctrl_c)
         screen.outcome(outcome, dry_run=dry_run, interactive=interactive)
     if ctrl_c.interrupted:
         raise SeededDespiteCtrlC(

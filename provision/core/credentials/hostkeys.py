@@ -7,12 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from provision.core.credentials.identity import booted_name
 from provision.core.credentials.sshkeys import known_hosts_line, public_key_fingerprint
 from provision.errors import UsageError
 from provision.secret import Secret
-
-KNOWN_HOSTS_NAME = "zvm"  # the VM's host name; the person replaces it with the address they connect to
-
 
 def _check_comment(comment: str) -> None:
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in comment):
@@ -61,13 +59,13 @@ def generate_user_keypair(*, comment: str, passphrase: Secret | None = None) -> 
     return _new_ed25519(comment, encryption)
 
 
-def host_key_summary(public_line: str | None, host: str = KNOWN_HOSTS_NAME) -> dict[str, str] | None:
+def host_key_summary(public_line: str | None, hostname: str | None) -> dict[str, str] | None:
     """The host key as the person checks it on first connect: type, fingerprint and a known_hosts line naming
-    `host` (the VM's hostname, where one is known)."""
+    the VM as it boots (`hostname`, the seeded one; None: the built-in name)."""
     if public_line is None:
         return None
     return {
         "type": public_line.split()[0],
         "fingerprint": public_key_fingerprint(public_line),
-        "known_hosts": known_hosts_line(host, public_line),
+        "known_hosts": known_hosts_line(booted_name(hostname), public_line),
     }

@@ -93,3 +93,8 @@ def parse_hostname_file(data: bytes) -> str | None:
     except UnicodeDecodeError:
         return None
     return name if is_valid_hostname(name) else None
+
+
+def booted_name(hostname: str | None) -> str:
+    """The name the VM boots as: the seeded hostname, else the built-in one (the known_hosts line names it)."""
+    return hostname or BUILT_IN_HOSTNAME
