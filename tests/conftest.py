@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.files import copy_disk
+
 TEST_ACCEL = "tcg"  # nested KVM hangs on these machines; tests never depend on ZVM_PROVISION_ACCEL
 SAMPLE_SIZE = "512M"
 
@@ -102,12 +104,6 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
         count, _watch.unmarked_launches = _watch.unmarked_launches, 0
         pytest.fail(f"{item.nodeid} launched the appliance ({count}x) but is not marked: {_MARK_HINT}",
                     pytrace=False)
-
-
-def copy_disk(src: Path, dst: Path) -> Path:
-    """An independent copy of a (sparse) disk image, cheap."""
-    subprocess.run(["cp", "--sparse=always", str(src), str(dst)], check=True)
-    return dst
 
 
 def run_qemu_img(*args: str) -> None:

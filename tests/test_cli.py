@@ -6,7 +6,6 @@ byte-identical is checked on a real image file.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.files import sha256
 from tests.support.keyfactory import private_pem, public_line
 
 SECRET_PASSWORD = "correct horse battery staple 7Q!"
@@ -30,10 +30,6 @@ def run(*args: str, stdin: bytes = b"", env: dict[str, str] | None = None, stdou
     return subprocess.CompletedProcess(
         result.args, result.returncode, (result.stdout or b"").decode(), result.stderr.decode()
     )
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ independent disks), and one appliance reads every disk back at the end.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -34,6 +33,7 @@ from provision.guest.appliance import Appliance, NewPartition
 from provision.guest.diskformat import probe_image
 from tests.conftest import qemu_holding_lock
 from tests.support import libxcrypt  # Python's crypt module is gone in 3.13
+from tests.support.files import copy_disk, sha256
 from tests.support.hypervisors import stand_in
 from tests.support.keyfactory import public_line
 
@@ -53,15 +53,6 @@ MACHINE_ID = b"0123456789abcdef0123456789abcdef\n"
 OLD_HASH = b"$6$rounds=5000$old$oldoldoldoldoldoldoldoldoldoldoldoldoldoldoldoldoldoldoldoldoldoldoldoldoldoldoldoldold\n"
 OLD_KEYS = (public_line(comment="old@shared") + "\n").encode()
 STALE_TEMP = b"half a secret from an interrupted run"
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def copy_disk(src: Path, dst: Path) -> Path:
-    subprocess.run(["cp", "--sparse=always", str(src), str(dst)], check=True)
-    return dst
 
 
 def image_unlocked(path: Path) -> bool:

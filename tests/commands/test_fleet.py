@@ -8,7 +8,6 @@ read-only handle reads inspect's report and the written bytes. The pure rules ar
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -23,6 +22,7 @@ from provision.guest.appliance import Appliance
 from provision.guest.diskformat import probe_image
 from provision.ui.render_inspect import render_text, report_to_json
 from tests.conftest import TEST_ACCEL, copy_disk
+from tests.support.files import sha256
 from tests.support.keyfactory import public_line
 
 pytestmark = pytest.mark.appliance
@@ -41,10 +41,6 @@ def zvm(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[str]:
         env={**os.environ, "ZVM_PROVISION_ACCEL": TEST_ACCEL, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
     )
     return subprocess.CompletedProcess(result.args, result.returncode, result.stdout.decode(), result.stderr.decode())
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.fixture(scope="module")

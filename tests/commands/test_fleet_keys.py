@@ -10,7 +10,6 @@ image in use (a paused qemu holds its lock) and a corrupt file ride along in the
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -26,7 +25,8 @@ from provision.core.record import parse_record
 from provision.core.state import read_state
 from provision.guest.appliance import Appliance
 from provision.guest.diskformat import probe_image
-from tests.conftest import TEST_ACCEL, copy_disk, qemu_holding_lock
+from tests.conftest import TEST_ACCEL, qemu_holding_lock
+from tests.support.files import copy_disk, sha256
 from tests.support.keyfactory import public_line
 
 pytestmark = pytest.mark.appliance
@@ -42,10 +42,6 @@ def zvm(*args: str | Path) -> subprocess.CompletedProcess[str]:
         check=False,
         env={**os.environ, "ZVM_PROVISION_ACCEL": TEST_ACCEL, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
     )
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def read_back(paths: list[Path]) -> dict[Path, tuple]:

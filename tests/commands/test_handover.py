@@ -9,7 +9,6 @@ batch --format raw.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import copy_disk
+from tests.support.files import copy_disk, sha256
 from tests.support.keyfactory import public_line
 
 PASSWORD = "hand-over password 1234"
@@ -34,14 +33,6 @@ def zvm(*args: str, stdin: bytes = b"", path_prefix: Path | None = None) -> subp
     result = subprocess.run([sys.executable, "-m", "provision", *args], input=stdin, capture_output=True,
                             timeout=900, check=False, env=env)
     return subprocess.CompletedProcess(result.args, result.returncode, result.stdout.decode(), result.stderr.decode())
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def qemu_info(path: Path) -> dict:

@@ -5,7 +5,6 @@ together, and two run the command itself in a subprocess. The pure report is tes
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -27,6 +26,7 @@ from provision.core.state import read_state
 from provision.secret import Secret
 from provision.ui.render_inspect import render_text, report_to_json
 from tests.support.crowd import CROWD_FILES, crowd_tarball
+from tests.support.files import sha256
 from tests.support.keyfactory import public_line
 
 LAYOUT = load_layout()
@@ -59,10 +59,6 @@ def test_usage_errors_exit_2_before_the_image_is_opened(tmp_path, capsys):
 
 SECRET_PASSWORD = "correct horse battery staple 7Q!"
 ACCEL = os.environ.get("ZVM_PROVISION_ACCEL", "tcg")
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:

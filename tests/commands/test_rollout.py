@@ -28,7 +28,7 @@ import pytest
 import yaml
 
 from provision.core.credentials.passwords import hash_password
-from tests.conftest import copy_disk
+from tests.support.files import copy_disk
 from tests.support.keyfactory import public_line
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -18,6 +17,7 @@ from provision.errors import ImageUnusableError, UsageError
 from provision.guest.diskformat import probe_image
 from tests.conftest import run_qemu_img
 from tests.support.binding import needs_guestfs
+from tests.support.files import sha256
 from tests.support.keyfactory import public_line
 
 MiB = 1 << 20
@@ -38,10 +38,6 @@ def patch(path: Path, offset: int, data: bytes) -> None:
     with open(path, "r+b") as fh:
         fh.seek(offset)
         fh.write(data)
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def set_incompatible(path: Path, bits: int) -> None:
