@@ -399,7 +399,7 @@ def test_a_key_file_cryptography_cannot_load_is_a_usage_error_not_an_internal_er
     property tests); the command must say what is wrong with the key and exit 2."""
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from tests.core.test_credentials import compressed_point_line
+    from tests.support.keylines import compressed_point_line
 
     key = tmp_path / "compressed.pub"
     key.write_text(compressed_point_line(ec.generate_private_key(ec.SECP256R1())) + "\n")
