@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -26,6 +24,7 @@ from provision.core.state import read_state
 from provision.guest.appliance import Appliance
 from provision.guest.diskformat import probe_image
 from tests.conftest import TEST_ACCEL, qemu_holding_lock
+from tests.support.command import zvm
 from tests.support.files import copy_disk, sha256
 from tests.support.keyfactory import public_line
 
@@ -34,14 +33,6 @@ pytestmark = pytest.mark.appliance
 LAYOUT = load_layout()
 NAMES = ("alice", "bob", "carol", "dave")
 SHARED = ("alice", "bob", "carol")  # hold it@desk besides their own key
-
-
-def zvm(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "provision", *map(str, args)], capture_output=True, text=True, timeout=900,
-        check=False,
-        env={**os.environ, "ZVM_PROVISION_ACCEL": TEST_ACCEL, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
-    )
 
 
 def read_back(paths: list[Path]) -> dict[Path, tuple]:

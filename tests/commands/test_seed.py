@@ -7,9 +7,6 @@ appliance reads both back.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +16,7 @@ from provision.core.layout import load_layout
 from provision.guest.appliance import Appliance
 from provision.guest.diskformat import probe_image
 from tests.support import libxcrypt  # Python's crypt module is gone in 3.13
+from tests.support.command import zvm
 from tests.support.files import copy_disk, sha256
 from tests.support.keyfactory import public_line
 
@@ -27,15 +25,6 @@ pytestmark = pytest.mark.appliance
 LAYOUT = load_layout()
 PASSWORD = "Tr0ub4dor&3 zvm-test-password"
 NETBIRD_KEY = "A1B2C3D4-E5F6-4A7B-8C9D-0E1F2A3B4C5D"
-
-
-def zvm(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "provision", *args],
-        input=stdin, capture_output=True, timeout=600, check=False,
-        env={**os.environ, "ZVM_PROVISION_ACCEL": "tcg"},
-    )
-    return subprocess.CompletedProcess(result.args, result.returncode, result.stdout.decode(), result.stderr.decode())
 
 
 def read_back(disks: list[Path]) -> list[dict]:
