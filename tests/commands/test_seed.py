@@ -7,37 +7,22 @@ appliance reads both back.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from provision.core.credentials.sshkeys import parse_authorized_keys
 from provision.core.layout import load_layout
-from provision.guest.appliance import Appliance
-from provision.guest.diskformat import probe_image
 from tests.support import libxcrypt  # Python's crypt module is gone in 3.13
 from tests.support.command import zvm
 from tests.support.files import copy_disk, sha256
 from tests.support.keyfactory import public_line
+from tests.support.persist import read_back
 
 pytestmark = pytest.mark.appliance
 
 LAYOUT = load_layout()
 PASSWORD = "Tr0ub4dor&3 zvm-test-password"
 NETBIRD_KEY = "A1B2C3D4-E5F6-4A7B-8C9D-0E1F2A3B4C5D"
-
-
-def read_back(disks: list[Path]) -> list[dict]:
-    """Every contract path's stat and every file's content, per disk, through one read-only appliance."""
-    results = []
-    with Appliance([probe_image(d) for d in disks], readonly=True, accel="tcg") as appliance:
-        appliance.launch()
-        for index in range(len(disks)):
-            with appliance.mount_persist(index) as fs:
-                stats = {e.path: fs.lstat(e.path) for e in LAYOUT.entries}
-                files = {e.path: fs.read_file(e.path) for e in LAYOUT.files if stats[e.path] is not None}
-            results.append({"stats": stats, "files": files})
-    return results
 
 
 @pytest.fixture(scope="module")

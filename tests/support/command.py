@@ -31,11 +31,11 @@ def command_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 def zvm(*args: str | Path, stdin: bytes | str = b"", env: Mapping[str, str] | None = None,
         cwd: Path | None = None, stdout: int | object = subprocess.PIPE, timeout: float = 900,
         ) -> subprocess.CompletedProcess[str]:
-    """`python -m provision ARGS` with command_env(env); stdout and stderr as text (no newline translation)."""
+    """`python -m provision ARGS` with command_env(env); stdout and stderr as text (newlines kept as sent)."""
     data = stdin.encode() if isinstance(stdin, str) else stdin
     result = subprocess.run(
-        [sys.executable, "-m", "provision", *map(str, args)], input=data, stdout=stdout, stderr=subprocess.PIPE,
-        env=command_env(env), cwd=cwd, timeout=timeout, check=False,
+        [sys.executable, "-m", "provision", *map(str, args)], input=data, stdout=stdout,
+        stderr=subprocess.PIPE, env=command_env(env), cwd=cwd, timeout=timeout, check=False,
     )
     return subprocess.CompletedProcess(result.args, result.returncode, (result.stdout or b"").decode(),
                                        result.stderr.decode())
@@ -49,7 +49,8 @@ def in_process(*args: str | Path, stdin: bytes | str = b"", env: Mapping[str, st
     from provision.cli import main
 
     argv = [str(a) for a in args]
-    changes: dict[str, str | None] = {"ZVM_PROVISION_DEBUG": None, "ZVM_PROVISION_ACCEL": "tcg", **(env or {})}
+    changes: dict[str, str | None] = {"ZVM_PROVISION_DEBUG": None, "ZVM_PROVISION_ACCEL": "tcg"}
+    changes.update(env or {})
     with CliRunner().isolation(input=stdin, env=changes) as (out, err, _):
         try:
             main(argv)

@@ -1,6 +1,6 @@
-"""Authorized-keys lines built from key objects, byte by byte where cryptography cannot make them (security-key
-types, a compressed ECDSA point), and `ssh-keygen -lf` to compare with. For a ready key line of a given kind,
-tests/support/keyfactory.py is shorter."""
+"""Authorized-keys lines built from key objects, byte by byte where cryptography cannot make them
+(security-key types, a compressed ECDSA point), and `ssh-keygen -lf` to compare with. For a ready key line
+of a given kind, tests/support/keyfactory.py is shorter."""
 
 from __future__ import annotations
 
@@ -49,14 +49,16 @@ def sk_ecdsa_line(comment: str = "you@fido", *, point: bytes | None = None, app:
         point = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
             serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
         )
-    blob = ssh_string(sshkeys._SK_ECDSA.encode()) + ssh_string(b"nistp256") + ssh_string(point) + ssh_string(app)
+    blob = (ssh_string(sshkeys._SK_ECDSA.encode()) + ssh_string(b"nistp256") + ssh_string(point)
+            + ssh_string(app))
     return f"{sshkeys._SK_ECDSA} {b64(blob)} {comment}".rstrip()
 
 
 def compressed_point_line(key, comment: str = "p256@test") -> str:
     """An ECDSA key line whose point is in compressed form (0x02/0x03 and x alone): sshd refuses it."""
     name = b"ecdsa-sha2-nistp256"
-    point = key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.CompressedPoint)
+    compressed = serialization.PublicFormat.CompressedPoint
+    point = key.public_key().public_bytes(serialization.Encoding.X962, compressed)
     blob = ssh_string(name) + ssh_string(b"nistp256") + ssh_string(point)
     return f"{name.decode()} {b64(blob)} {comment}"
 

@@ -1,4 +1,5 @@
-"""provision.core.credentials.hostkeys: host keys and user key pairs, checked with cryptography and ssh-keygen."""
+"""provision.core.credentials.hostkeys: host keys and user key pairs, checked with cryptography and
+ssh-keygen."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""provision.core.credentials.sshkeys: authorized keys, accepted and refused, lenient parsing, merging, rendering,
-fingerprints. Key material is generated at run time; descriptions and fingerprints are compared with
+"""provision.core.credentials.sshkeys: authorized keys, accepted and refused, lenient parsing, merging,
+rendering, fingerprints. Key material is generated at run time; descriptions and fingerprints are compared with
 `ssh-keygen -lf` where it is installed.
 """
 
