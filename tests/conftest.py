@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.files import copy_disk
+
 TEST_ACCEL = "tcg"  # nested KVM hangs on these machines; tests never depend on ZVM_PROVISION_ACCEL
 SAMPLE_SIZE = "512M"
 
@@ -104,10 +106,25 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
                     pytrace=False)
 
 
-def copy_disk(src: Path, dst: Path) -> Path:
-    """An independent copy of a (sparse) disk image, cheap."""
-    subprocess.run(["cp", "--sparse=always", str(src), str(dst)], check=True)
-    return dst
+@pytest.fixture(scope="session", autouse=True)
+def _session_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Session and module fixtures (which run before any test's own) get a HOME of their own too."""
+    with pytest.MonkeyPatch.context() as patch:
+        _point_home_at(patch, tmp_path_factory.mktemp("session-home"))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _own_home(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Every test gets its own empty HOME and XDG_CACHE_HOME (the accel verdict is cached there), so none reads
+    or writes the real home; `python -m provision` runs inherit them. A test setting its own wins (it runs later).
+    Not under tmp_path: tests list that folder."""
+    _point_home_at(monkeypatch, tmp_path_factory.mktemp("home"))
+
+
+def _point_home_at(patch: pytest.MonkeyPatch, home: Path) -> None:
+    patch.setenv("HOME", str(home))
+    patch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
 
 
 def run_qemu_img(*args: str) -> None:

@@ -6,7 +6,6 @@ byte-identical is checked on a real image file.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -14,26 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.command import in_process, zvm
+from tests.support.files import sha256
 from tests.support.keyfactory import private_pem, public_line
 
 SECRET_PASSWORD = "correct horse battery staple 7Q!"
-
-
-def run(*args: str, stdin: bytes = b"", env: dict[str, str] | None = None, stdout=subprocess.PIPE
-        ) -> subprocess.CompletedProcess[str]:
-    inherited = {k: v for k, v in os.environ.items() if k != "ZVM_PROVISION_DEBUG"}
-    full_env = {**inherited, "ZVM_PROVISION_ACCEL": "tcg", **(env or {})}
-    result = subprocess.run(
-        [sys.executable, "-m", "provision", *args],
-        input=stdin, stdout=stdout, stderr=subprocess.PIPE, env=full_env, timeout=120, check=False,
-    )
-    return subprocess.CompletedProcess(
-        result.args, result.returncode, (result.stdout or b"").decode(), result.stderr.decode()
-    )
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.fixture
@@ -55,11 +39,11 @@ def key_file(tmp_path: Path) -> Path:
 
 
 def test_help_teaches_the_commands_and_exit_codes():
-    result = run("--help")
+    result = zvm("--help")
     assert result.returncode == 0
     for word in ("seed", "inspect", "batch", "sample-disk", "Exit codes", "130"):
         assert word in result.stdout
-    seed_help = run("seed", "--help").stdout
+    seed_help = zvm("seed", "--help").stdout
     for flag in ("--password-stdin", "--password-hash-file", "--no-password", "--ssh-key", "--replace-keys",
                  "--netbird-setup-key-file", "--dry-run", "--json", "--accel", "--new-machine-id"):
         assert flag in seed_help
@@ -69,12 +53,12 @@ def test_help_teaches_the_commands_and_exit_codes():
 def test_no_secret_flag_takes_a_value_on_the_command_line(fake_disk, key_file, flag):
     """Everything else on the line is valid (an image that passes the header check, a key, a dry run): the
     only thing that can refuse it is the option's absence."""
-    seed_help = run("seed", "--help").stdout
+    seed_help = zvm("seed", "--help").stdout
     assert f"{flag} " not in seed_help and f"{flag}=" not in seed_help
     before = sha256(fake_disk)
     for args in ([flag, SECRET_PASSWORD], [f"{flag}={SECRET_PASSWORD}"]):
-        result = run("seed", str(fake_disk), "--no-password", "--ssh-key", str(key_file), "--dry-run", *args,
-                     env={"LIBGUESTFS_HV": "/nonexistent/qemu-system-x86_64"})  # a launch would fail at once
+        result = in_process("seed", str(fake_disk), "--no-password", "--ssh-key", str(key_file), "--dry-run",
+                            *args, env={"LIBGUESTFS_HV": "/nonexistent/qemu"})  # a launch would fail at once
         assert result.returncode == 2, result.stderr
         assert f"no such option: {flag}" in result.stderr
         assert SECRET_PASSWORD not in result.stderr + result.stdout
@@ -85,15 +69,15 @@ def test_two_password_sources_are_a_usage_error(fake_disk, key_file, tmp_path):
     pw = tmp_path / "pw"
     pw.write_text(SECRET_PASSWORD + "\n")
     pw.chmod(0o600)
-    result = run(str(fake_disk), "--password-stdin", "--password-file", str(pw), "--ssh-key", str(key_file),
-                 stdin=SECRET_PASSWORD.encode())
+    result = in_process(str(fake_disk), "--password-stdin", "--password-file", str(pw), "--ssh-key",
+                        str(key_file), stdin=SECRET_PASSWORD.encode())
     assert result.returncode == 2
     assert "choose one password source" in result.stderr
 
 
 def test_nothing_given_without_a_terminal_fails_at_once(fake_disk):
     before = sha256(fake_disk)
-    result = run(str(fake_disk))
+    result = in_process(str(fake_disk))
     assert result.returncode == 2
     assert "--ssh-key" in result.stderr and "--password-stdin" in result.stderr
     assert sha256(fake_disk) == before
@@ -113,7 +97,7 @@ def test_nothing_given_without_a_terminal_fails_at_once(fake_disk):
 )
 def test_bad_passwords_on_stdin_are_refused_before_the_image_is_opened(fake_disk, key_file, stdin, reason):
     before = sha256(fake_disk)
-    result = run(str(fake_disk), "--password-stdin", "--ssh-key", str(key_file), stdin=stdin)
+    result = in_process(str(fake_disk), "--password-stdin", "--ssh-key", str(key_file), stdin=stdin)
     assert result.returncode == 2, result.stderr
     assert reason.lower() in result.stderr.lower()
     assert sha256(fake_disk) == before
@@ -124,7 +108,7 @@ def test_a_private_key_given_as_ssh_key_is_refused_and_never_echoed(fake_disk, t
     pem = private_pem()
     private.write_text(pem)
     before = sha256(fake_disk)
-    result = run(str(fake_disk), "--no-password", "--ssh-key", str(private))
+    result = in_process(str(fake_disk), "--no-password", "--ssh-key", str(private))
     assert result.returncode == 2
     assert "private key" in result.stderr
     body = pem.splitlines()[1]
@@ -137,7 +121,7 @@ def test_a_short_password_file_is_refused_as_the_wizard_refuses_it(fake_disk, ke
     pw.write_text("short1\n")
     pw.chmod(0o600)
     before = sha256(fake_disk)
-    result = run(str(fake_disk), "--password-file", str(pw), "--ssh-key", str(key_file))
+    result = in_process(str(fake_disk), "--password-file", str(pw), "--ssh-key", str(key_file))
     assert result.returncode == 2, result.stderr
     assert "at least 8 characters" in result.stderr and "short1" not in result.stderr
     assert sha256(fake_disk) == before
@@ -167,7 +151,7 @@ def test_a_secret_file_others_can_read_is_refused_with_the_chmod_to_run(
     secret.chmod(mode)
     before = sha256(fake_disk)
     extra = ["--no-password"] if flag == "--netbird-setup-key-file" else []
-    result = run(str(fake_disk), flag, str(secret), *extra, "--ssh-key", str(key_file))
+    result = in_process(str(fake_disk), flag, str(secret), *extra, "--ssh-key", str(key_file))
     assert result.returncode == 2, result.stderr
     assert readers in result.stderr
     assert f"chmod go-rwx '{secret}'" in result.stderr
@@ -184,7 +168,7 @@ def test_a_batch_manifest_with_secrets_others_can_read_is_refused_with_the_chmod
             manifest.write_text(f"name,ssh_keys,{column}\nalice,{key_file.name},{value}\n")
             manifest.chmod(mode)
             out = tmp_path / "out"
-            result = run("batch", str(manifest), "--base", str(base), "--out-dir", str(out))
+            result = in_process("batch", str(manifest), "--base", str(base), "--out-dir", str(out))
             assert result.returncode == 2, (column, mode, result.stderr)
             assert f"chmod go-rwx {manifest}" in result.stderr, (column, mode, result.stderr)
             assert value not in result.stderr
@@ -195,7 +179,7 @@ def test_bad_hash_file_is_refused_without_echoing_it(fake_disk, key_file, tmp_pa
     bad = tmp_path / "hash"
     bad.write_text("$6$rounds=10$salt$" + "b" * 86 + "\n")
     bad.chmod(0o600)
-    result = run(str(fake_disk), "--password-hash-file", str(bad), "--ssh-key", str(key_file))
+    result = in_process(str(fake_disk), "--password-hash-file", str(bad), "--ssh-key", str(key_file))
     assert result.returncode == 2
     assert "b" * 86 not in result.stderr
 
@@ -204,11 +188,12 @@ def test_bad_netbird_key_and_url_are_refused(fake_disk, key_file, tmp_path):
     nb = tmp_path / "nb"
     nb.write_text("not-a-uuid-but-a-secret\n")
     nb.chmod(0o600)
-    result = run(str(fake_disk), "--no-password", "--ssh-key", str(key_file), "--netbird-setup-key-file", str(nb))
+    result = in_process(str(fake_disk), "--no-password", "--ssh-key", str(key_file),
+                        "--netbird-setup-key-file", str(nb))
     assert result.returncode == 2
     assert "not-a-uuid-but-a-secret" not in result.stderr
-    result = run(str(fake_disk), "--no-password", "--ssh-key", str(key_file),
-                 "--netbird-management-url", "http://insecure.example")
+    result = in_process(str(fake_disk), "--no-password", "--ssh-key", str(key_file),
+                        "--netbird-management-url", "http://insecure.example")
     assert result.returncode == 2
     assert "https" in result.stderr
 
@@ -219,17 +204,17 @@ def test_a_netbird_key_in_lower_case_is_accepted(tmp_path, key_file):
     nb.chmod(0o600)
     not_an_image = tmp_path / "notes.txt"
     not_an_image.write_text("hello\n" * 1000)
-    result = run(str(not_an_image), "--no-password", "--ssh-key", str(key_file), "--netbird-setup-key-file", str(nb))
+    result = zvm(str(not_an_image), "--no-password", "--ssh-key", str(key_file), "--netbird-setup-key-file", str(nb))
     assert result.returncode == 3, result.stderr  # past the input checks: only the image is refused
     assert "disk image" in result.stderr
 
 
 def test_missing_key_file_and_missing_image_are_clear(fake_disk, tmp_path):
-    result = run(str(fake_disk), "--no-password", "--ssh-key", str(tmp_path / "nope.pub"))
+    result = in_process(str(fake_disk), "--no-password", "--ssh-key", str(tmp_path / "nope.pub"))
     assert result.returncode == 2 and "no such file" in result.stderr
     key = tmp_path / "k.pub"
     key.write_text(public_line())
-    result = run(str(tmp_path / "missing.qcow2"), "--no-password", "--ssh-key", str(key))
+    result = in_process(str(tmp_path / "missing.qcow2"), "--no-password", "--ssh-key", str(key))
     assert result.returncode == 2 and "no such file" in result.stderr
 
 
@@ -246,7 +231,7 @@ def test_a_missing_image_is_the_first_thing_reported_about_the_inputs(tmp_path, 
     image = str(tmp_path / "missing.qcow2")
     args = [a.replace("IMAGE", image).replace("MISSING", str(tmp_path / "missing")) for a in args]
     # a proxy that answers nothing: a fetch tried before the image check would fail here, differently
-    result = run(*args, env={"HTTPS_PROXY": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"})
+    result = in_process(*args, env={"HTTPS_PROXY": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"})
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines()[0] == f"zvm-provision: error: {image}: no such file", result.stderr
 
@@ -254,7 +239,7 @@ def test_a_missing_image_is_the_first_thing_reported_about_the_inputs(tmp_path, 
 def test_a_text_file_is_not_an_image(tmp_path, key_file):
     text = tmp_path / "notes.txt"
     text.write_text("hello\n" * 1000)
-    result = run(str(text), "--no-password", "--ssh-key", str(key_file))
+    result = zvm(str(text), "--no-password", "--ssh-key", str(key_file))
     assert result.returncode == 3
     assert "disk image" in result.stderr
     assert "Traceback" not in result.stderr
@@ -265,14 +250,14 @@ def test_a_read_only_image_is_unusable_exit_3_as_the_appliance_says_it(fake_disk
     refusal, image.Appliance.launch, raises ImageUnusableError too)."""
     fake_disk.chmod(0o444)
     before = sha256(fake_disk)
-    result = run(str(fake_disk), "--no-password", "--ssh-key", str(key_file), env={"LIBGUESTFS_HV": "/nonexistent"})
+    result = zvm(str(fake_disk), "--no-password", "--ssh-key", str(key_file), env={"LIBGUESTFS_HV": "/nonexistent"})
     assert result.returncode == 3, result.stderr
     assert "read-only" in result.stderr and "--dry-run" in result.stderr
     assert sha256(fake_disk) == before
 
 
 def test_bad_accel_is_a_usage_error(fake_disk, key_file):
-    result = run(str(fake_disk), "--no-password", "--ssh-key", str(key_file), "--accel", "warp")
+    result = in_process(str(fake_disk), "--no-password", "--ssh-key", str(key_file), "--accel", "warp")
     assert result.returncode == 2
 
 
@@ -290,7 +275,7 @@ def no_guestfs(tmp_path: Path) -> dict[str, str]:
 @pytest.mark.parametrize("command", ["seed", "inspect"])
 def test_a_missing_libguestfs_binding_is_a_plain_message(fake_disk, key_file, tmp_path, command):
     args = [str(fake_disk), "--no-password", "--ssh-key", str(key_file)] if command == "seed" else [str(fake_disk)]
-    result = run(command, *args, env=no_guestfs(tmp_path))
+    result = zvm(command, *args, env=no_guestfs(tmp_path))
     assert result.returncode == 1, result.stderr
     assert "libguestfs" in result.stderr and "python3-guestfs" in result.stderr
     assert "internal error" not in result.stderr and "Traceback" not in result.stderr
@@ -303,7 +288,7 @@ def test_a_host_os_error_is_a_plain_message_naming_the_path(tmp_path, key_file):
     manifest.write_text(f"name,ssh_keys\nalice,{key_file.name}\n")
     a_file = tmp_path / "a-file"
     a_file.write_text("not a folder\n")
-    result = run("batch", str(manifest), "--base", str(base), "--out-dir", str(a_file / "images"))
+    result = zvm("batch", str(manifest), "--base", str(base), "--out-dir", str(a_file / "images"))
     assert result.returncode == 1, result.stderr
     assert str(a_file) in result.stderr and "Not a directory" in result.stderr
     assert "internal error" not in result.stderr and "Traceback" not in result.stderr
@@ -311,7 +296,7 @@ def test_a_host_os_error_is_a_plain_message_naming_the_path(tmp_path, key_file):
 
 def test_output_to_a_full_disk_is_a_plain_message():
     with open("/dev/full", "wb") as full:
-        result = run("--help", stdout=full)
+        result = zvm("--help", stdout=full)
     assert result.returncode == 1, result.stderr
     assert "No space left on device" in result.stderr
     assert "internal error" not in result.stderr and "Traceback" not in result.stderr
@@ -341,7 +326,7 @@ def test_debug_shows_the_traceback_and_keeps_the_exit_code(tmp_path, key_file):
     text = tmp_path / "notes.txt"
     text.write_text("hello\n" * 1000)
     for env, flag in (({}, ["--debug"]), ({"ZVM_PROVISION_DEBUG": "1"}, [])):
-        result = run(str(text), "--no-password", "--ssh-key", str(key_file), *flag, env=env)
+        result = zvm(str(text), "--no-password", "--ssh-key", str(key_file), *flag, env=env)
         assert result.returncode == 3, result.stderr
         assert "Traceback" in result.stderr and "ImageUnusableError" in result.stderr
         assert "zvm-provision: error:" in result.stderr and "disk image" in result.stderr
@@ -354,9 +339,7 @@ def complete(cwd: Path, *words: str) -> list[str]:
     """What bash's completion function gets from the command for the last word of `words`."""
     env = {"_ZVM_PROVISION_COMPLETE": "complete_bash", "COMP_WORDS": " ".join(["zvm-provision", *words]),
            "COMP_CWORD": str(len(words))}
-    full_env = {**os.environ, **env}
-    result = subprocess.run([sys.executable, "-m", "provision"], cwd=cwd, env=full_env, capture_output=True,
-                            text=True, timeout=60, check=False)
+    result = zvm(cwd=cwd, env=env, timeout=60)
     assert result.returncode == 0, result.stderr
     return sorted(result.stdout.split())
 
@@ -391,7 +374,7 @@ def test_ssh_key_completes_public_key_files(files):
 
 
 def test_completion_scripts_are_shown_and_installed_as_typer_does(tmp_path, files):
-    shown = run("--show-completion", "bash")
+    shown = zvm("--show-completion", "bash")
     assert shown.returncode == 0, shown.stderr
     assert "_ZVM_PROVISION_COMPLETE=complete_bash" in shown.stdout and "complete -o default" in shown.stdout
     # the script, sourced in a real bash, completes IMAGE
@@ -405,7 +388,7 @@ def test_completion_scripts_are_shown_and_installed_as_typer_does(tmp_path, file
     assert sorted(bash.stdout.split()) == ["disk.qcow2", "disk.raw"], bash.stderr
     home = tmp_path / "home"
     home.mkdir()
-    installed = run("--install-completion", "bash", env={"HOME": str(home)})
+    installed = zvm("--install-completion", "bash", env={"HOME": str(home)})
     assert installed.returncode == 0, installed.stderr
     assert (home / ".bash_completions" / "zvm-provision.sh").read_text().strip() == shown.stdout.strip()
     assert "zvm-provision.sh" in (home / ".bashrc").read_text()
@@ -416,11 +399,11 @@ def test_a_key_file_cryptography_cannot_load_is_a_usage_error_not_an_internal_er
     property tests); the command must say what is wrong with the key and exit 2."""
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from tests.core.test_credentials import compressed_point_line
+    from tests.support.keylines import compressed_point_line
 
     key = tmp_path / "compressed.pub"
     key.write_text(compressed_point_line(ec.generate_private_key(ec.SECP256R1())) + "\n")
-    result = run(str(fake_disk), "--no-password", "--ssh-key", str(key), "--dry-run")
+    result = in_process(str(fake_disk), "--no-password", "--ssh-key", str(key), "--dry-run")
     assert result.returncode == 2, result.stderr
     assert "not a valid ecdsa-sha2-nistp256 key" in result.stderr and "internal error" not in result.stderr
 
@@ -433,7 +416,7 @@ def test_a_key_file_cryptography_cannot_load_is_a_usage_error_not_an_internal_er
 ])
 def test_remove_key_mistakes_are_refused_before_the_image_is_opened(fake_disk, key_file, args, words):
     before = sha256(fake_disk)  # a fake disk: the appliance would refuse it, so exit 2 proves it never ran
-    result = run(str(fake_disk), "--no-password", "--ssh-key", str(key_file), *args)
+    result = in_process(str(fake_disk), "--no-password", "--ssh-key", str(key_file), *args)
     assert result.returncode == 2, result.stderr
     assert words in result.stderr
     assert sha256(fake_disk) == before
@@ -447,7 +430,7 @@ def test_remove_key_mistakes_are_refused_before_the_image_is_opened(fake_disk, k
 ])
 def test_a_bad_hostname_or_operator_is_refused_before_the_image_is_opened(fake_disk, key_file, flags, words):
     before = sha256(fake_disk)
-    result = run(str(fake_disk), "--no-password", "--ssh-key", str(key_file), *flags)
+    result = in_process(str(fake_disk), "--no-password", "--ssh-key", str(key_file), *flags)
     assert result.returncode == 2, result.stderr
     for word in words:
         assert word in result.stderr
@@ -455,9 +438,9 @@ def test_a_bad_hostname_or_operator_is_refused_before_the_image_is_opened(fake_d
 
 
 def test_help_teaches_the_hostname_the_operator_and_the_record():
-    seed = " ".join(run("seed", "--help").stdout.split())  # help wraps lines anywhere
+    seed = " ".join(zvm("seed", "--help").stdout.split())  # help wraps lines anywhere
     for word in ("--hostname", "1-63 lower-case letters", "zvm-alice", "--operator", "history.jsonl", "last 50"):
         assert word in seed, word
-    batch = " ".join(run("batch", "--help").stdout.split())
+    batch = " ".join(zvm("batch", "--help").stdout.split())
     assert "optionally hostname" in batch and "zvm-<name>" in batch and "--operator" in batch
-    assert "seeding record" in " ".join(run("inspect", "--help").stdout.split())
+    assert "seeding record" in " ".join(zvm("inspect", "--help").stdout.split())

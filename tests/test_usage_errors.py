@@ -1,23 +1,22 @@
-"""A mistyped command and click's usage errors, through the real command: one line on stderr, as every other
-error, plus at most a hint line pointing to --help (README, "Exit codes")."""
+"""A mistyped command and click's usage errors, through the command's main(): one line on stderr, as every other
+error, plus at most a hint line pointing to --help (README, "Exit codes"). In this process, as main() runs in
+`python -m provision`; the last test shows the real entry point gives the same words and exit codes."""
 
 from __future__ import annotations
 
-import os
+import contextlib
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.command import in_process, zvm
 
 
 def run_in(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "ZVM_PROVISION_DEBUG"}
-    env.update(ZVM_PROVISION_ACCEL="tcg", PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, "-m", "provision", *args], cwd=folder, env=env, text=True,
-                          capture_output=True, timeout=120, check=False)
+    """In this process (the last test shows the real entry point gives the same), in `folder`."""
+    with contextlib.chdir(folder):
+        return in_process(*args)
 
 
 @pytest.mark.parametrize(("typed", "meant"), [
@@ -70,10 +69,9 @@ def test_no_arguments_still_show_the_help(tmp_path):
 def test_shell_completion_after_a_word_close_to_a_command_is_no_error(tmp_path):
     """Completion parses what is typed so far: a first word like `insepct` must not stop it with the hint."""
     (tmp_path / "id_ed25519.pub").write_text("x")
-    env = {**os.environ, "_ZVM_PROVISION_COMPLETE": "complete_bash", "PYTHONPATH": str(REPO),
-           "COMP_WORDS": "zvm-provision insepct --ssh-key id", "COMP_CWORD": "3"}
-    result = subprocess.run([sys.executable, "-m", "provision"], cwd=tmp_path, env=env, capture_output=True,
-                            text=True, timeout=60, check=False)
+    env = {"_ZVM_PROVISION_COMPLETE": "complete_bash", "COMP_WORDS": "zvm-provision insepct --ssh-key id",
+           "COMP_CWORD": "3"}
+    result = zvm(cwd=tmp_path, env=env, timeout=60)
     assert result.returncode == 0 and result.stderr == "", result
     assert result.stdout.split() == ["id_ed25519.pub"]
 
@@ -85,3 +83,17 @@ def test_a_scripted_run_on_a_missing_image_reports_the_missing_image_first(tmp_p
     assert result.returncode == 2, result
     assert result.stderr == "zvm-provision: error: missing.qcow2: no such file\n"
     assert not (tmp_path / "missing.qcow2").exists()
+
+
+@pytest.mark.parametrize("args", [
+    ("insepct", "a.qcow2"), ("inspect",), ("seed", "a.qcow2", "b.qcow2"), ("missing.qcow2",),
+    ("batch", "m.csv", "--base", "b.qcow2", "--out-dir", "o", "--jobs", "many"),
+], ids=["mistyped", "missing-argument", "extra-argument", "missing-image", "bad-value"])
+def test_the_real_entry_point_maps_usage_errors_as_the_in_process_runs_above(tmp_path, args):
+    """`python -m provision` in a process of its own: the same exit code, stdout and stderr, to the letter.
+    (Not the help: CliRunner formats it at a fixed width.)"""
+    real = zvm(*args, cwd=tmp_path)
+    with contextlib.chdir(tmp_path):
+        here = in_process(*args)
+    assert (real.returncode, real.stdout, real.stderr) == (here.returncode, here.stdout, here.stderr)
+    assert real.returncode == 2 and real.stderr, real

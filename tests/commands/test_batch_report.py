@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
 import stat
 import subprocess
 import sys
@@ -20,16 +19,15 @@ import pytest
 from provision.commands.batch.lock import OutputLock, lock_offset
 from provision.core.manifest import shard_slice
 from provision.errors import ImageInUseError
+from tests.support.command import command_env, zvm
 
 ROOT = Path(__file__).resolve().parents[2]
-ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 ROWS = ["alice", "bob", "carol", "dave"]
 SHA = "5e" * 32
 
 
 def batch_report(*args: str | Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "provision", "batch-report", *map(str, args)],
-                          capture_output=True, text=True, timeout=60, env=ENV, stdin=subprocess.DEVNULL)
+    return zvm("batch-report", *args, timeout=60)
 
 
 def write_shard(folder: Path, index: int, count: int, *, users=None, sha=SHA, status="seeded",
@@ -144,7 +142,7 @@ class Holder:
                 f"with OutputLock(Path({str(folder)!r}), {files!r}):\n"
                 "    print('held', flush=True); sys.stdin.read()")
         self.process = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        text=True, env=ENV)
+                                        text=True, env=command_env())
         assert self.process.stdout.readline() == "held\n"
 
     def __enter__(self) -> Holder:

@@ -34,6 +34,7 @@ from provision.core.contractcheck import check_image_contract
 from provision.core.layout import load_layout
 from provision.guest.appliance import Appliance
 from provision.guest.diskformat import probe_image
+from tests.support.command import command_env
 from tests.support.keyfactory import public_line
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,7 +46,7 @@ def command(*args: str) -> list[str]:
     return [sys.executable, "-m", "provision", "batch", *args, "--accel", "tcg"]
 
 
-ENV = {**os.environ, "PYTHONPATH": str(ROOT), "ZVM_PROVISION_ACCEL": "tcg", "TERM": "xterm-256color"}
+TERM = {"TERM": "xterm-256color"}
 
 
 def staff(folder: Path, rows: dict[str, str]) -> tuple[Path, dict[str, str]]:
@@ -152,7 +153,8 @@ def test_two_appliances_at_once_make_correct_independent_images_and_the_out_dir_
     terminal = Terminal()
     first = subprocess.Popen(
         command(str(manifest), "--base", str(sample_disk_template), "--out-dir", str(out), "--jobs", "2", "--json"),
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=terminal.slave, env=ENV, cwd=tmp_path,
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=terminal.slave, env=command_env(TERM),
+        cwd=tmp_path,
     )
     terminal.close_slave()
     seen = {"qemu": 0, "second": None}
@@ -162,7 +164,7 @@ def test_two_appliances_at_once_make_correct_independent_images_and_the_out_dir_
         if seen["second"] is None and "starting an appliance" in terminal.text:  # the lock is held now
             seen["second"] = subprocess.run(
                 command(str(manifest), "--base", str(sample_disk_template), "--out-dir", str(out)),
-                capture_output=True, text=True, timeout=120, env=ENV, stdin=subprocess.DEVNULL,
+                capture_output=True, text=True, timeout=120, env=command_env(TERM), stdin=subprocess.DEVNULL,
             )
 
     wait_watching(first, 1200, watch)
@@ -226,7 +228,8 @@ def test_ctrl_c_while_the_appliance_starts_exits_130_leaving_no_partial_image(sa
 
     process = subprocess.Popen(
         command(str(manifest), "--base", str(sample_disk_template), "--out-dir", str(out), "--jobs", "1"),
-        stdin=terminal.slave, stdout=terminal.slave, stderr=terminal.slave, env=ENV, cwd=tmp_path,
+        stdin=terminal.slave, stdout=terminal.slave, stderr=terminal.slave, env=command_env(TERM),
+        cwd=tmp_path,
         start_new_session=True, preexec_fn=controlling_terminal,
     )
     terminal.close_slave()

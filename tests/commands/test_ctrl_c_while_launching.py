@@ -13,7 +13,6 @@ fraction of a launch. The wizard's variant, on a pseudo-terminal, is in tests/ui
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import signal
@@ -27,6 +26,7 @@ import pytest
 from tests.commands.test_batch_runs import processes_naming, staff
 from tests.commands.test_interrupts import REPO, wait_for
 from tests.commands.test_faults import _descendants
+from tests.support.files import sha256
 from tests.support.keyfactory import public_line
 
 pytestmark = pytest.mark.appliance
@@ -34,10 +34,6 @@ pytestmark = pytest.mark.appliance
 # (how many Ctrl-C, seconds between them): the two 1.5 s apart, and rapid ones
 COUNTS = [(1, 0.0), (2, 1.5), (3, 0.2)]
 ENDED = 120  # the run ends within this after the last Ctrl-C (it ends in a second or two; a launch is 15-60 s)
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def qemu_pids_under(pid: int) -> set[int]:

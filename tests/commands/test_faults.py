@@ -13,7 +13,6 @@ independent disks), and one appliance reads every disk back at the end.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -33,7 +32,8 @@ from provision.guest import watchdog
 from provision.guest.appliance import Appliance, NewPartition
 from provision.guest.diskformat import probe_image
 from tests.conftest import qemu_holding_lock
-from tests.support import libxcrypt  # Python's crypt module is gone in 3.13
+from tests.support import libxcrypt, persist  # libxcrypt: Python's crypt module is gone in 3.13
+from tests.support.files import copy_disk, sha256
 from tests.support.hypervisors import stand_in
 from tests.support.keyfactory import public_line
 from tests.support.persist import write_file
@@ -54,15 +54,6 @@ MACHINE_ID = b"0123456789abcdef0123456789abcdef\n"
 OLD_HASH = b"$6$rounds=5000$old$oldoldoldoldoldoldoldoldoldoldoldoldoldoldoldoldoldoldoldoldoldoldoldoldoldoldoldoldold\n"
 OLD_KEYS = (public_line(comment="old@shared") + "\n").encode()
 STALE_TEMP = b"half a secret from an interrupted run"
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def copy_disk(src: Path, dst: Path) -> Path:
-    subprocess.run(["cp", "--sparse=always", str(src), str(dst)], check=True)
-    return dst
 
 
 def image_unlocked(path: Path) -> bool:
@@ -281,41 +272,34 @@ BAD_LAYOUTS = {
 
 
 def read_back(disks: dict[str, Path]) -> dict[str, dict]:
-    """Contract paths (stat, content) plus what the tests planted, per disk, in one launch.
-
-    Writable appliance, read-only mounts: a disk whose run was killed may need its ext4 journal replayed, as the
-    VM's first boot would do; nothing else is written.
-    """
+    """Contract paths (stat, content) plus what the tests planted, per disk, in one launch (a writable
+    appliance, read-only mounts: a killed run's journal is replayed, nothing else is written)."""
     extra = ["/etc/ssh/authorized_keys", "/etc/password-hardlink", "/etc/keys-hardlink", "/home/zvm/.config",
              "/etc/machine-id.hardlink"]
-    dirs = sorted({e.parent for e in LAYOUT.files})
-    result = {}
     names = list(disks)
-    with Appliance([probe_image(disks[n]) for n in names], readonly=False, accel=TEST_ACCEL) as appliance:
-        appliance.launch()
-        for index, name in enumerate(names):
-            with appliance.mount_persist(index, writable=False) as fs:
-                stats = {p: fs.lstat(p) for p in [*(e.path for e in LAYOUT.entries), *extra]}
-                files = {}
-                for path, st in stats.items():
-                    if st is not None and st.kind == "file":
-                        files[path] = fs.read_file(path)
-                listing = {}
-                for d in dirs:
-                    st = stats.get(d)
-                    if st is not None and st.kind == "dir" and all(
-                        stats.get(a) is not None and stats[a].kind == "dir" for a in _ancestors(d)
-                    ):
-                        listing[d] = fs.listdir(d)
-                temps = {}
-                for d, names_in in listing.items():
-                    for entry in names_in:
-                        if entry.startswith(TEMP_PREFIX):
-                            temp = f"{d.rstrip('/')}/{entry}"
-                            temps[temp] = (fs.lstat(temp), fs.read_file(temp))
-                links = {p: fs.readlink(p) for p, st in stats.items() if st is not None and st.kind == "symlink"}
-            result[name] = {"stats": stats, "files": files, "listing": listing, "temps": temps, "links": links}
-    return result
+    back = persist.read_back([disks[n] for n in names], extra=extra, also=_listing_temps_links,
+                             replay_journal=True)
+    return dict(zip(names, back, strict=True))
+
+
+def _listing_temps_links(fs, stats: dict) -> dict:
+    """The contract's folders (those reachable through folders), the temporary files in them, every link."""
+    dirs = sorted({e.parent for e in LAYOUT.files})
+    listing = {}
+    for d in dirs:
+        st = stats.get(d)
+        if st is not None and st.kind == "dir" and all(
+            stats.get(a) is not None and stats[a].kind == "dir" for a in _ancestors(d)
+        ):
+            listing[d] = fs.listdir(d)
+    temps = {}
+    for d, names_in in listing.items():
+        for entry in names_in:
+            if entry.startswith(TEMP_PREFIX):
+                temp = f"{d.rstrip('/')}/{entry}"
+                temps[temp] = (fs.lstat(temp), fs.read_file(temp))
+    links = {p: fs.readlink(p) for p, st in stats.items() if st is not None and st.kind == "symlink"}
+    return {"listing": listing, "temps": temps, "links": links}
 
 
 def _ancestors(path: str) -> list[str]:

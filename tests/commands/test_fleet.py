@@ -8,12 +8,7 @@ read-only handle reads inspect's report and the written bytes. The pure rules ar
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -22,7 +17,9 @@ from provision.core.record import MAX_ENTRIES
 from provision.guest.appliance import Appliance
 from provision.guest.diskformat import probe_image
 from provision.ui.render_inspect import report_to_json
-from tests.conftest import TEST_ACCEL, copy_disk
+from tests.conftest import TEST_ACCEL
+from tests.support.command import zvm
+from tests.support.files import copy_disk, sha256
 from tests.support.keyfactory import public_line
 from tests.support.persist import write_file
 from tests.support.rendering import render_text
@@ -35,18 +32,6 @@ HOSTNAME = LAYOUT.role("hostname").path
 PASSWORD = "fleet password, not in any record 9!"
 SETUP_KEY = "A1B2C3D4-E5F6-4A7B-8C9D-0E1F2A3B4C5D"
 OLD_ENTRIES = 50
-
-
-def zvm(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "provision", *args], input=stdin, capture_output=True, timeout=600, check=False,
-        env={**os.environ, "ZVM_PROVISION_ACCEL": TEST_ACCEL, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
-    )
-    return subprocess.CompletedProcess(result.args, result.returncode, result.stdout.decode(), result.stderr.decode())
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,6 @@ several images, with the audit itself replaced (its appliance runs are in test_f
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +14,7 @@ from provision.commands.batch.lock import OutputLock
 from provision.commands.fleet import audit
 from provision.commands.fleet.images import gather_images
 from provision.errors import UsageError
+from tests.support.command import zvm
 
 
 def touch(path: Path) -> Path:
@@ -81,12 +79,6 @@ def test_find_key_exits_1_when_an_image_could_not_be_read_even_if_another_holds_
     monkeypatch.setattr("provision.ui.render_fleet.audit_found", lambda rows: "found")
     result = CliRunner().invoke(app, ["inspect", *map(str, images), "--find-key", "it@desk"])
     assert result.exit_code == 1, result.output
-
-
-def zvm(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "provision", *map(str, args)], capture_output=True, text=True,
-                          timeout=120, check=False,
-                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
 
 
 def test_keys_waits_for_no_batch_run_writing_its_images(tmp_path: Path):

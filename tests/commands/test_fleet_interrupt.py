@@ -19,7 +19,8 @@ import pytest
 
 from provision.core.credentials.sshkeys import public_key_fingerprint
 from tests.commands.test_interrupts import TIMEOUT, sha256, wait_for
-from tests.conftest import TEST_ACCEL, copy_disk
+from tests.conftest import TEST_ACCEL
+from tests.support.files import copy_disk
 from tests.support.held_writes import HOLD_WRITES_ENV
 from tests.support.keyfactory import public_line
 

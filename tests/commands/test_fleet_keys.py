@@ -11,12 +11,9 @@ whose header passes the probe but which qemu refuses (in a folder named "locks")
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -28,7 +25,9 @@ from provision.core.record import parse_record
 from provision.core.state import read_state
 from provision.guest.appliance import Appliance
 from provision.guest.diskformat import probe_image
-from tests.conftest import TEST_ACCEL, copy_disk, qemu_holding_lock
+from tests.conftest import TEST_ACCEL, qemu_holding_lock
+from tests.support.command import zvm
+from tests.support.files import copy_disk, sha256
 from tests.support.keyfactory import public_line
 from tests.support.persist import write_file
 
@@ -39,21 +38,9 @@ NAMES = ("alice", "bob", "carol", "dave")
 SHARED = ("alice", "bob", "carol")  # hold it@desk besides their own key
 
 
-def zvm(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "provision", *map(str, args)], capture_output=True, text=True, timeout=900,
-        check=False,
-        env={**os.environ, "ZVM_PROVISION_ACCEL": TEST_ACCEL, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
-    )
-
-
 def unaligned_refcount_table(qcow2: bytes) -> bytes:
     """A qcow2 whose header passes the probe but whose refcount table offset qemu refuses (not cluster aligned)."""
     return qcow2[:48] + struct.pack(">Q", 65536 + 512) + qcow2[56:]
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def read_back(paths: list[Path]) -> dict[Path, tuple]:

@@ -9,7 +9,6 @@ image is not even looked at). One test seeds a real image through the appliance.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import subprocess
@@ -20,6 +19,7 @@ import pytest
 from provision.core.credentials.sshkeys import parse_authorized_keys
 from tests.commands.test_seed import zvm
 from tests.support.connectproxy import proxies  # noqa: F401 (a fixture)
+from tests.support.files import sha256
 from tests.support.httpsserver import (  # noqa: F401 (authority, servers, forge: fixtures)
     authority,
     bare,
@@ -31,10 +31,6 @@ from tests.support.httpsserver import (  # noqa: F401 (authority, servers, forge
     servers,
 )
 from tests.support.keyfactory import private_pem, public_line
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.fixture

@@ -5,12 +5,9 @@ together, and two run the command itself in a subprocess. The pure report is tes
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -26,7 +23,9 @@ from provision.core.request import PasswordChoice, SeedRequest
 from provision.core.state import read_state
 from provision.secret import Secret
 from provision.ui.render_inspect import report_to_json
+from tests.support.command import zvm
 from tests.support.crowd import CROWD_FILES, crowd_tarball
+from tests.support.files import sha256
 from tests.support.keyfactory import public_line
 from tests.support.rendering import render_text
 
@@ -60,16 +59,6 @@ def test_usage_errors_exit_2_before_the_image_is_opened(tmp_path, capsys):
 
 SECRET_PASSWORD = "correct horse battery staple 7Q!"
 ACCEL = os.environ.get("ZVM_PROVISION_ACCEL", "tcg")
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ZVM_PROVISION_ACCEL": ACCEL, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    return subprocess.run([sys.executable, "-m", "provision", *args], capture_output=True, text=True, env=env,
-                          timeout=600, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +118,7 @@ def assert_no_secret(text: str, secrets: list[str]) -> None:
 def test_cli_json_of_a_seeded_image_changes_not_one_byte_and_shows_no_secret(images):
     image = images["seeded"]
     before = sha256(image)
-    result = run_cli("inspect", "--json", str(image))
+    result = zvm("inspect", "--json", str(image))
     assert result.returncode == 0, result.stderr
     assert sha256(image) == before
     assert_no_secret(result.stdout + result.stderr, images["secrets"])
@@ -152,7 +141,7 @@ def test_cli_json_of_a_seeded_image_changes_not_one_byte_and_shows_no_secret(ima
 @pytest.mark.appliance
 def test_cli_text_names_the_images_own_hostname_in_the_known_hosts_line(images):
     """Each image has its own hostname: the line to paste into known_hosts names it, not the built-in `zvm`."""
-    result = run_cli("inspect", str(images["seeded"]))
+    result = zvm("inspect", str(images["seeded"]))
     assert result.returncode == 0, result.stderr
     lines = [line.strip() for line in result.stdout.splitlines()]
     assert "known_hosts line (replace 'zvm-copy-0' with the VM's address):" in lines, result.stdout
@@ -176,7 +165,7 @@ def test_cli_text_names_the_images_own_hostname_in_the_known_hosts_line(images):
 def test_cli_check_names_each_drift_and_exits_1(images, name, expected):
     image = images[name]
     before = sha256(image)
-    result = run_cli("inspect", "--check", str(image))
+    result = zvm("inspect", "--check", str(image))
     assert sha256(image) == before
     assert result.returncode == 1, result.stdout + result.stderr
     assert result.stdout.splitlines() == expected

@@ -12,7 +12,6 @@ Launches: the three runs go together (three appliances), then one read-only appl
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import subprocess
@@ -27,7 +26,7 @@ from provision.core.credentials.sshkeys import public_key_fingerprint
 from provision.core.fs import TEMP_PREFIX
 from provision.core.layout import load_layout
 from tests.commands.test_faults import _descendants
-from tests.conftest import copy_disk
+from tests.support.files import copy_disk, sha256
 from tests.support.held_writes import HOLD_WRITES_ENV
 from tests.support.keyfactory import public_line
 
@@ -37,10 +36,6 @@ REPO = Path(__file__).resolve().parents[2]
 LAYOUT = load_layout()
 PASSWORD = "interrupt me 1234"
 TIMEOUT = 600  # a launch under TCG on a busy 2-core machine
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def wait_for(condition, what: str, proc: subprocess.Popen, timeout: float = TIMEOUT) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shlex
 import shutil
@@ -28,15 +27,22 @@ import pytest
 import yaml
 
 from provision.core.credentials.passwords import hash_password
-from tests.conftest import copy_disk
+from tests.support.command import command_env
+from tests.support.files import copy_disk
 from tests.support.keyfactory import public_line
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-ENV = {**os.environ, "PYTHONPATH": str(ROOT), "ZVM_PROVISION_ACCEL": "tcg"}
-for _name in [n for n in ENV if n.startswith(("SLURM_", "JOB_COMPLETION", "ZVM_PROVISION_SHARDS"))]:
-    del ENV[_name]  # only the variables each shard is given below
 NAMES = ("alice", "bob", "carol")
+
+
+def base_env() -> dict[str, str]:
+    """command_env(), read at each run (the test's own HOME), less the shard variables: only those each
+    shard is given below."""
+    env = command_env()
+    for name in [n for n in env if n.startswith(("SLURM_", "JOB_COMPLETION", "ZVM_PROVISION_SHARDS"))]:
+        del env[name]
+    return env
 
 
 def readme_blocks(language: str) -> list[str]:
@@ -126,7 +132,7 @@ def rollout(sample_disk_template: Path, tmp_path_factory: pytest.TempPathFactory
     (secret,) = [v for v in pod["volumes"] if "secret" in v]
     assert secret["secret"]["defaultMode"] == 0o400
     kubernetes = (paths.command(["zvm-provision", *container["args"]]),
-                  {**ENV, **pod_env, "JOB_COMPLETION_INDEX": "0"})
+                  {**base_env(), **pod_env, "JOB_COMPLETION_INDEX": "0"})
 
     # shard 2: the Slurm array's second task
     script = slurm_script()
@@ -135,7 +141,7 @@ def rollout(sample_disk_template: Path, tmp_path_factory: pytest.TempPathFactory
     assert len(ids) == count
     (line,) = [line for line in script.splitlines() if line.startswith("zvm-provision ")]
     slurm = (paths.command(shlex.split(line)), {
-        **ENV, "SLURM_ARRAY_TASK_ID": str(ids[1]), "SLURM_ARRAY_TASK_MIN": str(first),
+        **base_env(), "SLURM_ARRAY_TASK_ID": str(ids[1]), "SLURM_ARRAY_TASK_MIN": str(first),
         "SLURM_ARRAY_TASK_MAX": str(last), "SLURM_ARRAY_TASK_COUNT": str(len(ids)), "SLURM_ARRAY_TASK_STEP": "1",
         "SLURM_ARRAY_JOB_ID": "4242", "SLURM_JOB_ID": "4244"})
 
@@ -145,7 +151,7 @@ def rollout(sample_disk_template: Path, tmp_path_factory: pytest.TempPathFactory
     assert matrix == list(range(1, count + 1))
     (step,) = workflow["jobs"]["shard"]["steps"]
     github = (paths.command(shlex.split(step["run"].replace("${{ matrix.shard }}", str(matrix[2])))),
-              {**ENV, "GITHUB_ACTIONS": "true"})
+              {**base_env(), "GITHUB_ACTIONS": "true"})
 
     out = root / "out"
     shards = [subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -159,8 +165,9 @@ def rollout(sample_disk_template: Path, tmp_path_factory: pytest.TempPathFactory
         if len(holders) > len(most_at_once):
             most_at_once = holders
         if len(holders) == 3 and not intruders:  # every shard holds its rows: the same shard again, a whole run
-            for name, extra, env in (("same shard", ["--shard", "1/3"], ENV),
-                                     ("whole run", [], {**ENV, "JOB_COMPLETION_INDEX": "1"})):  # --shard forgotten
+            # the same shard again, and a whole run (--shard forgotten)
+            for name, extra, env in (("same shard", ["--shard", "1/3"], base_env()),
+                                     ("whole run", [], {**base_env(), "JOB_COMPLETION_INDEX": "1"})):
                 intruders[name] = subprocess.run(
                     paths.command(["zvm-provision", "batch", "/manifest/staff.csv", "--base", "/data/zvm.qcow2",
                                    "--out-dir", "/data/out", *extra]),
@@ -175,7 +182,7 @@ def rollout(sample_disk_template: Path, tmp_path_factory: pytest.TempPathFactory
     report_command = paths.command(shlex.split(report_step["run"]))
     report_args = report_job["spec"]["template"]["spec"]["containers"][0]["args"]
     assert paths.command(["zvm-provision", *report_args]) == report_command  # the Job and the workflow agree
-    report = subprocess.run(report_command, env=ENV, capture_output=True, text=True, timeout=120,
+    report = subprocess.run(report_command, env=base_env(), capture_output=True, text=True, timeout=120,
                             stdin=subprocess.DEVNULL)
     return {"root": root, "out": out, "shards": outputs, "at_once": most_at_once,
             "pids": {p.pid for p in shards}, "intruders": intruders, "report": report,
@@ -249,7 +256,8 @@ def test_batch_report_names_a_missing_shard_and_writes_nothing(rollout, tmp_path
     before = (out / "report.json").read_bytes()
     shutil.move(out / "report-2-of-3.json", tmp_path / "report-2-of-3.json")
     try:
-        result = subprocess.run(rollout["report_command"], env=ENV, capture_output=True, text=True, timeout=120)
+        result = subprocess.run(rollout["report_command"], env=base_env(), capture_output=True, text=True,
+                                timeout=120)
     finally:
         shutil.move(tmp_path / "report-2-of-3.json", out / "report-2-of-3.json")
     assert result.returncode == 1, result.stderr
@@ -267,7 +275,7 @@ def test_shard_auto_without_a_job_engine_is_refused_before_anything_is_made(tmp_
         result = subprocess.run(
             [sys.executable, "-m", "provision", "batch", str(tmp_path / "staff.csv"), "--base",
              str(tmp_path / "base.qcow2"), "--out-dir", str(tmp_path / "out"), "--shard", "auto"],
-            env={**ENV, **env}, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+            env={**base_env(), **env}, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
         assert result.returncode == 2, result.stderr
         assert words in result.stderr and "hint:" in result.stderr
         assert not (tmp_path / "out").exists()

@@ -6,21 +6,17 @@ appliance reads both back.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from provision.core.credentials.sshkeys import parse_authorized_keys
 from provision.core.layout import load_layout
-from provision.guest.appliance import Appliance
-from provision.guest.diskformat import probe_image
 from tests.support import libxcrypt  # Python's crypt module is gone in 3.13
+from tests.support.command import zvm
+from tests.support.files import copy_disk, sha256
 from tests.support.keyfactory import public_line
+from tests.support.persist import read_back
 
 pytestmark = pytest.mark.appliance
 
@@ -29,38 +25,12 @@ PASSWORD = "Tr0ub4dor&3 zvm-test-password"
 NETBIRD_KEY = "A1B2C3D4-E5F6-4A7B-8C9D-0E1F2A3B4C5D"
 
 
-def zvm(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "provision", *args],
-        input=stdin, capture_output=True, timeout=600, check=False,
-        env={**os.environ, "ZVM_PROVISION_ACCEL": "tcg"},
-    )
-    return subprocess.CompletedProcess(result.args, result.returncode, result.stdout.decode(), result.stderr.decode())
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def read_back(disks: list[Path]) -> list[dict]:
-    """Every contract path's stat and every file's content, per disk, through one read-only appliance."""
-    results = []
-    with Appliance([probe_image(d) for d in disks], readonly=True, accel="tcg") as appliance:
-        appliance.launch()
-        for index in range(len(disks)):
-            with appliance.mount_persist(index) as fs:
-                stats = {e.path: fs.lstat(e.path) for e in LAYOUT.entries}
-                files = {e.path: fs.read_file(e.path) for e in LAYOUT.files if stats[e.path] is not None}
-            results.append({"stats": stats, "files": files})
-    return results
-
-
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory, sample_disk_template):
     work = tmp_path_factory.mktemp("seeded")
     first, reseeded = work / "first.qcow2", work / "reseeded.qcow2"
     for disk in (first, reseeded):
-        subprocess.run(["cp", "--sparse=always", str(sample_disk_template), str(disk)], check=True)
+        copy_disk(sample_disk_template, disk)
     ed25519_with_options = 'restrict,from="10.0.0.0/8,192.168.1.0/24" ' + public_line(comment="alice@laptop")
     rsa = public_line("rsa", comment="alice@desktop", bits=3072)
     keys_file = work / "authorized_keys"
@@ -83,7 +53,7 @@ def seeded(tmp_path_factory, sample_disk_template):
     runs["reseed-2"] = zvm(str(reseeded), "--ssh-key", str(extra_key), "--new-machine-id", "--json")
     # A copy of a seeded image, as README advises: its own identity, the password and keys kept.
     copy = work / "copy.qcow2"
-    subprocess.run(["cp", "--sparse=always", str(first), str(copy)], check=True)
+    copy_disk(first, copy)
     runs["copy"] = zvm(str(copy), "--new-machine-id", "--new-host-keys", "--json")
     back = read_back([first, reseeded, copy])
     return {

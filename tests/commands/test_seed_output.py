@@ -9,7 +9,6 @@ batch --format raw.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -20,28 +19,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import copy_disk
+from tests.support.command import zvm
+from tests.support.files import copy_disk, sha256
 from tests.support.keyfactory import public_line
 
 PASSWORD = "hand-over password 1234"
 REAL_QEMU_IMG = "/usr/bin/qemu-img"
 
 
-def zvm(*args: str, stdin: bytes = b"", path_prefix: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ZVM_PROVISION_ACCEL": "tcg"}
-    if path_prefix is not None:
-        env["PATH"] = f"{path_prefix}{os.pathsep}{env['PATH']}"
-    result = subprocess.run([sys.executable, "-m", "provision", *args], input=stdin, capture_output=True,
-                            timeout=900, check=False, env=env)
-    return subprocess.CompletedProcess(result.args, result.returncode, result.stdout.decode(), result.stderr.decode())
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+def path_first(folder: Path) -> dict[str, str]:
+    """PATH with `folder` (stand-in programs) first."""
+    return {"PATH": f"{folder}{os.pathsep}{os.environ['PATH']}"}
 
 
 def qemu_info(path: Path) -> dict:
@@ -127,7 +115,7 @@ def handed_over(sample_disk_template: Path, tmp_path_factory: pytest.TempPathFac
         "dry-run": zvm("seed", str(image), "--output", str(work / "dry.vmdk"), "--dry-run", "--no-password",
                        "--ssh-key", str(key), "--json"),
         "failing": zvm("seed", str(image), "--output", str(work / "bob.vmdk"), "--no-password", "--ssh-key", str(key),
-                       "--json", path_prefix=failing_qemu_img(work / "bin", "vmdk")),
+                       "--json", env=path_first(failing_qemu_img(work / "bin", "vmdk"))),
     }
     runs["ctrl-c"] = ctrl_c_while_converting(image, work / "carol.raw", key, work)
     runs["inspect"] = zvm("inspect", str(work / "alice.qcow2"), "--check")
@@ -254,7 +242,7 @@ def batch_formats(sample_disk_template: Path, tmp_path_factory: pytest.TempPathF
     vmdk_out, raw_out = folder / "vmdk", folder / "raw"
     stand_in = failing_qemu_img(folder / "bin", "vmdk", target_contains="carol")
     first = zvm("batch", str(manifest), "--base", base, "--out-dir", str(vmdk_out), "--format", "vmdk", "--json",
-                path_prefix=stand_in)
+                env=path_first(stand_in))
     first_report = report_entries(vmdk_out)
     first_files = sorted(os.listdir(vmdk_out))
     resumed = zvm("batch", str(manifest), "--base", base, "--out-dir", str(vmdk_out), "--format", "vmdk", "--json")

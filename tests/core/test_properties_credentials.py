@@ -291,8 +291,8 @@ def test_password_hashes_are_accepted_only_when_libxcrypt_can_verify_them(genera
     info = passwords.describe_password_file((value + "\n").encode())
     assert info == passwords.PasswordInfo("set", algorithm, expected_rounds(value))
     # PAM (libxcrypt) must be able to check a password against it: no failure token, no lock-out. Up to
-    # 999999999 rounds are accepted (libxcrypt's range, checked in test_credentials.py): with many rounds the
-    # same setting is checked at 1000 rounds, which costs milliseconds instead of minutes.
+    # 999999999 rounds are accepted (libxcrypt's range, checked in credentials/test_passwords.py): with many
+    # rounds the same setting is checked at 1000 rounds, which costs milliseconds instead of minutes.
     setting = value
     if algorithm == "sha512-crypt" and info.rounds > 5000:
         setting = re.sub(r"^\$6\$rounds=[0-9]+\$", "$6$rounds=1000$", value)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -18,6 +17,8 @@ from provision.errors import ImageUnusableError, UsageError
 from provision.guest.diskformat import probe_image
 from tests.conftest import run_qemu_img
 from tests.support.binding import needs_guestfs
+from tests.support.command import zvm
+from tests.support.files import sha256
 from tests.support.keyfactory import public_line
 
 MiB = 1 << 20
@@ -38,10 +39,6 @@ def patch(path: Path, offset: int, data: bytes) -> None:
     with open(path, "r+b") as fh:
         fh.seek(offset)
         fh.write(data)
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def set_incompatible(path: Path, bits: int) -> None:
@@ -440,11 +437,8 @@ def test_a_block_device_as_the_image_itself_is_accepted(qcow2, tmp_path, loop_de
 # -- the same refusals through the real command: exit 3 before any launch, nothing created ---------------
 
 
-def zvm(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    # Any launch would fail differently (exit 1, "failed to start"): an exit 3 here came before it.
-    env = {**os.environ, "ZVM_PROVISION_ACCEL": "tcg", "LIBGUESTFS_HV": "/nonexistent/qemu-system-x86_64"}
-    return subprocess.run([sys.executable, "-m", "provision", *args], capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=120, check=False)
+# Any launch would fail differently (exit 1, "failed to start"): an exit 3 here came before it.
+NO_LAUNCH = {"LIBGUESTFS_HV": "/nonexistent/qemu-system-x86_64"}
 
 
 @pytest.fixture
@@ -486,7 +480,7 @@ def test_backing_refusals_through_the_command_exit_3_before_the_appliance(hostil
                      ["batch", str(manifest), "--base", str(path), "--out-dir", str(out)],
                      ["batch", str(manifest), "--base", str(path), "--out-dir", str(out), "--overlay"]):
             before = listing()
-            result = zvm(*args, cwd=tmp_path)
+            result = zvm(*args, cwd=tmp_path, env=NO_LAUNCH, timeout=120)
             assert result.returncode == 3, (name, args, result.stderr)
             assert word in result.stderr and "appliance" not in result.stderr, (name, args, result.stderr)
             assert "Traceback" not in result.stderr
@@ -496,7 +490,7 @@ def test_backing_refusals_through_the_command_exit_3_before_the_appliance(hostil
 @needs_guestfs
 def test_a_block_device_image_passes_the_header_check_of_the_command(qcow2, tmp_path, loop_device):
     device = loop_device(qcow2_on_a_device(qcow2, tmp_path / "disk.qcow2"))
-    result = zvm("inspect", str(device), cwd=tmp_path)
+    result = zvm("inspect", str(device), cwd=tmp_path, env=NO_LAUNCH, timeout=120)
     assert result.returncode == 1 and "libguestfs-test-tool" in result.stderr, result.stderr  # it reached the launch
 
 

@@ -6,7 +6,6 @@ sample disk template from conftest.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import re
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.commands.test_ctrl_c_while_launching import left_running, qemu_pids_under
+from tests.support.files import sha256
 from tests.support.held_writes import HOLD_WRITES_ENV
 from tests.support.keyfactory import public_line
 
@@ -69,10 +69,6 @@ def home_with_keys(tmp_path: Path) -> tuple[Path, str]:
     (home / ".ssh" / "laptop.pub").write_text(public_line(comment="laptop@test") + "\n")
     os.utime(home / ".ssh" / "id_ed25519.pub", (time.time() - 3600, time.time() - 3600))
     return home, line
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def answer_keys_and_netbird(child) -> None:
