@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.commands.test_batch_runs import processes_naming, staff
+from tests.commands.batch.test_runs import processes_naming, staff
 from tests.commands.test_interrupts import REPO, wait_for
 from tests.commands.test_faults import _descendants
 from tests.support.files import sha256

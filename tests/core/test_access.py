@@ -1,5 +1,5 @@
 """Never lock everyone out: the rule over every combination that reaches it, through the real planner against an
-in-memory filesystem (no appliance). tests/commands/test_lockout.py runs the refusals through the real command.
+in-memory filesystem (no appliance). tests/commands/seed/test_lockout.py runs the refusals through the real command.
 """
 
 from __future__ import annotations

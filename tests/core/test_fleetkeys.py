@@ -1,5 +1,5 @@
 """What `keys` asks of each image of a fleet, and what `inspect --find-key` finds: the pure rules, planned
-through core.plan on the in-memory filesystem (the appliance runs are in tests/commands/test_fleet_keys.py)."""
+through core.plan on the in-memory filesystem (the appliance runs are in tests/commands/fleet/test_keys.py)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The seeding record and the hostname rule, pure: what an entry holds (and never), appending, the bound of 50,
-a damaged record, and the plan that writes both. The appliance tests are in tests/commands/test_fleet.py."""
+a damaged record, and the plan that writes both. The appliance tests are in tests/commands/seed/test_hostname_and_record.py."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """core/urls.py: how a URL is shown in a message (check_https_url's refusals are tested with their callers:
-tests/core/test_keysources.py, tests/core/credentials and tests/fetch)."""
+tests/core/credentials/test_keysources.py, tests/core/credentials and tests/fetch)."""
 
 from __future__ import annotations
 

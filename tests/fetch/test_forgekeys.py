@@ -3,7 +3,7 @@
 Every fetch goes to a real HTTPS server on 127.0.0.1 (tests/support/httpsserver.py), whose certificate comes
 from a throw-away CA that SSL_CERT_FILE points at; ZVM_PROVISION_GITHUB_URL and ZVM_PROVISION_GITLAB_URL point
 gh: and gl: at it. No appliance. What needs no network (reading a source as written) is in
-tests/core/test_keysources.py.
+tests/core/credentials/test_keysources.py.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """What `inspect IMAGE...` prints per image, from reports built on the in-memory filesystem (the appliance runs
-are in tests/commands/test_fleet_keys.py)."""
+are in tests/commands/fleet/test_keys.py)."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from provision.core.credentials.sshkeys import parse_authorized_keys
-from tests.commands.test_seed import zvm
+from tests.commands.seed.test_seed import zvm
 from tests.support.connectproxy import proxies  # noqa: F401 (a fixture)
 from tests.support.files import sha256
 from tests.support.httpsserver import (  # noqa: F401 (authority, servers, forge: fixtures)

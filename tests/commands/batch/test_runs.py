@@ -37,7 +37,7 @@ from provision.guest.diskformat import probe_image
 from tests.support.command import command_env
 from tests.support.keyfactory import public_line
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 ERIN_PASSWORD = "erin's own password, given"
 

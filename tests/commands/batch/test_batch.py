@@ -93,7 +93,7 @@ def roll_out(sample_disk_template: Path, tmp_path_factory: pytest.TempPathFactor
         [sys.executable, "-m", "provision", "batch", str(manifest), "--base", str(sample_disk_template),
          "--out-dir", str(out), "--overlay", "--json", "--accel", "tcg"],
         capture_output=True, text=True, timeout=900, check=False,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])},
     )
     return {
         "folder": folder, "out": out, "lines": lines, "bob_hash": bob_hash, "carol_hash": carol_hash,
@@ -288,7 +288,7 @@ def test_two_rows_with_one_hostname_are_refused_before_any_copy(sample_disk_temp
         [sys.executable, "-m", "provision", "batch", str(manifest), "--base", str(sample_disk_template),
          "--out-dir", str(out), "--accel", "tcg"],
         capture_output=True, text=True, timeout=300, check=False,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])},
     )
     assert result.returncode == 2, result.stderr
     assert "line 3: duplicate hostname 'shared-vm' (first used at line 2)" in result.stderr

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 
 from provision.core.credentials.sshkeys import parse_authorized_keys
-from tests.commands.test_seed import sha256, zvm
+from tests.commands.seed.test_seed import sha256, zvm
 from tests.support.keyfactory import public_line
 
 pytestmark = pytest.mark.appliance

@@ -26,7 +26,7 @@ from tests.support.keyfactory import public_line
 
 pytestmark = pytest.mark.appliance
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_ctrl_c_finishes_the_image_being_written_and_leaves_the_rest(sample_disk_template: Path, tmp_path: Path):

@@ -31,7 +31,7 @@ from tests.support.command import command_env
 from tests.support.files import copy_disk
 from tests.support.keyfactory import public_line
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 NAMES = ("alice", "bob", "carol")
 

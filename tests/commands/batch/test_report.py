@@ -21,7 +21,7 @@ from provision.core.manifest import shard_slice
 from provision.errors import ImageInUseError
 from tests.support.command import command_env, zvm
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 ROWS = ["alice", "bob", "carol", "dave"]
 SHA = "5e" * 32
 

@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 
 from provision.commands.batch.outputs import read_passwords, write_password_rows
 from provision.core.spreadsheet import FORMULA_STARTS
-from tests.commands.test_forge_keys import image, sha256  # noqa: F401 (image: a fixture)
-from tests.commands.test_seed import zvm
+from tests.commands.seed.test_forge_keys import image, sha256  # noqa: F401 (image: a fixture)
+from tests.commands.seed.test_seed import zvm
 from tests.support.keyfactory import public_line
 
 LOCALHOSTS = ["localhost", "LOCALHOST", "LocalHost", "localhost.", "localhost.localdomain",
