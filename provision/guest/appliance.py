@@ -33,7 +33,8 @@ from provision.guest.rawdisk import (
     EXT_SUPERBLOCK_SIZE,
     FIRST_READ,
     ext_probe,
-    gpt_partitions,
+    gpt_entries,
+    plain_label,
 )
 
 
@@ -76,6 +77,7 @@ class Appliance:
         self._raw_writes = False
         self._partitions: dict[int, list[Partition]] = {}
         self._persist: dict[int, Partition] = {}
+        self._raw: dict[int, list[tuple[str, int, tuple[str, str, int] | None]] | None] = {}
         self._devices: list[str] | None = None  # device and partition lists, read once per launch
         self._all_partitions: list[str] | None = None
 
@@ -125,10 +127,27 @@ class Appliance:
 
     def partitions(self, index: int) -> list[Partition]:
         """Partitions of disk `index`, by device (clones share labels and UUIDs). Listed once per disk:
-        each blkid costs a round trip to the appliance."""
+        each blkid costs a round trip to the appliance, and starts a program there."""
         if index not in self._partitions:
-            self._partitions[index] = self._list_partitions(index)
+            self._partitions[index] = self._quick_partitions(index) or self._list_partitions(index)
         return list(self._partitions[index])
+
+    def _quick_partitions(self, index: int) -> list[Partition] | None:
+        """The listing blkid would give, from the superblocks _raw_partitions read: an ext partition's label
+        and type come from its superblock, only the others (the ESP) are asked of blkid. Sizes are the GPT's,
+        as part_list gives them. blkid (a program started per partition, a udev settle each) was most of an
+        audit's time per disk (issue 20)."""
+        raw = self._raw_partitions(index)
+        if not raw:
+            return None
+        result = []
+        for dev, size, probe in raw:
+            if probe is None or not plain_label(probe[0]):  # not ext, or a label blkid's output would escape
+                label, fs_type = self._blkid(dev)
+            else:
+                label, fs_type = probe[0] or None, probe[1]
+            result.append(Partition(device=dev, label=label, fs_type=fs_type, size=size))
+        return result
 
     def _list_partitions(self, index: int) -> list[Partition]:
         g = self.handle
@@ -139,19 +158,17 @@ class Appliance:
         sizes = {p["part_num"]: p["part_size"] for p in g.part_list(disk)}
         result = []
         for dev in devices:
-            try:
-                probe = g.blkid(dev)  # label and type in one call (vfs_label + vfs_type would be two)
-            except RuntimeError:
-                probe = {}
-            result.append(
-                Partition(
-                    device=dev,
-                    label=probe.get("LABEL") or None,
-                    fs_type=probe.get("TYPE") or None,
-                    size=sizes.get(int(dev[len(disk) :]), 0),
-                )
-            )
+            label, fs_type = self._blkid(dev)
+            result.append(Partition(device=dev, label=label, fs_type=fs_type, size=sizes.get(int(dev[len(disk) :]), 0)))
         return result
+
+    def _blkid(self, dev: str) -> tuple[str | None, str | None]:
+        """(label, type) of one partition, as blkid names them; (None, None) when it finds no filesystem."""
+        try:
+            probe = self.handle.blkid(dev)  # label and type in one call (vfs_label + vfs_type would be two)
+        except RuntimeError:
+            probe = {}
+        return probe.get("LABEL") or None, probe.get("TYPE") or None
 
     def _partition_devices(self, disk: str) -> list[str]:
         # Each call costs ~0.3 s under TCG, so no part_to_dev per partition: /dev/sdb's partitions are
@@ -173,6 +190,22 @@ class Appliance:
         devices and partitions costs two udev settles and blkid starts a program per partition. Anything
         unusual falls back to the full listing with blkid, and its error message."""
         layout = load_layout()
+        found = [(dev, probe) for dev, _size, probe in self._raw_partitions(index) or ()
+                 if probe is not None and probe[0] == layout.label]
+        if len(found) != 1 or found[0][1][1] != layout.fs_type:
+            return None
+        dev, (label, fs_type, size) = found[0]
+        return Partition(device=dev, label=label, fs_type=fs_type, size=size)
+
+    def _raw_partitions(self, index: int) -> list[tuple[str, int, tuple[str, str, int] | None]] | None:
+        """(device, partition size, ext_probe of its superblock or None) of each partition in disk `index`'s
+        GPT, read once per disk (find_persist and partitions share it); None when the disk is unusual (no
+        GPT the kernel reads as parsed here, a read that fails): the callers then ask the kernel."""
+        if index not in self._raw:
+            self._raw[index] = self._read_raw_partitions(index)
+        return self._raw[index]
+
+    def _read_raw_partitions(self, index: int) -> list[tuple[str, int, tuple[str, str, int] | None]] | None:
         g = self.handle
         # One image: its disk is /dev/sda, with no listing. The daemon refuses the appliance's own disk, and
         # every other disk is ours, so a read that succeeds reads this image.
@@ -181,11 +214,11 @@ class Appliance:
             first = g.pread_device(disk, FIRST_READ, 0)
         except RuntimeError:
             return None
-        table = gpt_partitions(first, self.images[index].virtual_size)
+        table = gpt_entries(first, self.images[index].virtual_size)
         if not table:
             return None
         found = []
-        for number, start in table:
+        for number, start, size in table:
             dev = f"{disk}{number}"
             at = start + EXT_SUPERBLOCK_OFFSET
             try:
@@ -195,12 +228,8 @@ class Appliance:
                     probe = ext_probe(g.pread_device(dev, EXT_SUPERBLOCK_SIZE, EXT_SUPERBLOCK_OFFSET))
             except RuntimeError:
                 return None
-            if probe is not None and probe[0] == layout.label:
-                found.append((dev, probe))
-        if len(found) != 1 or found[0][1][1] != layout.fs_type:
-            return None
-        dev, (label, fs_type, size) = found[0]
-        return Partition(device=dev, label=label, fs_type=fs_type, size=size)
+            found.append((dev, size, probe))
+        return found
 
     def _persist_from_listing(self, index: int) -> Partition:
         layout = load_layout()
@@ -293,6 +322,7 @@ class Appliance:
         self._raw_writes = True  # written through the block device, not a filesystem: close() syncs
         self._partitions.pop(index, None)
         self._persist.pop(index, None)
+        self._raw.pop(index, None)
         self._all_partitions = None
         g = self.handle
         disk = self.device(index)

@@ -36,6 +36,11 @@ def ext_probe(superblock: bytes) -> tuple[str, str, int] | None:
     return label, kind, blocks * block_size
 
 
+def plain_label(label: str) -> bool:
+    """A label that blkid shows exactly as the superblock holds it (no character its export format escapes)."""
+    return all(c.isascii() and (c.isalnum() or c in "._-+:@") for c in label)
+
+
 _SECTOR = 512
 GPT_READ = 34 * _SECTOR  # protective MBR, GPT header, 128 entries of 128 bytes: what every GPT tool writes
 # The first read of a disk: the GPT and the superblock of a first partition aligned at 1 MiB (every
@@ -44,8 +49,14 @@ FIRST_READ = (1 << 20) + EXT_SUPERBLOCK_OFFSET + EXT_SUPERBLOCK_SIZE
 
 
 def gpt_partitions(raw: bytes, disk_size: int) -> list[tuple[int, int]] | None:
-    """(number, first byte) of each partition in a disk's primary GPT, numbered as Linux numbers them
-    (entry index + 1).
+    """(number, first byte) of each partition in a disk's primary GPT (gpt_entries without the sizes)."""
+    entries = gpt_entries(raw, disk_size)
+    return None if entries is None else [(number, first) for number, first, _size in entries]
+
+
+def gpt_entries(raw: bytes, disk_size: int) -> list[tuple[int, int, int]] | None:
+    """(number, first byte, size in bytes) of each partition in a disk's primary GPT, numbered as Linux
+    numbers them (entry index + 1); the size is the partition's, as parted (part_list) gives it.
 
     None unless the table is one the kernel uses exactly as read here: a protective MBR, header and entry
     CRCs that match, entries where tools put them, every partition within the usable area, which lies on
@@ -79,5 +90,5 @@ def gpt_partitions(raw: bytes, disk_size: int) -> list[tuple[int, int]] | None:
         first, last = struct.unpack_from("<QQ", entry, 32)
         if not first_usable <= first <= last <= last_usable:
             return None
-        found.append((index + 1, first * _SECTOR))
+        found.append((index + 1, first * _SECTOR, (last - first + 1) * _SECTOR))
     return found

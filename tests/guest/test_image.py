@@ -188,10 +188,11 @@ def test_an_unusual_partition_table_is_left_to_the_full_listing(tmp_path, damage
 
 @pytest.fixture(scope="module")
 def layouts(make_disk_copy, tmp_path_factory, qemu_img):
-    """One launch: disk 0 is the sample; 1 has no persist, 2 has two, 3 has a persist that is not ext4."""
+    """One launch: disk 0 is the sample; 1 has no persist, 2 has two, 3 has a persist that is not ext4; 4 has
+    labels blkid shows escaped or not at all, and an ext3."""
     folder = tmp_path_factory.mktemp("layouts")
     scratch = []
-    for name in ("none", "two", "ext2"):
+    for name in ("none", "two", "ext2", "odd"):
         qemu_img("create", "-q", "-f", "qcow2", str(folder / f"{name}.qcow2"), "128M")
         scratch.append(folder / f"{name}.qcow2")
     paths = [make_disk_copy("layouts-sample"), *scratch]
@@ -205,6 +206,7 @@ def layouts(make_disk_copy, tmp_path_factory, qemu_img):
     appliance.create_gpt_layout(1, [part(1, "vfat", "ESP"), part(2, "ext4", "nix")])
     appliance.create_gpt_layout(2, [part(1, "ext4", "persist"), part(2, "ext4", "persist")])
     appliance.create_gpt_layout(3, [part(1, "ext4", "nix"), part(2, "ext2", "persist")])
+    appliance.create_gpt_layout(4, [part(1, "ext4", "my data"), part(2, "ext3", ""), part(3, "ext4", "persist")])
     yield appliance
     appliance.close()
 
@@ -219,6 +221,15 @@ def test_partitions_are_addressed_by_device_of_their_disk(layouts):
     ]
     assert all(p.size > 0 for p in parts)
     assert [p.device for p in layouts.partitions(2)] == ["/dev/sdc1", "/dev/sdc2"]
+
+
+@pytest.mark.appliance
+@pytest.mark.parametrize("index", range(5))
+def test_the_quick_listing_is_the_one_blkid_gives(layouts, index):
+    """partitions() reads ext labels and types from the superblocks (issue 20's audit speed): it must list
+    exactly what the full listing (part_list and blkid per partition) lists, and not by falling back to it."""
+    assert layouts._quick_partitions(index) is not None
+    assert layouts.partitions(index) == layouts._list_partitions(index)
 
 
 @pytest.mark.appliance

@@ -41,7 +41,7 @@ from provision.guest import qemuimg
 from provision.guest.appliance import Appliance
 from provision.guest.convert import record_output
 from provision.guest.diskformat import probe_image
-from provision.guest.launch import LaunchCancelled
+from provision.guest.launch import Accel, LaunchCancelled
 from provision.guest.persistfs import PersistFS
 from provision.guest.qemuimg import QemuImgStopped
 from provision.secret import Secret
@@ -150,6 +150,57 @@ class Cancel:
             raise KeyboardInterrupt
 
 
+def work_in_one_appliance(
+    number: int, infos: Sequence[ImageInfo], *, readonly: bool, accel: Accel, cancel: Cancel,
+    progress: BatchProgress, verb: str, each: Callable[[Appliance, int], None],
+    fail: Callable[[int, str], None], debug: bool, shutting_down: str | None = None,
+) -> list[int] | None:
+    """ONE appliance over a chunk's disks (batch's seeding, the fleet's audit and key changes): launch it (a
+    Ctrl-C meanwhile stops it at once), `each` disk in turn until Ctrl-C, a checked shutdown. The indexes
+    `each` completed, once the shutdown succeeded (only then are the writes complete); None when Ctrl-C
+    stopped the launch (nothing written) or the appliance failed (each disk not failed yet is failed with its
+    message). A disk whose `each` raised is failed alone (`fail`), and the others go on."""
+    progress.phase(number, f"starting an appliance with {len(infos)} disk(s)")
+    appliance: Appliance | None = None
+    done: list[int] = []
+    failed: set[int] = set()  # a failed shutdown fails the others, not these again
+    try:
+        appliance = Appliance(list(infos), readonly=readonly, accel=accel, notice=progress.say)
+        with cancel.launching(appliance):
+            appliance.launch()
+        progress.phase(number, f"{verb} {len(infos)} disk(s)")
+        for index in range(len(infos)):
+            if cancel.is_set():
+                break
+            try:
+                each(appliance, index)
+                done.append(index)
+            except Exception as exc:  # noqa: BLE001 - this image fails, the others go on
+                failed.add(index)
+                fail(index, describe_failure(exc, progress, debug=debug))
+        if shutting_down:
+            progress.phase(number, shutting_down)
+        appliance.close()  # umount, sync, checked shutdown: only then are the disks complete
+    except LaunchCancelled:  # Ctrl-C while it started: nothing written; its disks are reported as not reached
+        assert appliance is not None
+        appliance.close()
+        return None
+    except ProvisionError as exc:
+        if appliance is not None:
+            with contextlib.suppress(ProvisionError):
+                appliance.close()
+        for index in range(len(infos)):
+            if index not in failed:
+                fail(index, exc.message)
+        return None
+    except BaseException:
+        if appliance is not None:
+            with contextlib.suppress(Exception):
+                appliance.close()  # the exception in flight says what went wrong
+        raise
+    return done
+
+
 class _Disk:
     """One disk of a shared appliance: a commands.seed.apply.SeedTarget, as a guest.session.ImageSession is.
 
@@ -242,44 +293,24 @@ class ChunkWorker:
                     self.fail(user, exc.message)
         if not copied or self.cancel.is_set():
             return
-        self.progress.phase(number, f"starting an appliance with {len(copied)} disk(s)")
-        appliance: Appliance | None = None
         seeded: list[User] = []
-        try:
-            appliance = Appliance([info for _, info in copied], readonly=False, accel=self.options.accel,
-                                  notice=self.progress.say)
-            with self.cancel.launching(appliance):
-                appliance.launch()
-            self.progress.phase(number, f"seeding {len(copied)} disk(s)")
-            for index, (user, info) in enumerate(copied):
-                if self.cancel.is_set():
-                    break
-                try:
-                    self.seed_one(appliance, index, info, user)
-                    seeded.append(user)
-                    self.counted.add(user.name)
-                    self.progress.finished(user.name, True)
-                except Exception as exc:  # noqa: BLE001 - this image fails, the others go on
-                    self.fail(user, describe_failure(exc, self.progress, debug=self.options.debug))
-            self.progress.phase(number, "writing to disk and shutting the appliance down")
-            appliance.close()  # umount, sync, checked shutdown: only then are the copies complete
-        except LaunchCancelled:  # Ctrl-C while it started: nothing written; its users are reported interrupted
-            assert appliance is not None
-            appliance.close()
-            return
-        except ProvisionError as exc:
-            if appliance is not None:
-                with contextlib.suppress(ProvisionError):
-                    appliance.close()
-            for user, _ in copied:
-                if self.results[user.name].status != UserStatus.FAILED:
-                    self.fail(user, exc.message)
-            return
-        except BaseException:
-            if appliance is not None:
-                with contextlib.suppress(Exception):
-                    appliance.close()  # the exception in flight says what went wrong
-            raise
+
+        def seed(appliance: Appliance, index: int) -> None:
+            user, info = copied[index]
+            self.seed_one(appliance, index, info, user)
+            seeded.append(user)
+            self.counted.add(user.name)
+            self.progress.finished(user.name, True)
+
+        def fail(index: int, message: str) -> None:
+            self.fail(copied[index][0], message)
+
+        done = work_in_one_appliance(
+            number, [info for _, info in copied], readonly=False, accel=self.options.accel, cancel=self.cancel,
+            progress=self.progress, verb="seeding", each=seed, fail=fail, debug=self.options.debug,
+            shutting_down="writing to disk and shutting the appliance down")
+        if done is None:
+            return  # Ctrl-C while it started (nothing written), or the appliance failed (its users with it)
         try:
             for user in seeded:
                 if self.cancel.is_set() and self.options.output.converted:

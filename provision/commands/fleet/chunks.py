@@ -1,7 +1,8 @@
 """Many images, few launches, as batch does it: the images split into chunks (batch's plan_chunks), ONE
 appliance per chunk with all of its images as disks (each disk's persist found by its device), `--jobs`
 chunks at a time in threads (a launch releases the GIL), Ctrl-C as batch's (worker.Cancel: each appliance
-finishes the image it is on and shuts down cleanly).
+finishes the image it is on and shuts down cleanly). The appliance's part is batch's own
+(worker.work_in_one_appliance); what is done before it (the in-use check, --out-dir's copies) is the fleet's.
 
 An image that cannot be opened (not an image, in use, refused by qemu, no persist) fails alone: its header is
 probed and it is opened as a launch opens it (guest.qemuimg.open_problem) first, so it never stops the others'.
@@ -10,20 +11,18 @@ probed and it is opened as a launch opens it (guest.qemuimg.open_problem) first,
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
 from provision.commands.batch.model import BatchProgress, describe_failure
 from provision.commands.batch.run import plan_chunks
-from provision.commands.batch.worker import Cancel
+from provision.commands.batch.worker import Cancel, work_in_one_appliance
 from provision.core.disk import ImageInfo
-from provision.errors import ProvisionError
 from provision.guest import qemuimg
 from provision.guest.appliance import Appliance
 from provision.guest.diskformat import probe_image
-from provision.guest.launch import Accel, LaunchCancelled
+from provision.guest.launch import Accel
 
 
 class ChunkWork(Protocol):
@@ -77,36 +76,9 @@ def _open_and_work(number: int, paths: list[Path], work: ChunkWork, readonly: bo
             work.failed(path, describe_failure(exc, progress, debug=debug))
     if not opened or cancel.is_set():
         return
-    progress.phase(number, f"starting an appliance with {len(opened)} disk(s)")
-    done: list[Path] = []
-    failed: set[Path] = set()  # a failed shutdown fails the others, not these again
-    appliance = Appliance([info for _, info in opened], readonly=readonly, accel=accel, notice=progress.say)
-    try:
-        with cancel.launching(appliance):  # Ctrl-C while it starts stops it at once: nothing is written yet
-            appliance.launch()
-        progress.phase(number, f"{verb} {len(opened)} disk(s)")
-        for index, (path, info) in enumerate(opened):
-            if cancel.is_set():
-                break
-            try:
-                work.disk(appliance, index, path, info)
-                done.append(path)
-            except Exception as exc:  # noqa: BLE001 - this image fails, the others go on
-                failed.add(path)
-                work.failed(path, describe_failure(exc, progress, debug=debug))
-        appliance.close()  # umount, checked shutdown: only then are the writes complete
-    except LaunchCancelled:  # Ctrl-C while it started: nothing written; its images are reported as not reached
-        appliance.close()
-        return
-    except ProvisionError as exc:
-        with contextlib.suppress(ProvisionError):
-            appliance.close()
-        for path, _ in opened:
-            if path not in failed:
-                work.failed(path, exc.message)
-        return
-    except BaseException:
-        with contextlib.suppress(Exception):
-            appliance.close()
-        raise
-    work.closed(done)
+    done = work_in_one_appliance(
+        number, [info for _, info in opened], readonly=readonly, accel=accel, cancel=cancel, progress=progress,
+        verb=verb, each=lambda appliance, index: work.disk(appliance, index, *opened[index]),
+        fail=lambda index, message: work.failed(opened[index][0], message), debug=debug)
+    if done is not None:
+        work.closed([opened[index][0] for index in done])
