@@ -28,7 +28,7 @@ if [ ! -x .venv/bin/python ]; then
   echo "==> creating .venv"
   /usr/bin/python3 -m venv --system-site-packages .venv
 fi
-if ! .venv/bin/python -c "import provision, pytest, pexpect, hypothesis" 2>/dev/null; then
+if ! .venv/bin/python -c "import provision, pytest, pexpect, hypothesis, xdist" 2>/dev/null; then
   echo "==> installing zvm-provision into .venv"
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 fi

@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 scripts/install.sh
 # Nested KVM hangs the appliance on these machines; tests use software emulation unless told otherwise.
 export ZVM_PROVISION_ACCEL="${ZVM_PROVISION_ACCEL:-tcg}"
-.venv/bin/python -m pytest "$@"
+# Two workers (pytest-xdist), a test file each at a time so a module's fixtures are built once: one worker's
+# appliance runs overlap the other's work on these 2-core machines (README, "Tests", has the timings).
+.venv/bin/python -m pytest -n 2 --dist loadfile "$@"
 
 # nixpkgs 25.11 packages the tool with Python 3.13, for which Debian 12 has no libguestfs binding: where a
 # Python 3.13 is found, the tests that need no appliance run on it too (the binding's own tests skip there).
@@ -18,13 +20,13 @@ python313() {
   done
 }
 if [ $# -eq 0 ] && PY313=$(python313) && [ -n "$PY313" ]; then
-  if ! .venv-3.13/bin/python -c "import provision, pytest, hypothesis" 2>/dev/null; then
+  if ! .venv-3.13/bin/python -c "import provision, pytest, hypothesis, xdist" 2>/dev/null; then
     echo "==> installing zvm-provision into .venv-3.13"
     "$PY313" -m venv .venv-3.13
     .venv-3.13/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
   fi
   echo "==> the tests that need no appliance, on $(.venv-3.13/bin/python --version)"
-  .venv-3.13/bin/python -m pytest -m "not appliance" -p no:cacheprovider -q
+  .venv-3.13/bin/python -m pytest -n 2 --dist loadfile -m "not appliance" -p no:cacheprovider -q
 else
   echo "==> no Python 3.13 found (or pytest arguments given): the Python 3.13 pass is skipped"
 fi
