@@ -18,8 +18,7 @@ from pathlib import Path
 
 from provision.core.disk import ImageInfo
 from provision.core.outputformat import OutputFormat, OutputSpec
-from provision.errors import ImageInUseError, ProvisionError
-from provision.guest.launch import in_use_error
+from provision.errors import ProvisionError
 
 QEMU_IMG = "qemu-img"
 NOT_INSTALLED = f"{QEMU_IMG} is not installed (Debian: apt-get install qemu-utils)"
@@ -95,6 +94,8 @@ def open_problem(info: ImageInfo) -> ProvisionError | None:
     """Why the image cannot be opened, asked before a shared launch (one image that cannot be opened would stop
     the whole launch), else None. Another process (a running VM, another run) holding its lock is read as a
     launch's refusal is (guest.launch.in_use_error): ImageInUseError. qemu-img opens an image as a launch does."""
+    from provision.guest.launch import in_use_error  # here: cli.py imports this module for QEMU_IMG at start-up
+
     try:
         _run(["info", "-f", info.format, str(info.path)], failed=f"{QEMU_IMG} could not open the image",
              timeout=INFO_TIMEOUT)

@@ -3,7 +3,7 @@
 The copies are real (qemu-img on a small blank qcow2), the manifest, the lock, the passwords file and
 report.json are real files; only the libguestfs appliance is replaced by a stand-in, so that a failure can
 be injected where it happens. Everything here is also exercised through the real appliance in
-test_batch.py and test_batch_runs.py.
+test_batch.py and test_runs.py.
 """
 
 from __future__ import annotations

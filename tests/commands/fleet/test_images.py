@@ -1,5 +1,5 @@
 """Which images a fleet command works on (files, folders, a batch report.json), and inspect's exit codes over
-several images, with the audit itself replaced (its appliance runs are in test_fleet_keys.py)."""
+several images, with the audit itself replaced (its appliance runs are in test_keys.py)."""
 
 from __future__ import annotations
 

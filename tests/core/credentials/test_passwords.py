@@ -153,7 +153,7 @@ def test_refused_rounds_are_what_libxcrypt_refuses(rounds):
 
 
 YESCRYPT_HASH_PART = YESCRYPT_PW.rsplit("$", 1)[1]
-# yescrypt settings libxcrypt answers with "*0" (found by test_properties_credentials.py): PAM could never
+# yescrypt settings libxcrypt answers with "*0" (found by test_properties.py): PAM could never
 # verify a password against them, so the account would be locked.
 YESCRYPT_REFUSED_BY_LIBXCRYPT = [
     ("$y$A/Lfu$lwb9ZS42113.k/UOmC1h.0$", "parameters"),  # parameters that do not decode

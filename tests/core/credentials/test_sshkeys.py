@@ -215,7 +215,7 @@ def test_refuses_nul_and_overlong_lines(lines):
 
 
 def test_a_lone_surrogate_is_refused_not_accepted_then_unwritable(lines):
-    """Found by test_properties_credentials.py: such a line was accepted, then render_authorized_keys raised
+    """Found by test_properties.py: such a line was accepted, then render_authorized_keys raised
     UnicodeEncodeError when the key was written."""
     line = lines["ed25519"] + " me\udcfflaptop"  # what surrogateescape makes of an invalid UTF-8 byte
     assert refusal(line).endswith("the line is not valid UTF-8")
@@ -224,7 +224,7 @@ def test_a_lone_surrogate_is_refused_not_accepted_then_unwritable(lines):
 
 
 def test_a_compressed_ecdsa_point_is_refused_not_an_internal_error(keys):
-    """Found by test_properties_credentials.py: cryptography raises NotImplementedError for it, which escaped
+    """Found by test_properties.py: cryptography raises NotImplementedError for it, which escaped
     both parsers (the lenient one said 'unreadable (NotImplementedError)')."""
     line = compressed_point_line(keys["p256"])
     assert refusal(line).endswith("the key data is not a valid ecdsa-sha2-nistp256 key")
