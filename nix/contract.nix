@@ -156,6 +156,9 @@ in
   # root reads it under the persist mount (modules/ephemeral.nix asserts that nothing persists it).
   seedRecord = guestPath (byRole "seed-record").path;
 
+  # The release signers the hourly update verifies against (modules/updates.nix); absent: not verified.
+  updateSignersFile = guestPath (byRole "update-signers").path;
+
   netbird = {
     setupKeyFile = guestPath (byRole "netbird-setup-key").path;
     managementUrlFile = guestPath (byRole "netbird-management-url").path;

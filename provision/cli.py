@@ -351,6 +351,17 @@ OperatorOption = typer.Option(
     "characters, e.g. it@desk or a ticket number. Default: your user@host.",
 )
 
+UpdateSignerOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--update-signer", metavar="KEY.pub",
+        help="A release signer: the image's hourly update then switches only to a release tag (or commit) "
+        "signed with this SSH key (git tag -s with gpg.format=ssh), pinned to its revision. Repeatable; the "
+        "keys given replace the image's list (/etc/zvm/update-signers on persist, git's allowed_signers "
+        "format). Without it the image keeps its list; an image with none follows its flake unverified.",
+    ),
+]
+
 
 def check_accel(accel: str) -> str:
     from provision.guest.launch import ACCEL_CHOICES
@@ -447,6 +458,7 @@ def seed_command(
                      "no hyphen first or last, not localhost (e.g. zvm-alice). Without it the image keeps its name "
                      "(none seeded: zvm)."),
     ] = None,
+    update_signer: UpdateSignerOption = None,
     operator: Annotated[str | None, OperatorOption] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show the plan; open the image read-only and change nothing.")
@@ -478,7 +490,7 @@ def seed_command(
         replace_keys=replace_keys, remove_keys=tuple(remove_key or ()),
         netbird_setup_key_file=netbird_setup_key_file, netbird_management_url=netbird_management_url,
         no_host_keys=no_host_keys, new_host_keys=new_host_keys, new_machine_id=new_machine_id, hostname=hostname,
-        operator=operator, dry_run=dry_run, json_out=json_out, yes=yes, accel=accel, output=output,
+        update_signers=tuple(update_signer or ()), operator=operator, dry_run=dry_run, json_out=json_out, yes=yes, accel=accel, output=output,
         compress=compress, format_name=format_name,
     )
     run_seed_command(options, TerminalScreen(json_out=json_out, show=show))

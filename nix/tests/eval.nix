@@ -41,6 +41,7 @@ let
     "environment"
     "path"
     "script"
+    "preStart"
     "startAt"
   ];
   toplevel = builtins.tryEval (builtins.seq config.system.build.toplevel.drvPath true);
@@ -139,6 +140,16 @@ in
         inherit (tool) text;
       };
   };
+
+  # The update's choice of flake reference (modules/updates.nix): its store path and the script it runs.
+  updates.sourceTool =
+    let
+      tool = config.zvm.updates.sourceTool;
+    in
+    {
+      path = toString tool;
+      inherit (tool) text;
+    };
 
   netbird = lib.mapAttrs (_: c: {
     service = c.service.name;

@@ -85,6 +85,23 @@ class HostnameReport:
 
 
 @dataclass(frozen=True)
+class UpdatesReport:
+    """The release signers the VM's hourly update verifies against (nix/modules/update-source.sh)."""
+
+    state: Literal["verified", "not-verified", "unusable"]  # unusable: a list that names no signer
+    signers: tuple[tuple[str, str], ...] = ()  # (principal, fingerprint)
+    problems: tuple[str, ...] = ()
+
+    @property
+    def words(self) -> str:
+        if self.state == "not-verified":
+            return "updates are not verified (no release signers: the VM follows its flake URL as it is)"
+        if self.state == "unusable":
+            return "no update runs (the release signers file names no usable key)"
+        return f"verified: only releases signed by {len(self.signers)} release signer(s)"
+
+
+@dataclass(frozen=True)
 class UnexpectedEntry:
     path: str
     kind: StatKind
@@ -112,6 +129,7 @@ class InspectReport:
     netbird: NetbirdReport
     hostname: HostnameReport
     record: RecordReport
+    updates: UpdatesReport
     unexpected: tuple[UnexpectedEntry, ...]  # every one the walk saw: symlinks, special files, hard links,
     # unnamed root-area entries (only the screen cuts this list)
     other_entries: int  # user/system content below the home directory and similar: counted
@@ -250,6 +268,12 @@ def build_report(
         hostname = HostnameReport("absent")
 
     record = record_report(state.record)
+    if state.update_signers is None:
+        updates = UpdatesReport("not-verified")
+    else:
+        updates = UpdatesReport("verified" if state.update_signers else "unusable",
+                                tuple((shown(s.principal), s.fingerprint) for s in state.update_signers),
+                                tuple(shown(p) for p in state.update_signers_problems))
 
     unexpected, other, examples = _classify_walk(walk, layout)
     return InspectReport(
@@ -268,6 +292,7 @@ def build_report(
         netbird=netbird,
         hostname=hostname,
         record=record,
+        updates=updates,
         unexpected=unexpected,
         other_entries=other,
         other_examples=examples,

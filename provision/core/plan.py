@@ -19,6 +19,7 @@ from enum import StrEnum
 from provision.core.access import PasswordOutcome, lockout
 from provision.core.credentials.hostkeys import HostKey
 from provision.core.credentials.identity import hostname_file_content
+from provision.core.credentials.signers import render_allowed_signers, signers_from_keys
 from provision.core.credentials.keysources import FetchedKeys
 from provision.core.credentials.passwords import LOCKED_PASSWORD_LINE
 from provision.core.credentials.sshkeys import (
@@ -169,6 +170,13 @@ def build_plan(request: SeedRequest, state: ImageState, layout: Layout, fresh: F
         wanted = hostname_file_content(hostname)
         if wanted != state.hostname_raw:
             contents["hostname"] = (wanted, hostname)
+
+    # Release signers: the list given replaces the image's; without one the image keeps what it has.
+    if request.update_signers is not None:
+        signers = signers_from_keys(request.update_signers)
+        wanted = render_allowed_signers(signers)
+        if wanted != state.update_signers_raw:
+            contents["update-signers"] = (wanted, plural(len(signers), "release signer"))
 
     # The seeding record: appended when anything else changes, so a run with nothing to do writes nothing.
     record_entry = layout.role("seed-record")

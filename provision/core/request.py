@@ -62,6 +62,7 @@ class SeedRequest:
     netbird_setup_key: Secret | None = None
     netbird_management_url: str | None = None
     hostname: str | None = None  # None: keep what the image has
+    update_signers: tuple[AuthorizedKey, ...] | None = None  # the release signers' keys; None: keep the list
     operator: str | None = None  # who seeds, for the seeding record
     batch_row: str | None = None  # the manifest row (batch), for the seeding record
     record_change: bool = False  # name the keys removed and added in the seeding record (`keys`)
@@ -83,6 +84,7 @@ class SeedFlags:
     netbird_setup_key: Secret | None = None
     netbird_management_url: str | None = None
     hostname: str | None = None
+    update_signers: tuple[AuthorizedKey, ...] | None = None
     operator: str | None = None
 
     @property
@@ -96,7 +98,7 @@ class SeedFlags:
         return not (
             self.has_password_source or self.keys is not None or self.remove_keys or self.new_host_keys
             or self.new_machine_id or self.netbird_setup_key is not None or self.netbird_management_url is not None
-            or self.hostname is not None
+            or self.hostname is not None or self.update_signers is not None
         )
 
     def to_request(self) -> SeedRequest:
@@ -116,6 +118,7 @@ class SeedFlags:
             netbird_setup_key=self.netbird_setup_key,
             netbird_management_url=self.netbird_management_url,
             hostname=self.hostname,
+            update_signers=self.update_signers,
             operator=self.operator,
         )
 

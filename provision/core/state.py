@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from provision.core.credentials.identity import is_valid_machine_id, parse_hostname_file
+from provision.core.credentials.signers import UpdateSigner, parse_allowed_signers
 from provision.core.credentials.passwords import PasswordInfo, describe_password_file
 from provision.core.credentials.sshkeys import (
     AuthorizedKey,
@@ -30,6 +31,7 @@ _FILE_LIMITS = {
     "netbird-setup-key": 1024,
     "netbird-management-url": 4096,
     "hostname": 4096,
+    "update-signers": 256 * 1024,
     "seed-record": MAX_RECORD_BYTES,
 }
 
@@ -50,6 +52,10 @@ class ImageState:
     netbird_management_url: str | None = None
     hostname: str | None = None  # the valid seeded hostname, or None when absent or not valid
     hostname_raw: bytes | None = None
+    # the release signers the VM's update verifies against; None: no list (updates are not verified)
+    update_signers: tuple[UpdateSigner, ...] | None = None
+    update_signers_raw: bytes | None = None
+    update_signers_problems: tuple[str, ...] = ()
     record: SeedRecord | None = None  # None: no record file (an image never seeded by this tool, or by hand)
     # temporary files (fs.TEMP_PREFIX) that a killed run left next to contract files; the next run removes them
     stale_temps: tuple[str, ...] = ()
@@ -142,6 +148,10 @@ def read_state(fs: ReadableFS, layout: Layout) -> ImageState:
             machine_id = text.strip()
 
     hostname_raw = contents.get("hostname")
+    signers_raw = contents.get("update-signers")
+    signers, signer_problems = (None, ())
+    if signers_raw is not None:
+        signers, signer_problems = parse_allowed_signers(signers_raw.decode("utf-8", "replace"))
     record = None
     if "seed-record" in contents:
         record = parse_record(contents["seed-record"])
@@ -166,6 +176,9 @@ def read_state(fs: ReadableFS, layout: Layout) -> ImageState:
         netbird_management_url=_first_line(contents.get("netbird-management-url")),
         hostname=parse_hostname_file(hostname_raw) if hostname_raw is not None else None,
         hostname_raw=hostname_raw,
+        update_signers=signers,
+        update_signers_raw=signers_raw,
+        update_signers_problems=signer_problems,
         record=record,
         stale_temps=find_stale_temps(fs, stats, layout),
     )

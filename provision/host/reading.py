@@ -122,6 +122,18 @@ def read_key_files(paths: Sequence[Path]) -> list[AuthorizedKey]:
     return keys
 
 
+def read_signer_files(paths: Sequence[Path]) -> tuple[AuthorizedKey, ...]:
+    """The release signers' keys (--update-signer KEY.pub, repeatable): public key files, without options."""
+    keys: list[AuthorizedKey] = []
+    for path in paths:
+        found = read_key_file(path)
+        if any(key.options is not None for key in found):
+            raise UsageError(f"release signer file {path} gives a key with authorized_keys options",
+                             hint="give the plain public key (.pub) the signer signs with")
+        keys = merge_keys(keys, found, replace=False)
+    return tuple(keys)
+
+
 def read_key_sources(
     entries: Sequence[str], fetch: KeyFetch | None
 ) -> tuple[list[AuthorizedKey], list[FetchedKeys]]:

@@ -77,6 +77,13 @@ def report_to_json(report: InspectReport, problems: list[str] | None = None) -> 
         "hostname": {
             "state": report.hostname.state, "value": report.hostname.value, "boots_as": report.hostname.boots_as,
         },
+        "updates": {
+            "state": report.updates.state,
+            "verified": report.updates.state == "verified",
+            "words": report.updates.words,
+            "signers": [{"principal": p, "fingerprint": f} for p, f in report.updates.signers],
+            "problems": list(report.updates.problems),
+        },
         "record": {
             "state": report.record.state,
             "count": len(report.record.entries),
@@ -156,6 +163,9 @@ def print_report(report: InspectReport, console: Console | None = None, problems
     facts.add_row("netbird management", Text(report.netbird.management_url or "not set (Netbird's default)"))
     facts.add_row("hostname", Text(hostname_words(report)))
     facts.add_row("seeding record", Text(record_words(report)))
+    facts.add_row("updates", Text(report.updates.words))
+    for principal, fingerprint in report.updates.signers:
+        facts.add_row("release signer", Text(f"{fingerprint} {principal}"))
     console.print(facts)
 
     keys = Table(title=f"Authorized SSH keys ({len(report.authorized_keys)})", title_justify="left")

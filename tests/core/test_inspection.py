@@ -47,6 +47,7 @@ def seeded_fs(**overrides) -> tuple[WalkableFS, FreshMaterial]:
         netbird_setup_key=Secret(SETUP_KEY),
         netbird_management_url="https://netbird.example.org",
         hostname="zvm-alice",
+        update_signers=tuple(parse_authorized_keys(public_line(comment="release@example.org") + "\n", "test")),
         operator="it@desk",
     )
     values.update(overrides)
@@ -79,6 +80,7 @@ def test_a_seeded_image_meets_the_contract_and_shows_every_item():
     assert report.machine_id.value == "0123456789abcdef0123456789abcdef"
     assert report.netbird.setup_key == "present"
     assert report.netbird.management_url == "https://netbird.example.org"
+    assert report.updates.state == "verified" and [p for p, _ in report.updates.signers] == ["release@example.org"]
     assert report.unexpected == ()
 
 
@@ -92,6 +94,7 @@ def test_a_blank_image_lists_the_required_items_as_missing_and_optional_ones_as_
     assert not any(p.startswith(("/var/log", "/etc/ssh/", "/var/lib/netbird")) for p in problems)
     assert report.password.state == "missing" and report.host_key.state == "missing"
     assert report.machine_id.state == "missing" and report.netbird.setup_key == "missing"
+    assert report.updates.state == "not-verified" and "updates are not verified" in report.updates.words
 
 
 def test_world_writable_authorized_keys_is_drift():
@@ -263,8 +266,10 @@ def test_json_schema_and_no_secret_in_any_output():
     assert set(data) == {
         "schema_version", "image", "partitions", "contract_ok", "problems", "paths", "password",
         "authorized_keys", "host_key", "machine_id", "netbird", "hostname", "record", "unexpected", "other_entries",
-        "walk",
+        "walk", "updates",
     }
+    assert data["updates"]["state"] == "verified" and data["updates"]["verified"] is True
+    assert [s["principal"] for s in data["updates"]["signers"]] == ["release@example.org"]
     assert data["contract_ok"] is True and data["problems"] == []
     assert data["partitions"] == [
         {"device": "/dev/sda3", "label": "persist", "fs_type": "ext4", "size": 1 << 29, "persist": True}

@@ -47,8 +47,8 @@ def test_blank_image_gets_every_contract_path_with_its_owner_and_mode():
     plan = seed(fs, first_request())
     for entry in LAYOUT.entries:
         node = fs.nodes.get(entry.path)
-        if entry.role in ("netbird-setup-key", "netbird-management-url", "hostname"):
-            assert node is None, "optional Netbird and hostname files are only written when asked for"
+        if entry.role in ("netbird-setup-key", "netbird-management-url", "hostname", "update-signers"):
+            assert node is None, "optional Netbird, hostname and signers files are only written when asked for"
             continue
         assert node is not None, entry.path
         assert (node.kind, node.uid, node.gid, node.mode) == (entry.kind, entry.uid, entry.gid, entry.mode), entry.path
@@ -240,3 +240,30 @@ def test_keys_after_is_the_one_count_of_the_keys_a_plan_leaves():
     plan = seed(fs, request)  # what a plan writes is what keys_after counts
     assert [key.comment for key in plan.authorized_keys] == ["old@a", "new@c"]
     assert [key.comment for key in read_state(fs, LAYOUT).authorized_keys] == ["old@a", "new@c"]
+
+
+# --- release signers (--update-signer) -------------------------------------------------------------------
+
+
+def test_update_signers_are_written_as_git_allowed_signers_and_kept_when_not_given():
+    from provision.core.credentials.signers import parse_allowed_signers
+    from provision.core.credentials.sshkeys import parse_authorized_keys
+    from tests.support.keyfactory import public_line
+
+    fs = MemoryFS()
+    lines = public_line(comment="release@example.org") + "\n" + public_line(comment="two words") + "\n"
+    signers = tuple(parse_authorized_keys(lines, "test"))
+    seed(fs, first_request(update_signers=signers))
+    node = fs.nodes["/etc/zvm/update-signers"]
+    entry = LAYOUT.role("update-signers")
+    assert (node.uid, node.gid, node.mode) == (entry.uid, entry.gid, entry.mode) == (0, 0, 0o644)
+    text = node.data.decode()
+    assert [line.split()[:2] for line in text.splitlines()] == [
+        ["release@example.org", 'namespaces="git"'], ["release-signer", 'namespaces="git"']]
+    parsed, problems = parse_allowed_signers(text)
+    assert [s.key.blob for s in parsed] == [k.blob for k in signers] and problems == ()
+    # A run without --update-signer keeps the list; one with another list replaces it.
+    again = build_plan(first_request(), read_state(fs, LAYOUT), LAYOUT, FRESH)
+    assert not again.operation("/etc/zvm/update-signers").changes
+    seed(fs, first_request(update_signers=signers[:1]))
+    assert len(fs.nodes["/etc/zvm/update-signers"].data.decode().splitlines()) == 1

@@ -132,6 +132,7 @@ def test_role_paths_match_python() -> None:
     assert c["hostnameFile"] == guest_path(layout, layout.role("hostname").path) == "/persist/etc/hostname"
     assert c["seedRecord"] == guest_path(layout, layout.role("seed-record").path)
     assert c["seedRecord"] == "/persist/zvm-provision/history.jsonl"  # where root reads it in the VM
+    assert c["updateSignersFile"] == guest_path(layout, layout.role("update-signers").path)
 
 
 def test_the_hostname_and_the_seeding_record_are_in_the_contract_as_decided() -> None:
@@ -197,6 +198,7 @@ def test_contract_nix_follows_a_changed_layout() -> None:
             _e("/nb/k", "file", "0600", role="netbird-setup-key"),
             _e("/nb/u", "file", "0644", role="netbird-management-url"),
             _e("/etc/name", "file", "0644", role="hostname"),
+            _e("/etc/signers", "file", "0644", role="update-signers"),
             _e("/log", "dir", "0700"),
             _e("/log/seeded", "file", "0600", role="seed-record"),
         ],
@@ -217,6 +219,7 @@ def test_contract_nix_follows_a_changed_layout() -> None:
     }
     assert c["netbird"] == {"setupKeyFile": "/state/nb/k", "managementUrlFile": "/state/nb/u"}
     assert (c["hostnameFile"], c["seedRecord"]) == ("/state/etc/name", "/state/log/seeded")
+    assert c["updateSignersFile"] == "/state/etc/signers"
 
 
 def test_contract_nix_rejects_a_missing_role() -> None:

@@ -18,6 +18,7 @@ from provision.host.operator import operator
 from provision.host.reading import (
     KeyFetch,
     read_key_sources,
+    read_signer_files,
     read_netbird_setup_key_file,
     read_password_file,
     read_password_hash_file,
@@ -47,6 +48,7 @@ class SeedOptions:
     new_host_keys: bool = False
     new_machine_id: bool = False
     hostname: str | None = None
+    update_signers: tuple[Path, ...] = ()  # public key files of release signers (--update-signer)
     operator: str | None = None
     dry_run: bool = False
     json_out: bool = False
@@ -73,6 +75,7 @@ def read_seed_flags(
     new_host_keys: bool = False,
     new_machine_id: bool = False,
     hostname: str | None = None,
+    update_signers: Sequence[Path] = (),
     operator_given: str | None = None,
 ) -> SeedFlags:
     """The seed command's flags, every file read, every key source fetched (through `fetch_keys`) and every
@@ -100,6 +103,7 @@ def read_seed_flags(
         password = PasswordChoice.locked()
     setup_key = read_netbird_setup_key_file(netbird_setup_key_file) if netbird_setup_key_file else None
     url = validate_management_url(netbird_management_url) if netbird_management_url is not None else None
+    signers = read_signer_files(update_signers) if update_signers else None
     keys, fetched = read_key_sources(ssh_keys, fetch_keys) if ssh_keys else (None, [])  # the network: last
     return SeedFlags(
         password_plain=plain,
@@ -114,5 +118,6 @@ def read_seed_flags(
         netbird_setup_key=setup_key,
         netbird_management_url=url,
         hostname=validate_hostname(hostname, "--hostname") if hostname is not None else None,
+        update_signers=signers,
         operator=operator(operator_given),
     )
