@@ -107,6 +107,7 @@ in
     tmpfiles = config.systemd.tmpfiles.rules;
   };
   initrdPostMountCommands = config.boot.initrd.postMountCommands;
+  inherit (config.environment) interactiveShellInit;
   activationScripts = lib.mapAttrs (
     _: s:
     if builtins.isString s then
@@ -154,7 +155,12 @@ in
   netbird = lib.mapAttrs (_: c: {
     service = c.service.name;
     wrapper = toString c.wrapper;
-    inherit (c.wrapper) makeWrapperArgs;
+    # The script that builds the wrapper (makeWrapper ... --set-default NB_* ...).
+    wrapperScript = c.wrapper.buildCommand;
+    inherit (c) hardened environment;
+    runtimeDirectory = c.dir.runtime;
+    user = c.user.name;
+    group = c.user.group;
   }) config.services.netbird.clients;
 
   users = {

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -349,13 +350,15 @@ def test_netbird_enrolment_runs_only_with_a_seeded_key_after_the_daemon() -> Non
     assert "netbird.service" in unit["requires"] and "netbird.service" in unit["after"]
     assert unit["wantedBy"] == ["multi-user.target"]
     assert unit["serviceConfig"]["Type"] == "oneshot"
-    assert unit["serviceConfig"]["Restart"] == "on-failure"  # no network yet: try again, keep the key
+    assert "Restart" not in unit["serviceConfig"]  # one run per key: its tries are counted in the script
     # The CLI must reach the same daemon socket the daemon listens on: nixpkgs' daemon runs the client's
     # wrapper, whose --set-default arguments carry the client's NB_* environment.
     client = report["netbird"]["default"]
     assert report["systemd"]["services"]["netbird"]["serviceConfig"]["ExecStart"] == f"{client['wrapper']}/bin/netbird service run"
-    defaults = dict(zip(client["makeWrapperArgs"][1::3], client["makeWrapperArgs"][2::3]))
-    assert client["makeWrapperArgs"][0::3] == ["--set-default"] * len(defaults)
+    words = shlex.split(client["wrapperScript"].split("makeWrapper ", 1)[1].replace("\\\n", " "))
+    args = words[words.index("--set-default"):]
+    defaults = dict(zip(args[1::3], args[2::3]))
+    assert args[0::3] == ["--set-default"] * len(defaults) and "NB_DAEMON_ADDR" in defaults
     assert unit["environment"]["NB_DAEMON_ADDR"] == defaults["NB_DAEMON_ADDR"]
 
 
@@ -373,18 +376,27 @@ def seeded_name_tool(tmp_path: Path) -> tuple[str, Path]:
 def run_enrol_script(
     tmp_path: Path, *, key: bool, url: str | None, up_status: int = 0, hostname: str | None = None
 ) -> tuple[int, list[str]]:
-    """Runs the unit's script with the contract's paths moved under tmp_path, a fake netbird, and a
-    seeded hostname file holding HOSTNAME (absent if None)."""
+    """Runs the unit's script as systemd would: the contract's paths moved under tmp_path, the key copied to
+    the credentials directory LoadCredential= names (systemd's copy), no pause between tries, a fake netbird
+    whose `up` exits UP_STATUS, and a seeded hostname file holding HOSTNAME (absent if None)."""
     layout = load_layout()
     root = tmp_path / "root"
     store_path, tool = seeded_name_tool(tmp_path)
-    script = enrol_unit()["script"].replace(store_path, str(tool))
+    unit = enrol_unit()
+    status_file = unit["script"].split("status_file=", 1)[1].split("\n", 1)[0]
+    script = unit["script"].replace(store_path, str(tool)).replace(status_file, f"{root}{status_file}")
     script = script.replace(f"{layout.mount_point}/", f"{root}{layout.mount_point}/")
     key_file = Path(f"{root}{guest('netbird-setup-key')}")
     url_file = Path(f"{root}{guest('netbird-management-url')}")
     key_file.parent.mkdir(parents=True)
+    Path(f"{root}{status_file}").parent.mkdir(parents=True)
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
     if key:
         key_file.write_text("A1B2C3D4-E5F6-4789-9ABC-DEF012345678\n")
+        (name, source), = (c.split(":", 1) for c in unit["serviceConfig"]["LoadCredential"])
+        assert source == guest("netbird-setup-key")
+        shutil.copy(key_file, credentials / name)
     if url is not None:
         url_file.write_text(url + "\n")
     if hostname is not None:
@@ -397,37 +409,68 @@ def run_enrol_script(
         "netbird",
         f'printf "%s\\n" "$*" >> {calls}\n[ "$1" = up ] && exit {up_status}\nexit 0',
     )
-    real_tools(tmp_path, "seq", "sleep", "tr", "rm", "wc")
-    result = subprocess.run(
-        [BASH, "-c", script], env={"PATH": str(tmp_path / "bin")}, capture_output=True, text=True, timeout=60
-    )
+    real_tools(tmp_path, "sleep", "tr", "rm", "wc", "chmod", "mv")
+    env = {**unit["environment"], "PATH": str(tmp_path / "bin"), "CREDENTIALS_DIRECTORY": str(credentials),
+           "ZVM_ENROL_PAUSE": "0"}
+    result = subprocess.run([BASH, "-e", "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    status = Path(f"{root}{status_file}")
+    run_enrol_script.last = (result.stderr, status.read_text() if status.exists() else None, oct(status.stat().st_mode & 0o777) if status.exists() else None)  # type: ignore[attr-defined]
     return result.returncode, calls.read_text().splitlines() if calls.exists() else []
 
 
 def test_netbird_enrolment_uses_the_key_file_and_the_management_url_then_deletes_the_key(tmp_path: Path) -> None:
     status, calls = run_enrol_script(tmp_path, key=True, url="https://netbird.example.test:443")
-    key = f"{tmp_path}/root{guest('netbird-setup-key')}"
+    key = f"{tmp_path}/credentials/setup-key"
     assert status == 0
     assert calls == ["status", f"up --setup-key-file {key} --management-url https://netbird.example.test:443"]
-    assert not Path(key).exists()
+    assert not Path(f"{tmp_path}/root{guest('netbird-setup-key')}").exists()
+    _, shown, mode = run_enrol_script.last  # type: ignore[attr-defined]
+    assert shown.startswith("enrolled") and mode == "0o644"  # every login shell shows it
 
 
 def test_netbird_enrolment_without_a_management_url_uses_netbirds_default(tmp_path: Path) -> None:
     status, calls = run_enrol_script(tmp_path, key=True, url=None)
     assert status == 0
-    assert calls[-1] == f"up --setup-key-file {tmp_path}/root{guest('netbird-setup-key')}"
+    assert calls[-1] == f"up --setup-key-file {tmp_path}/credentials/setup-key"
 
 
-def test_a_failed_enrolment_keeps_the_key_for_the_next_try(tmp_path: Path) -> None:
+def test_a_failed_enrolment_gives_up_after_the_bounded_tries_deletes_the_key_and_says_so(tmp_path: Path) -> None:
     status, calls = run_enrol_script(tmp_path, key=True, url=None, up_status=1)
-    assert status != 0 and calls[-1].startswith("up ")
-    assert Path(f"{tmp_path}/root{guest('netbird-setup-key')}").exists()
+    attempts = int(enrol_unit()["environment"]["ZVM_ENROL_ATTEMPTS"])
+    assert status != 0
+    assert [c for c in calls if c.startswith("up ")] == [f"up --setup-key-file {tmp_path}/credentials/setup-key"] * attempts
+    assert not Path(f"{tmp_path}/root{guest('netbird-setup-key')}").exists()
+    journal, shown, _ = run_enrol_script.last  # type: ignore[attr-defined]
+    assert "enrolment FAILED" in shown and "seed a new one" in shown and "enrolment FAILED" in journal
+
+
+def test_the_enrolment_runs_once_per_key_and_within_a_time_bound() -> None:
+    unit = enrol_unit()
+    assert "Restart" not in unit["serviceConfig"] and "StartLimitIntervalSec" not in unit["unitConfig"]
+    assert 1 <= int(unit["environment"]["ZVM_ENROL_ATTEMPTS"]) * int(unit["environment"]["ZVM_ENROL_PAUSE"]) <= 15 * 60
+    assert unit["serviceConfig"]["TimeoutStartSec"] == "15min"
+
+
+def test_every_login_shell_shows_the_enrolment_status(tmp_path: Path) -> None:
+    """The shell lines nixpkgs puts in /etc/bashrc, run with the status file moved under tmp_path."""
+    init = configured()["interactiveShellInit"]
+    status = tmp_path / "status"
+    status.write_text("enrolled (try 1 of 10); the setup key was deleted\n")
+    (path,) = set(re.findall(r"/run/\S+/status", init))
+    real_tools(tmp_path, "head")
+    run = subprocess.run([BASH, "-c", init.replace(path, str(status))], env={"PATH": str(tmp_path / "bin")},
+                         capture_output=True, text=True, timeout=60)
+    assert run.stdout == "Netbird: enrolled (try 1 of 10); the setup key was deleted\n"
+    status.unlink()
+    run = subprocess.run([BASH, "-c", init.replace(path, str(status))], env={"PATH": str(tmp_path / "bin")},
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and run.stdout == ""
 
 
 def test_netbird_enrolment_names_the_peer_after_the_seeded_hostname(tmp_path: Path) -> None:
     status, calls = run_enrol_script(tmp_path, key=True, url=None, hostname="web-01\n")
     assert status == 0
-    assert calls[-1] == f"up --setup-key-file {tmp_path}/root{guest('netbird-setup-key')} --hostname web-01"
+    assert calls[-1] == f"up --setup-key-file {tmp_path}/credentials/setup-key --hostname web-01"
 
 
 @pytest.mark.parametrize("hostname", [None, "Web-01\n", "../../etc/shadow\n", ""], ids=["unseeded", "upper-case", "traversal", "empty"])
@@ -435,7 +478,25 @@ def test_netbird_enrolment_without_a_valid_seeded_hostname_passes_none(tmp_path:
     """Netbird then names the peer after the VM's hostname, the built-in one (the boot ignored the file too)."""
     status, calls = run_enrol_script(tmp_path, key=True, url=None, hostname=hostname)
     assert status == 0
-    assert calls[-1] == f"up --setup-key-file {tmp_path}/root{guest('netbird-setup-key')}"
+    assert calls[-1] == f"up --setup-key-file {tmp_path}/credentials/setup-key"
+
+
+def test_the_netbird_daemons_socket_is_roots_alone() -> None:
+    """nixpkgs' real netbird.nix (vendored), as zvm configures it: whoever may enter the daemon's runtime
+    directory may steer the daemon through its socket (made 0666). Only root may: the daemon is root's, or
+    the hardened client's with zvm outside its group."""
+    report = configured()
+    client = report["netbird"]["default"]
+    daemon = report["systemd"]["services"][client["service"]]["serviceConfig"]
+    assert client["environment"]["NB_DAEMON_ADDR"] == f"unix://{client['runtimeDirectory']}/sock"
+    assert client["runtimeDirectory"] == f"/var/run/{daemon['RuntimeDirectory']}"
+    mode = int(daemon["RuntimeDirectoryMode"], 8)
+    assert mode & 0o007 == 0, f"others may reach the socket: {daemon['RuntimeDirectoryMode']}"
+    zvm = report["users"]["users"]["zvm"]
+    if mode & 0o070:  # the group may: it must be the daemon's own, without zvm
+        group = daemon.get("Group", "root")
+        assert group != "root" and group not in zvm["extraGroups"] and zvm["group"] != group
+    assert client["hardened"] or "User" not in daemon  # unhardened: root's, with the directory above
 
 
 # --- the hostname ---------------------------------------------------------------------------------------

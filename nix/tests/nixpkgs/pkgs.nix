@@ -98,6 +98,20 @@ let
     systemd = tool "systemd-258" "systemctl";
     openssh = tool "openssh-10.0" "ssh";
     netbird = tool "netbird-0.59" "netbird";
+    netbird-ui = tool "netbird-ui-0.59" "netbird-ui";
+    openresolv = tool "openresolv-3.16" "resolvconf";
+    iptables = tool "iptables-1.8" "iptables";
+    ipset = tool "ipset-7.24" "ipset";
+    nftables = tool "nftables-1.1" "nft";
+    jq = tool "jq-1.8" "jq";
+    diffutils = tool "diffutils-3.12" "diff";
+    makeWrapper = fake "make-wrapper-hook" { };
+    # pkgs/stdenv/generic/make-derivation.nix, never built: name and buildCommand kept for the tests.
+    stdenv.mkDerivation = attrs: fake attrs.name attrs;
+    # pkgs/pkgs-lib/formats.nix's json: its type, JSON values.
+    formats.json = _: {
+      type = lib.types.attrsOf lib.types.anything;
+    };
     # pkgs/applications/virtualization/qemu: the full build installs the tools too; qemu-utils is the
     # same package with toolsOnly = true.
     qemu = toolWith "qemu-10.1" "qemu-system-x86_64" [

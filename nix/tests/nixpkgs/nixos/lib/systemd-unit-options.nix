@@ -61,6 +61,10 @@ let
         type = types.singleLineStr;
         default = "";
       };
+      documentation = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+      };
       requires = units;
       wants = units;
       after = units;

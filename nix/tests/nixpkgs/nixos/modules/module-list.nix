@@ -11,11 +11,11 @@
   ./config/nix.nix
   ./config/networking.nix
   ./config/locale.nix
+  ./config/shells-environment.nix
   ./security/sudo.nix
   ./security/sudo-rs.nix
   ./services/misc/nix-gc.nix
   ./services/networking/ssh/sshd.nix
-  ./services/networking/netbird.nix
   ./system/activation/top-level.nix
   ./system/activation/activation-script.nix
   ./system/etc/etc.nix
@@ -31,5 +31,6 @@
   ./tasks/filesystems.nix
   # Real nixpkgs modules, evaluated as they are (each names its source revision).
   ../../vendored/auto-upgrade.nix
+  ../../vendored/netbird.nix
   ./misc/vendored-support.nix
 ]
