@@ -606,6 +606,8 @@ def _inspect_fleet(images: list[Path], *, check: bool, find_key: list[str], jobs
     "others go on; nothing is written through a link; each file is written under a temporary name and read "
     "back; an image in use is refused; each changed image's seeding record names the operator and the keys "
     "removed and added. An image that does not hold the key is left byte-identical.\n\n"
+    "--update-signer KEY.pub (repeatable) sets the release signers of every image (seed's --update-signer), "
+    "alone or with a key change; an image that already has exactly these is left as it is.\n\n"
     "In place, or with --out-dir DIR into new qcow2 copies (DIR/<name>.qcow2, never over an existing file), "
     "the images left as they were. A report (keys-report.json in --out-dir, or --report FILE; --json prints "
     "it) lists each image: changed, unchanged, refused (why), failed.\n\n"
@@ -640,6 +642,7 @@ def keys_command(
         typer.Option("--report", metavar="FILE", help="Write the report here (default: DIR/keys-report.json "
                      "with --out-dir; in place, none unless given)."),
     ] = None,
+    update_signer: UpdateSignerOption = None,
     jobs: Jobs = 0,
     operator: Annotated[str | None, OperatorOption] = None,
     dry_run: Annotated[
@@ -655,14 +658,15 @@ def keys_command(
     from provision.core.keyremoval import parse_selector
     from provision.fetch.forgekeys import KeyFetcher
     from provision.host.operator import operator as operator_of
-    from provision.host.reading import read_key_sources
+    from provision.host.reading import read_key_sources, read_signer_files
     from provision.ui import progress, render_fleet
 
     check_accel(accel)
     selectors = tuple(parse_selector(text) for text in remove_key or ())
     paths = tuple(gather_images(images))  # the images first: a missing one is said before any key is fetched
+    signers = read_signer_files(update_signer) if update_signer else None
     adding, _ = read_key_sources(add_key, KeyFetcher().fetch) if add_key else ([], [])
-    change = KeyChange(remove=selectors, add=tuple(adding))
+    change = KeyChange(remove=selectors, add=tuple(adding), signers=signers)
     options = KeysOptions(images=paths, change=change, out_dir=out_dir, dry_run=dry_run,
                           operator=operator_of(operator), accel=accel, jobs=jobs, debug=debug_enabled())
     result = run_keys(options, progress.default_progress(json_out=json_out, name="keys"), report)
@@ -710,6 +714,8 @@ def sample_disk_command(
     "columns with neither header nor cells are ignored; the file must be UTF-8 (Excel: \"CSV UTF-8\"); names "
     "are ASCII and do not start with '.' or '-'.\n\n"
     "Each image's seeding record names its manifest row and the operator (--operator, default user@host).\n\n"
+    "Release signers are a batch-wide flag, not a manifest column: --update-signer KEY.pub (repeatable) gives "
+    "every image the same list; without it the base's list is kept.\n\n"
     "Running it again resumes: complete images are kept unless --force. With --overlay the images are small "
     "qcow2 overlays backed by the base: the base must travel with them, at the same absolute path, unchanged.\n\n"
     "To hand images over: --compress (compressed qcow2, the smallest to send) or --format raw|vmdk|vdi "
@@ -742,6 +748,7 @@ def batch_command(
                      "(or set ZVM_PROVISION_SHARDS)."),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Make every image again, even complete ones.")] = False,
+    update_signer: UpdateSignerOption = None,
     operator: Annotated[str | None, OperatorOption] = None,
     json_out: JsonOut = False,
     accel: Accel = "auto",
@@ -750,6 +757,7 @@ def batch_command(
     debug: Debug = False,
 ) -> None:
     from provision.commands import batch
+    from provision.host.reading import read_signer_files
     from provision.core.outputformat import output_spec
     from provision.core.shards import ShardSource, choose_shard, engine_ignored
     from provision.host.operator import operator as operator_of
@@ -763,6 +771,7 @@ def batch_command(
         shard=(choice.index, choice.count) if choice is not None else None, force=force, accel=accel,
         output=output,
         operator=operator_of(operator), debug=debug_enabled(),
+        update_signers=read_signer_files(update_signer) if update_signer else None,
     )
     shown = progress.default_progress(json_out=json_out)
     if choice is not None and choice.source != ShardSource.GIVEN:

@@ -42,7 +42,8 @@ in
   testScript =
     { nodes, ... }:
     let
-      image = "${nodes.zvm.system.build.image}/${nodes.zvm.image.repart.name}.raw";
+      # The file name nixpkgs' image modules expose (image/file-options.nix: baseName + "." + extension).
+      image = "${nodes.zvm.system.build.image}/${nodes.zvm.image.fileName}";
       # The image seeded by the flake's own zvm-provision, with a key, a password and a host key made here.
       seeded =
         hostPkgs.runCommand "zvm-boot-test-seeded"

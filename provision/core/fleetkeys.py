@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from provision.core.credentials.signers import render_allowed_signers, signers_from_keys
 from provision.core.credentials.sshkeys import AuthorizedKey, merge_keys
 from provision.core.keyremoval import KeySelector
 from provision.core.request import PasswordChoice, SeedRequest
@@ -30,10 +31,12 @@ class KeyChange:
 
     remove: tuple[KeySelector, ...] = ()
     add: tuple[AuthorizedKey, ...] = ()
+    signers: tuple[AuthorizedKey, ...] | None = None  # --update-signer: every image's release signers become these
 
     def __post_init__(self) -> None:
-        if not self.remove and not self.add:
-            raise UsageError("nothing to change: give --remove-key FINGERPRINT|COMMENT and/or --add-key KEY")
+        if not self.remove and not self.add and self.signers is None:
+            raise UsageError("nothing to change: give --remove-key FINGERPRINT|COMMENT, --add-key KEY "
+                             "and/or --update-signer KEY.pub")
         both = [key for key in self.add if any(s.matches(key) for s in self.remove)]
         if both:
             raise UsageError(f"{both[0].fingerprint} is both removed (--remove-key) and added (--add-key); "
@@ -44,15 +47,20 @@ class KeyChange:
         return bool(self.remove and self.add)
 
 
-def request_for(change: KeyChange, existing: Sequence[AuthorizedKey], operator: str | None) -> SeedRequest | None:
+def request_for(change: KeyChange, existing: Sequence[AuthorizedKey], operator: str | None,
+                signers_held: bytes | None = None) -> SeedRequest | None:
     """The seed request for one image, or None when the image is left as it is (it holds none of the keys
-    to remove, and already holds the keys to add, or is not one a rotation touches)."""
+    to remove, and already holds the keys to add, or is not one a rotation touches; and already holds the
+    release signers asked for, the file's bytes SIGNERS_HELD)."""
     selected = tuple(s for s in change.remove if any(s.matches(key) for key in existing))
     adding = change.add if (not change.remove or selected) else ()
     held = {key.blob for key in existing}
-    if not selected and all(key.blob in held for key in adding):
+    signers_change = change.signers is not None and (
+        render_allowed_signers(signers_from_keys(change.signers)) != signers_held)
+    if not selected and all(key.blob in held for key in adding) and not signers_change:
         return None
     return SeedRequest(
+        update_signers=change.signers if signers_change else None,
         password=PasswordChoice.keep(),
         keys=adding,
         remove_keys=selected,
@@ -64,6 +72,8 @@ def request_for(change: KeyChange, existing: Sequence[AuthorizedKey], operator: 
 
 def unchanged_reason(change: KeyChange) -> str:
     """Why `request_for` left an image alone, in words for the report."""
+    if change.signers is not None and not (change.remove or change.add):
+        return "already has these release signers"
     if change.rotate:
         return "holds none of the keys to replace"
     if change.remove:

@@ -94,3 +94,22 @@ def test_seed_and_batch_entries_carry_no_change_field():
     fs = image(ALICE)
     entry = parse_record(fs.nodes[RECORD].data).entries[-1]
     assert "change" not in entry
+
+
+def test_release_signers_alone_are_set_on_every_image_that_lacks_exactly_them():
+    signers = (key(CAROL),)
+    change = KeyChange(signers=signers)
+    fs = image(ALICE)
+    state = read_state(fs, LAYOUT)
+    plan = build_plan(request_for(change, state.authorized_keys, "it@desk", state.update_signers_raw), state,
+                      LAYOUT, FRESH)
+    apply_plan(plan, fs)
+    verify_plan(plan, fs)
+    assert fs.nodes[KEYS_FILE].data.decode() == ALICE + "\n"  # the keys are not touched
+    written = fs.nodes[LAYOUT.role("update-signers").path].data
+    assert key(CAROL).line.split()[1] in written.decode()
+    state = read_state(fs, LAYOUT)
+    assert request_for(change, state.authorized_keys, "it@desk", state.update_signers_raw) is None
+    assert unchanged_reason(change) == "already has these release signers"
+    assert request_for(KeyChange(signers=(key(BOB),)), state.authorized_keys, "it@desk",
+                       state.update_signers_raw) is not None

@@ -9,13 +9,14 @@ releases, and a release-signers file in git's allowed_signers format, as the see
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from provision.core.layout import load_layout
-from tests.nix.support import BASH, evaluated, failed_assertions, fake_tool, guest_path, real_tools
+from tests.nix.support import BASH, NIX_DIR, evaluated, failed_assertions, fake_tool, guest_path, real_tools
 
 pytestmark = pytest.mark.nix
 
@@ -199,3 +200,11 @@ def test_signed_updates_refuse_a_url_they_cannot_fetch_with_git(tmp_path: Path, 
     result, argv = run_update(tmp_path, "github:you/zvm-provision/v1?dir=nix#zvm", signers=releases["signers"])
     assert result.returncode != 0 and argv == []
     assert "need a git+https:// or git+ssh:// flake URL" in result.stderr
+
+
+def test_the_update_source_script_is_shellcheck_clean() -> None:
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck is not installed")
+    script = NIX_DIR / "modules" / "update-source.sh"
+    result = subprocess.run(["shellcheck", str(script)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout

@@ -33,6 +33,7 @@ class BatchOptions:
     max_disks: int = MAX_DISKS_PER_APPLIANCE
     output: OutputSpec = OutputSpec()  # --format, --compress
     operator: str | None = None  # who runs the batch, for each image's seeding record
+    update_signers: tuple[AuthorizedKey, ...] | None = None  # --update-signer, for every image (None: none given)
     debug: bool = False  # --debug (or ZVM_PROVISION_DEBUG=1): a failed image's traceback goes to stderr
 
 

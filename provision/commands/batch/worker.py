@@ -356,6 +356,7 @@ class ChunkWorker:
             netbird_setup_key=user.netbird_setup_key,
             netbird_management_url=user.netbird_management_url,
             hostname=user.hostname,
+            update_signers=self.options.update_signers,
             operator=self.options.operator,
             batch_row=user.name,
         )

@@ -147,7 +147,8 @@ class _Keys:
         layout = load_layout()
         with appliance.mount_persist(index, writable=False) as fs:  # a first look changes nothing
             state = read_state(fs, layout)
-        request = request_for(self.options.change, state.authorized_keys, self.options.operator)
+        request = request_for(self.options.change, state.authorized_keys, self.options.operator,
+                              state.update_signers_raw)
         if request is None:
             result.status, result.reason = Status.UNCHANGED, unchanged_reason(self.options.change)
             result.keys_after = state.authorized_keys

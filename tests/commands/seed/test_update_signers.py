@@ -1,7 +1,7 @@
 """Release signers (--update-signer) through the command and the real appliance: the allow-list lands on persist
 as the persist contract says (owner 0:0, mode 0644, git's allowed_signers format) and inspect shows it, in text
-and JSON; an image without one says that its updates are not verified. Three launches: inspect of the blank
-copy, the seeding, inspect of the seeded copy (JSON). The file's bytes and the image-side verification are
+and JSON; an image without one says that its updates are not verified; `keys --update-signer` replaces the
+list. Five launches: inspect of the blank copy, the seeding, inspect (JSON), keys, inspect again. The file's bytes and the image-side verification are
 checked in tests/core/test_plan.py and tests/nix/test_nix_updates.py."""
 
 from __future__ import annotations
@@ -40,8 +40,10 @@ def signed(tmp_path_factory, sample_disk_template):
     seeded = zvm(str(disk), "--no-password", "--ssh-key", str(login), "--update-signer", str(release),
                  "--update-signer", str(deputy), "--yes")
     inspected = zvm("inspect", str(disk), "--json")
+    changed = zvm("keys", str(disk), "--update-signer", str(deputy), "--json")  # the fleet's way
+    after = zvm("inspect", str(disk), "--json")
     return {"before": before, "refused": refused, "refused_hash": refused_hash, "blank": blank, "seeded": seeded,
-            "inspected": inspected, "keys": (release, deputy)}
+            "inspected": inspected, "keys": (release, deputy), "changed": changed, "after": after}
 
 
 def test_a_private_key_as_signer_is_refused_before_the_image_is_opened(signed):
@@ -71,3 +73,13 @@ def fingerprint(path) -> str:
     """What ssh-keygen -l says of the key file (the real program is the judge of a fingerprint)."""
     return subprocess.run(["ssh-keygen", "-l", "-f", str(path)], capture_output=True, text=True,
                           check=True).stdout.split()[1]
+
+
+def test_keys_replaces_the_release_signers_and_leaves_the_login_keys(signed):
+    assert signed["changed"].returncode == 0, signed["changed"].stderr
+    before = json.loads(signed["inspected"].stdout)
+    after = json.loads(signed["after"].stdout)
+    assert [s["fingerprint"] for s in after["updates"]["signers"]] == [fingerprint(signed["keys"][1])]
+    (entry,) = [p for p in after["paths"] if p["path"] == SIGNERS.path]
+    assert entry["status"] == "ok"
+    assert after["authorized_keys"] == before["authorized_keys"]
