@@ -82,6 +82,10 @@ def test_a_seeded_image_meets_the_contract_and_shows_every_item():
     assert report.netbird.management_url == "https://netbird.example.org"
     assert report.updates.state == "verified" and [p for p, _ in report.updates.signers] == ["release@example.org"]
     assert report.unexpected == ()
+    text = render_text(report)
+    assert any("release signer" in line and f"{report.updates.signers[0][1]} release@example.org" in line
+               for line in text.splitlines())
+    assert "only releases signed by 1 release signer(s)" in text and "not verified" not in text
 
 
 def test_a_blank_image_lists_the_required_items_as_missing_and_optional_ones_as_absent():
