@@ -6,14 +6,15 @@ through a link, and contents are parsed leniently (a bad line is a problem to re
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from provision.core.credentials.identity import is_valid_machine_id, parse_hostname_file
 from provision.core.credentials.passwords import PasswordInfo, describe_password_file
 from provision.core.credentials.sshkeys import (
     AuthorizedKey,
-    parse_authorized_keys_lenient,
     public_key_fingerprint,
+    read_image_keys,
 )
 from provision.core.fs import TEMP_PREFIX, ReadableFS, Stat, StatKind
 from provision.core.layout import Entry, Layout
@@ -39,7 +40,7 @@ class ImageState:
     stats: dict[str, Stat | None]  # lstat of every contract path
     unreadable: dict[str, str] = field(default_factory=dict)  # contract file -> why it could not be read
     password: PasswordInfo | None = None
-    authorized_keys: tuple[AuthorizedKey, ...] = ()
+    authorized_keys: tuple[AuthorizedKey, ...] = ()  # every line holding a key sshd reads, in the file's order
     authorized_keys_raw: bytes | None = None
     authorized_keys_problems: tuple[str, ...] = ()
     host_public_line: str | None = None
@@ -53,6 +54,7 @@ class ImageState:
     record: SeedRecord | None = None  # None: no record file (an image never seeded by this tool, or by hand)
     # temporary files (fs.TEMP_PREFIX) that a killed run left next to contract files; the next run removes them
     stale_temps: tuple[str, ...] = ()
+    read_at: float = field(default_factory=time.time)  # when it was read: the keys' expiry-time is judged then
 
     def stat(self, path: str) -> Stat | None:
         return self.stats.get(path)
@@ -122,9 +124,10 @@ def read_state(fs: ReadableFS, layout: Layout) -> ImageState:
 
     keys: tuple[AuthorizedKey, ...] = ()
     problems: tuple[str, ...] = ()
+    read_at = time.time()
     keys_raw = contents.get("authorized-keys")
     if keys_raw is not None:
-        parsed, found_problems = parse_authorized_keys_lenient(keys_raw.decode("utf-8", "replace"))
+        parsed, found_problems = read_image_keys(keys_raw, read_at)  # as sshd reads it, now
         keys, problems = tuple(parsed), tuple(found_problems)
 
     host_public = _first_line(contents.get("host-key-public"))
@@ -168,6 +171,7 @@ def read_state(fs: ReadableFS, layout: Layout) -> ImageState:
         hostname_raw=hostname_raw,
         record=record,
         stale_temps=find_stale_temps(fs, stats, layout),
+        read_at=read_at,
     )
 
 
