@@ -12,8 +12,8 @@ Every command asks this module, none splits key lines itself: seed's plan, `keys
   key (`sshkey_advance_past_options`: the options end at the first space or tab outside double quotes, \\"
   inside them is a quote; an unterminated quote drops the line). Then the options are parsed
   (auth-options.c `sshauthopt_parse`); bad options drop the line.
-- A key (sshkey.c `sshkey_read`): a type name ending at a space or tab (a full name, or for plain keys its
-  short name in any case: RSA, ED25519, ...), spaces and tabs, the base64 blob up to the next space or tab
+- A key (sshkey.c `sshkey_read`): a type name ending at a space or tab (its full name: ssh-ed25519,
+  rsa-sha2-512 for an RSA key too; not RSA or ED25519, which sshd refuses), spaces and tabs, the base64 blob up to the next space or tab
   (b64_pton: strict padding, white space inside skipped), and the rest, after spaces and tabs, is the
   comment: any bytes. The blob (`sshkey_fromb`) must be a whole key of the line's type: RSA of 1024 bits up
   to 16384 (SSH_RSA_MINIMUM_MODULUS_SIZE, SSHBUF_MAX_BIGNUM), ed25519 of 32 bytes, ECDSA an uncompressed
@@ -67,8 +67,6 @@ _FULL_NAMES = {
     "ssh-dss": (_DSA, False),
     "ssh-dss-cert-v01@openssh.com": (_DSA, True),
 }
-# sshkey_type_from_name: "Only allow shortname matches for plain key types", compared with strcasecmp
-_SHORT_NAMES = {kind.lower(): kind for kind in (_ED25519, _ED25519_SK, _ECDSA, _ECDSA_SK, _RSA, _DSA)}
 _CURVES = {"ecdsa-sha2-nistp256": b"nistp256", "ecdsa-sha2-nistp384": b"nistp384", "ecdsa-sha2-nistp521": b"nistp521",
            "sk-ecdsa-sha2-nistp256@openssh.com": b"nistp256"}
 _CURVE_POINT_BYTES = {b"nistp256": 65, b"nistp384": 97, b"nistp521": 133}  # uncompressed: 0x04 || x || y
@@ -88,7 +86,7 @@ _SHOWN_RESTRICTIONS = ("from", "command", "restrict")
 class ParsedKey:
     """A key as sshkey_read read it from a line."""
 
-    type_name: str  # as written in the line (ssh-ed25519, rsa-sha2-512, ED25519...)
+    type_name: str  # as written in the line (ssh-ed25519, rsa-sha2-512 ...)
     kind: str  # ED25519, ED25519-SK, ECDSA, ECDSA-SK, RSA, DSA
     certificate: bool
     blob: bytes  # the decoded base64: the key's identity
@@ -188,15 +186,12 @@ def _read_line(number: int, raw: bytes) -> KeyLine:
 
 
 def _type_of(name: bytes) -> tuple[str, bool] | None:
-    """sshkey_type_from_name: (kind, certificate?) of a full name, or of a plain key's short name."""
+    """(kind, certificate?) of a key type name: the full name only, in its case (sshd refuses a line that
+    says RSA or ed25519: tests/sshd)."""
     try:
-        text = name.decode("ascii")
+        return _FULL_NAMES.get(name.decode("ascii"))
     except UnicodeDecodeError:
         return None
-    if text in _FULL_NAMES:
-        return _FULL_NAMES[text]
-    kind = _SHORT_NAMES.get(text.lower())
-    return (kind, False) if kind is not None else None
 
 
 def _token_end(data: bytes, start: int) -> int:
@@ -215,8 +210,6 @@ def _read_key(data: bytes) -> ParsedKey | None:
     if typed is None:
         return None
     kind, certificate = typed
-    if kind == _ECDSA and name.decode("ascii") not in _CURVES and not certificate:
-        return None  # "ECDSA" names no curve: SSH_ERR_EC_CURVE_INVALID
     pos = space
     while pos < len(data) and data[pos] in b" \t":
         pos += 1
