@@ -40,7 +40,7 @@ GOOD_OPTIONS = ['restrict', 'no-pty', 'No-Pty', 'no-agent-forwarding', 'port-for
                 'permitlisten="8080"', 'no-touch-required', 'no-user-rc', 'tunnel="1"']
 BAD_OPTIONS = ['expiry-time="19700102"', 'expiry-time="20200101"', 'cert-authority', 'foo', 'restrictx',
                'command=true', 'expiry-time="2099"', 'environment="1-A=b"', 'from="127.0.0.1",from="*"',
-               'no-pty,', 'expiry-time="20991301"', 'command=""']
+               'no-pty,x', 'expiry-time="20991301"', 'command=""', ',', 'no-pty,']
 COMMENTS = [b"", b"alice@laptop", b"del\x7fhere", b"esc\x1b[31mred", "j\u00f6rg@laptop \u2603".encode(),
             b"\xff\xfe not utf-8", "bidi\u202eevil".encode(), b"nul\x00then junk", b"c" * 5000, b"zero\xe2\x80\x8bwidth"]
 FILLER = [b"# a comment", b"", b"   ", b"\t# indented comment", b"\r", b"not a key at all", b"ssh-ed25519",

@@ -345,6 +345,9 @@ def parse_options(options: bytes | None) -> KeyOptions:
     pos = 0
     lowered = options.lower()
     while pos < len(options) and options[pos:pos + 1] not in (b" ", b"\t"):
+        if options[pos:pos + 1] == b",":  # an empty option: sshd passes over it (",no-pty", "a,,b", "a,": tests/sshd)
+            pos += 1
+            continue
         name, pos, value = _one_option(options, lowered, pos)
         if name == "cert-authority":
             cert_authority = True
@@ -366,9 +369,6 @@ def parse_options(options: bytes | None) -> KeyOptions:
             break
         if options[pos:pos + 1] != b",":
             raise _BadOptions("unknown key option")
-        pos += 1
-        if pos >= len(options):
-            raise _BadOptions("unexpected end-of-options")
     restricted = tuple(name for name in _SHOWN_RESTRICTIONS if name in seen)
     return KeyOptions(options.decode("utf-8", "replace"), cert_authority, expires, restricted)
 

@@ -69,7 +69,9 @@ def test_a_nul_ends_the_line_and_a_lone_cr_is_blank(ed):
 def test_options_as_sshauthopt_parse_reads_them(ed):
     assert one(b'No-Pty,COMMAND="true" ' + ed.encode()).logs_in(NOW)
     assert one(b'restrict,from="10.0.0.0/8" ' + ed.encode()).restriction() == "restricted (from=, restrict)"
-    for bad in (b"restrictx", b"command=true", b'expiry-time="2099"', b"no-pty,", b'from="a",from="b"',
+    for empty in (b",no-pty", b"no-pty,,pty", b"no-pty,", b","):  # sshd passes over empty options
+        assert one(empty + b" " + ed.encode()).logs_in(NOW), empty
+    for bad in (b"restrictx", b"command=true", b'expiry-time="2099"', b"no-pty,x", b'from="a",from="b"',
                 b'environment="1-A=b"', b"foo"):
         line = one(bad + b" " + ed.encode())
         assert line.key is not None and not line.way_in(NOW) and line.problem.startswith("bad options")
