@@ -245,6 +245,14 @@ def report_error(exc: BaseException, *, debug: bool) -> int:
     return int(code)
 
 
+def _say_failure(failure: Any) -> None:
+    """A failure found once the results are shown (a key no image holds): its message and hint on stderr, as the
+    error handler says them, without a traceback under --debug (nothing went wrong inside the tool)."""
+    show(f"zvm-provision: error: {failure.message}", sys.stderr)
+    if failure.hint:
+        show(f"hint: {failure.hint}", sys.stderr)
+
+
 def show_usage_error(exc: Any) -> int:
     """click's usage error as every other error: one line, and a hint naming the command's --help (click
     prints the usage, a 'Try' line, a blank line and 'Error: ...'). No arguments at all still show the help."""
@@ -570,10 +578,10 @@ def _inspect_fleet(images: list[Path], *, check: bool, find_key: list[str], jobs
         else:
             show(render_fleet.audit_found(rows))
         # for scripts: 0 found, 1 a key no image holds, or an image could not be read (it may hold it)
-        missing = unmatched(selectors, [row.report.authorized_keys for row in rows if row.report is not None])
+        missing = unmatched(selectors, [row.matched for row in rows])
         if missing:
-            raise NoSuchKey("--find-key", missing)
-        if any(row.report is None for row in rows):
+            _say_failure(NoSuchKey("--find-key", missing))
+        if missing or any(row.report is None for row in rows):
             raise typer.Exit(int(ExitCode.FAILURE))
         return
     if json_out:
@@ -664,7 +672,7 @@ def keys_command(
     else:
         show(render_fleet.keys_summary(result))
     if result.unmatched:  # a revocation that revoked nothing is a failure, said on stderr too
-        raise NoSuchKey("--remove-key", result.unmatched)
+        _say_failure(NoSuchKey("--remove-key", result.unmatched))
     if result.exit_code:
         raise typer.Exit(int(result.exit_code))
 
