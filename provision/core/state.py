@@ -1,7 +1,8 @@
 """What an image's persist filesystem holds now, read through a PersistFS into plain data.
 
 Everything read here comes from an image that may be hostile: sizes are capped, nothing is followed
-through a link, and contents are parsed leniently (a bad line is a problem to report, not a crash).
+through a link, and contents are parsed leniently (a bad line is a problem to report, not a crash);
+authorized_keys as sshd reads it (core.credentials.authorizedkeys: every line, any bytes, no cap on lines).
 """
 
 from __future__ import annotations

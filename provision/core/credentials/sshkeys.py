@@ -1,6 +1,7 @@
-"""SSH public keys: authorized_keys lines parsed as sshd reads them (options, types, key data checked with
-cryptography, imported lazily), de-duplicated by key blob, fingerprints and known_hosts lines as ssh-keygen
-prints them.
+"""SSH public keys: the keys a person gives (key files, pasted lines, forges) parsed strictly (options, types,
+key data checked with cryptography, imported lazily, and sshd's own reading of the line: authorizedkeys), an
+image's authorized_keys read as sshd reads it (`read_image_keys`, through authorizedkeys), de-duplicated by key
+blob, fingerprints and known_hosts lines as ssh-keygen prints them.
 
 Every error is a UsageError whose message never holds the line's text: sources, line numbers, fixed reasons.
 """
