@@ -245,6 +245,14 @@ def report_error(exc: BaseException, *, debug: bool) -> int:
     return int(code)
 
 
+def _say_failure(failure: Any) -> None:
+    """A failure found once the results are shown (a key no image holds): its message and hint on stderr, as the
+    error handler says them, without a traceback under --debug (nothing went wrong inside the tool)."""
+    show(f"zvm-provision: error: {failure.message}", sys.stderr)
+    if failure.hint:
+        show(f"hint: {failure.hint}", sys.stderr)
+
+
 def show_usage_error(exc: Any) -> int:
     """click's usage error as every other error: one line, and a hint naming the command's --help (click
     prints the usage, a 'Try' line, a blank line and 'Error: ...'). No arguments at all still show the help."""
@@ -425,8 +433,8 @@ def seed_command(
         typer.Option(
             "--remove-key", metavar="FINGERPRINT|COMMENT",
             help="Take a key out of the image; repeat for more. Name it by its SHA256 fingerprint as "
-            "`ssh-keygen -l` or `zvm-provision inspect` print it (SHA256:..., or that whole line), or by its exact "
-            "comment. A key that is not there is an error that lists the keys that are; a comment that several "
+            "`ssh-keygen -l` or `zvm-provision inspect` print it (SHA256:..., without SHA256:, or that whole "
+            "line), by its public key line (any comment), or by its exact comment. A key that is not there is an error that lists the keys that are; a comment that several "
             "keys share is refused, since removing them all could take out a key you meant to keep: give their "
             "fingerprints. Other lines of authorized_keys stay as they are. Never the last way in: with no key "
             "left, the password must be set.",
@@ -567,6 +575,7 @@ def _inspect_fleet(images: list[Path], *, check: bool, find_key: list[str], jobs
     --find-key."""
     from provision.commands.fleet.audit import audit_images
     from provision.commands.fleet.images import gather_images
+    from provision.core.fleetkeys import NoSuchKey, unmatched
     from provision.core.keyremoval import parse_selector
     from provision.ui import progress, render_fleet
 
@@ -580,8 +589,11 @@ def _inspect_fleet(images: list[Path], *, check: bool, find_key: list[str], jobs
             print(json.dumps(render_fleet.audit_json(rows_shown), indent=2))
         else:
             show(render_fleet.audit_found(rows))
-        # for scripts: 0 found, 1 no image holds it, or an image could not be read (it may hold it)
-        if not any(row.matched for row in rows) or any(row.report is None for row in rows):
+        # for scripts: 0 found, 1 a key no image holds, or an image could not be read (it may hold it)
+        missing = unmatched(selectors, [row.matched for row in rows])
+        if missing:
+            _say_failure(NoSuchKey("--find-key", missing))
+        if missing or any(row.report is None for row in rows):
             raise typer.Exit(int(ExitCode.FAILURE))
         return
     if json_out:
@@ -622,8 +634,9 @@ def keys_command(
     remove_key: Annotated[
         list[str] | None,
         typer.Option("--remove-key", metavar="FINGERPRINT|COMMENT",
-                     help="A key to take out wherever it is, by its SHA256 fingerprint or exact comment (as seed's "
-                     "--remove-key); repeatable. Images that do not hold it are left unchanged."),
+                     help="A key to take out wherever it is: its SHA256 fingerprint (with or without SHA256:), its "
+                     "public key line (any comment), or its exact comment (as seed's --remove-key); repeatable. "
+                     "Images that do not hold it are left unchanged; a key no image holds is exit 1."),
     ] = None,
     add_key: Annotated[
         list[str] | None,
@@ -654,7 +667,7 @@ def keys_command(
 ) -> None:
     from provision.commands.fleet.images import gather_images
     from provision.commands.fleet.keys import KeysOptions, run_keys
-    from provision.core.fleetkeys import KeyChange
+    from provision.core.fleetkeys import KeyChange, NoSuchKey
     from provision.core.keyremoval import parse_selector
     from provision.fetch.forgekeys import KeyFetcher
     from provision.host.operator import operator as operator_of
@@ -674,6 +687,8 @@ def keys_command(
         print(json.dumps(result.to_json(), indent=2))
     else:
         show(render_fleet.keys_summary(result))
+    if result.unmatched:  # a revocation that revoked nothing is a failure, said on stderr too
+        _say_failure(NoSuchKey("--remove-key", result.unmatched))
     if result.exit_code:
         raise typer.Exit(int(result.exit_code))
 

@@ -127,6 +127,8 @@ EXIT_MEANINGS = (
     ExitMeaning(ExitCode.FAILURE, ("keys",),
                 "an image was refused (its only way in is the key removed) or failed (in use, not an image, no "
                 "persist); the others are done"),
+    ExitMeaning(ExitCode.FAILURE, ("keys", "inspect"),
+                'a `--remove-key` or `--find-key` key that no image holds (never "unchanged")'),
     ExitMeaning(ExitCode.FAILURE, ("batch",),
                 "an image failed (the others are made), or a key source could not be fetched"),
     ExitMeaning(ExitCode.FAILURE, ("batch-report",),

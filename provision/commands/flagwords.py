@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from provision.core.access import LockedOut
+from provision.core.access import LockedOut, NoPasswordYet
+from provision.errors import UsageError
 from provision.core.request import Missing
 
 PASSWORD_FLAGS = "--password-stdin, --password-file F, --password-hash-file F or --no-password"
@@ -36,3 +37,16 @@ def lockout_message(refusal: LockedOut) -> str:
     keep = "remove fewer keys (--remove-key), " if refusal.removing else ""
     return (f"{refusal.message}. Give a way in: {keep}add a key ({KEY_FLAGS}), "
             f"or set a password ({SET_PASSWORD_FLAGS})")
+
+
+def keys_refusal(refusal: UsageError) -> str:
+    """The `keys` command's words for an image it refuses to change: its own flags, never seed's (`keys` takes
+    no --ssh-key and sets no password)."""
+    if isinstance(refusal, LockedOut):
+        keep = "remove fewer keys, " if refusal.removing else ""
+        return (f"{refusal.message}. Give a way in: {keep}add a key with --add-key (a rotation), or set a "
+                "password with zvm-provision seed")
+    if isinstance(refusal, NoPasswordYet):
+        return ("the image has no password file: it was never seeded; seed it first (zvm-provision seed), "
+                "then change its keys")
+    return refusal.message

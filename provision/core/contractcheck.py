@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from provision.core.access import no_way_in_reason
+from provision.core.access import count_ways_in, no_way_in_reason
 from provision.core.credentials.identity import BUILT_IN_HOSTNAME, HOSTNAME_RULE
 from provision.core.fs import StatKind
 from provision.core.inspection import InspectReport, Severity
@@ -35,7 +35,9 @@ def check_image_contract(report: InspectReport) -> list[str]:
             for problem in report.authorized_keys_problems:
                 problems.append(f"{keys_path}: {problem}")
             # No key is fine while the password lets zvm in on the console; neither is no way in at all.
-            reason = no_way_in_reason(len(report.authorized_keys), report.password.state)
+            held = len({key.blob for key in report.authorized_keys})
+            reason = no_way_in_reason(count_ways_in(report.authorized_keys, report.read_at), report.password.state,
+                                      held=held)
             if reason is not None:
                 add(keys_path, reason)
 

@@ -1,22 +1,46 @@
 """Keys across a fleet of images: which keys `inspect --find-key` finds in an image, and what `keys` asks of
 one image (take a key out where it is, add a key everywhere, or put key Y where key X was). Pure: no I/O.
 
-The selectors are `--remove-key`'s (core.keyremoval): a fingerprint or an exact comment. Over a fleet, an
-image that does not hold the key is not an error (it is left unchanged), where `seed --remove-key` on one
-image refuses a key it does not find. Everything else is seed's: the request goes through core.plan, so
+The selectors are `--remove-key`'s (core.keyremoval): a key (fingerprint, key line) or an exact comment. Over
+a fleet, one image that does not hold the key is not an error (it is left unchanged), where `seed
+--remove-key` on one image refuses a key it does not find; but a selector that no image holds is a failure
+(`NoSuchKey`, exit 1): a revocation that revoked nothing must never look like a success. Everything else is seed's: the request goes through core.plan, so
 the rule that nobody is locked out, the ambiguous-comment refusal and the seeding record all apply.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from provision.core.credentials.signers import render_allowed_signers, signers_from_keys
 from provision.core.credentials.sshkeys import AuthorizedKey, merge_keys
 from provision.core.keyremoval import KeySelector
 from provision.core.request import PasswordChoice, SeedRequest
-from provision.errors import UsageError
+from provision.core.text import shown
+from provision.errors import ExitCode, ProvisionError, UsageError
+
+
+class NoSuchKey(ProvisionError):
+    """Keys named (--remove-key, --find-key) that no image read holds."""
+
+    exit_code = ExitCode.FAILURE
+
+    def __init__(self, option: str, selectors: Sequence[KeySelector]) -> None:
+        named = ", ".join(shown(s.text, 80) for s in selectors)
+        super().__init__(f"{option} {named}: no image holds {'that key' if len(selectors) == 1 else 'those keys'}",
+                         hint="inspect IMAGE... lists each image's keys with their fingerprints")
+        self.selectors = tuple(selectors)
+
+
+def unmatched(selectors: Sequence[KeySelector], keysets: Iterable[Sequence[AuthorizedKey]]) -> tuple[KeySelector, ...]:
+    """The selectors that name no key of any of the key sets (each image's keys, as read)."""
+    left = list(selectors)
+    for keys in keysets:
+        left = [s for s in left if not any(s.matches(key) for key in keys)]
+        if not left:
+            break
+    return tuple(left)
 
 
 def matching_keys(keys: Sequence[AuthorizedKey], selectors: Sequence[KeySelector]) -> tuple[AuthorizedKey, ...]:

@@ -8,6 +8,7 @@ and capped before it is kept here.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
@@ -139,6 +140,7 @@ class InspectReport:
     not_examined: tuple[str, ...]
     walk_errors: tuple[str, ...] = ()
     unreadable: dict[str, str] = field(default_factory=dict)
+    read_at: float = field(default_factory=time.time)  # the time the keys were judged at (expiry-time)
 
     def path(self, path: str) -> PathReport:
         for item in self.paths:
@@ -287,6 +289,7 @@ def build_report(
         password=password,
         authorized_keys=tuple(state.authorized_keys),
         authorized_keys_problems=tuple(shown(p) for p in state.authorized_keys_problems),
+        read_at=state.read_at,
         host_key=host,
         machine_id=machine,
         netbird=netbird,

@@ -1,10 +1,13 @@
 """Taking keys out of authorized_keys (`--remove-key`, the wizard's unticked keys), and editing the file so that
 every other line stays as it was. Pure: no I/O.
 
-A key is named as `ssh-keygen -l` names it: its SHA256 fingerprint (`SHA256:...`, or the whole line
-`256 SHA256:... comment (ED25519)` pasted), or its exact comment. A comment that several different keys share
-is refused as ambiguous rather than taking them all: a comment is free text (`alice@laptop` on two machines),
-so removing by it must name exactly one key; the refusal lists their fingerprints to give instead.
+A key is named by its blob, whatever the comment or options of the line that holds it: its SHA256
+fingerprint (`SHA256:...`, the same without `SHA256:`, or the whole line `ssh-keygen -l` prints), or the
+public key line itself (`"$(cat bob.pub)"`, with any comment or options: read as sshd reads a line); or else
+by its exact comment. Text that looks like a fingerprint or a key line but is not a whole one is refused, as
+is one holding control characters. A comment that several different keys share is refused as ambiguous
+rather than taking them all: a comment is free text (`alice@laptop` on two machines), so removing by it must
+name exactly one key; the refusal lists their fingerprints to give instead.
 """
 
 from __future__ import annotations
@@ -13,43 +16,61 @@ import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from provision.core.credentials.sshkeys import AuthorizedKey, merge_keys, parse_authorized_keys_lenient
+from provision.core.credentials.authorizedkeys import read_authorized_keys
+from provision.core.credentials.sshkeys import AuthorizedKey, merge_keys
 from provision.core.text import shown
 from provision.errors import UsageError
 
 _FINGERPRINT = r"SHA256:[A-Za-z0-9+/]{43}"  # 32 bytes of SHA-256 in base64, without padding
 _FINGERPRINT_RE = re.compile(_FINGERPRINT, re.ASCII)
+_BARE_FINGERPRINT_RE = re.compile(r"[A-Za-z0-9+/]{43}", re.ASCII)  # what ssh-keygen -l prints after SHA256:
+# text that means to be a key line: a key type sshd knows, or options, then base64 (a mistyped paste)
+_KEYISH_RE = re.compile(r"(?:\S+[ \t]+)?(?:ssh-|ecdsa-|sk-|rsa-)\S*[ \t]+AAAA", re.ASCII)
 # what `ssh-keygen -lf FILE` prints for one key: bits, fingerprint, comment (or "no comment"), (TYPE)
 _KEYGEN_LINE_RE = re.compile(rf"[0-9]+ ({_FINGERPRINT}) .* \([A-Z0-9-]+\)", re.ASCII)
 
 
 @dataclass(frozen=True)
 class KeySelector:
-    """One `--remove-key` argument: a fingerprint or an exact comment."""
+    """One `--remove-key` (or `--find-key`) argument: a key (its fingerprint or its blob) or an exact comment."""
 
     text: str  # as given, for messages
     fingerprint: str | None = None
     comment: str | None = None
+    blob: bytes | None = None  # a pasted key line: its key, whatever its comment and options
 
     def matches(self, key: AuthorizedKey) -> bool:
+        if self.blob is not None:
+            return key.blob == self.blob
         if self.fingerprint is not None:
             return key.fingerprint == self.fingerprint
         return key.comment == self.comment
 
 
 def parse_selector(text: str, option: str = "--remove-key") -> KeySelector:
-    """`SHA256:...`, a whole `ssh-keygen -l` line, or an exact comment; UsageError for anything else, naming
-    `option` (--remove-key, or inspect's --find-key)."""
-    given = text.strip(" \t")
+    """`SHA256:...` (or without `SHA256:`), a whole `ssh-keygen -l` line, a public key line, or an exact
+    comment; UsageError for anything else, naming `option` (--remove-key, or inspect's --find-key)."""
+    given = text.strip(" \t\r\n")
     if not given:
-        raise UsageError(f"{option} needs a key's SHA256 fingerprint (ssh-keygen -l prints it) or its comment")
+        raise UsageError(f"{option} needs a key's SHA256 fingerprint (ssh-keygen -l prints it), "
+                         "its public key line or its comment")
+    if "\n" in given:
+        raise UsageError(f"{option} holds several lines; give one key per {option}")
     if any(not c.isprintable() for c in given):
-        raise UsageError(f"{option} holds control characters; give a SHA256 fingerprint or a comment")
+        raise UsageError(f"{option} holds control characters; give a SHA256 fingerprint, a key line or a comment")
     if _FINGERPRINT_RE.fullmatch(given):
         return KeySelector(given, fingerprint=given)
+    if _BARE_FINGERPRINT_RE.fullmatch(given):
+        return KeySelector(given, fingerprint="SHA256:" + given)
     line = _KEYGEN_LINE_RE.fullmatch(given)
     if line:
         return KeySelector(given, fingerprint=line.group(1))
+    pasted = read_authorized_keys(given.encode("utf-8"))[0].key
+    if pasted is not None:
+        return KeySelector(given, blob=pasted.blob)
+    if _KEYISH_RE.match(given):
+        raise UsageError(f"{option} {shown(given, 60)}: not a whole public key line (sshd would not read it); "
+                         "give the line as the .pub file holds it, or its SHA256 fingerprint")
     if given.upper().startswith(("SHA256:", "MD5:")):
         raise UsageError(
             f"{option} {shown(given)}: not a SHA256 fingerprint (SHA256: and 43 characters, as "
@@ -124,8 +145,9 @@ def _lines(raw: bytes) -> list[bytes]:
 
 
 def _line_key_blob(line: bytes) -> bytes | None:
-    keys, _ = parse_authorized_keys_lenient(line.decode("utf-8", "replace"))
-    return keys[0].blob if keys else None
+    """The key sshd reads on the line (core.credentials.authorizedkeys), or None."""
+    key = read_authorized_keys(line.rstrip(b"\n"))[0].key if line.strip(b"\n") else None
+    return key.blob if key is not None else None
 
 
 def _distinct(keys: Sequence[AuthorizedKey]) -> list[AuthorizedKey]:

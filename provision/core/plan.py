@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from provision.core.access import PasswordOutcome, lockout
+from provision.core.access import NoPasswordYet, PasswordOutcome, count_ways_in, lockout
 from provision.core.credentials.hostkeys import HostKey
 from provision.core.credentials.identity import hostname_file_content
 from provision.core.credentials.signers import render_allowed_signers, signers_from_keys
@@ -121,17 +121,17 @@ def build_plan(request: SeedRequest, state: ImageState, layout: Layout, fresh: F
     elif password.kind == PasswordKind.LOCKED:
         contents["password-hash"] = ((LOCKED_PASSWORD_LINE + "\n").encode(), "locked")
     elif state.password is None:
-        raise UsageError(
-            "the image has no password yet: give --password-stdin, --password-file, "
-            "--password-hash-file or --no-password"
-        )
+        raise NoPasswordYet()
 
     # Authorized keys: existing ones stay unless --replace-keys or --remove-key; de-duplicated by key blob.
     keys, removed = keys_after(state.authorized_keys, request.keys, request.remove_keys,
                                replace=request.replace_keys)
     gone = {key.blob for key in removed}
-    # Never lock everyone out: no key left and no usable password is refused, whatever led there.
-    refusal = lockout(len(keys), _password_after(request, state), removing=bool(removed))
+    # Never lock everyone out: no key left that sshd lets in and no usable password is refused, whatever led
+    # there (every line of a key, not only its first: sshd tries them all).
+    left = [*(() if request.replace_keys else (k for k in state.authorized_keys if k.blob not in gone)), *request.keys]
+    refusal = lockout(count_ways_in(left, fresh.now.timestamp()), _password_after(request, state), removing=bool(removed),
+                      held=len(keys))
     if refusal is not None:
         raise refusal
     if request.replace_keys:

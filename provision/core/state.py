@@ -1,11 +1,13 @@
 """What an image's persist filesystem holds now, read through a PersistFS into plain data.
 
 Everything read here comes from an image that may be hostile: sizes are capped, nothing is followed
-through a link, and contents are parsed leniently (a bad line is a problem to report, not a crash).
+through a link, and contents are parsed leniently (a bad line is a problem to report, not a crash);
+authorized_keys as sshd reads it (core.credentials.authorizedkeys: every line, any bytes, no cap on lines).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from provision.core.credentials.identity import is_valid_machine_id, parse_hostname_file
@@ -13,8 +15,8 @@ from provision.core.credentials.signers import UpdateSigner, parse_allowed_signe
 from provision.core.credentials.passwords import PasswordInfo, describe_password_file
 from provision.core.credentials.sshkeys import (
     AuthorizedKey,
-    parse_authorized_keys_lenient,
     public_key_fingerprint,
+    read_image_keys,
 )
 from provision.core.fs import TEMP_PREFIX, ReadableFS, Stat, StatKind
 from provision.core.layout import Entry, Layout
@@ -41,7 +43,7 @@ class ImageState:
     stats: dict[str, Stat | None]  # lstat of every contract path
     unreadable: dict[str, str] = field(default_factory=dict)  # contract file -> why it could not be read
     password: PasswordInfo | None = None
-    authorized_keys: tuple[AuthorizedKey, ...] = ()
+    authorized_keys: tuple[AuthorizedKey, ...] = ()  # every line holding a key sshd reads, in the file's order
     authorized_keys_raw: bytes | None = None
     authorized_keys_problems: tuple[str, ...] = ()
     host_public_line: str | None = None
@@ -59,6 +61,7 @@ class ImageState:
     record: SeedRecord | None = None  # None: no record file (an image never seeded by this tool, or by hand)
     # temporary files (fs.TEMP_PREFIX) that a killed run left next to contract files; the next run removes them
     stale_temps: tuple[str, ...] = ()
+    read_at: float = field(default_factory=time.time)  # when it was read: the keys' expiry-time is judged then
 
     def stat(self, path: str) -> Stat | None:
         return self.stats.get(path)
@@ -128,9 +131,10 @@ def read_state(fs: ReadableFS, layout: Layout) -> ImageState:
 
     keys: tuple[AuthorizedKey, ...] = ()
     problems: tuple[str, ...] = ()
+    read_at = time.time()
     keys_raw = contents.get("authorized-keys")
     if keys_raw is not None:
-        parsed, found_problems = parse_authorized_keys_lenient(keys_raw.decode("utf-8", "replace"))
+        parsed, found_problems = read_image_keys(keys_raw, read_at)  # as sshd reads it, now
         keys, problems = tuple(parsed), tuple(found_problems)
 
     host_public = _first_line(contents.get("host-key-public"))
@@ -181,6 +185,7 @@ def read_state(fs: ReadableFS, layout: Layout) -> ImageState:
         update_signers_problems=signer_problems,
         record=record,
         stale_temps=find_stale_temps(fs, stats, layout),
+        read_at=read_at,
     )
 
 

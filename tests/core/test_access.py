@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from provision.commands.flagwords import lockout_message, missing_words
+from provision.commands.flagwords import keys_refusal, lockout_message, missing_words
 from provision.core.access import LockedOut, lockout, no_way_in_reason, way_in
 from provision.core.credentials.hostkeys import generate_host_key
 from provision.core.credentials.sshkeys import parse_authorized_keys
@@ -85,6 +85,17 @@ CASES = {
         lambda: image("locked", ALICE, BOB), SeedRequest(remove_keys=(parse_selector("bob@desk"),)), False),
     "remove the last key and add another, locked": (
         lambda: image("locked", ALICE), SeedRequest(remove_keys=(parse_selector(FP_ALICE),), keys=keys(BOB)), False),
+    # only real ways in count (core.credentials.authorizedkeys: sshd's rules; passwords: NixOS's)
+    "remove the last key sshd lets in, an expired one left, locked": (
+        lambda: image("locked", ALICE, 'expiry-time="19700102" ' + BOB),
+        SeedRequest(remove_keys=(parse_selector("alice@laptop"),)), True),
+    "remove a key, one expiring in 2099 left, locked": (
+        lambda: image("locked", ALICE, 'expiry-time="20991231" ' + BOB),
+        SeedRequest(remove_keys=(parse_selector("alice@laptop"),)), False),
+    "remove the last key, the hash line ending in CRLF": (
+        lambda: image(HASH + "\r\n", ALICE), SeedRequest(remove_keys=(parse_selector("alice@laptop"),)), True),
+    "remove the last key, the hash line ending in LF": (
+        lambda: image(HASH + "\n", ALICE), SeedRequest(remove_keys=(parse_selector("alice@laptop"),)), False),
 }
 
 
@@ -148,3 +159,16 @@ def test_a_run_without_a_terminal_lacks_a_key_only_where_no_password_would_let_a
     assert missing_flags(SeedFlags(replace_keys=True, password=SET), read_state(image("hash", ALICE), LAYOUT)) == [
         key_flag  # --replace-keys replaces with what --ssh-key gives: it never means "no key" by itself
     ]
+
+
+def test_keys_says_its_own_flags_never_seeds():
+    """`keys` takes no --ssh-key and sets no password: its refusals say what it has (--add-key) or send to seed."""
+    refusal = lockout(0, "locked", removing=True, held=1)
+    assert refusal is not None
+    words = keys_refusal(refusal)
+    assert "no way in" in words and "--add-key" in words and "zvm-provision seed" in words
+    assert "--ssh-key" not in words and "--password-stdin" not in words
+    from provision.core.access import NoPasswordYet
+
+    words = keys_refusal(NoPasswordYet())
+    assert "--password" not in words and "seed it first" in words

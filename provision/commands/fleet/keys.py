@@ -24,15 +24,14 @@ from provision.host import writing as hostfiles
 from provision.commands.batch.lock import OutputLock
 from provision.commands.batch.model import MAX_DISKS_PER_APPLIANCE, BatchProgress
 from provision.commands.fleet.chunks import run_in_chunks
-from provision.commands.flagwords import lockout_message
+from provision.commands.flagwords import keys_refusal
 from provision.commands.seed.apply import fresh_material
 from provision.commands.workcopy import WorkCopy
-from provision.core.access import LockedOut
 from provision.core.apply import apply_and_verify
 from provision.core.credentials.sshkeys import AuthorizedKey, key_summary
 from provision.core.disk import ImageInfo
 from provision.core.outputformat import OutputSpec
-from provision.core.fleetkeys import KeyChange, request_for, unchanged_reason
+from provision.core.fleetkeys import KeyChange, request_for, unchanged_reason, unmatched
 from provision.core.layout import load_layout
 from provision.core.plan import build_plan
 from provision.core.state import read_state
@@ -94,13 +93,14 @@ class KeysResult:
     options: KeysOptions
     results: list[ImageResult]
     report_path: Path | None
+    unmatched: tuple = ()  # the --remove-key selectors no image read holds: a failure, never "unchanged"
 
     def count(self, status: Status) -> int:
         return sum(1 for r in self.results if r.status == status)
 
     @property
     def exit_code(self) -> ExitCode:
-        bad = self.count(Status.REFUSED) + self.count(Status.FAILED)
+        bad = self.count(Status.REFUSED) + self.count(Status.FAILED) + len(self.unmatched)
         return ExitCode.FAILURE if bad else ExitCode.OK
 
     def to_json(self) -> dict[str, Any]:
@@ -108,6 +108,7 @@ class KeysResult:
         return {
             "schema_version": SCHEMA_VERSION, "command": "keys", "dry_run": self.options.dry_run,
             "operator": self.options.operator, "remove_key": [s.text for s in change.remove],
+            "unmatched_remove_key": [s.text for s in self.unmatched],
             "add_key": [key_summary(k) for k in change.add],
             "out_dir": str(self.options.out_dir) if self.options.out_dir else None,
             "counts": {s.value: self.count(s) for s in Status if s != Status.PENDING},
@@ -133,6 +134,7 @@ class _Keys:
         self.options = options
         self.results = results
         self.progress = progress
+        self.held: list[tuple[AuthorizedKey, ...]] = []  # each image's keys as read: which selectors matched
 
     def prepare(self, path: Path, info: ImageInfo) -> ImageInfo:
         """In place: the image itself. --out-dir: a qcow2 copy under a hidden name, renamed once complete."""
@@ -147,6 +149,7 @@ class _Keys:
         layout = load_layout()
         with appliance.mount_persist(index, writable=False) as fs:  # a first look changes nothing
             state = read_state(fs, layout)
+        self.held.append(state.authorized_keys)
         request = request_for(self.options.change, state.authorized_keys, self.options.operator,
                               state.update_signers_raw)
         if request is None:
@@ -157,7 +160,7 @@ class _Keys:
         try:
             plan = build_plan(request, state, layout, fresh_material())
         except UsageError as exc:  # never lock everyone out; an ambiguous comment; no password file
-            reason = lockout_message(exc) if isinstance(exc, LockedOut) else exc.message
+            reason = keys_refusal(exc)
             result.status, result.reason = Status.REFUSED, reason
             self.progress.finished(path.name, False, f"refused: {reason}")
             return
@@ -205,8 +208,9 @@ def run_keys(options: KeysOptions, progress: BatchProgress, report_path: Path | 
         if not options.dry_run:
             for folder, names in _owned(results.values(), report_path).items():
                 locks.enter_context(OutputLock(folder, names))
+        keys = _Keys(options, results, progress)
         try:
-            run_in_chunks(list(options.images), _Keys(options, results, progress), readonly=options.dry_run,
+            run_in_chunks(list(options.images), keys, readonly=options.dry_run,
                           accel=options.accel, jobs=options.jobs, max_disks=options.max_disks, progress=progress,
                           verb="changing keys on", debug=options.debug)
         except KeyboardInterrupt:
@@ -220,7 +224,8 @@ def run_keys(options: KeysOptions, progress: BatchProgress, report_path: Path | 
             for result in results.values():
                 if result.status == Status.PENDING:
                     result.status, result.reason = Status.INTERRUPTED, "stopped before it was reached"
-            outcome = KeysResult(options, list(results.values()), report_path)
+            outcome = KeysResult(options, list(results.values()), report_path,
+                                 unmatched(options.change.remove, keys.held))
             if report_path is not None:  # fingerprints and comments only: readable as batch's report.json is
                 text = json.dumps(outcome.to_json(), indent=2) + "\n"
                 hostfiles.write_atomic(report_path, text.encode(), mode=0o644)

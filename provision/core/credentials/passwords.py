@@ -11,7 +11,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Literal
 
-from provision.core.text import one_line
+from provision.core.text import LINE_BREAKS, one_line
 from provision.errors import UsageError
 from provision.secret import Secret
 
@@ -156,9 +156,10 @@ def describe_password_file(content: bytes) -> PasswordInfo:
         text = content.decode("ascii")
     except UnicodeDecodeError:
         return invalid
-    try:
-        line = one_line(text, "the password file")
-    except UsageError:
+    # As NixOS reads it (update-users-groups.pl: read_file, then chomp): one trailing "\n" goes and nothing
+    # else, so a line ending in "\r\n" keeps its "\r", and that hash matches no password.
+    line = text[:-1] if text.endswith("\n") else text
+    if any(c in line for c in LINE_BREAKS):
         return invalid
     if line in ("!", "*") or line.startswith("!"):
         return PasswordInfo("locked", None, None)

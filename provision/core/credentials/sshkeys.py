@@ -1,6 +1,7 @@
-"""SSH public keys: authorized_keys lines parsed as sshd reads them (options, types, key data checked with
-cryptography, imported lazily), de-duplicated by key blob, fingerprints and known_hosts lines as ssh-keygen
-prints them.
+"""SSH public keys: the keys a person gives (key files, pasted lines, forges) parsed strictly (options, types,
+key data checked with cryptography, imported lazily, and sshd's own reading of the line: authorizedkeys), an
+image's authorized_keys read as sshd reads it (`read_image_keys`, through authorizedkeys), de-duplicated by key
+blob, fingerprints and known_hosts lines as ssh-keygen prints them.
 
 Every error is a UsageError whose message never holds the line's text: sources, line numbers, fixed reasons.
 """
@@ -15,12 +16,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from provision.core.text import one_line
+from provision.core.credentials.authorizedkeys import KeyLine, read_authorized_keys
+from provision.core.text import one_line, shown
 from provision.errors import UsageError
 
-MAX_KEY_LINE_BYTES = 8192  # sshd.8: authorized_keys lines are "up to a limit of 8 kilobytes"
-_LENIENT_MAX_LINES = 1000
-_MIN_RSA_BITS = 2048
+MAX_KEY_LINE_BYTES = 8192  # sshd.8: authorized_keys lines are "up to a limit of 8 kilobytes" (keys given to seed)
+_MIN_RSA_BITS = 2048  # for keys this tool writes; sshd itself takes RSA from 1024 bits (authorizedkeys)
 
 _SK_ED25519 = "sk-ssh-ed25519@openssh.com"
 _SK_ECDSA = "sk-ecdsa-sha2-nistp256@openssh.com"
@@ -73,6 +74,7 @@ class AuthorizedKey:
     blob: bytes  # decoded base64 key blob: the identity used for de-duplication
     comment: str
     bits: int  # as ssh-keygen -l reports it
+    sshd: KeyLine  # the line as sshd reads it (authorizedkeys): whether, and how, the key lets anybody in
 
     @property
     def fingerprint(self) -> str:
@@ -80,13 +82,29 @@ class AuthorizedKey:
 
     @property
     def type_label(self) -> str:
-        return _KEY_TYPES[self.key_type][0]
+        key = self.sshd.key
+        assert key is not None
+        return key.kind + ("-CERT" if key.certificate else "")
+
+    def way_in(self, now: float) -> bool:
+        """Whether sshd lets somebody in through this line now (authorizedkeys.KeyLine.way_in)."""
+        return self.sshd.way_in(now)
 
     def describe(self) -> str:
         """The line `ssh-keygen -lf` prints for this key, and its authorized_keys options if it has any (a
-        forced command or a source restriction must show wherever the key is shown)."""
-        described = f"{self.bits} {self.fingerprint} {self.comment or 'no comment'} ({self.type_label})"
-        return described + (f" with options {self.options}" if self.options else "")
+        forced command or a source restriction must show wherever the key is shown). Comment and options
+        escaped: a key read from an image may carry terminal escapes or bidi controls."""
+        described = f"{self.bits} {self.fingerprint} {shown(self.comment) or 'no comment'} ({self.type_label})"
+        return described + (f" with options {shown(self.options)}" if self.options else "")
+
+
+def from_key_line(line: KeyLine) -> AuthorizedKey:
+    """The key of a line sshd reads (line.key is set), as the commands handle keys."""
+    key = line.key
+    assert key is not None
+    text = line.raw.split(b"\0", 1)[0].decode("utf-8", "replace").strip(" \t\r")
+    return AuthorizedKey(line=text, options=line.options.text, key_type=key.type_name, blob=key.blob,
+                         comment=key.comment.decode("utf-8", "replace").strip(" \t\r"), bits=key.bits, sshd=line)
 
 
 def _fingerprint(blob: bytes) -> str:
@@ -248,7 +266,11 @@ def _parse_key_line(raw: str) -> AuthorizedKey:
         raise _BadLine("the key data has trailing bytes")
     bits = _key_bits(key_type, blob, fields)
     comment = parts[2].strip(" \t") if len(parts) > 2 else ""
-    return AuthorizedKey(line=line, options=options, key_type=key_type, blob=blob, comment=comment, bits=bits)
+    sshd = read_authorized_keys(line.encode("utf-8"))[0]
+    if sshd.key is None or sshd.problem is not None:  # sshd is the judge: it would not read this line
+        raise _BadLine(sshd.problem or "sshd would not read this line")
+    return AuthorizedKey(line=line, options=options, key_type=key_type, blob=blob, comment=comment, bits=bits,
+                         sshd=sshd)
 
 
 def _key_lines(text: str):
@@ -282,26 +304,18 @@ def parse_authorized_keys(text: str, source: str, *, options_refused: str | None
     return keys
 
 
-def parse_authorized_keys_lenient(text: str) -> tuple[list[AuthorizedKey], list[str]]:
-    """For files read from an image (untrusted): good keys and one problem per bad line; never raises."""
+def read_image_keys(raw: bytes, now: float) -> tuple[list[AuthorizedKey], list[str]]:
+    """An image's authorized_keys (untrusted), as sshd reads it: every line holding a key sshd reads (whether
+    or not it lets anybody in now), and one problem per line that lets nobody in (never its text). Never
+    raises; linear in the file's size."""
     keys: list[AuthorizedKey] = []
     problems: list[str] = []
-    for lineno, raw in _key_lines(text):
-        if lineno > _LENIENT_MAX_LINES:
-            problems.append(f"more than {_LENIENT_MAX_LINES} lines: the rest was not read")
-            break
-        if len(raw) > 2 * MAX_KEY_LINE_BYTES:  # skip before any work on it
-            problems.append(f"line {lineno}: the line is longer than {MAX_KEY_LINE_BYTES} bytes")
-            continue
-        if _PRIVATE_KEY_RE.search(raw):
-            problems.append(f"line {lineno}: a private key, not a public key")
-            continue
-        try:
-            keys.append(_parse_key_line(raw))
-        except _BadLine as exc:
-            problems.append(f"line {lineno}: {exc}")
-        except Exception as exc:  # untrusted input must never crash a read-only report
-            problems.append(f"line {lineno}: unreadable ({type(exc).__name__})")
+    for line in read_authorized_keys(raw):
+        if line.key is not None:
+            keys.append(from_key_line(line))
+        why = line.why_not(now)
+        if (line.key is not None or line.problem is not None) and why is not None:
+            problems.append(f"line {line.number}: {why}")
     return keys, problems
 
 

@@ -13,8 +13,12 @@ from provision.cli import app
 from provision.commands.batch.lock import OutputLock
 from provision.commands.fleet import audit
 from provision.commands.fleet.images import gather_images
+from provision.core.credentials.sshkeys import parse_authorized_keys
 from provision.errors import UsageError
 from tests.support.command import zvm
+from tests.support.keyfactory import public_line
+
+IT_DESK = parse_authorized_keys(public_line(comment="it@desk"), "it.pub")[0]  # what --find-key it@desk finds
 
 
 def touch(path: Path) -> Path:
@@ -56,7 +60,7 @@ def test_an_empty_folder_is_refused(tmp_path: Path):
 
 def rows(tmp_path: Path, *matched: bool):
     """Audit rows of images that were opened (a report stands in), holding the key or not."""
-    return [audit.AuditRow(tmp_path / f"{i}.qcow2", report=object(), matched=("key",) if m else ())
+    return [audit.AuditRow(tmp_path / f"{i}.qcow2", report=object(), matched=(IT_DESK,) if m else ())
             for i, m in enumerate(matched)]
 
 
