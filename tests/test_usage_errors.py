@@ -97,3 +97,23 @@ def test_the_real_entry_point_maps_usage_errors_as_the_in_process_runs_above(tmp
         here = in_process(*args)
     assert (real.returncode, real.stdout, real.stderr) == (here.returncode, here.stdout, here.stderr)
     assert real.returncode == 2 and real.stderr, real
+
+
+@pytest.mark.parametrize(("args", "command", "said"), [
+    (("sample-disk", "nodir/x.qcow2"), "sample-disk", "nodir: no such folder"),
+    (("inspect", "nodir/"), "inspect", "nodir: no such file"),
+    (("seed", "x.qcow2", "--output", "nodir/x.qcow2", "--no-password", "--ssh-key", "k.pub"), "seed",
+     "nodir: no such folder (for --output)"),
+])
+def test_a_folder_that_does_not_exist_is_exit_2_as_help_and_readme_say(tmp_path, args, command, said):
+    from provision.errors import ExitCode, exit_codes_of
+
+    (tmp_path / "x.qcow2").write_bytes(b"never opened")
+    (tmp_path / "k.pub").write_text("never read\n")
+    result = run_in(tmp_path, *args)
+    assert result.returncode == 2, result
+    assert said in result.stderr and result.stderr.count("\n") <= 2
+    assert list(tmp_path.iterdir()) and not (tmp_path / "nodir").exists()
+    meanings = exit_codes_of(command)
+    assert "does not exist" in meanings[ExitCode.USAGE]
+    assert "folder" not in meanings[ExitCode.FAILURE]
