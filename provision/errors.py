@@ -143,7 +143,8 @@ EXIT_MEANINGS = (
                 "the image is in use by another process (a running VM, or another zvm-provision on it): "
                 "finish or shut it down and try again"),
     ExitMeaning(ExitCode.IMAGE_IN_USE, ("batch",),
-                "another batch run holds the same --out-dir: wait for it, or use another folder"),
+                "another run is writing some of the same images or report files in --out-dir (the lock is per "
+                "file: the shards of one roll-out share the folder): wait for it, or use another folder"),
     ExitMeaning(ExitCode.IMAGE_IN_USE, ("batch-report",), "a shard still writes in that folder"),
     ExitMeaning(ExitCode.IMAGE_IN_USE, ("keys",), "another run holds an image's lock or the --out-dir"),
     ExitMeaning(ExitCode.INTERRUPTED, ("seed",),
