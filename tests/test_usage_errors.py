@@ -117,3 +117,19 @@ def test_a_folder_that_does_not_exist_is_exit_2_as_help_and_readme_say(tmp_path,
     meanings = exit_codes_of(command)
     assert "does not exist" in meanings[ExitCode.USAGE]
     assert "folder" not in meanings[ExitCode.FAILURE]
+
+
+@pytest.mark.parametrize("task", [1, 2, 9])
+def test_a_slurm_list_array_is_refused_in_every_task(tmp_path, task):
+    """sbatch --array=1,2,9: Slurm sets ID, MIN 1, MAX 9, COUNT 3 (no step): no task knows its place."""
+    (tmp_path / "staff.csv").write_text("name,ssh_keys\nalice,alice.pub\nbob,alice.pub\ncarol,alice.pub\n")
+    (tmp_path / "alice.pub").write_text("never read\n")
+    (tmp_path / "base.qcow2").write_bytes(b"never opened")
+    env = {"SLURM_ARRAY_TASK_ID": str(task), "SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_MAX": "9",
+           "SLURM_ARRAY_TASK_COUNT": "3"}
+    with contextlib.chdir(tmp_path):
+        result = in_process("batch", "staff.csv", "--base", "base.qcow2", "--out-dir", "out", "--shard", "auto",
+                            env=env)
+    assert result.returncode == 2, result
+    assert "not an evenly spaced range" in result.stderr
+    assert not (tmp_path / "out").exists()
