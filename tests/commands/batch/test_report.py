@@ -258,3 +258,17 @@ def test_a_changed_sha256_a_changed_image_and_a_missing_one_exit_1_naming_each_a
     skipped = batch_report(tmp_path, "--no-verify")  # a huge roll-out may skip the check, knowingly
     assert skipped.returncode == 0, skipped.stderr
     assert "not checked (--no-verify)" in skipped.stdout
+
+
+def test_batch_report_s_error_is_one_line_its_problems_one_indented_line_each_then_one_hint(tmp_path):
+    """README ("Exit codes"): the error's line, the problems found between it and the hint, one line each."""
+    write_shard(tmp_path, 1, 3)
+    result = batch_report(tmp_path)
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0] == "zvm-provision: error: the shard reports do not add up to the manifest; nothing was written:"
+    assert lines[-1].startswith("hint: ") and sum(line.startswith("hint: ") for line in lines) == 1
+    problems = lines[1:-1]
+    assert problems and all(line.startswith("  ") for line in problems)
+    assert any("no report from shard 2 of 3" in line for line in problems)
+    assert any("no report from shard 3 of 3" in line for line in problems)
