@@ -364,6 +364,10 @@ def run_test_script(script: str, node: dict, tmp_dir: Path, disks_from: dict[str
 
     machine = Machine("zvm", node, disks, tmp_dir)
     with subtest_recorder(machine) as (subtest, done), mock.patch.object(subprocess, "run", qemu_img), \
-            mock.patch.dict(os.environ):
-        exec(compile(script, "testScript", "exec"), {"zvm": machine, "subtest": subtest, "__name__": "testScript"})
+            mock.patch.dict(os.environ), mock.patch.object(tempfile, "tempdir", str(tmp_dir)):
+        scope = {"zvm": machine, "subtest": subtest, "__name__": "testScript"}
+        try:
+            exec(compile(script, "testScript", "exec"), scope)
+        finally:
+            scope.clear()  # the script's objects go as the driver's would at its end (a TemporaryDirectory too)
     return machine, done

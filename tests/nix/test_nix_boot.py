@@ -156,6 +156,9 @@ def test_the_test_script_runs_through_against_the_recording_driver(tmp_path: Pat
     # The checks the issue asks for were sent to the VM.
     commands = [arg for kind, arg in machine.log if kind == "execute"]
     assert sum("zvm@localhost id -un" in c for c in commands) == 2
+    # The overlays were made in a folder of the script's own, gone once the script has ended.
+    assert starts[0].startswith(f"{tmp_path}/driver/zvm-boot-")
+    assert not [p.name for p in (tmp_path / "driver").iterdir() if p.name.startswith("zvm-boot-")]
     assert any("PubkeyAuthentication=no" in c for c in commands)
     assert commands.count("command -v sudo") == 1 and commands.count("id -nG zvm") == 1
 
