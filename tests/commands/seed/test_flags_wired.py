@@ -2,7 +2,7 @@
 real `sample-disk` command made: a flag the command ignored would fail these tests.
 
 Launches, shared by one module fixture: sample-disk (1), two seedings with --no-host-keys, the second with
---replace-keys (2), one read-back (1). The refusals before any launch run in this process.
+--replace-keys (2), `inspect IMAGE > file` (1), one read-back (1). The refusals before any launch run in this process.
 """
 
 from __future__ import annotations
@@ -35,9 +35,12 @@ def wired(tmp_path_factory):
     bob.write_text(public_line(comment="bob@desk") + "\n")
     first = zvm(disk, "--no-password", "--ssh-key", alice, "--no-host-keys", "--json")
     second = zvm(disk, "--ssh-key", bob, "--replace-keys", "--no-host-keys", "--json")
+    with open(work / "inspect.txt", "w") as listing:  # `inspect IMAGE > file`, on a narrow terminal's COLUMNS
+        shown = zvm("inspect", disk, stdout=listing, env={"COLUMNS": "60"})
     info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(disk)], check=True,
                                      capture_output=True, text=True).stdout)
-    return {"made": made, "info": info, "runs": [first, second], "back": read_back([disk])[0]}
+    return {"made": made, "info": info, "runs": [first, second], "back": read_back([disk])[0], "bob": bob,
+            "inspect": shown, "listing": (work / "inspect.txt").read_text()}
 
 
 @pytest.mark.appliance
@@ -76,3 +79,13 @@ def test_version_prints_the_package_version():
     result = zvm("--version")
     assert result.returncode == 0
     assert result.stdout == f"zvm-provision {__version__}\n"
+
+
+@pytest.mark.appliance
+def test_inspect_into_a_file_keeps_every_row_whole_so_a_fingerprint_can_be_copied(wired):
+    """README: in a pipe or a file every line is as it is; the fingerprint copied into --remove-key is whole."""
+    assert wired["inspect"].returncode == 0, wired["inspect"].stderr
+    listed = subprocess.run(["ssh-keygen", "-lf", str(wired["bob"])], capture_output=True, text=True, check=True)
+    fingerprint = listed.stdout.split()[1]
+    rows = [line for line in wired["listing"].splitlines() if fingerprint in line]
+    assert len(rows) == 1 and "bob@desk" in rows[0], wired["listing"]
