@@ -133,3 +133,19 @@ def test_a_slurm_list_array_is_refused_in_every_task(tmp_path, task):
     assert result.returncode == 2, result
     assert "not an evenly spaced range" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_shard_count_gives_a_kubernetes_indexed_job_its_count(tmp_path):
+    """--shard auto --shard-count N through the command: the shard is named from the index and N (before the
+    base is read); without --shard-count the count is not known and the run is refused."""
+    (tmp_path / "staff.csv").write_text("name,ssh_keys\nalice,k.pub\nbob,k.pub\ncarol,k.pub\n")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "k@x", "-f", str(tmp_path / "k")], check=True)
+    (tmp_path / "base.qcow2").write_bytes(b"junk\n")  # refused before any launch: the test needs none
+    args = ("batch", "staff.csv", "--base", "base.qcow2", "--out-dir", "out", "--shard", "auto")
+    env = {"JOB_COMPLETION_INDEX": "1"}
+    with contextlib.chdir(tmp_path):
+        counted = in_process(*args, "--shard-count", "3", env=env)
+        uncounted = in_process(*args, env=env)
+    assert "batch: shard 2 of 3 from the Kubernetes Indexed Job (JOB_COMPLETION_INDEX=1)" in counted.stderr
+    assert counted.returncode == 3 and "too small to be a disk image" in counted.stderr
+    assert uncounted.returncode == 2 and "how many shards there are is not known" in uncounted.stderr
