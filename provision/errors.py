@@ -116,8 +116,8 @@ EXIT_MEANINGS = (
     ExitMeaning(ExitCode.OK, COMMANDS, "done"),
     ExitMeaning(ExitCode.FAILURE, ("seed",), 'you answered no at the confirmation: nothing was written'),
     ExitMeaning(ExitCode.FAILURE, ("seed", "inspect", "sample-disk", "batch", "keys"),
-                "a failure while working: the appliance, the host (a missing folder, a full disk, permission "
-                "denied: the message names the path), a missing libguestfs binding"),
+                "a failure while working: the appliance, the host (a full disk, permission denied: the message "
+                "names the path), a missing libguestfs binding"),
     ExitMeaning(ExitCode.FAILURE, ("seed", "keys"),
                 "a key source (gh:USER, gl:USER, an https URL) could not be fetched: nothing was written"),
     ExitMeaning(ExitCode.FAILURE, ("inspect",), "with --check: the image departs from the contract"),
@@ -135,7 +135,8 @@ EXIT_MEANINGS = (
                 "the shards do not add up: missing or duplicated rows, another manifest or shard count, an "
                 "image missing or not matching its size and sha256 (nothing written); or images not complete (the "
                 "report is written); or the host failed"),
-    ExitMeaning(ExitCode.USAGE, COMMANDS, "bad usage or input: nothing was touched"),
+    ExitMeaning(ExitCode.USAGE, COMMANDS,
+                "bad usage or input (a file or folder named that does not exist included): nothing was touched"),
     ExitMeaning(ExitCode.USAGE, ("seed",), "a run that would leave no way in (no key and no usable password)"),
     ExitMeaning(ExitCode.IMAGE_UNUSABLE, _IMAGE_COMMANDS,
                 "the image cannot be used: not a disk image, corrupt, encrypted, a read-only file (where it "
@@ -144,7 +145,8 @@ EXIT_MEANINGS = (
                 "the image is in use by another process (a running VM, or another zvm-provision on it): "
                 "finish or shut it down and try again"),
     ExitMeaning(ExitCode.IMAGE_IN_USE, ("batch",),
-                "another batch run holds the same --out-dir: wait for it, or use another folder"),
+                "another run is writing some of the same images or report files in --out-dir (the lock is per "
+                "file: the shards of one roll-out share the folder): wait for it, or use another folder"),
     ExitMeaning(ExitCode.IMAGE_IN_USE, ("batch-report",), "a shard still writes in that folder"),
     ExitMeaning(ExitCode.IMAGE_IN_USE, ("keys",), "another run holds an image's lock or the --out-dir"),
     ExitMeaning(ExitCode.INTERRUPTED, ("seed",),

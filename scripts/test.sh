@@ -4,6 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh
+# Every run ends with one line: how many tests were skipped over all passes, and why (scripts/skipline.py).
+ZVM_SKIP_LOG=$(mktemp)
+export ZVM_SKIP_LOG
+trap '.venv/bin/python scripts/skipline.py "$ZVM_SKIP_LOG"; rm -f "$ZVM_SKIP_LOG"' EXIT
 # Nested KVM hangs the appliance on these machines; tests use software emulation unless told otherwise.
 export ZVM_PROVISION_ACCEL="${ZVM_PROVISION_ACCEL:-tcg}"
 # Two workers (pytest-xdist), a test file each at a time so a module's fixtures are built once: one worker's

@@ -40,7 +40,8 @@ else:
     )
     settings.load_profile("zvm")
 
-pytest_plugins = ("pytester",)  # test_appliance_marks.py runs the guard on inner test files
+# pytester: test_appliance_marks.py runs the guard on inner test files; skipsummary: the closing skip line
+pytest_plugins = ("pytester", "tests.support.skipsummary")
 
 # Fixtures that launch the appliance (those depending on them are found through the fixture closure).
 APPLIANCE_FIXTURES = frozenset({"sample_disk_template", "open_readonly"})
@@ -194,13 +195,15 @@ def qemu_holding_lock(disk: Path) -> Iterator[subprocess.Popen]:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 20
-        while qemu.poll() is None and time.monotonic() < deadline:
-            # wait until qemu holds the lock: qemu-img refuses to open a locked image without -U
-            if subprocess.run(["qemu-img", "info", str(disk)], capture_output=True).returncode != 0:
-                break
-            time.sleep(0.2)
+        # Wait until qemu holds the lock (qemu-img refuses to open a locked image without -U), however slow the
+        # machine; a test never goes on without it. The bound is only against a qemu that never takes it.
+        locked, deadline = False, time.monotonic() + 600
+        while not locked and qemu.poll() is None and time.monotonic() < deadline:
+            locked = subprocess.run(["qemu-img", "info", str(disk)], capture_output=True).returncode != 0
+            if not locked:
+                time.sleep(0.2)
         assert qemu.poll() is None, "the paused qemu did not start"
+        assert locked, f"the paused qemu did not take {disk.name}'s lock within 600 s"
         yield qemu
     finally:
         qemu.kill()

@@ -97,3 +97,55 @@ def test_the_real_entry_point_maps_usage_errors_as_the_in_process_runs_above(tmp
         here = in_process(*args)
     assert (real.returncode, real.stdout, real.stderr) == (here.returncode, here.stdout, here.stderr)
     assert real.returncode == 2 and real.stderr, real
+
+
+@pytest.mark.parametrize(("args", "command", "said"), [
+    (("sample-disk", "nodir/x.qcow2"), "sample-disk", "nodir: no such folder"),
+    (("inspect", "nodir/"), "inspect", "nodir: no such file"),
+    (("seed", "x.qcow2", "--output", "nodir/x.qcow2", "--no-password", "--ssh-key", "k.pub"), "seed",
+     "nodir: no such folder (for --output)"),
+])
+def test_a_folder_that_does_not_exist_is_exit_2_as_help_and_readme_say(tmp_path, args, command, said):
+    from provision.errors import ExitCode, exit_codes_of
+
+    (tmp_path / "x.qcow2").write_bytes(b"never opened")
+    (tmp_path / "k.pub").write_text("never read\n")
+    result = run_in(tmp_path, *args)
+    assert result.returncode == 2, result
+    assert said in result.stderr and result.stderr.count("\n") <= 2
+    assert list(tmp_path.iterdir()) and not (tmp_path / "nodir").exists()
+    meanings = exit_codes_of(command)
+    assert "does not exist" in meanings[ExitCode.USAGE]
+    assert "folder" not in meanings[ExitCode.FAILURE]
+
+
+@pytest.mark.parametrize("task", [1, 2, 9])
+def test_a_slurm_list_array_is_refused_in_every_task(tmp_path, task):
+    """sbatch --array=1,2,9: Slurm sets ID, MIN 1, MAX 9, COUNT 3 (no step): no task knows its place."""
+    (tmp_path / "staff.csv").write_text("name,ssh_keys\nalice,alice.pub\nbob,alice.pub\ncarol,alice.pub\n")
+    (tmp_path / "alice.pub").write_text("never read\n")
+    (tmp_path / "base.qcow2").write_bytes(b"never opened")
+    env = {"SLURM_ARRAY_TASK_ID": str(task), "SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_MAX": "9",
+           "SLURM_ARRAY_TASK_COUNT": "3"}
+    with contextlib.chdir(tmp_path):
+        result = in_process("batch", "staff.csv", "--base", "base.qcow2", "--out-dir", "out", "--shard", "auto",
+                            env=env)
+    assert result.returncode == 2, result
+    assert "not an evenly spaced range" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_shard_count_gives_a_kubernetes_indexed_job_its_count(tmp_path):
+    """--shard auto --shard-count N through the command: the shard is named from the index and N (before the
+    base is read); without --shard-count the count is not known and the run is refused."""
+    (tmp_path / "staff.csv").write_text("name,ssh_keys\nalice,k.pub\nbob,k.pub\ncarol,k.pub\n")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "k@x", "-f", str(tmp_path / "k")], check=True)
+    (tmp_path / "base.qcow2").write_bytes(b"junk\n")  # refused before any launch: the test needs none
+    args = ("batch", "staff.csv", "--base", "base.qcow2", "--out-dir", "out", "--shard", "auto")
+    env = {"JOB_COMPLETION_INDEX": "1"}
+    with contextlib.chdir(tmp_path):
+        counted = in_process(*args, "--shard-count", "3", env=env)
+        uncounted = in_process(*args, env=env)
+    assert "batch: shard 2 of 3 from the Kubernetes Indexed Job (JOB_COMPLETION_INDEX=1)" in counted.stderr
+    assert counted.returncode == 3 and "too small to be a disk image" in counted.stderr
+    assert uncounted.returncode == 2 and "how many shards there are is not known" in uncounted.stderr

@@ -69,7 +69,9 @@ in
       import tempfile
 
       seed = json.load(open("${seeded}/seed.json"))
-      work = tempfile.mkdtemp()
+      # The overlays' folder goes when the driver ends, whatever the checks found.
+      work_dir = tempfile.TemporaryDirectory(prefix="zvm-boot-")
+      work = work_dir.name
       unseeded_disk = os.path.join(work, "unseeded.qcow2")
       disk = os.path.join(work, "zvm.qcow2")
       # Writable overlays: the built image as it ships, and the seeded copy.

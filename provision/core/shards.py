@@ -6,7 +6,8 @@ engine gives each of its tasks. Pure: the caller passes the environment (cli.py 
 - Slurm job array: SLURM_ARRAY_TASK_ID with SLURM_ARRAY_TASK_COUNT and SLURM_ARRAY_TASK_MIN. Task ids are the
   ones given to `sbatch --array` and need not start at 0 (`--array=1-8`) nor be consecutive (`--array=0-14:2`,
   SLURM_ARRAY_TASK_STEP): the shard is the task's position, (ID - MIN) / STEP. An array whose ids are not
-  evenly spaced (`--array=1,2,9`) has no position a task can know alone, and is refused.
+  evenly spaced (`--array=1,2,9`) has no position a task can know alone, and is refused in every task: without
+  SLURM_ARRAY_TASK_STEP the step is 1, so MAX must be MIN + COUNT - 1.
 - GitHub Actions matrix: nothing in the environment says which matrix entry a job is; pass
   `--shard ${{ matrix.shard }}/N` (documented in the README).
 
@@ -139,12 +140,9 @@ def _slurm(env: Mapping[str, str], shard_count: int | None) -> ShardChoice:
     task, count, first = _number(env, SLURM_ID), _number(env, SLURM_COUNT), _number(env, SLURM_MIN)
     _check_count(count, SLURM_COUNT)
     last = _number(env, SLURM_MAX) if SLURM_MAX in env else None
-    if SLURM_STEP in env:
-        step = _number(env, SLURM_STEP)
-    elif last is not None and count > 1 and (last - first) % (count - 1) == 0:
-        step = (last - first) // (count - 1)
-    else:
-        step = 1
+    # Without SLURM_ARRAY_TASK_STEP the step is 1: MIN, MAX and COUNT alone cannot tell --array=1,5,9 from the
+    # list --array=1,2,9, so a step worked out from them would put task 9 of the list at shard 3 of 3.
+    step = _number(env, SLURM_STEP) if SLURM_STEP in env else 1
     evidence = [(SLURM_ID, str(task)), (SLURM_MIN, str(first)), (SLURM_COUNT, str(count))]
     if SLURM_STEP in env:
         evidence.append((SLURM_STEP, str(step)))

@@ -100,7 +100,7 @@ def keys_summary(result: KeysResult) -> str:
         detail = r.reason or "; ".join(
             ([f"removed {', '.join(k.fingerprint for k in r.removed)}"] if r.removed else [])
             + ([f"added {', '.join(k.fingerprint for k in r.added)}"] if r.added else []))
-        target = "" if r.output == r.image else f" -> {shown(str(r.output))}"
+        target = "" if r.written in (None, r.image) else f" -> {shown(str(r.written))}"
         lines.append(f"  {word:<12} {shown(str(r.image))}{target}" + (f"  ({detail})" if detail else ""))
         if dry and r.operations:
             lines.extend(f"      {shown(op)}" for op in r.operations)

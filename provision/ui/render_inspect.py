@@ -6,6 +6,7 @@ rich is imported inside the functions that draw tables, so `zvm-provision --help
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 from provision.core.contractcheck import check_image_contract
@@ -18,6 +19,9 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 SCHEMA_VERSION = 1
+PIPE_WIDTH = 1000  # columns of the report in a pipe or a file: wide enough that no row wraps
+_TABLE_EDGES = 7  # a two-column table's borders and padding
+_KEYS_TABLE_REST = 40  # the keys table's borders, padding, bits and room for comment, type and options
 
 
 def report_to_json(report: InspectReport, problems: list[str] | None = None) -> dict[str, Any]:
@@ -124,7 +128,8 @@ def print_report(report: InspectReport, console: Console | None = None, problems
     from rich.table import Table
     from rich.text import Text
 
-    console = console or Console(highlight=False, emoji=False)
+    # In a pipe or a file every row is one line, as wide as it is (a fingerprint copied from it is whole).
+    console = console or Console(highlight=False, emoji=False, width=None if sys.stdout.isatty() else PIPE_WIDTH)
 
     problems = check_image_contract(report) if problems is None else problems
     console.print(Text(f"Image {shown(report.image)} ({report.format}, {human_size(report.virtual_size)} virtual)",
@@ -147,34 +152,51 @@ def print_report(report: InspectReport, console: Console | None = None, problems
         )
     console.print(table)
 
-    facts = Table(title="Identity and credentials", title_justify="left", show_header=False)
-    facts.add_column("item", style="bold")
-    facts.add_column("value", overflow="fold")
+    # A fingerprint is never split over two lines, on a terminal of any width either: its column is at least as
+    # wide as it, and where a table with such a column cannot fit, the rows are printed as lines instead.
+    host = report.host_key
     pw = report.password
     pw_text = pw.state + (f", {pw.algorithm}" if pw.algorithm else "") + (f", {pw.rounds} rounds" if pw.rounds else "")
-    facts.add_row("password", Text(pw_text))
-    facts.add_row("machine-id", Text(report.machine_id.value or report.machine_id.state))
-    host = report.host_key
     host_text = host.state if host.state != "present" else ""
     if host.fingerprint:
         host_text = f"{host_text + ': ' if host_text else ''}{host.fingerprint} ({host.type})"
-    facts.add_row("host key", Text(host_text))
-    facts.add_row("netbird setup key", Text(report.netbird.setup_key))
-    facts.add_row("netbird management", Text(report.netbird.management_url or "not set (Netbird's default)"))
-    facts.add_row("hostname", Text(hostname_words(report)))
-    facts.add_row("seeding record", Text(record_words(report)))
-    facts.add_row("updates", Text(report.updates.words))
-    for principal, fingerprint in report.updates.signers:
-        facts.add_row("release signer", Text(f"{fingerprint} {principal}"))
-    console.print(facts)
+    rows = [("password", pw_text), ("machine-id", report.machine_id.value or report.machine_id.state),
+            ("host key", host_text), ("netbird setup key", report.netbird.setup_key),
+            ("netbird management", report.netbird.management_url or "not set (Netbird's default)"),
+            ("hostname", hostname_words(report)), ("seeding record", record_words(report)),
+            ("updates", report.updates.words)]
+    rows += [("release signer", f"{fingerprint} {principal}") for principal, fingerprint in report.updates.signers]
+    item_width = max(len(item) for item, _ in rows)
+    fingerprint_width = max([len(host.fingerprint or "")] + [len(fp) for _, fp in report.updates.signers])
+    if console.width >= item_width + fingerprint_width + _TABLE_EDGES:
+        facts = Table(title="Identity and credentials", title_justify="left", show_header=False)
+        facts.add_column("item", style="bold")
+        facts.add_column("value", overflow="fold", min_width=fingerprint_width)
+        for item, value in rows:
+            facts.add_row(item, Text(value))
+        console.print(facts)
+    else:
+        console.print(Text("Identity and credentials", style="italic"))
+        for item, value in rows:
+            console.print(Text.assemble((f"  {item}: ", "bold"), value))
 
-    keys = Table(title=f"Authorized SSH keys ({len(report.authorized_keys)})", title_justify="left")
-    for column in ("bits", "fingerprint", "comment", "type", "options"):
-        keys.add_column(column, overflow="fold")
-    for key in report.authorized_keys:
-        keys.add_row(Text(str(key.bits)), Text(key.fingerprint), Text(shown(key.comment) or "no comment"),
-                     Text(key.type_label), Text(shown(key.options) if key.options else "-"))
-    console.print(keys)
+    title = f"Authorized SSH keys ({len(report.authorized_keys)})"
+    widest = max((len(key.fingerprint) for key in report.authorized_keys), default=0)
+    described = [(key, Text(str(key.bits)), Text(key.fingerprint), Text(shown(key.comment) or "no comment"),
+                  Text(key.type_label), Text(shown(key.options) if key.options else "-"))
+                 for key in report.authorized_keys]
+    if console.width >= widest + _KEYS_TABLE_REST:
+        keys = Table(title=title, title_justify="left")
+        for column in ("bits", "fingerprint", "comment", "type", "options"):
+            keys.add_column(column, overflow="fold", min_width=widest if column == "fingerprint" else None)
+        for _, *cells in described:
+            keys.add_row(*cells)
+        console.print(keys)
+    else:
+        console.print(Text(title, style="italic"))
+        for _, bits, fingerprint, comment, type_label, options in described:
+            console.print(Text.assemble("  ", fingerprint))
+            console.print(Text.assemble("    ", bits, " bits, ", type_label, ", ", comment, ", options: ", options))
     for problem in report.authorized_keys_problems:
         console.print(Text(f"  authorized_keys {problem}", style="red"))
 

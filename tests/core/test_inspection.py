@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from provision.core.apply import apply_plan, verify_plan
 from provision.core.credentials.hostkeys import generate_host_key
 from provision.core.credentials.sshkeys import parse_authorized_keys
@@ -344,3 +346,16 @@ def test_a_damaged_record_is_shown_but_is_not_drift():
     assert report.record.unreadable_lines == 1 and len(report.record.entries) == 1
     assert "1 unreadable line (dropped at the next seeding)" in render_text(report, width=200)
     assert report_to_json(report)["record"]["unreadable_lines"] == 1
+
+
+@pytest.mark.parametrize("width", [60, 80, 110])
+def test_a_fingerprint_is_never_split_over_two_lines(width):
+    """README's workflow copies a fingerprint from inspect into --remove-key: on a terminal of any width, the
+    host key's and every authorized key's fingerprint stand whole on one line."""
+    fs, _ = seeded_fs()
+    report = report_of(fs)
+    text = render_text(report, width=width)
+    fingerprints = [key.fingerprint for key in report.authorized_keys] + [report.host_key.fingerprint]
+    assert all(fingerprints) and len(fingerprints) >= 2
+    for fingerprint in fingerprints:
+        assert any(fingerprint in line for line in text.splitlines()), (fingerprint, text)

@@ -30,9 +30,8 @@ def slurm(task: int, count: int, first: int, **extra: str) -> dict[str, str]:
         # --array=1-8: ids start at 1; task 1 is the first shard, not the second
         (slurm(1, 8, 1, max="8"), None, (1, 8, SLURM)),
         (slurm(8, 8, 1, max="8"), None, (8, 8, SLURM)),
-        # --array=10-16:2 (10, 12, 14, 16): the step, given or worked out from MIN, MAX and COUNT
+        # --array=10-16:2 (10, 12, 14, 16): the step Slurm gives
         (slurm(14, 4, 10, max="16", step="2"), None, (3, 4, SLURM)),
-        (slurm(14, 4, 10, max="16"), None, (3, 4, SLURM)),
         (slurm(3, 1, 3, max="3"), None, (1, 1, SLURM)),  # an array of one
         (slurm(2, 4, 0), 4, (3, 4, SLURM)),  # no MAX: an older Slurm; --shard-count agreeing
         ({**slurm(2, 4, 0), "ZVM_PROVISION_SHARDS": "4"}, None, (3, 4, SLURM)),
@@ -70,6 +69,12 @@ def test_the_evidence_names_the_variables_read():
         (slurm(9, 8, 1, max="8"), None, "outside its array"),  # an id past the range
         (slurm(0, 8, 1), None, "outside its array"),  # below MIN
         (slurm(2, 5, 1, max="31"), None, "not an evenly spaced range"),  # --array=1,2,9,22,31
+        # --array=1,2,9: every task refused (task 9 used to run as shard 3 of 3, a step of 4 guessed from MAX)
+        (slurm(1, 3, 1, max="9"), None, "not an evenly spaced range"),
+        (slurm(2, 3, 1, max="9"), None, "not an evenly spaced range"),
+        (slurm(9, 3, 1, max="9"), None, "not an evenly spaced range"),
+        (slurm(9, 3, 1, max="9", step="1"), None, "not an evenly spaced range"),
+        (slurm(14, 4, 10, max="16"), None, "not an evenly spaced range"),  # 10-16:2 or 10,11,12,16: no STEP
         (slurm(3, 4, 0, step="2", max="6"), None, "not an evenly spaced range"),  # 3 is not on 0-6:2
         (slurm(1, 4, 0, step="0"), None, "not an evenly spaced range"),
         (slurm(1, 8, 1, max="8"), 4, "--shard-count 4 disagrees"),

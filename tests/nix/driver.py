@@ -9,8 +9,11 @@ the VM sees at /tmp/shared only if the node's evaluated `fileSystems` mounts the
 
 Instead of a VM, `Guest` answers the commands the script sends from the evaluated node (`node`, from
 nix/tests/eval-boot.nix) and the disk: what survives a reboot is what impermanence binds from /persist; the
-host key, machine-id, hostname and authorized keys are what was seeded on the disk's persist partition;
-sshd's settings decide which logins work. A command it does not know is an error, never a silent success.
+host key, machine-id, hostname and authorized keys are the files found where the node's paths lead (the
+seeded persist partition, or the tmpfs); sshd's settings decide which logins work. Key answers are computed
+by the real ssh-keygen from those files (the host key's fingerprint from the private key found at sshd's
+hostKeys path; a login from the public key of the private key ssh is given, looked up in authorized_keys), so
+a seeding or mapping error changes what the script sees. A command it does not know is an error, never a silent success.
 """
 
 from __future__ import annotations
@@ -46,16 +49,41 @@ def make_command(args: list) -> str:
 class Disk:
     """A disk image as the VM sees it: its persist partition's files (path -> (bytes, "uid:gid mode"))."""
 
-    def __init__(self, persist: dict[str, tuple[bytes, str]], host_key: str | None) -> None:
+    def __init__(self, persist: dict[str, tuple[bytes, str]]) -> None:
         self.persist = persist
-        self.host_key = host_key  # the seeded host key's fingerprint, if one was seeded
+
+
+def public_key_of(private: bytes) -> bytes | None:
+    """`ssh-keygen -y`: the public key line of an OpenSSH private key, or None where it is none (as sshd and ssh
+    find it: a key the seeding garbled is no key)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "key"
+        path.write_bytes(private)
+        path.chmod(0o600)
+        derived = subprocess.run(["ssh-keygen", "-y", "-f", str(path)], capture_output=True, stdin=subprocess.DEVNULL)
+    return derived.stdout if derived.returncode == 0 and derived.stdout.strip() else None
+
+
+def fingerprint_of(public: bytes) -> str:
+    """`ssh-keygen -lf -`'s second field, as the boot test's `ssh-keyscan ... | ssh-keygen -lf - | cut` prints it."""
+    listed = subprocess.run(["ssh-keygen", "-lf", "-"], input=public, capture_output=True, check=True)
+    return listed.stdout.split()[1].decode()
+
+
+def new_host_key() -> bytes:
+    """What sshd's key generation leaves where it finds no host key: a new ed25519 private key."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "key"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", str(path)], check=True,
+                       stdin=subprocess.DEVNULL)
+        return path.read_bytes()
 
 
 class Guest:
     """The running VM's file system and services, from the node's configuration and the disk."""
 
-    def __init__(self, node: dict, disk: Disk, share_roots: dict[str, Path], keypairs: dict[bytes, bytes]) -> None:
-        self.node, self.disk, self.share_roots, self.keypairs = node, disk, share_roots, keypairs
+    def __init__(self, node: dict, disk: Disk, share_roots: dict[str, Path]) -> None:
+        self.node, self.disk, self.share_roots = node, disk, share_roots
         self.tmpfs: dict[str, tuple[bytes, str]] = {}
         persistence = node["persistence"].get("/persist", {"directories": [], "files": [], "userDirectories": []})
         self.bound_dirs = persistence["directories"] + persistence["userDirectories"]
@@ -63,12 +91,14 @@ class Guest:
         machine_id = self.read("/etc/machine-id")
         if machine_id is None:  # systemd makes one on a tmpfs root
             self.write("/etc/machine-id", uuid.uuid4().hex.encode() + b"\n")
-        self.host_keys = {}
+        self.host_keys = {}  # path -> the fingerprint sshd serves, from the key file found there
         for path in node["openssh"]["hostKeys"]:
-            where, key = self.store(path)
-            seeded = where is disk.persist and key in disk.persist and disk.host_key is not None
-            # sshd makes a key where none is found; on the tmpfs it is a new one at every boot
-            self.host_keys[path] = disk.host_key if seeded else "SHA256:" + uuid.uuid4().hex
+            public = public_key_of(self.read(path) or b"")
+            if public is None:  # sshd makes a key where none is found: on the tmpfs, a new one at every boot
+                self.write(path, new_host_key(), owner="0:0 600")
+                public = public_key_of(self.read(path) or b"")
+            assert public is not None
+            self.host_keys[path] = fingerprint_of(public)
         seeded = self.read(node["hostnameFile"])  # what modules/hostname.nix reads
         name = seeded.decode() if seeded is not None and LABEL.fullmatch(seeded.decode()) else node["hostName"] + "\n"
         self.write("/etc/hostname", name.encode())
@@ -185,18 +215,27 @@ class Guest:
             return 255, "WARNING: UNPROTECTED PRIVATE KEY FILE!\n"  # ssh refuses a key others can read
         allowed = settings.get("AllowUsers")
         files = [f.replace("%u", "zvm").replace("%h", "/home/zvm") for f in self.node["openssh"]["authorizedKeysFiles"]]
-        public = self.keypairs.get(private, b"")
-        if (allowed is None or "zvm" in allowed) and any(public and public in (self.read(f) or b"") for f in files):
+        public = (public_key_of(private) or b"").split()[:2]  # type and blob, as sshd compares them
+        if (allowed is None or "zvm" in allowed) and any(public and _lists_key(self.read(f) or b"", public)
+                                                         for f in files):
             return 0, "zvm\n"
         return 255, "zvm@localhost: Permission denied (publickey).\n"
+
+
+def _lists_key(authorized_keys: bytes, public: list[bytes]) -> bool:
+    """An authorized_keys line (options allowed before it) holds the key type and blob of `public`."""
+    for line in authorized_keys.splitlines():
+        words = line.split()
+        if any(words[i:i + 2] == public for i in range(len(words))):
+            return True
+    return False
 
 
 class Machine:
     """The driver's machine handle, with the real methods' names and signatures; records every call."""
 
-    def __init__(self, name: str, node: dict, disks: dict[str, Disk], tmp_dir: Path,
-                 keypairs: dict[bytes, bytes]) -> None:
-        self.name, self.node, self.disks, self.keypairs = name, node, disks, keypairs
+    def __init__(self, name: str, node: dict, disks: dict[str, Disk], tmp_dir: Path) -> None:
+        self.name, self.node, self.disks = name, node, disks
         self.log: list[tuple[str, str]] = []
         self.state_dir = tmp_dir / f"vm-state-{name}"
         self.shared_dir = tmp_dir / "shared-xchg"  # as BaseMachine.__init__
@@ -222,7 +261,7 @@ class Machine:
         if self.booted:
             return
         disk = self.disks[os.environ["NIX_DISK_IMAGE"]]
-        self.guest = Guest(self.node, disk, self.share_roots(), self.keypairs)
+        self.guest = Guest(self.node, disk, self.share_roots())
         self.booted = True
 
     def shutdown(self) -> None:
@@ -305,7 +344,7 @@ def subtest_recorder(machine: Machine) -> Iterator:
 
 
 def run_test_script(script: str, node: dict, tmp_dir: Path, disks_from: dict[str, Disk],
-                    keypairs: dict[bytes, bytes]) -> tuple[Machine, list[str]]:
+                    ) -> tuple[Machine, list[str]]:
     """Runs SCRIPT as the driver would, with `zvm` and `subtest` as its globals. DISKS_FROM maps a backing
     file's path prefix to the disk an overlay of it holds; the script's `qemu-img create` of an overlay (the
     only program it runs on the host) is recorded instead of run. Returns the machine and the finished subtests."""
@@ -323,8 +362,12 @@ def run_test_script(script: str, node: dict, tmp_dir: Path, disks_from: dict[str
                 return subprocess.CompletedProcess(args, 0)
         return real_run(args, **kwargs)  # type: ignore[call-overload]
 
-    machine = Machine("zvm", node, disks, tmp_dir, keypairs)
+    machine = Machine("zvm", node, disks, tmp_dir)
     with subtest_recorder(machine) as (subtest, done), mock.patch.object(subprocess, "run", qemu_img), \
-            mock.patch.dict(os.environ):
-        exec(compile(script, "testScript", "exec"), {"zvm": machine, "subtest": subtest, "__name__": "testScript"})
+            mock.patch.dict(os.environ), mock.patch.object(tempfile, "tempdir", str(tmp_dir)):
+        scope = {"zvm": machine, "subtest": subtest, "__name__": "testScript"}
+        try:
+            exec(compile(script, "testScript", "exec"), scope)
+        finally:
+            scope.clear()  # the script's objects go as the driver's would at its end (a TemporaryDirectory too)
     return machine, done

@@ -2,8 +2,8 @@
 
 The flake is evaluated offline by nix/tests/eval.nix: flake.nix's outputs with the real nixpkgs lib, the real
 impermanence flake and stand-in declarations of the nixpkgs options the modules use. Those two inputs come
-from a folder of offline copies: $ZVM_NIX_INPUTS, else ../shared/nix-inputs next to the repository, else
-/work/shared/nix-inputs. Where neither nix-instantiate nor the copies are found, the tests that need them
+from a folder of offline copies: $ZVM_NIX_INPUTS, else .nix-inputs/ (what scripts/nix-inputs.sh fetched, the
+lock's narHash checked), else ../shared/nix-inputs next to the repository, else /work/shared/nix-inputs. Where neither nix-instantiate nor the copies are found, the tests that need them
 skip and say why; they never pass without evaluating.
 """
 
@@ -40,7 +40,7 @@ def nix_inputs_candidates() -> list[Path]:
     candidates = []
     if os.environ.get("ZVM_NIX_INPUTS"):
         candidates.append(Path(os.environ["ZVM_NIX_INPUTS"]))
-    candidates += [REPO.parent / "shared" / "nix-inputs", Path("/work/shared/nix-inputs")]
+    candidates += [REPO / ".nix-inputs", REPO.parent / "shared" / "nix-inputs", Path("/work/shared/nix-inputs")]
     return candidates
 
 
@@ -68,7 +68,8 @@ def require_inputs() -> Path:
         tried = ", ".join(str(c) for c in nix_inputs_candidates())
         pytest.skip(
             "the offline copies of the flake's inputs (nixpkgs-lib/, impermanence/) were not found "
-            f"(tried {tried}; set ZVM_NIX_INPUTS): the modules were NOT evaluated"
+            f"(tried {tried}; set ZVM_NIX_INPUTS, or run scripts/nix-inputs.sh where GitHub is reachable): "
+            "the modules were NOT evaluated"
         )
     return inputs
 

@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+import uuid
 from functools import cache
 from pathlib import Path
 
@@ -69,38 +70,80 @@ def test_the_driver_can_reach_the_vm_through_its_shared_directory() -> None:
 SEEDED = re.compile(r"/nix/store/[a-z0-9]{32}-zvm-boot-test-seeded")
 
 
-def seeded_disk(out: Path) -> tuple[Disk, dict[bytes, bytes]]:
-    """What seed-image.sh leaves (seed.json, the key pair) and the persist partition it seeded, written
-    where the Python side's contract says (the appliance test below runs the real script)."""
+def _key_pair(folder: Path, name: str, comment: str) -> tuple[bytes, bytes]:
+    path = folder / name
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)], check=True)
+    return path.read_bytes(), path.with_suffix(".pub").read_bytes()
+
+
+def seeded_disk(out: Path) -> Disk:
+    """What seed-image.sh leaves (seed.json, the user's key pair) and the persist partition it seeded, written
+    where the Python side's contract says (the appliance test below runs the real script). The keys are real
+    and the machine-id random: the stand-in VM derives what it answers from these files (ssh-keygen on the
+    host key found where sshd looks, the machine-id file impermanence binds), never from seed.json."""
     layout = load_layout()
-    seed = {"hostname": "zvm-boot-test", "machine_id": "5" * 32, "host_key": {"fingerprint": "SHA256:seededhostkey"}}
+    keys = out.parent / "keys"
+    keys.mkdir()
+    host_private, host_public = _key_pair(keys, "ssh_host_ed25519_key", "")
+    fingerprint = subprocess.run(["ssh-keygen", "-lf", "-"], input=host_public, capture_output=True,
+                                 check=True).stdout.split()[1].decode()
+    seed = {"hostname": "zvm-boot-test", "machine_id": uuid.uuid4().hex, "host_key": {"fingerprint": fingerprint}}
     (out / "seed.json").write_text(json.dumps(seed))
-    private, public = b"-----BEGIN OPENSSH PRIVATE KEY----- test\n", b"ssh-ed25519 AAAAC3test zvm-boot-test\n"
-    (out / "id_ed25519").write_bytes(private)
-    (out / "id_ed25519.pub").write_bytes(public)
+    private, public = _key_pair(out, "id_ed25519", "zvm-boot-test")
     (out / "zvm.qcow2").touch()
     path = lambda role: guest_path(layout, layout.role(role).path)  # noqa: E731
     persist = {
         path("password-hash"): (b"$y$j9T$test\n", "0:0 600"),
         path("authorized-keys"): (public, "1000:100 600"),
-        path("host-key"): (b"host key", "0:0 600"),
+        path("host-key"): (host_private, "0:0 600"),
+        path("host-key-public"): (host_public, "0:0 644"),
         path("machine-id"): (seed["machine_id"].encode() + b"\n", "0:0 444"),
         path("hostname"): (b"zvm-boot-test\n", "0:0 644"),
         path("seed-record"): (b'{"operator": "zvm-boot-test"}\n', "0:0 600"),
     }
-    return Disk(persist, seed["host_key"]["fingerprint"]), {private: public}
+    return Disk(persist)
 
 
 def run_boot_test(tmp_path: Path, node: dict | None = None) -> tuple[Machine, list[str]]:
     test = boot_test() if node is None else node
     seeded_dir = tmp_path / "seeded"
     seeded_dir.mkdir()
-    disk, keypairs = seeded_disk(seeded_dir)
+    disk = seeded_disk(seeded_dir)
     script = SEEDED.sub(str(seeded_dir), test["testScript"])
     assert str(seeded_dir) in script
     driver_tmp = tmp_path / "driver"
     driver_tmp.mkdir()
-    return run_test_script(script, test, driver_tmp, {str(seeded_dir): disk, "/nix/store/": Disk({}, None)}, keypairs)
+    return run_test_script(script, test, driver_tmp, {str(seeded_dir): disk, "/nix/store/": Disk({})})
+
+
+def _other_key(disk: Disk, role: str, folder: Path) -> None:
+    private, public = _key_pair(folder, "other", "someone-else")
+    path = guest_path(load_layout(), load_layout().role(role).path)
+    disk.persist[path] = ((public if role == "authorized-keys" else private), disk.persist[path][1])
+
+
+@pytest.mark.parametrize(("spoil", "why"), [
+    (lambda disk, folder: _other_key(disk, "host-key", folder), "another host key seeded than seed.json names"),
+    (lambda disk, _: disk.persist.update({p: (b"garbled\n", m) for p, (_, m) in disk.persist.items()
+                                       if p.endswith("ssh_host_ed25519_key")}), "a host key sshd cannot read"),
+    (lambda disk, _: disk.persist.update({p: (uuid.uuid4().hex.encode() + b"\n", m) for p, (_, m) in disk.persist.items()
+                                       if p.endswith("machine-id")}), "another machine-id seeded"),
+    (lambda disk, folder: _other_key(disk, "authorized-keys", folder), "another user key seeded"),
+])
+def test_the_stand_in_answers_from_the_seeded_files_so_a_seeding_error_fails_the_script(tmp_path: Path, monkeypatch,
+                                                                                       spoil, why: str) -> None:
+    """The stand-in computes its answers (ssh-keygen on the host key found, the machine-id file, the login) from
+    what was seeded, not from what the test expects: a disk seeded wrongly fails the boot test's checks."""
+    original = seeded_disk
+
+    def spoiled(out: Path) -> Disk:
+        disk = original(out)
+        spoil(disk, tmp_path)
+        return disk
+
+    monkeypatch.setattr(sys.modules[__name__], "seeded_disk", spoiled)
+    with pytest.raises((RequestedAssertionFailed, AssertionError)):
+        run_boot_test(tmp_path)
 
 
 def test_the_test_script_runs_through_against_the_recording_driver(tmp_path: Path) -> None:
@@ -113,6 +156,9 @@ def test_the_test_script_runs_through_against_the_recording_driver(tmp_path: Pat
     # The checks the issue asks for were sent to the VM.
     commands = [arg for kind, arg in machine.log if kind == "execute"]
     assert sum("zvm@localhost id -un" in c for c in commands) == 2
+    # The overlays were made in a folder of the script's own, gone once the script has ended.
+    assert starts[0].startswith(f"{tmp_path}/driver/zvm-boot-")
+    assert not [p.name for p in (tmp_path / "driver").iterdir() if p.name.startswith("zvm-boot-")]
     assert any("PubkeyAuthentication=no" in c for c in commands)
     assert commands.count("command -v sudo") == 1 and commands.count("id -nG zvm") == 1
 
@@ -124,7 +170,7 @@ def test_copy_from_vm_passes_through_the_shared_directory(tmp_path: Path, monkey
     if not shared:
         node["fileSystems"].pop("/tmp/shared")
     monkeypatch.setenv("NIX_DISK_IMAGE", "disk")
-    machine = Machine("zvm", node, {"disk": Disk({}, None)}, tmp_path, {})
+    machine = Machine("zvm", node, {"disk": Disk({})}, tmp_path)
     machine.start()
     machine.succeed("echo kept > /var/log/zvm-boot-test")
     if shared:

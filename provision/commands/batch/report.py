@@ -111,6 +111,13 @@ def _hold(stack: contextlib.ExitStack, found: list[tuple[Path, str]], out_dir: P
         shard = _shard_of(name)
         by_folder.setdefault(os.path.realpath(folder), (folder, []))[1].extend(
             [report_name(shard), passwords_name(shard)])
+    # A shard still running holds its report's name from its start, before the report exists: the names of
+    # the reports not found yet are held too, in every folder given, so batch-report waits for it (exit 4).
+    reported = {_shard_of(name) for _, name in found}
+    missing = [report_name((index, count)) for count in sorted({count for _, count in reported})
+               for index in range(1, count + 1) if (index, count) not in reported]
+    for _, names in by_folder.values():
+        names.extend(missing)
     out_key = os.path.realpath(out_dir)
     by_folder.setdefault(out_key, (out_dir, []))[1].extend([REPORT_FILE, PASSWORDS_FILE])
     for key, (folder, names) in by_folder.items():

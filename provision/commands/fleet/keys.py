@@ -78,10 +78,20 @@ class ImageResult:
     keys_after: tuple[AuthorizedKey, ...] = ()
     operations: list[str] = field(default_factory=list)  # what the plan changes, path: summary
 
+    @property
+    def written(self) -> Path | None:
+        """The file holding this image's result: the image itself in place; its --out-dir copy only once it
+        was made (changed or unchanged); None for an image refused, failed or not reached, whose copy never was."""
+        if self.output == self.image or self.status in (Status.CHANGED, Status.UNCHANGED):
+            return self.output
+        return None
+
     def to_json(self) -> dict[str, Any]:
         """No secret: fingerprints and comments, as authorized_keys itself shows them."""
+        written = self.written
         return {
-            "image": str(self.image), "output": str(self.output), "status": self.status, "reason": self.reason,
+            "image": str(self.image), "output": str(written) if written else None, "status": self.status,
+            "reason": self.reason,
             "removed_keys": [key_summary(k) for k in self.removed],
             "added_keys": [key_summary(k) for k in self.added],
             "authorized_keys": [key_summary(k) for k in self.keys_after], "changes": self.operations,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from provision.core.credentials.identity import validate_hostname
 from provision.core.credentials.netbird import validate_management_url
-from provision.core.keyremoval import parse_selector
+from provision.core.keyremoval import KeySelector, parse_selector
 from provision.core.plan import refuse_replace_with_remove
 from provision.core.request import PasswordChoice, SeedFlags
 from provision.errors import UsageError
@@ -27,6 +27,7 @@ from provision.host.reading import (
 from provision.secret import Secret
 
 if TYPE_CHECKING:
+    from provision.core.credentials.sshkeys import AuthorizedKey
     from provision.guest.launch import Accel
 
 
@@ -105,6 +106,7 @@ def read_seed_flags(
     url = validate_management_url(netbird_management_url) if netbird_management_url is not None else None
     signers = read_signer_files(update_signers) if update_signers else None
     keys, fetched = read_key_sources(ssh_keys, fetch_keys) if ssh_keys else (None, [])  # the network: last
+    _refuse_removing_a_key_given(selectors, keys or ())
     return SeedFlags(
         password_plain=plain,
         password=password,
@@ -121,3 +123,16 @@ def read_seed_flags(
         update_signers=signers,
         operator=operator(operator_given),
     )
+
+
+def _refuse_removing_a_key_given(selectors: Sequence[KeySelector], keys: Sequence[AuthorizedKey]) -> None:
+    """A fingerprint given to --remove-key that names a key --ssh-key gives: refused before the image is
+    opened, in the words the plan would use (a comment cannot be judged yet: it names the image's keys)."""
+    for selector in selectors:
+        if selector.fingerprint is None:
+            continue
+        for key in keys:
+            if selector.matches(key):
+                raise UsageError(
+                    f"{key.fingerprint} is both removed (--remove-key) and added (--ssh-key); keep one of the two"
+                )

@@ -34,7 +34,7 @@ _YESCRYPT_RE = re.compile(rf"\$y\$({_CRYPT64}{{3,64}})\$({_CRYPT64}{{1,86}})\$({
 # 5, j9T, is the default). Others may not decode (libxcrypt answers "*0") or may ask for any amount of memory.
 _YESCRYPT_PARAMS = frozenset({"j75", "j85", "j7T", "j8T", "j9T", "jAT", "jBT", "jCT", "jDT", "jET", "jFT"})
 _MAX_PASSWORD_FILE_BYTES = 64 * 1024  # a hash line is ~120 bytes; anything far bigger is not a password file
-# Generated passwords (batch): 25 random characters (~146 bits) in 5 dash-separated groups, no 0/O, 1/l/I.
+# Generated passwords (batch): 29 characters, 5 groups of 5 random ones (~146 bits) joined by '-', no 0/O, 1/l/I.
 PASSWORD_ALPHABET = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 PASSWORD_GROUPS, PASSWORD_GROUP_SIZE = 5, 5
 

@@ -26,6 +26,11 @@ from provision.core.credentials.passwords import hash_password
 from provision.errors import ProvisionError
 from provision.ui import progress as ui_progress
 from provision.ui import render_batch
+from provision.core.apply import apply_and_verify
+from provision.core.layout import load_layout
+from provision.core.state import read_state
+from tests.support import libxcrypt
+from tests.support.fakes import MemoryFS
 from tests.support.keyfactory import public_line
 
 SENTINEL = "SENTINEL-d41d8cd9 /home/someone/private/path"  # text no report may carry
@@ -85,20 +90,42 @@ def stand_in(monkeypatch):
     return Appliance
 
 
-def seeds_by_writing_a_marker(monkeypatch, fail: dict[str, BaseException] | None = None) -> list[str]:
-    """seed_one stand-in: records the user (or raises what `fail` says for them)."""
-    seeded: list[str] = []
+class SeededInMemory(dict):
+    """What each user's disk held after the product's own ChunkWorker.seed_one ran on it: name -> MemoryFS."""
 
-    def seed_one(self, appliance, index, info, user):
-        if fail and user.name in fail:
-            raise fail[user.name]
-        if user.password_hash is None:
-            self.hasher.hash_for(user.name)
-            self.results[user.name].password_generated = True
-        seeded.append(user.name)
+    order: list[str]
 
-    monkeypatch.setattr(batch_worker.ChunkWorker, "seed_one", seed_one)
+
+def seeds_in_memory(monkeypatch, fail: dict[str, BaseException] | None = None) -> SeededInMemory:
+    """The worker's real seed_one (its password choice, its request, the real plan applied and verified) on an
+    in-memory persist per disk instead of the appliance's: the tests assert on what the product wrote there.
+    `fail` raises, for a user, what reading that disk would raise."""
+    seeded = SeededInMemory()
+    seeded.order = []
+
+    class MemoryDisk:
+        def __init__(self, appliance, index, info, user) -> None:
+            self.info, self.user = info, user
+
+        def read_state(self):
+            if fail and self.user.name in fail:
+                raise fail[self.user.name]
+            self.fs = seeded[self.user.name] = MemoryFS()
+            seeded.order.append(self.user.name)
+            return read_state(self.fs, load_layout())
+
+        def apply(self, plan, progress=None) -> None:
+            apply_and_verify(plan, self.fs, progress)
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(batch_worker, "_Disk", MemoryDisk)
     return seeded
+
+
+def password_hash_written(fs: MemoryFS) -> str:
+    return fs.nodes["/passwords/zvm"].data.decode().rstrip("\n")
 
 
 def read_report(folder: Path) -> tuple[str, dict[str, dict]]:
@@ -163,18 +190,19 @@ def test_a_bug_while_seeding_one_disk_fails_that_image_only_and_says_nothing_of_
                                                                                          monkeypatch):
     given = hash_password("a given password!", rounds=5000).reveal()
     manifest(folder, {"alice": given, "bob": given})
-    seeded = seeds_by_writing_a_marker(monkeypatch, fail={"alice": KeyError(SENTINEL)})
+    seeded = seeds_in_memory(monkeypatch, fail={"alice": KeyError(SENTINEL)})
     stand_in.close_error = None
     batch.run_batch(options(folder), ui_progress.Progress(io.StringIO()))
     text, users = read_report(folder)
-    assert (users["alice"]["status"], users["bob"]["status"]) == ("failed", "seeded") and seeded == ["bob"]
+    assert (users["alice"]["status"], users["bob"]["status"]) == ("failed", "seeded") and seeded.order == ["bob"]
+    assert password_hash_written(seeded["bob"]) == given
     assert users["alice"]["error"].startswith("internal error (KeyError)")
     assert "SENTINEL" not in text
 
 
 def test_a_bug_while_closing_fails_the_chunk_and_says_nothing_of_its_text(folder, stand_in, monkeypatch):
     manifest(folder, {"alice": hash_password("alice's password!", rounds=5000).reveal()})
-    seeds_by_writing_a_marker(monkeypatch)
+    seeds_in_memory(monkeypatch)
     stand_in.close_error = ValueError(SENTINEL)
     batch.run_batch(options(folder), ui_progress.Progress(io.StringIO()))
     text, users = read_report(folder)
@@ -226,17 +254,24 @@ def passwords(folder: Path) -> dict[str, str]:
 
 
 def test_a_row_that_now_gives_its_own_hash_drops_its_generated_password(folder, stand_in, monkeypatch):
-    seeds_by_writing_a_marker(monkeypatch)
+    seeded = seeds_in_memory(monkeypatch)
     manifest(folder, {"alice": None, "bob": None})
     batch.run_batch(options(folder), ui_progress.Progress(io.StringIO()))
     first = passwords(folder)
     assert set(first) == {"alice", "bob"}
+    for name in ("alice", "bob"):  # the password handed over is the one the image's hash lets in
+        written = password_hash_written(seeded[name])
+        assert libxcrypt.crypt(first[name], written) == written
 
     # alice now brings her own hash and her image is made again (--force): her old password must go
-    manifest(folder, {"alice": hash_password("alice's own password", rounds=5000).reveal(), "bob": None})
+    given = hash_password("alice's own password", rounds=5000).reveal()
+    manifest(folder, {"alice": given, "bob": None})
     result = batch.run_batch(options(folder, force=True), ui_progress.Progress(io.StringIO()))
     second = passwords(folder)
     assert set(second) == {"bob"} and second["bob"] != first["bob"]
+    assert password_hash_written(seeded["alice"]) == given
+    written = password_hash_written(seeded["bob"])
+    assert libxcrypt.crypt(second["bob"], written) == written
     assert result.passwords_path == folder / "out" / model.PASSWORDS_FILE
     _, users = read_report(folder)
     assert (users["alice"]["password"], users["bob"]["password"]) == ("given", "generated")
@@ -246,19 +281,19 @@ def test_a_row_that_now_gives_its_own_hash_drops_its_generated_password(folder, 
 
 
 def test_when_the_new_image_fails_the_old_one_keeps_its_password_in_the_file(folder, stand_in, monkeypatch):
-    seeds_by_writing_a_marker(monkeypatch)
+    seeds_in_memory(monkeypatch)
     manifest(folder, {"alice": None})
     batch.run_batch(options(folder), ui_progress.Progress(io.StringIO()))
     first = passwords(folder)
 
-    seeds_by_writing_a_marker(monkeypatch, fail={"alice": ProvisionError("injected failure")})
+    seeds_in_memory(monkeypatch, fail={"alice": ProvisionError("injected failure")})
     manifest(folder, {"alice": hash_password("alice's own password", rounds=5000).reveal()})
     batch.run_batch(options(folder, force=True), ui_progress.Progress(io.StringIO()))
     assert passwords(folder) == first  # alice.qcow2 of the first run is still there, with that password
 
 
 def test_the_last_stale_password_removes_the_file(folder, stand_in, monkeypatch):
-    seeds_by_writing_a_marker(monkeypatch)
+    seeds_in_memory(monkeypatch)
     manifest(folder, {"alice": None})
     first = batch.run_batch(options(folder), ui_progress.Progress(io.StringIO()))
     assert first.passwords_path is not None

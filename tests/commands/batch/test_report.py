@@ -163,6 +163,10 @@ def test_runs_owning_different_files_share_a_folder_and_the_same_file_is_refused
                                     f"{tmp_path}: ALICE.qcow2")
     with OutputLock(tmp_path, ["alice.qcow2"]):
         pass  # the holder is gone: its bytes with it
+    # as batch --help and README's exit-code table say it (they said "the same --out-dir")
+    from provision.errors import ExitCode, exit_codes_of
+    assert "the lock is per file: the shards of one roll-out share the folder" in exit_codes_of("batch")[
+        ExitCode.IMAGE_IN_USE]
 
 
 def test_batch_report_waits_for_no_shard_it_merges_exit_4_while_one_still_writes(tmp_path):
@@ -173,6 +177,20 @@ def test_batch_report_waits_for_no_shard_it_merges_exit_4_while_one_still_writes
     assert result.returncode == 4, result.stderr
     assert "report-2-of-2.json" in result.stderr and not (tmp_path / "report.json").exists()
     assert batch_report(tmp_path).returncode == 0
+
+
+def test_batch_report_is_exit_4_while_a_shard_that_has_not_reported_yet_still_runs(tmp_path):
+    """README: batch-report while shards still run exits 4, also for a shard whose report is not there yet."""
+    write_shard(tmp_path, 2, 3)
+    write_shard(tmp_path, 3, 3)
+    running = list(shard_slice(ROWS, 1, 3))
+    with Holder(tmp_path, [f"{name}.qcow2" for name in running] + ["report-1-of-3.json",
+                                                                   "initial-passwords-1-of-3.csv"]):
+        result = batch_report(tmp_path)
+    assert result.returncode == 4, result.stderr
+    assert "report-1-of-3.json" in result.stderr and not (tmp_path / "report.json").exists()
+    gone = batch_report(tmp_path)  # shard 1 stopped without a report: the shards do not add up
+    assert gone.returncode == 1 and "no report from shard 1 of 3" in gone.stderr
 
 
 def test_lock_offsets_are_distinct_and_case_blind():
@@ -240,3 +258,17 @@ def test_a_changed_sha256_a_changed_image_and_a_missing_one_exit_1_naming_each_a
     skipped = batch_report(tmp_path, "--no-verify")  # a huge roll-out may skip the check, knowingly
     assert skipped.returncode == 0, skipped.stderr
     assert "not checked (--no-verify)" in skipped.stdout
+
+
+def test_batch_report_s_error_is_one_line_its_problems_one_indented_line_each_then_one_hint(tmp_path):
+    """README ("Exit codes"): the error's line, the problems found between it and the hint, one line each."""
+    write_shard(tmp_path, 1, 3)
+    result = batch_report(tmp_path)
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0] == "zvm-provision: error: the shard reports do not add up to the manifest; nothing was written:"
+    assert lines[-1].startswith("hint: ") and sum(line.startswith("hint: ") for line in lines) == 1
+    problems = lines[1:-1]
+    assert problems and all(line.startswith("  ") for line in problems)
+    assert any("no report from shard 2 of 3" in line for line in problems)
+    assert any("no report from shard 3 of 3" in line for line in problems)

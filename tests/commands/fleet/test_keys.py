@@ -103,6 +103,9 @@ def fleet(sample_disk_template: Path, tmp_path_factory: pytest.TempPathFactory):
     runs["rotate"] = zvm("keys", out, "--remove-key", "alice@laptop", "--add-key", folder / "alice-new.pub",
                          "--out-dir", new, "--json")
     runs["after_rotate"] = {p: sha256(p) for p in images.values()}
+    # --out-dir with an image the lock-out rule refuses: its copy is never made, and nothing names one
+    runs["refused_out"] = zvm("keys", images["dave"], images["bob"], "--remove-key", "dave@laptop",
+                              "--out-dir", folder / "refused-out", "--json")
     runs["add"] = zvm("keys", out / "report.json", "--add-key", folder / "emergency.pub")
     back = read_back([*images.values(), *(new / f"{n}.qcow2" for n in NAMES)])
     return {"images": images, "new": new, "fp": fp, "runs": runs, "before": before, "back": back,
@@ -179,3 +182,17 @@ def test_add_reaches_every_image_of_a_batch_report(fleet):
         assert entries[-1]["change"] == f"keys: added {fp['emergency']}"
     alice_keys, _ = fleet["back"][fleet["images"]["alice"]]
     assert fp["alice"] in alice_keys  # the rotation went into --out-dir: the original kept alice's old key
+
+
+def test_keys_out_dir_names_no_output_for_an_image_it_refused(fleet):
+    """README: with --out-dir, DIR holds every image that could be written; a refused one is not there, and
+    neither the text, --json nor keys-report.json names a DIR/<name>.qcow2 for it."""
+    run, images = fleet["runs"]["refused_out"], fleet["images"]
+    assert run.returncode == 1, run.stderr  # dave refused, bob unchanged (he never held dave's key)
+    printed = {Path(r["image"]).stem: r for r in json.loads(run.stdout)["images"]}
+    assert printed["dave"]["status"] == "refused" and printed["dave"]["output"] is None
+    assert printed["bob"]["status"] == "unchanged" and Path(printed["bob"]["output"]).is_file()
+    out_dir = Path(printed["bob"]["output"]).parent
+    assert not (out_dir / "dave.qcow2").exists()
+    report = json.loads((out_dir / "keys-report.json").read_text())
+    assert {Path(r["image"]).stem: r["output"] for r in report["images"]}["dave"] is None

@@ -201,3 +201,19 @@ def test_a_hash_shifted_into_the_name_or_hostname_column_is_not_shown(image, key
     assert "line 3: name (a value not shown" in result.stderr
     assert "line 4: ssh_keys: (a value not shown" in result.stderr  # not as a missing key file's path
     assert tail not in result.stderr and tail not in result.stdout
+
+
+# ------------------------------------------------------------------------------------------------
+# --remove-key FP with --ssh-key giving that key: refused before the image is opened (README: input is
+# validated first). The image is blank: a check made after the launch would meet "no persist" (exit 3) first.
+
+
+def test_remove_key_naming_a_key_that_ssh_key_adds_is_refused_before_the_image_is_opened(image, key):
+    listed = subprocess.run(["ssh-keygen", "-lf", str(key)], capture_output=True, text=True, check=True).stdout
+    fingerprint = listed.split()[1]
+    before = sha256(image)
+    result = zvm("seed", str(image), "--no-password", "--ssh-key", str(key), "--remove-key", fingerprint, "--yes")
+    assert result.returncode == 2, result.stderr
+    assert f"{fingerprint} is both removed (--remove-key) and added (--ssh-key); keep one of the two" in result.stderr
+    assert "persist" not in result.stderr
+    assert sha256(image) == before

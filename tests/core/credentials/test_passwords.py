@@ -217,3 +217,23 @@ def test_describe_password_file_never_raises_on_garbage():
     for _ in range(300):
         content = bytes(rng.randrange(256) for _ in range(rng.randrange(200)))
         assert passwords.describe_password_file(content).state in ("invalid", "locked", "set")
+
+
+def test_generated_passwords_are_what_readme_says():
+    """README (batch's password_hash column): 29 characters, five groups of five random letters and digits joined
+    by hyphens, no 0, O, 1, l or I, about 146 bits."""
+    import math
+    import re
+    from pathlib import Path
+
+    from provision.core.credentials.passwords import PASSWORD_ALPHABET, generate_password
+
+    readme = " ".join((Path(__file__).resolve().parents[3] / "README.md").read_text().split())
+    assert ("generates a password: 29 characters, five groups of five random letters and digits joined by hyphens "
+            "(`xK7pq-...`; no `0`, `O`, `1`, `l` or `I`; about 146 bits)") in readme
+    shape = re.compile(rf"[{PASSWORD_ALPHABET}]{{5}}(-[{PASSWORD_ALPHABET}]{{5}}){{4}}")
+    passwords = [generate_password() for _ in range(200)]
+    assert all(len(p) == 29 and shape.fullmatch(p) for p in passwords)
+    assert not set("".join(passwords)) & set("0O1lI")
+    assert set("".join(passwords)) - {"-"} == set(PASSWORD_ALPHABET)  # 5000 draws from 57: every character comes up
+    assert round(25 * math.log2(len(PASSWORD_ALPHABET))) == 146
