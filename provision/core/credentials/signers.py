@@ -14,7 +14,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from provision.core.credentials.sshkeys import AuthorizedKey, merge_keys, parse_authorized_keys_lenient
+from provision.core.credentials.authorizedkeys import read_authorized_keys
+from provision.core.credentials.sshkeys import AuthorizedKey, from_key_line, merge_keys
 
 NAMESPACES = 'namespaces="git"'
 DEFAULT_PRINCIPAL = "release-signer"
@@ -68,9 +69,11 @@ def parse_allowed_signers(text: str) -> tuple[tuple[UpdateSigner, ...], tuple[st
         options = _OPTIONS_RE.match(rest)
         if options and not rest.startswith(("ssh-", "ecdsa-", "sk-")):
             rest = rest[options.end():]
-        keys, bad = parse_authorized_keys_lenient(rest)
-        if principal and len(keys) == 1 and not bad:
-            signers.append(UpdateSigner(principal, keys[0]))
+        # the key as the access model reads a key line (one model of what a key is); a certificate signs nothing
+        read = read_authorized_keys(rest.encode("utf-8", "surrogateescape"))
+        if (principal and len(read) == 1 and read[0].key is not None and read[0].problem is None
+                and not read[0].key.certificate):
+            signers.append(UpdateSigner(principal, from_key_line(read[0])))
         else:
             problems.append(f"line {lineno}: not a principal followed by a public key")
     return tuple(signers), tuple(problems)
