@@ -46,6 +46,8 @@ RawRow = tuple[str, "dict[str, str] | None", list[str]]  # where, the fields (No
 
 FIELDS = ("name", "ssh_keys", "password_hash", "netbird_setup_key", "netbird_management_url", "hostname")
 REQUIRED_FIELDS = ("name", "ssh_keys")
+# Headers a directory export or a spreadsheet often gives the name column: read as `name` (batch --help says so).
+NAME_ALIASES = ("username", "user", "login")
 SECRET_FIELDS = ("password_hash", "netbird_setup_key")
 NAME_RE = re.compile(r"[A-Za-z0-9._-]+", re.ASCII)
 MAX_NAME = 128
@@ -193,7 +195,7 @@ def holds_secrets(raw_rows: list[RawRow]) -> bool:
 def _csv_rows(path: Path, text: str) -> list[RawRow]:
     lines = text.splitlines()
     header_line = next((line for line in lines if line.strip(" \t,;")), "")
-    delimiter = header_delimiter(header_line, FIELDS)  # Excel writes ';' or tab in much of the world
+    delimiter = header_delimiter(header_line, FIELDS + NAME_ALIASES)  # Excel writes ';' or tab in much of the world
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
         header = next(reader, None)
@@ -209,7 +211,7 @@ def _csv_rows(path: Path, text: str) -> list[RawRow]:
     empty = {n for n, cell in enumerate(header) if not cell.strip()
              and all(n >= len(cells) or not cells[n].strip() for _, cells, _ in records if cells is not None)}
     kept = [n for n in range(len(header)) if n not in empty]
-    columns = [header[n].strip().lower() for n in kept]
+    columns = [_field(header[n].strip().lower()) for n in kept]
     header_problems = []
     unknown = [_column_shown(n + 1, name) for n, name in zip(kept, columns, strict=True) if name not in FIELDS]
     if unknown:
@@ -257,6 +259,11 @@ def _csv_records(reader, previous_end: int) -> list[tuple[str, list[str] | None,
     return records
 
 
+def _field(column: str) -> str:
+    """The field a header cell (or TOML key) names: username, user and login are `name`."""
+    return "name" if column in NAME_ALIASES else column
+
+
 def _column_shown(number: int, name: str) -> str:
     """A header cell for a message: a manifest without its header line has a row there, with its hash and
     setup key, so only a name made of letters, '_' and spaces is shown."""
@@ -282,6 +289,7 @@ def _toml_rows(path: Path, text: str) -> list[RawRow]:
         row: dict[str, str] = {}
         problems = []
         for key, value in table.items():
+            key = _field(key)
             if key not in FIELDS:
                 problems.append(f"unknown field {key!r}")
             elif key == "ssh_keys" and isinstance(value, list) and all(isinstance(v, str) for v in value):
