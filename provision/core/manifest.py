@@ -12,8 +12,8 @@ fetched over HTTPS (`gh:USER`, `gl:USER`, an https URL; core.credentials.keysour
 `password_hash` means "generate a password". `hostname` (optional column) is the VM's name: given, it must be
 a valid hostname as it is; empty or absent, it is `zvm-<name>` made valid (lower case, any other character
 than a-z, 0-9 and '-' becomes '-', at most 63 characters). Two rows with one hostname are refused. Every
-problem of every row is collected and reported together,
-by line number (CSV) or table number (TOML), and never with a secret's value in it.
+problem of every row is collected and reported together, by line number (CSV) or table number (TOML), and never
+with a secret's value in it.
 """
 
 from __future__ import annotations
@@ -46,8 +46,7 @@ RawRow = tuple[str, "dict[str, str] | None", list[str]]  # where, the fields (No
 
 FIELDS = ("name", "ssh_keys", "password_hash", "netbird_setup_key", "netbird_management_url", "hostname")
 REQUIRED_FIELDS = ("name", "ssh_keys")
-# Headers a directory export or a spreadsheet often gives the name column: read as `name` (batch --help says so).
-NAME_ALIASES = ("username", "user", "login")
+NAME_ALIASES = ("username", "user", "login")  # common headers of the name column, read as `name` (batch --help)
 SECRET_FIELDS = ("password_hash", "netbird_setup_key")
 NAME_RE = re.compile(r"[A-Za-z0-9._-]+", re.ASCII)
 MAX_NAME = 128
@@ -106,8 +105,7 @@ class ManifestError(UsageError):
 def shard_slice(items: Sequence[T], index: int, count: int) -> Sequence[T]:
     """The index-th (1-based) of `count` contiguous, near-equal slices of `items`, in order (batch-report names
     a missing shard's rows with it)."""
-    total = len(items)
-    return items[(index - 1) * total // count : index * total // count]
+    return items[(index - 1) * len(items) // count : index * len(items) // count]
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -211,7 +209,7 @@ def _csv_rows(path: Path, text: str) -> list[RawRow]:
     empty = {n for n, cell in enumerate(header) if not cell.strip()
              and all(n >= len(cells) or not cells[n].strip() for _, cells, _ in records if cells is not None)}
     kept = [n for n in range(len(header)) if n not in empty]
-    columns = [_field(header[n].strip().lower()) for n in kept]
+    columns = ["name" if c in NAME_ALIASES else c for c in (header[n].strip().lower() for n in kept)]
     header_problems = []
     unknown = [_column_shown(n + 1, name) for n, name in zip(kept, columns, strict=True) if name not in FIELDS]
     if unknown:
@@ -259,11 +257,6 @@ def _csv_records(reader, previous_end: int) -> list[tuple[str, list[str] | None,
     return records
 
 
-def _field(column: str) -> str:
-    """The field a header cell (or TOML key) names: username, user and login are `name`."""
-    return "name" if column in NAME_ALIASES else column
-
-
 def _column_shown(number: int, name: str) -> str:
     """A header cell for a message: a manifest without its header line has a row there, with its hash and
     setup key, so only a name made of letters, '_' and spaces is shown."""
@@ -288,8 +281,7 @@ def _toml_rows(path: Path, text: str) -> list[RawRow]:
             continue
         row: dict[str, str] = {}
         problems = []
-        for key, value in table.items():
-            key = _field(key)
+        for key, value in (("name" if k in NAME_ALIASES else k, v) for k, v in table.items()):
             if key not in FIELDS:
                 problems.append(f"unknown field {key!r}")
             elif key == "ssh_keys" and isinstance(value, list) and all(isinstance(v, str) for v in value):
