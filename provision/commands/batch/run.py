@@ -10,12 +10,13 @@ How a run goes:
 3. Generated passwords are written to DIR/initial-passwords.csv (outputs.py, 0600 from its creation) before
    any image carrying them gets its final name, and hashed in a process pool while the copies and the launch
    go on.
-4. Images are made in chunks (worker.py) of up to MAX_DISKS_PER_APPLIANCE disks: each chunk's copies are made
-   under a hidden temporary name, all of them added to ONE appliance (clones share labels and UUIDs: each
-   disk's persist is found by its device), seeded one after the other through commands.seed.apply.run_seed (the one
-   seeding path), and only after the appliance shut down cleanly are they renamed to DIR/<name>.qcow2. So a
-   file under its final name is always a complete image. --jobs chunks run in parallel threads (launch
-   releases the GIL).
+4. The free space is checked (_check_space), then images are made in chunks (worker.py) of up to
+   MAX_DISKS_PER_APPLIANCE disks: each chunk's overlays of the base are made under hidden temporary names, all
+   of them added to ONE appliance (clones share labels and UUIDs: each disk's persist is found by its device)
+   and seeded one after the other through commands.seed.apply.run_seed (the one seeding path) while the copies
+   of the base are made behind the launch; only after the appliance shut down cleanly is each overlay committed
+   into its copy (or converted) and renamed to DIR/<name>.qcow2. So a file under its final name is always a
+   complete image. --jobs chunks run in parallel threads (launch releases the GIL).
 5. DIR/report.json records every user: no secrets in it. A shard (--shard K/N) writes report-K-of-N.json and
    initial-passwords-K-of-N.csv instead, so that the shards of one roll-out can share DIR at the same time
    (lock.py: a run owns its rows' images and its own files, not the folder); batch-report merges them.
