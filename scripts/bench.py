@@ -586,6 +586,34 @@ def bench_space(work: Path, base: Path, hash_file: Path, key_file: Path, environ
     return {"part": f"space {size}", "zvm_provision_s": [seconds], "exit": result.returncode, "message": message}
 
 
+def bench_keys_chunks(work: Path, base: Path, hash_file: Path, key_file: Path, environ, accel, size: int,
+                      pairs: int) -> dict:
+    """(k) revoking one key from `size` images made by batch: one appliance with every disk (--jobs 1) against
+    two appliances of half as many at once (--jobs 2), on fresh copies each sample (the copying is not timed)."""
+    folder = work / f"chunks{size}"
+    manifest = staff(folder, size, hash_file, key_file)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "leaver@bench", "-f",
+                    str(folder / "leaver")], check=True, stdin=subprocess.DEVNULL)
+    manifest.write_text(manifest.read_text().replace(",user.pub,", ",user.pub;leaver.pub,"))
+    made = folder / "made"
+    run(zvm("batch", str(manifest), "--base", str(base), "--out-dir", str(made), "--accel", accel), environ)
+
+    def revoke(jobs: int, name: str) -> float:
+        fresh = folder / name
+        fresh.mkdir()
+        for image in sorted(made.glob("*.qcow2")):
+            subprocess.run(["cp", "--sparse=always", str(image), str(fresh / image.name)], check=True)
+        seconds = timed(lambda: run(zvm("keys", str(fresh), "--remove-key", "leaver@bench", "--accel", accel,
+                                        "--jobs", str(jobs)), environ))
+        shutil.rmtree(fresh)
+        return seconds
+
+    one, two = interleaved(pairs, lambda i: revoke(1, f"one-{i}"), lambda i: revoke(2, f"two-{i}"),
+                           label=f"keys {size}: one appliance, two")
+    return {"part": f"keys {size}: 1 launch", "zvm_provision_s": one, "guestfish_s": two,
+            "baseline": "two appliances of half as many disks at once (--jobs 2)"}
+
+
 def bench_calls(work: Path, base: Path, hash_file: Path, key_file: Path, environ, accel) -> dict:
     """One seeding inside this process, every libguestfs call timed: where the time after the launch goes."""
     image = work / "calls.qcow2"
@@ -833,7 +861,7 @@ def print_table(rows: list[dict], pairs: int, accel: str) -> None:
         if row["part"].startswith(("audit", "revoke")):
             print(f"{row['part']}: the baseline column is {row['baseline']}, not guestfish")
     for row in rows:
-        if "baseline" in row and row["part"].startswith(("real", "reflink", "compress ", "vmdk")):
+        if "baseline" in row and row["part"].startswith(("real", "reflink", "compress ", "vmdk", "keys")):
             print(f"{row['part']}: the baseline column is {row['baseline']}")
         if "loop_s" in row:
             ratios = [a / b for a, b in zip(row["zvm_provision_s"], row["loop_s"], strict=True)]
@@ -924,7 +952,8 @@ def main() -> None:
                         "real size (a base with --real-size GiB in nix, built on the host): g (batch against the "
                         "copies then one launch, and the cp+guestfish loop), h (on btrfs: reflinks, real against "
                         "blank), i (--compress and --format vmdk against a loop of conversions), m (peak memory at "
-                        "--memory-sizes, on btrfs), s (the free-space refusal)")
+                        "--memory-sizes, on btrfs), s (the free-space refusal); k (keys over --fleet-size images: one "
+                        "appliance against two)")
     parser.add_argument("--pairs", type=int, default=3, help="interleaved pairs (samples) per part (default 3)")
     parser.add_argument("--calls", action="store_true", help="also time every libguestfs call of one seeding")
     parser.add_argument("--sizes", default="8,20", help="batch sizes, comma-separated")
@@ -954,7 +983,7 @@ def main() -> None:
     try:
         if "c" in parts:
             rows.append(bench_help(environ))
-        if parts & {"a", "b", "d", "e", "f", "g", "h", "i", "m", "s"} or args.calls:
+        if parts & {"a", "b", "d", "e", "f", "g", "h", "i", "k", "m", "s"} or args.calls:
             from provision.core.credentials.passwords import hash_password
 
             base = args.base
@@ -997,6 +1026,10 @@ def main() -> None:
                       file=sys.stderr)
                 rows += bench_fleet(work, base, hash_file, key_file, environ, args.accel, args.fleet_size, args.jobs,
                                     args.pairs)
+            if "k" in parts:
+                print(f"bench: (k) keys over {args.fleet_size} images: one launch against two...", file=sys.stderr)
+                rows.append(bench_keys_chunks(work, base, hash_file, key_file, environ, args.accel, args.fleet_size,
+                                              args.pairs))
             if parts & {"g", "h", "i", "m", "s"}:
                 rows += bench_real_size(args, parts, work, base, hash_file, key_file, environ)
     finally:

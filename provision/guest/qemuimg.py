@@ -1,5 +1,6 @@
 """The one runner of qemu-img: a new blank qcow2, an overlay backed by an image, a standalone qcow2 copy, an
-overlay pointed at a copy of its base and committed into it, a conversion into an output format, the size a copy needs, and whether another process holds an image's lock.
+overlay pointed at a copy of its base and committed into it, a conversion into an output format, the size a copy
+needs, and whether another process holds an image's lock.
 
 Each run's failure is mapped here once: qemu-img missing, the terminal's Ctrl-C (QemuImgStopped), a full host
 disk, or qemu-img's own last line. The file a run was writing is removed whatever stops it. Every message that
