@@ -21,6 +21,19 @@
       `zvm-provision keys` run against a loop of N `seed --remove-key` runs (both on fresh copies each pair;
       the copying is not timed). The baseline is the shell loop README used to give, not guestfish.
       Target: <= 0.12 each at 20.
+  At a real size: a base built on the host, no appliance (build_real_base: mke2fs -d of a fixed, reproducible
+  file set of --real-size GiB in nix; or --real-base):
+  (g) batch of N (--real-sizes, default 8 and 20) against the copies alone (qemu-img, 4 at a time) then one bare
+      launch, and against cp + one guestfish launch per image (leave it out with --no-loop).
+      Targets: <= 1.0 and <= 0.35.
+  (h) on btrfs in a loop-mounted file (root): batch of --reflink-size from the real base against the same from
+      the blank one (the copies are reflinks), and how much `df` grew. Target: <= 1.2.
+  (i) --compress and --format vmdk at --handover-size (default 8) against a loop of the same conversions of the
+      base with the tool's options. Target: <= 0.6.
+  (k) keys revoking one key from --fleet-size images: one appliance (--jobs 1) against two (--jobs 2).
+  (m) on btrfs: one batch per --memory-sizes (default 20 and 100): seconds and the peak RSS of the tool and of
+      its appliances (sampled from /proc).
+  (s) a batch into a folder without room for it: refused before the first copy (the message it gives).
 
 One launch under TCG varies by several seconds from run to run on a shared machine, so single samples decide
 nothing: (a) and (b) run --pairs interleaved pairs (zvm-provision first in even pairs, guestfish first in odd
