@@ -340,8 +340,8 @@ class ChunkWorker:
 
     def _place_all(self, number: int, seeded: list[User], work: dict[str, WorkCopy],
                    copies: dict[str, concurrent.futures.Future[None]]) -> None:
-        """Every seeded image under its final name: the conversions (--format, --compress) on every core at
-        once, each image's own step; a user whose copy or conversion failed fails alone."""
+        """Every seeded image under its final name, on every core at once: each waits for its copy, is committed
+        into it (or converted) and hashed; a user whose copy or conversion failed fails alone."""
         output = self.options.output
         waiting = "waiting for the copies of the base" if copies else f"writing {len(seeded)} image(s)"
         self.progress.phase(number, waiting + (f" ({output.describe()})" if output.converted else ""))
@@ -361,8 +361,8 @@ class ChunkWorker:
                 self.fail(user, exc.message)
 
         try:
-            threads = (os.cpu_count() or 1) if output.converted else 1
-            with concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="zvm-place") as pool:
+            # every core: a conversion, or a commit and the sha256 of a whole image (hashlib releases the GIL)
+            with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="zvm-place") as pool:
                 for future in [pool.submit(place, user) for user in seeded]:
                     future.result()
         finally:
