@@ -719,7 +719,8 @@ def sample_disk_command(
     short_help="Make one seeded image per user of a manifest (CSV or TOML).",
     help="Make one seeded image per user of MANIFEST: DIR/<name>.qcow2, plus DIR/report.json.\n\n"
     "MANIFEST is a CSV file with the header name,ssh_keys,password_hash,netbird_setup_key,netbird_management_url "
-    "(or TOML [[user]] tables with those fields), and optionally hostname. ssh_keys lists key files separated "
+    "(or TOML [[user]] tables with those fields), and optionally hostname; a username, user or login column is "
+    "read as name. ssh_keys lists key files separated "
     "by ';', relative to the manifest's folder, or keys to fetch over HTTPS: gh:USER, gl:USER, an https:// URL "
     "(each distinct one fetched once, before any image is made); an empty password_hash generates a password, "
     "written to DIR/initial-passwords.csv (mode 0600). hostname is the VM's name (1-63 lower-case letters, "

@@ -21,6 +21,19 @@
       `zvm-provision keys` run against a loop of N `seed --remove-key` runs (both on fresh copies each pair;
       the copying is not timed). The baseline is the shell loop README used to give, not guestfish.
       Target: <= 0.12 each at 20.
+  At a real size: a base built on the host, no appliance (build_real_base: mke2fs -d of a fixed, reproducible
+  file set of --real-size GiB in nix; or --real-base):
+  (g) batch of N (--real-sizes, default 8 and 20) against the copies alone (qemu-img, 4 at a time) then one bare
+      launch, and against cp + one guestfish launch per image (leave it out with --no-loop).
+      Targets: <= 1.0 and <= 0.35.
+  (h) on btrfs in a loop-mounted file (root): batch of --reflink-size from the real base against the same from
+      the blank one (the copies are reflinks), and how much `df` grew. Target: <= 1.2.
+  (i) --compress and --format vmdk at --handover-size (default 8) against a loop of the same conversions of the
+      base with the tool's options. Target: <= 0.6.
+  (k) keys revoking one key from --fleet-size images: one appliance (--jobs 1) against two (--jobs 2).
+  (m) on btrfs: one batch per --memory-sizes (default 20 and 100): seconds and the peak RSS of the tool and of
+      its appliances (sampled from /proc).
+  (s) a batch into a folder without room for it: refused before the first copy (the message it gives).
 
 One launch under TCG varies by several seconds from run to run on a shared machine, so single samples decide
 nothing: (a) and (b) run --pairs interleaved pairs (zvm-provision first in even pairs, guestfish first in odd
@@ -44,6 +57,7 @@ It is not part of the test suite. Under TCG (LIBGUESTFS_BACKEND_SETTINGS=force_t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -59,7 +73,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 TARGETS = {"one image": 1.0, "one: after launch": 1.0, "batch 8": 0.3, "batch 20": 0.12, "compress": 1.1,
-           "audit 20": 0.12, "revoke 20": 0.12}
+           "audit 20": 0.12, "revoke 20": 0.12, "real 8": 1.0, "real 20": 1.0, "reflink 20": 1.2,
+           "compress 8": 0.6, "vmdk 8": 0.6}
+LOOP_TARGET = 0.35  # batch at a real size against the cp+guestfish loop
 HELP_TARGET = 0.3
 WIZARD_TARGET = 5.0
 
@@ -140,6 +156,71 @@ def copy_base(base: Path, target: Path, environ: dict[str, str]) -> None:
     run(["qemu-img", "convert", "-q", "-f", "qcow2", "-O", "qcow2", str(base), str(target)], environ)
 
 
+# -- a base of a real size, built on the host ------------------------------------------------------
+
+STORE_SEED = 27  # the file set is the same on every machine and every run
+STORE_FILES_MAX = 8 << 20
+
+
+def store_files(folder: Path, total: int) -> int:
+    """A fixed, reproducible set of files standing for a Nix store: `total` bytes in files of 4 KiB to 8 MiB,
+    in folders named as store paths, each file half pseudo-random bytes and half text (a store compresses
+    about 2x). Returns the bytes written."""
+    import random
+
+    rng = random.Random(STORE_SEED)
+    written = 0
+    number = 0
+    while written < total:
+        size = min(total - written, rng.choice((4096, 4096, 65536, 65536, 1 << 20, STORE_FILES_MAX)))
+        package = folder / "store" / f"{rng.getrandbits(128):032x}-package-{number // 16}"
+        package.mkdir(parents=True, exist_ok=True)
+        half = size // 2
+        text = (f"/nix/store/{number:08d}-lib/share/doc line {number}\n" * (half // 40 + 1)).encode()[: size - half]
+        (package / f"file-{number}").write_bytes(rng.randbytes(half) + text)
+        written += size
+        number += 1
+    return written
+
+
+def build_real_base(path: Path, nix_bytes: int, work: Path) -> dict:
+    """A zvm-layout qcow2 at `path` made on the host, no appliance: a GPT (sgdisk) with the ESP (mkfs.vfat),
+    nix (mke2fs -d: store_files of `nix_bytes`) and a blank persist (mke2fs), each formatted in place at its
+    offset, then converted into a qcow2 (qemu-img). Returns what it holds."""
+    from provision.guest.sampledisk import ESP_GPT_TYPE, SECTOR, plan_partitions
+
+    files = work / "nix-files"
+    shutil.rmtree(files, ignore_errors=True)
+    files.mkdir(parents=True)
+    written = store_files(files, nix_bytes)
+    size = (nix_bytes * 2 + (1 << 30)) // (1 << 20) << 20  # nix gets 60% of what the ESP leaves: room to spare
+    partitions = plan_partitions(size)
+    raw = path.with_suffix(".raw")
+    with open(raw, "wb") as handle:
+        handle.truncate(size)
+    for part in partitions:
+        offset, sectors = part.start * SECTOR, part.end - part.start + 1
+        if part.fs_type == "vfat":
+            command = ["mkfs.vfat", "-F", "16", "-n", part.label, "--offset", str(part.start), str(raw),
+                       str(sectors // 2)]
+        else:
+            command = ["mke2fs", "-q", "-F", "-t", part.fs_type, "-L", part.label, "-E", f"offset={offset}",
+                       *(["-d", str(files)] if part.name == "nix" else []), str(raw), f"{sectors // 2}k"]
+        subprocess.run(command, check=True, capture_output=True, env=dict(os.environ, E2FSPROGS_FAKE_TIME="0"))
+    subprocess.run(["sgdisk", "--clear", str(raw)], check=True, capture_output=True)  # last: mkfs wipes sector 0
+    gpt = ["sgdisk"]
+    for number, part in enumerate(partitions, start=1):
+        gpt += [f"--new={number}:{part.start}:{part.end}", f"--change-name={number}:{part.name}"]
+        if part.gpt_type == ESP_GPT_TYPE:
+            gpt += [f"--typecode={number}:EF00"]
+    subprocess.run([*gpt, str(raw)], check=True, capture_output=True)
+    subprocess.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(raw), str(path)], check=True)
+    raw.unlink()
+    shutil.rmtree(files)
+    return {"path": str(path), "nix_files_bytes": written, "virtual_size": size,
+            "allocated_bytes": os.stat(path).st_blocks * 512}
+
+
 # -- the guestfish baseline -------------------------------------------------------------------------
 
 
@@ -184,15 +265,28 @@ def guestfish_one(image: Path, folder: Path, hash_file: Path, key_file: Path, de
 # -- the parts --------------------------------------------------------------------------------------
 
 
-def interleaved(pairs: int, ours, theirs) -> tuple[list[float], list[float]]:
+def interleaved(pairs: int, ours, theirs, label: str = "") -> tuple[list[float], list[float]]:
     """`pairs` pairs of samples, ours(i) and theirs(i) each returning seconds; the order alternates."""
-    mine: list[float] = []
-    other: list[float] = []
-    for i in range(pairs):
-        steps = [(ours, mine), (theirs, other)]
-        for run_one, samples in steps if i % 2 == 0 else reversed(steps):
-            samples.append(run_one(i))
+    mine, other = rotated(pairs, ours, theirs, label=label)
     return mine, other
+
+
+def rotated(pairs: int, *sides, label: str = "", names: tuple[str, ...] = ("zvm-provision", "baseline", "bound")
+            ) -> list[list[float]]:
+    """`pairs` rounds of one sample per side (each side(i) returns seconds); who goes first rotates each round.
+    Each sample is printed on stderr as it is taken, with the load average, so a long run can be watched."""
+    samples: list[list[float]] = [[] for _ in sides]
+    for i in range(pairs):
+        order = list(range(len(sides)))
+        order = order[i % len(order):] + order[: i % len(order)] if len(order) > 2 else (
+            order if i % 2 == 0 else order[::-1])
+        for n in order:
+            seconds = sides[n](i)
+            samples[n].append(seconds)
+            if label:
+                print(f"bench: {label}: round {i + 1}: {names[n]} {seconds:.1f} s (load {os.getloadavg()[0]:.1f})",
+                      file=sys.stderr, flush=True)
+    return samples
 
 
 def bench_one(work: Path, base: Path, hash_file: Path, key_file: Path, device: str, environ, accel,
@@ -221,7 +315,7 @@ def bench_one(work: Path, base: Path, hash_file: Path, key_file: Path, device: s
         after["gf"].append(end - float(marks.read_text().split()[0]))
         return seconds
 
-    mine, other = interleaved(pairs, ours, theirs)
+    mine, other = interleaved(pairs, ours, theirs, label="one image")
     return [{"part": "one image", "zvm_provision_s": mine, "guestfish_s": other},
             {"part": "one: after launch", "zvm_provision_s": after["zvm"], "guestfish_s": after["gf"]}]
 
@@ -254,8 +348,283 @@ def bench_batch(work: Path, base: Path, hash_file: Path, key_file: Path, device:
 
         return timed(loop)
 
-    mine, other = interleaved(pairs, ours, theirs)
+    mine, other = interleaved(pairs, ours, theirs, label=f"batch {size}")
     return {"part": f"batch {size}", "zvm_provision_s": mine, "guestfish_s": other, "jobs": jobs or "auto"}
+
+
+# -- (g, h, i) at a real size: the copies, reflinks, memory, conversions --------------------------------
+
+
+def tree_rss(root: int) -> dict[str, int]:
+    """RSS in bytes of `root` and its descendants, now, by kind: the tool (python: the command and its hashing
+    processes), the appliances (qemu-system), and the helpers (qemu-img, cp...)."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    children: dict[int, list[int]] = {}
+    info: dict[int, tuple[str, int]] = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as handle:
+                stat = handle.read()
+            with open(f"/proc/{entry}/statm", encoding="ascii") as handle:
+                rss = int(handle.read().split()[1]) * page
+        except (OSError, IndexError, ValueError):
+            continue
+        comm, ppid = stat[stat.index("(") + 1 : stat.rindex(")")], int(stat[stat.rindex(")") + 2 :].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+        info[int(entry)] = (comm, rss)
+    kinds = {"tool": 0, "appliances": 0, "helpers": 0}
+    stack = [root]
+    while stack:
+        pid = stack.pop()
+        comm, rss = info.get(pid, ("", 0))
+        kind = "tool" if comm.startswith("python") else "appliances" if comm.startswith("qemu-system") else "helpers"
+        kinds[kind] += rss
+        stack += children.get(pid, [])
+    return kinds
+
+
+def measured(command: list[str], environ: dict[str, str], peaks: dict[str, int]) -> float:
+    """Run `command`; its seconds. `peaks` gets the peak RSS of each kind of its process tree (tree_rss, sampled
+    every 0.2 s)."""
+    start = time.perf_counter()
+    child = subprocess.Popen(command, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             stdin=subprocess.DEVNULL, text=True)
+    import threading
+
+    errors: list[str] = []
+    reader = threading.Thread(target=lambda: errors.append(child.stderr.read()), daemon=True)
+    reader.start()
+    while child.poll() is None:
+        for kind, rss in tree_rss(child.pid).items():
+            peaks[kind] = max(peaks.get(kind, 0), rss)
+        time.sleep(0.2)
+    seconds = time.perf_counter() - start
+    reader.join()
+    if child.returncode != 0:
+        sys.exit(f"bench: {' '.join(command[:4])}... failed ({child.returncode}):\n{''.join(errors)}")
+    return seconds
+
+
+def staff(folder: Path, size: int, hash_file: Path, key_file: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(key_file, folder / "user.pub")
+    hashed = hash_file.read_text().strip()
+    manifest = folder / "staff.csv"
+    manifest.write_text("name,ssh_keys,password_hash\n" + "".join(f"user{i:03d},user.pub,{hashed}\n"
+                                                                   for i in range(size)))
+    manifest.chmod(0o600)  # it holds password hashes
+    return manifest
+
+
+def mounted_btrfs(work: Path, size: int) -> Path:
+    """A btrfs of `size` bytes in a file in `work`, loop-mounted at work/btrfs (root only; unmount_btrfs)."""
+    image, mount = work / "btrfs.img", work / "btrfs"
+    with open(image, "wb") as handle:
+        handle.truncate(size)
+    subprocess.run(["mkfs.btrfs", "-q", str(image)], check=True, capture_output=True)
+    mount.mkdir()
+    subprocess.run(["mount", "-o", "loop", str(image), str(mount)], check=True)
+    return mount
+
+
+def unmount_btrfs(work: Path) -> None:
+    if (work / "btrfs").is_mount():
+        subprocess.run(["umount", str(work / "btrfs")], check=True)
+    with contextlib.suppress(FileNotFoundError):
+        (work / "btrfs.img").unlink()
+
+
+def used_bytes(folder: Path) -> int:
+    os.sync()
+    stat = os.statvfs(folder)
+    return (stat.f_blocks - stat.f_bfree) * stat.f_frsize
+
+
+def bench_real(where: Path, base: Path, hash_file: Path, key_file: Path, device: str, environ, accel, size: int,
+               pairs: int, loop: bool, reflink: bool) -> dict:
+    """(g) batch of `size` at a real size against the copies alone then one bare launch (what batch cannot beat
+    without hiding one behind the other) and, with `loop`, cp + one guestfish launch per image. With `reflink`
+    the copies alone are cp --reflink=always (where batch reflinks too), else qemu-img's, 4 at a time as batch's."""
+    folder = where / f"real{size}"
+    manifest = staff(folder, size, hash_file, key_file)
+    peaks: dict[str, int] = {}
+
+    def ours(i: int) -> float:
+        out = folder / f"zvm-{i}"
+        seconds = measured(zvm("batch", str(manifest), "--base", str(base), "--out-dir", str(out), "--accel", accel),
+                           environ, peaks)
+        shutil.rmtree(out)
+        return seconds
+
+    def copies_then_launch(i: int) -> float:
+        out = folder / f"bound-{i}"
+        out.mkdir()
+        launch = folder / "launch.gf"
+        launch.write_text("run\nexit\n")
+
+        def copy(n: int) -> None:
+            target = out / f"user{n:03d}.qcow2"
+            if reflink:
+                run(["cp", "--reflink=always", str(base), str(target)], environ)
+            else:
+                copy_base(base, target, environ)
+
+        def both() -> None:
+            import concurrent.futures
+
+            with concurrent.futures.ThreadPoolExecutor(4) as pool:
+                list(pool.map(copy, range(size)))
+            run(["guestfish", "--ro", "--format=qcow2", "-a", str(base), "-f", str(launch)], environ)
+
+        seconds = timed(both)
+        shutil.rmtree(out)
+        return seconds
+
+    def cp_loop(i: int) -> float:
+        out = folder / f"loop-{i}"
+
+        def each() -> None:
+            for n in range(size):
+                image = out / f"user{n:03d}.qcow2"
+                image.parent.mkdir(exist_ok=True)
+                run(["cp", "--sparse=always", str(base), str(image)], environ)
+                guestfish_one(image, out / f"user{n:03d}", hash_file, key_file, device, environ)
+
+        seconds = timed(each)
+        shutil.rmtree(out)
+        return seconds
+
+    sides = (ours, copies_then_launch, cp_loop) if loop else (ours, copies_then_launch)
+    label = f"real {size}{' on btrfs' if reflink else ''}"
+    samples = rotated(pairs, *sides, label=label, names=("batch", "copies then one launch", "cp+guestfish loop"))
+    row = {"part": label, "zvm_provision_s": samples[0], "guestfish_s": samples[1],
+           "baseline": "the copies alone, then one bare launch", "peak_rss": peaks,
+           "base_allocated": os.stat(base).st_blocks * 512}
+    if loop:
+        row["loop_s"] = samples[2]
+    return row
+
+
+def bench_reflink(where: Path, real_base: Path, blank_base: Path, hash_file: Path, key_file: Path, environ, accel,
+                  size: int, pairs: int) -> dict:
+    """(h) on btrfs: batch of `size` from the real base against the same from a blank one (reflinks: the size of
+    the base should not matter), and the space the real run's images took (df: shared blocks take none)."""
+    folder = where / f"reflink{size}"
+    manifest = staff(folder, size, hash_file, key_file)
+    grown: list[int] = []
+
+    def real(i: int) -> float:
+        out = folder / f"real-{i}"
+        before = used_bytes(where)
+        seconds = timed(lambda: run(zvm("batch", str(manifest), "--base", str(real_base), "--out-dir", str(out),
+                                        "--accel", accel), environ))
+        grown.append(used_bytes(where) - before)
+        shutil.rmtree(out)
+        return seconds
+
+    def blank(i: int) -> float:
+        out = folder / f"blank-{i}"
+        seconds = timed(lambda: run(zvm("batch", str(manifest), "--base", str(blank_base), "--out-dir", str(out),
+                                        "--accel", accel), environ))
+        shutil.rmtree(out)
+        return seconds
+
+    mine, other = interleaved(pairs, real, blank, label=f"reflink {size}")
+    return {"part": f"reflink {size}", "zvm_provision_s": mine, "guestfish_s": other,
+            "baseline": "the same batch from a blank base", "used_growth_bytes": grown,
+            "base_allocated": os.stat(real_base).st_blocks * 512}
+
+
+def bench_handover(where: Path, base: Path, hash_file: Path, key_file: Path, environ, accel, size: int, pairs: int,
+                   fmt: str) -> dict:
+    """(i) batch of `size` to hand over (--compress, or --format vmdk/vdi) against a loop of `size` conversions of
+    the base alone with the tool's own options (the work the tool cannot skip: one conversion per image)."""
+    from provision.core.outputformat import OutputFormat, OutputSpec
+    from provision.guest.qemuimg import convert_command
+
+    folder = where / f"handover-{fmt}{size}"
+    manifest = staff(folder, size, hash_file, key_file)
+    flags = ["--compress"] if fmt == "compress" else ["--format", fmt]
+    spec = OutputSpec(OutputFormat.QCOW2, compress=True) if fmt == "compress" else OutputSpec(OutputFormat(fmt))
+
+    def ours(i: int) -> float:
+        out = folder / f"zvm-{i}"
+        seconds = timed(lambda: run(zvm("batch", str(manifest), "--base", str(base), "--out-dir", str(out),
+                                        "--accel", accel, *flags), environ))
+        shutil.rmtree(out)
+        return seconds
+
+    def conversions(i: int) -> float:
+        out = folder / f"loop-{i}"
+        out.mkdir()
+        seconds = timed(lambda: [run(convert_command(base, "qcow2", out / f"user{n:03d}{spec.suffix}", spec), environ)
+                                 for n in range(size)])
+        shutil.rmtree(out)
+        return seconds
+
+    mine, other = interleaved(pairs, ours, conversions, label=f"{fmt} {size}")
+    return {"part": f"{fmt} {size}", "zvm_provision_s": mine, "guestfish_s": other,
+            "baseline": f"a loop of {size} qemu-img conversions of the base, the tool's options"}
+
+
+def bench_memory(where: Path, base: Path, hash_file: Path, key_file: Path, environ, accel, sizes: list[int]
+                 ) -> list[dict]:
+    """(m) one batch per size (on reflinks, so that N = 100 fits): its seconds and the peak RSS of the tool and of
+    its appliances, to see whether memory grows with N and how time does."""
+    rows = []
+    for size in sizes:
+        folder = where / f"memory{size}"
+        manifest = staff(folder, size, hash_file, key_file)
+        peaks: dict[str, int] = {}
+        seconds = measured(zvm("batch", str(manifest), "--base", str(base), "--out-dir", str(folder / "out"),
+                               "--accel", accel), environ, peaks)
+        print(f"bench: memory {size}: {seconds:.1f} s, peak RSS {peaks} (load {os.getloadavg()[0]:.1f})",
+              file=sys.stderr, flush=True)
+        shutil.rmtree(folder / "out")
+        rows.append({"part": f"memory {size}", "zvm_provision_s": [seconds], "peak_rss": peaks})
+    return rows
+
+
+def bench_space(work: Path, base: Path, hash_file: Path, key_file: Path, environ, accel, size: int) -> dict:
+    """(s) a batch of `size` at a real size into a folder without room for it: refused before the first copy."""
+    folder = work / f"space{size}"
+    manifest = staff(folder, size, hash_file, key_file)
+    start = time.perf_counter()
+    result = subprocess.run(zvm("batch", str(manifest), "--base", str(base), "--out-dir", str(folder / "out"),
+                                "--accel", accel), env=environ, capture_output=True, text=True,
+                            stdin=subprocess.DEVNULL)
+    seconds = time.perf_counter() - start
+    message = " ".join(result.stderr.split())
+    print(f"bench: space {size}: exit {result.returncode} after {seconds:.1f} s: {message}", file=sys.stderr)
+    return {"part": f"space {size}", "zvm_provision_s": [seconds], "exit": result.returncode, "message": message}
+
+
+def bench_keys_chunks(work: Path, base: Path, hash_file: Path, key_file: Path, environ, accel, size: int,
+                      pairs: int) -> dict:
+    """(k) revoking one key from `size` images made by batch: one appliance with every disk (--jobs 1) against
+    two appliances of half as many at once (--jobs 2), on fresh copies each sample (the copying is not timed)."""
+    folder = work / f"chunks{size}"
+    manifest = staff(folder, size, hash_file, key_file)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "leaver@bench", "-f",
+                    str(folder / "leaver")], check=True, stdin=subprocess.DEVNULL)
+    manifest.write_text(manifest.read_text().replace(",user.pub,", ",user.pub;leaver.pub,"))
+    made = folder / "made"
+    run(zvm("batch", str(manifest), "--base", str(base), "--out-dir", str(made), "--accel", accel), environ)
+
+    def revoke(jobs: int, name: str) -> float:
+        fresh = folder / name
+        fresh.mkdir()
+        for image in sorted(made.glob("*.qcow2")):
+            subprocess.run(["cp", "--sparse=always", str(image), str(fresh / image.name)], check=True)
+        seconds = timed(lambda: run(zvm("keys", str(fresh), "--remove-key", "leaver@bench", "--accel", accel,
+                                        "--jobs", str(jobs)), environ))
+        shutil.rmtree(fresh)
+        return seconds
+
+    one, two = interleaved(pairs, lambda i: revoke(1, f"one-{i}"), lambda i: revoke(2, f"two-{i}"),
+                           label=f"keys {size}: one appliance, two")
+    return {"part": f"keys {size}: 1 launch", "zvm_provision_s": one, "guestfish_s": two,
+            "baseline": "two appliances of half as many disks at once (--jobs 2)"}
 
 
 def bench_calls(work: Path, base: Path, hash_file: Path, key_file: Path, environ, accel) -> dict:
@@ -393,7 +762,7 @@ def bench_compress(work: Path, base: Path, hash_file: Path, key_file: Path, envi
         out.unlink()
         return seconds
 
-    whole, qemu = interleaved(pairs, ours, theirs)
+    whole, qemu = interleaved(pairs, ours, theirs, label="compress")
     zlib: list[float] = []
     for i in range(pairs):
         out = folder / f"zlib-{i}.qcow2"
@@ -449,8 +818,8 @@ def bench_fleet(work: Path, base: Path, hash_file: Path, key_file: Path, environ
         return timed(lambda: [run(zvm("seed", str(image), "--remove-key", "leaver@bench", "--yes", "--accel", accel),
                                   environ) for image in fresh])
 
-    audit, audit_baseline = interleaved(pairs, audit_ours, audit_loop)
-    revoke, revoke_baseline = interleaved(pairs, revoke_ours, revoke_loop)
+    audit, audit_baseline = interleaved(pairs, audit_ours, audit_loop, label=f"audit {size}")
+    revoke, revoke_baseline = interleaved(pairs, revoke_ours, revoke_loop, label=f"revoke {size}")
     return [{"part": f"audit {size}", "zvm_provision_s": audit, "guestfish_s": audit_baseline,
              "baseline": f"a loop of {size} single inspect runs"},
             {"part": f"revoke {size}", "zvm_provision_s": revoke, "guestfish_s": revoke_baseline,
@@ -505,6 +874,23 @@ def print_table(rows: list[dict], pairs: int, accel: str) -> None:
         if row["part"].startswith(("audit", "revoke")):
             print(f"{row['part']}: the baseline column is {row['baseline']}, not guestfish")
     for row in rows:
+        if "baseline" in row and row["part"].startswith(("real", "reflink", "compress ", "vmdk", "keys")):
+            print(f"{row['part']}: the baseline column is {row['baseline']}")
+        if "loop_s" in row:
+            ratios = [a / b for a, b in zip(row["zvm_provision_s"], row["loop_s"], strict=True)]
+            loop = spread(statistics.median(row["loop_s"]), min(row["loop_s"]), max(row["loop_s"]))
+            ratio = spread(statistics.median(ratios), min(ratios), max(ratios), 2)
+            print(f"{row['part']}: against the cp+guestfish loop {loop} s: ratio {ratio} (target <= {LOOP_TARGET})")
+        if "peak_rss" in row:
+            peaks = ", ".join(f"{kind} {rss / 2**20:.0f} MiB" for kind, rss in row["peak_rss"].items())
+            print(f"{row['part']}: peak RSS: {peaks}")
+        if "used_growth_bytes" in row:
+            grown = ", ".join(f"{b / 2**20:.0f}" for b in row["used_growth_bytes"])
+            print(f"{row['part']}: used space grew by {grown} MiB per run (the base allocates "
+                  f"{row['base_allocated'] / 2**20:.0f} MiB)")
+        if "exit" in row:
+            print(f"{row['part']}: exit {row['exit']}: {row['message']}")
+    for row in rows:
         if "sizes" in row:
             sizes = row["sizes"]
             print(f"\ncompress: baseline is {row['baseline']} with the tool's options (zstd), not guestfish; "
@@ -521,6 +907,47 @@ def print_table(rows: list[dict], pairs: int, accel: str) -> None:
                     print(f"  {name:<18} x{call['count']:<4} {call['s']:.3f} s")
 
 
+def bench_real_size(args, parts: set[str], work: Path, blank: Path, hash_file: Path, key_file: Path, environ
+                    ) -> list[dict]:
+    """The parts at a real size: the base built on the host (or --real-base), ext4 parts in `work`, btrfs parts in
+    a loop-mounted btrfs made in `work`."""
+    rows: list[dict] = []
+    base = args.real_base
+    if base is None:
+        print(f"bench: building a base with {args.real_size} GiB in nix (mke2fs -d, no appliance)...", file=sys.stderr)
+        built = build_real_base(work / "real-base.qcow2", int(args.real_size * (1 << 30)), work)
+        print(f"bench: real base: {built}", file=sys.stderr)
+        base = Path(built["path"])
+    disk = subprocess.run(["df", "-hT", str(work)], capture_output=True, text=True).stdout.splitlines()[-1]
+    print(f"bench: work folder on {disk}", file=sys.stderr)
+    if "s" in parts:  # 100 images, or as many as one more than the folder holds
+        fits = shutil.disk_usage(work).free // (os.stat(base).st_blocks * 512 + (4 << 20))
+        rows.append(bench_space(work, base, hash_file, key_file, environ, args.accel, max(100, fits * 11 // 10 + 1)))
+    if "g" in parts:
+        for size in (int(n) for n in args.real_sizes.split(",")):
+            rows.append(bench_real(work, base, hash_file, key_file, args.persist_device, environ, args.accel, size,
+                                   args.pairs, not args.no_loop, reflink=False))
+    if "i" in parts:
+        for fmt in ("compress", "vmdk"):
+            rows.append(bench_handover(work, base, hash_file, key_file, environ, args.accel, args.handover_size,
+                                       args.pairs, fmt))
+    if parts & {"h", "m"}:
+        mount = mounted_btrfs(work, os.stat(base).st_blocks * 512 * 2 + (4 << 30))
+        try:
+            on_btrfs, blank_on_btrfs = mount / "real-base.qcow2", mount / "blank-base.qcow2"
+            shutil.copyfile(base, on_btrfs)
+            shutil.copyfile(blank, blank_on_btrfs)
+            if "h" in parts:
+                rows.append(bench_reflink(mount, on_btrfs, blank_on_btrfs, hash_file, key_file, environ, args.accel,
+                                          args.reflink_size, args.pairs))
+            if "m" in parts:
+                rows += bench_memory(mount, on_btrfs, hash_file, key_file, environ, args.accel,
+                                     [int(n) for n in args.memory_sizes.split(",")])
+        finally:
+            unmount_btrfs(work)
+    return rows
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--calls-child":
         calls_child(sys.argv[2:])
@@ -534,7 +961,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--parts", default="a,b,c,d,e,f",
                         help="which parts: a (one image), b (batch), c (--help), d (wizard: confirmation to exit), "
-                        "e (--compress: the conversion against qemu-img's), f (inspect and keys over a fleet)")
+                        "e (--compress: the conversion against qemu-img's), f (inspect and keys over a fleet); at a "
+                        "real size (a base with --real-size GiB in nix, built on the host): g (batch against the "
+                        "copies then one launch, and the cp+guestfish loop), h (on btrfs: reflinks, real against "
+                        "blank), i (--compress and --format vmdk against a loop of conversions), m (peak memory at "
+                        "--memory-sizes, on btrfs), s (the free-space refusal); k (keys over --fleet-size images: one "
+                        "appliance against two)")
     parser.add_argument("--pairs", type=int, default=3, help="interleaved pairs (samples) per part (default 3)")
     parser.add_argument("--calls", action="store_true", help="also time every libguestfs call of one seeding")
     parser.add_argument("--sizes", default="8,20", help="batch sizes, comma-separated")
@@ -545,6 +977,14 @@ def main() -> None:
     parser.add_argument("--accel", default="tcg", choices=("tcg", "kvm"), help="tcg: nested KVM hangs here")
     parser.add_argument("--work-dir", type=Path, help="keep the images there (default: a temporary folder)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--real-size", type=float, default=2.0,
+                        help="g, h, i, m, s: GiB of files in the real base's nix partition (default 2)")
+    parser.add_argument("--real-base", type=Path, help="g, h, i, m, s: a real base made earlier (else built)")
+    parser.add_argument("--real-sizes", default="8,20", help="g: batch sizes at a real size")
+    parser.add_argument("--no-loop", action="store_true", help="g: leave out the cp+guestfish loop (slow)")
+    parser.add_argument("--reflink-size", type=int, default=20, help="h: batch size on btrfs (default 20)")
+    parser.add_argument("--handover-size", type=int, default=8, help="i: batch size to hand over (default 8)")
+    parser.add_argument("--memory-sizes", default="20,100", help="m: batch sizes on btrfs, one run each")
     args = parser.parse_args()
     if args.pairs < 1:
         parser.error("--pairs must be at least 1")
@@ -556,7 +996,7 @@ def main() -> None:
     try:
         if "c" in parts:
             rows.append(bench_help(environ))
-        if parts & {"a", "b", "d", "e", "f"} or args.calls:
+        if parts & {"a", "b", "d", "e", "f", "g", "h", "i", "k", "m", "s"} or args.calls:
             from provision.core.credentials.passwords import hash_password
 
             base = args.base
@@ -599,6 +1039,12 @@ def main() -> None:
                       file=sys.stderr)
                 rows += bench_fleet(work, base, hash_file, key_file, environ, args.accel, args.fleet_size, args.jobs,
                                     args.pairs)
+            if "k" in parts:
+                print(f"bench: (k) keys over {args.fleet_size} images: one launch against two...", file=sys.stderr)
+                rows.append(bench_keys_chunks(work, base, hash_file, key_file, environ, args.accel, args.fleet_size,
+                                              args.pairs))
+            if parts & {"g", "h", "i", "m", "s"}:
+                rows += bench_real_size(args, parts, work, base, hash_file, key_file, environ)
     finally:
         if args.work_dir is None:
             shutil.rmtree(work, ignore_errors=True)

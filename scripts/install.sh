@@ -9,6 +9,8 @@ APT_PACKAGES=(
   python3-venv                                                                  # the virtual environment
   openssh-client whois nix-bin shellcheck                                       # tests: ssh-keygen, mkpasswd, nix-instantiate, shellcheck
   openssh-server                                                                # tests: sshd judges authorized_keys
+  btrfs-progs                                                                   # tests and bench: a loop-mounted btrfs shares extents (reflink)
+  git                                                                           # tests: signed releases in real repositories
 )
 
 missing=()

@@ -3,8 +3,15 @@ overlay, or a standalone copy) under a hidden name, seeded by the caller, conver
 under a second hidden name when asked, and only then given the final name. seed --output and batch's chunks
 make their images this way; keys --out-dir names its copies the same way.
 
+Batch hides the copy behind the launch: the appliance seeds a small overlay backed by the base
+(`.FINAL.seeding`) while the standalone copy (`.FINAL.partial`: a reflink of the base where the filesystem
+shares blocks, else a sparse copy) is made beside it; then the overlay is pointed at the copy (which holds the
+base's bytes) and committed into it. A converted output (--format, --compress) needs no copy at all: the seeded
+overlay is converted, reading the base through it.
+
 One naming scheme for the hidden files, so every place that looks for leftovers agrees: `.FINAL.partial`
-(the qcow2 being seeded) and `.FINAL.converting` (the conversion). A run that holds the folder's lock (batch,
+(the qcow2 copy, seeded or to be), `.FINAL.seeding` (batch's overlay being seeded) and `.FINAL.converting`
+(the conversion). A run that holds the folder's lock (batch,
 keys) uses them as they are, and removes a killed run's leftovers at its start. seed --output holds no lock:
 its names end in the run's own token (`.FINAL.partial-TOKEN`), and a later run only names the leftovers.
 """
@@ -21,10 +28,14 @@ from provision.core.disk import ImageInfo
 from provision.core.outputformat import OutputFormat, OutputSpec
 from provision.errors import UsageError
 from provision.guest import qemuimg
+from provision.host.clone import can_clone, clone_file
+from provision.host.writing import fsync
 from provision.guest.convert import convert_image
 
 PARTIAL = "partial"
+SEEDING = "seeding"
 CONVERTING = "converting"
+REFLINK_PROBE = ".zvm-provision-reflink-probe"  # batch (holding the folder's lock) asks the folder with it
 
 
 @dataclass(frozen=True)
@@ -36,6 +47,11 @@ class WorkCopy:
     def partial(self) -> Path:
         """The working copy being seeded (a qcow2)."""
         return self._hidden(PARTIAL)
+
+    @property
+    def seeding(self) -> Path:
+        """Batch's overlay of the base being seeded while the copy is made (committed into it afterwards)."""
+        return self._hidden(SEEDING)
 
     @property
     def converting(self) -> Path:
@@ -51,16 +67,31 @@ class WorkCopy:
         if overlay:
             qemuimg.create_overlay(base, self.partial, failed=failed, full=full)
         else:
-            qemuimg.copy_qcow2(base, self.partial)
+            copy_base(base, self.partial)
 
-    def finish(self, spec: OutputSpec, *, convert: bool, replace: bool) -> None:
-        """The seeded copy under the final name: converted into `spec`'s format first when `convert`, then
-        renamed over whatever is there (`replace`), or linked where nothing is (an existing file is never
-        replaced: UsageError). The hidden files are gone afterwards, whatever happened."""
+    def make_seeding(self, base: ImageInfo) -> None:
+        """The overlay of `base` to seed while the copy is made (or, for a converted output, instead of it)."""
+        qemuimg.create_overlay(base, self.seeding, failed=qemuimg.COPY_FAILED, full="for the overlay to seed")
+
+    def commit_seeding(self) -> None:
+        """The seeded overlay written into the finished copy (.partial, which holds the base's bytes), synced;
+        the overlay is gone afterwards."""
+        try:
+            qemuimg.rebase_unsafe(self.seeding, self.partial)
+            qemuimg.commit(self.seeding)
+            fsync(self.partial)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.seeding)
+
+    def finish(self, spec: OutputSpec, *, convert: bool, replace: bool, seeded: Path | None = None) -> None:
+        """The seeded copy (`seeded`, by default .partial) under the final name: converted into `spec`'s format
+        first when `convert`, then renamed over whatever is there (`replace`), or linked where nothing is (an
+        existing file is never replaced: UsageError). The hidden files are gone afterwards, whatever happened."""
         try:
             done = self.partial
             if convert:
-                convert_image(self.partial, "qcow2", self.converting, spec)
+                convert_image(seeded or self.partial, "qcow2", self.converting, spec)
                 done = self.converting
             if replace:
                 os.replace(done, self.final)
@@ -70,9 +101,31 @@ class WorkCopy:
             self.remove()
 
     def remove(self) -> None:
-        for path in (self.partial, self.converting):
+        for path in (self.partial, self.seeding, self.converting):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
+
+
+def copies_share_blocks(base: ImageInfo, folder: Path) -> bool:
+    """Whether copy_base into `folder` makes reflinks (asked once, with a probe file the caller's lock owns)."""
+    return _clonable(base) and can_clone(Path(base.path), folder, REFLINK_PROBE)
+
+
+def _clonable(base: ImageInfo) -> bool:
+    """A reflink of the base's file is a standalone qcow2 copy only of a qcow2 with no backing file."""
+    return base.format == "qcow2" and base.backing_file is None
+
+
+def copy_base(base: ImageInfo, target: Path) -> None:
+    """A standalone qcow2 copy of `base` at `target`: a reflink of the file where the base is a qcow2 of its
+    own (no backing file) and the filesystem shares blocks, else a sparse copy (guest.qemuimg)."""
+    if _clonable(base):
+        try:
+            if clone_file(Path(base.path), target):
+                return
+        except OSError:
+            pass  # the real copy says what is wrong with the folder, if anything is
+    qemuimg.copy_qcow2(base, target)
 
 
 def remove_leftovers(folder: Path, name: str) -> None:
@@ -84,7 +137,7 @@ def remove_leftovers(folder: Path, name: str) -> None:
 def tokened_leftovers(final: Path) -> list[Path]:
     """The hidden files of earlier seed --output runs to `final` (any token), sorted."""
     escaped = glob.escape(final.name)
-    found = [*final.parent.glob(f".{escaped}.{PARTIAL}-*"), *final.parent.glob(f".{escaped}.{CONVERTING}-*")]
+    found = [path for stage in (PARTIAL, SEEDING, CONVERTING) for path in final.parent.glob(f".{escaped}.{stage}-*")]
     return sorted(found)
 
 

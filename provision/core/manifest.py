@@ -12,8 +12,8 @@ fetched over HTTPS (`gh:USER`, `gl:USER`, an https URL; core.credentials.keysour
 `password_hash` means "generate a password". `hostname` (optional column) is the VM's name: given, it must be
 a valid hostname as it is; empty or absent, it is `zvm-<name>` made valid (lower case, any other character
 than a-z, 0-9 and '-' becomes '-', at most 63 characters). Two rows with one hostname are refused. Every
-problem of every row is collected and reported together,
-by line number (CSV) or table number (TOML), and never with a secret's value in it.
+problem of every row is collected and reported together, by line number (CSV) or table number (TOML), and never
+with a secret's value in it.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ RawRow = tuple[str, "dict[str, str] | None", list[str]]  # where, the fields (No
 
 FIELDS = ("name", "ssh_keys", "password_hash", "netbird_setup_key", "netbird_management_url", "hostname")
 REQUIRED_FIELDS = ("name", "ssh_keys")
+NAME_ALIASES = ("username", "user", "login")  # common headers of the name column, read as `name` (batch --help)
 SECRET_FIELDS = ("password_hash", "netbird_setup_key")
 NAME_RE = re.compile(r"[A-Za-z0-9._-]+", re.ASCII)
 MAX_NAME = 128
@@ -104,8 +105,7 @@ class ManifestError(UsageError):
 def shard_slice(items: Sequence[T], index: int, count: int) -> Sequence[T]:
     """The index-th (1-based) of `count` contiguous, near-equal slices of `items`, in order (batch-report names
     a missing shard's rows with it)."""
-    total = len(items)
-    return items[(index - 1) * total // count : index * total // count]
+    return items[(index - 1) * len(items) // count : index * len(items) // count]
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -193,7 +193,7 @@ def holds_secrets(raw_rows: list[RawRow]) -> bool:
 def _csv_rows(path: Path, text: str) -> list[RawRow]:
     lines = text.splitlines()
     header_line = next((line for line in lines if line.strip(" \t,;")), "")
-    delimiter = header_delimiter(header_line, FIELDS)  # Excel writes ';' or tab in much of the world
+    delimiter = header_delimiter(header_line, FIELDS + NAME_ALIASES)  # Excel writes ';' or tab in much of the world
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
         header = next(reader, None)
@@ -209,7 +209,7 @@ def _csv_rows(path: Path, text: str) -> list[RawRow]:
     empty = {n for n, cell in enumerate(header) if not cell.strip()
              and all(n >= len(cells) or not cells[n].strip() for _, cells, _ in records if cells is not None)}
     kept = [n for n in range(len(header)) if n not in empty]
-    columns = [header[n].strip().lower() for n in kept]
+    columns = ["name" if c in NAME_ALIASES else c for c in (header[n].strip().lower() for n in kept)]
     header_problems = []
     unknown = [_column_shown(n + 1, name) for n, name in zip(kept, columns, strict=True) if name not in FIELDS]
     if unknown:
@@ -281,7 +281,7 @@ def _toml_rows(path: Path, text: str) -> list[RawRow]:
             continue
         row: dict[str, str] = {}
         problems = []
-        for key, value in table.items():
+        for key, value in (("name" if k in NAME_ALIASES else k, v) for k, v in table.items()):
             if key not in FIELDS:
                 problems.append(f"unknown field {key!r}")
             elif key == "ssh_keys" and isinstance(value, list) and all(isinstance(v, str) for v in value):

@@ -1,5 +1,6 @@
-"""The one runner of qemu-img: a new blank qcow2, an overlay backed by an image, a standalone qcow2 copy, a
-conversion into an output format, the size a copy needs, and whether another process holds an image's lock.
+"""The one runner of qemu-img: a new blank qcow2, an overlay backed by an image, a standalone qcow2 copy, an
+overlay pointed at a copy of its base and committed into it, a conversion into an output format, the size a copy
+needs, and whether another process holds an image's lock.
 
 Each run's failure is mapped here once: qemu-img missing, the terminal's Ctrl-C (QemuImgStopped), a full host
 disk, or qemu-img's own last line. The file a run was writing is removed whatever stops it. Every message that
@@ -62,6 +63,20 @@ def copy_qcow2(base: ImageInfo, target: Path) -> None:
     """A standalone sparse qcow2 copy of `base` at `target` (batch's copy of the base)."""
     command = ["convert", "-q", "-f", base.format, "-O", "qcow2", str(base.path), str(target)]
     _run(command, failed=COPY_FAILED, target=target, full="to copy the base")
+
+
+def rebase_unsafe(overlay: Path, backing: Path) -> None:
+    """`overlay` (qcow2) now backed by `backing` (qcow2, absolute path), its clusters left as they are: only
+    right when `backing` holds what the old backing file held, byte for byte (a copy of it)."""
+    _run(["rebase", "-q", "-u", "-f", "qcow2", "-b", str(Path(backing).absolute()), "-F", "qcow2", str(overlay)],
+         failed=f"{QEMU_IMG} could not point the seeded overlay at its copy of the base")
+
+
+def commit(overlay: Path) -> None:
+    """`overlay`'s clusters written into its backing file (-d: the overlay, removed next, is not emptied)."""
+    _run(["commit", "-q", "-d", "-f", "qcow2", str(overlay)],
+         failed=f"{QEMU_IMG} could not write the seeded overlay into its copy of the base",
+         target=overlay, full="to write the seeded image")  # the overlay is discarded whatever happens
 
 
 def convert_command(source: Path, source_format: str, target: Path, spec: OutputSpec) -> list[str]:

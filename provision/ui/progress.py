@@ -87,9 +87,13 @@ class Progress:
         pass
 
 
+DONE_WORDS = {"batch": "images made", "inspect": "images read"}  # the bar's words per command; else "images done"
+
+
 class RichProgress(Progress):
     """On a terminal: one live line per launch saying what it does and for how many seconds (copying, the
-    appliance starting: the long waits), and a bar of the images made. Transient: the summary follows it."""
+    appliance starting: the long waits), and a bar of the images done (made by batch, read by inspect:
+    DONE_WORDS). Transient: the summary follows it."""
 
     def __init__(self, console: Any = None, get_time: Any = None, name: str = "batch") -> None:
         super().__init__(name=name)
@@ -117,6 +121,7 @@ class RichProgress(Progress):
         self._started = False
         self._overall: Any = None
         self._phases: dict[int | None, Any] = {}
+        self._done_words = DONE_WORDS.get(name, "images done")
 
     def _show(self) -> None:
         with self._lock:
@@ -127,7 +132,7 @@ class RichProgress(Progress):
     def start(self, total: int) -> None:
         super().start(total)
         self._show()
-        self._overall = self._live.add_task("images made", total=total)
+        self._overall = self._live.add_task(self._done_words, total=total)
 
     def note(self, message: str) -> None:
         self._live.console.print(f"{self.name}: {message}", markup=False, highlight=False)
@@ -153,7 +158,7 @@ class RichProgress(Progress):
         if not ok:
             self.note(f"{name}: FAILED{': ' + detail if detail else ''}")
         if self._overall is not None:
-            self._live.update(self._overall, advance=1, description=f"images made (last: {name})")
+            self._live.update(self._overall, advance=1, description=f"{self._done_words} (last: {name})")
 
     def stop(self) -> None:
         if self._started:

@@ -115,6 +115,20 @@ def test_header_problems_stop_at_once(folder: Path):
         load_manifest(write(folder, HEADER))
 
 
+@pytest.mark.parametrize("header", ["username", "User", "LOGIN"])
+@pytest.mark.parametrize("delimiter", [",", ";", "\t"])
+def test_a_username_user_or_login_column_is_read_as_name(folder: Path, header: str, delimiter: str):
+    csv_path = write(folder, f"ssh_keys{delimiter}{header}\nkeys/alice.pub{delimiter}alice\n")
+    assert [u.name for u in load_manifest(csv_path).users] == ["alice"]
+    toml_path = write(folder, f'[[user]]\n{header.lower()} = "bob"\nssh_keys = "keys/bob.pub"\n', "staff.toml")
+    assert [u.name for u in load_manifest(toml_path).users] == ["bob"]
+
+
+def test_a_name_column_beside_a_username_column_is_a_column_twice(folder: Path):
+    with pytest.raises(UsageError, match="a column appears twice"):
+        load_manifest(write(folder, "name,username,ssh_keys\nalice,alice,keys/alice.pub\n"))
+
+
 @pytest.mark.parametrize("row", [f"alice,keys/alice.pub,,{SETUP_KEY},\n", f"alice,keys/alice.pub,{HASH},,\n",
                                  "alice,keys/alice.pub,$6$not-even-valid,,\n"],
                          ids=["setup-key", "password-hash", "bad-hash"])

@@ -32,3 +32,18 @@ def test_the_live_status_says_a_text_above_it_as_it_is():
     live.say(TRACE)
     live.stop()
     assert TRACE in out.getvalue() and "batch:" not in out.getvalue()
+
+
+def test_the_live_bar_of_a_fleet_inspect_counts_images_read_not_made():
+    from rich.console import Console
+
+    for name, words in (("inspect", "images read"), ("batch", "images made"), ("keys", "images done")):
+        out = io.StringIO()
+        live = progress.RichProgress(console=Console(file=out, width=120, force_terminal=True, color_system=None),
+                                     name=name)
+        live.start(2)
+        live.finished("alice.qcow2", True)
+        live.stop()
+        screen = out.getvalue()
+        assert f"{words} (last: alice.qcow2)" in screen, (name, screen)
+        assert name == "batch" or "images made" not in screen

@@ -10,12 +10,13 @@ How a run goes:
 3. Generated passwords are written to DIR/initial-passwords.csv (outputs.py, 0600 from its creation) before
    any image carrying them gets its final name, and hashed in a process pool while the copies and the launch
    go on.
-4. Images are made in chunks (worker.py) of up to MAX_DISKS_PER_APPLIANCE disks: each chunk's copies are made
-   under a hidden temporary name, all of them added to ONE appliance (clones share labels and UUIDs: each
-   disk's persist is found by its device), seeded one after the other through commands.seed.apply.run_seed (the one
-   seeding path), and only after the appliance shut down cleanly are they renamed to DIR/<name>.qcow2. So a
-   file under its final name is always a complete image. --jobs chunks run in parallel threads (launch
-   releases the GIL).
+4. The free space is checked (_check_space), then images are made in chunks (worker.py) of up to
+   MAX_DISKS_PER_APPLIANCE disks: each chunk's overlays of the base are made under hidden temporary names, all
+   of them added to ONE appliance (clones share labels and UUIDs: each disk's persist is found by its device)
+   and seeded one after the other through commands.seed.apply.run_seed (the one seeding path) while the copies
+   of the base are made behind the launch; only after the appliance shut down cleanly is each overlay committed
+   into its copy (or converted) and renamed to DIR/<name>.qcow2. So a file under its final name is always a
+   complete image. --jobs chunks run in parallel threads (launch releases the GIL).
 5. DIR/report.json records every user: no secrets in it. A shard (--shard K/N) writes report-K-of-N.json and
    initial-passwords-K-of-N.csv instead, so that the shards of one roll-out can share DIR at the same time
    (lock.py: a run owns its rows' images and its own files, not the folder); batch-report merges them.
@@ -53,7 +54,7 @@ from provision.commands.batch.model import (
 from provision.commands.batch.outputs import drop_stale_passwords, write_passwords, write_report
 from provision.commands.batch.resume import check_existing
 from provision.commands.batch.worker import Cancel, ChunkWorker, Hasher
-from provision.commands.workcopy import remove_leftovers
+from provision.commands.workcopy import copies_share_blocks, remove_leftovers
 from provision.core.credentials.passwords import generate_password
 from provision.core.disk import ImageInfo
 from provision.core.outputformat import OutputSpec, check_overlay
@@ -66,6 +67,7 @@ from provision.guest.diskformat import probe_image, require_image_file
 
 MIN_DISKS_PER_APPLIANCE = 4  # below this, a second appliance costs more than it saves
 MAX_AUTO_JOBS = 4
+OVERLAY_BYTES = 4 << 20  # a seeded overlay: the files seed writes and the qcow2 tables they touch
 MAX_REASONS = 10  # why an existing image is made again: the first problems, then a count
 
 
@@ -203,14 +205,21 @@ def _check_out_dir(out_dir: Path, users: Sequence[User], base: ImageInfo, output
 
 
 def _check_space(base: ImageInfo, out_dir: Path, count: int, overlay: bool, converted: bool = False) -> None:
-    per_image = 4 << 20 if overlay else _measure(base)
-    # a conversion holds the seeded qcow2 and its converted copy at once, one per appliance at a time
-    needed = per_image * (count + (min(count, MAX_AUTO_JOBS) if converted else 0))
+    """Refused before the first copy, naming what is needed and what is free, rather than failing at image 37.
+    Each image needs its overlay being seeded, and (but for --overlay) its copy of the base or its conversion:
+    the base's allocated size, or nothing new where the copies are reflinks sharing the base's blocks."""
+    if overlay:
+        per_image, how = OVERLAY_BYTES, "overlays"
+    elif not converted and copies_share_blocks(base, out_dir):
+        per_image, how = 2 * OVERLAY_BYTES, "reflinked copies sharing the base's blocks"
+    else:
+        per_image, how = _measure(base) + OVERLAY_BYTES, "converted images" if converted else "copies of the base"
+    needed = per_image * count
     free = shutil.disk_usage(out_dir).free
     if needed > free:
         raise ProvisionError(
-            f"not enough space in {out_dir}: {count} image(s) need about {human_size(needed)}, "
-            f"{human_size(free)} is free",
+            f"not enough space in {out_dir}: {count} image(s) ({how}) need about {human_size(needed)}, "
+            f"{human_size(free)} is free; nothing was made",
             hint="free some space, use --overlay (small images backed by the base), or split the run with --shard",
         )
 

@@ -1,8 +1,11 @@
-"""One chunk of a batch run, in its own thread: copies of the base under hidden names, ONE appliance with all of
-them as disks (clones share labels and UUIDs: each disk's persist is found by its device), each seeded through
-commands.seed.apply (the one seeding path), a clean shutdown, and only then the renames to DIR/<name>.qcow2 (or, with
---format/--compress, a conversion under a hidden name, then the rename), so a file under its final name is always
-a complete image. Also the tools the chunks share: the password hasher (a process pool) and the Ctrl-C flag.
+"""One chunk of a batch run, in its own thread: small overlays of the base under hidden names, ONE appliance
+seeding all of them as disks (clones share labels and UUIDs: each disk's persist is found by its device) through
+commands.seed.apply (the one seeding path) while the standalone copies of the base are made behind it (a
+reflink where the filesystem shares blocks), a clean shutdown, then each overlay committed into its copy (or,
+with --format/--compress, converted on every core: no copy at all) and only then renamed to DIR/<name>.qcow2, so
+a file under its final name is always a complete image. Also the tools the chunks share: the password hasher (a
+process pool) and the Ctrl-C flag. Long because the chunk's steps and the Ctrl-C rules they share read best
+together.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from provision.commands.batch.model import (
     image_path,
 )
 from provision.commands.seed.apply import run_seed
-from provision.commands.workcopy import WorkCopy
+from provision.commands.workcopy import WorkCopy, copy_base
 from provision.core.apply import apply_and_verify
 from provision.core.credentials.hostkeys import host_key_summary
 from provision.core.credentials.passwords import hash_password, validate_password_hash
@@ -45,6 +48,8 @@ from provision.guest.launch import Accel, LaunchCancelled
 from provision.guest.persistfs import PersistFS
 from provision.guest.qemuimg import QemuImgStopped
 from provision.secret import Secret
+
+COPY_THREADS = 4  # copies of the base made at once, behind the launch (I/O-bound: a sparse copy, or a reflink)
 
 
 class Hasher:
@@ -274,70 +279,107 @@ class ChunkWorker:
         return WorkCopy(image_path(self.out_dir, user, self.options.output))
 
     def _run(self, number: int, users: list[User], work: dict[str, WorkCopy]) -> None:
-        """Copies, one appliance, seeding, a clean shutdown, then the renames. After Ctrl-C no new step
-        starts: users left pending are reported as interrupted."""
+        """Overlays of the base, then at once ONE appliance seeding them while the standalone copies are made
+        behind it (a reflink where the filesystem shares blocks), a clean shutdown, then each overlay committed
+        into its copy (or, --format/--compress, converted: no copy at all) and renamed. After Ctrl-C no new
+        step starts: users left pending are reported as interrupted."""
         if self.cancel.is_set():
             return
-        kind = "overlay(s)" if self.options.overlay else "copies of the base"
-        self.progress.phase(number, f"making {len(users)} {kind}")
-        copied: list[tuple[User, ImageInfo]] = []
-        with concurrent.futures.ThreadPoolExecutor(4) as pool:
-            copies = {u.name: pool.submit(self.copy, work[u.name]) for u in users}
-            for user in users:
-                try:
-                    copies[user.name].result()
-                    copied.append((user, probe_image(work[user.name].partial)))
-                except QemuImgStopped:
-                    pass  # Ctrl-C reached the copy too
-                except ProvisionError as exc:
-                    self.fail(user, exc.message)
-        if not copied or self.cancel.is_set():
+        output = self.options.output
+        copying = not self.options.overlay and not output.converted  # a standalone qcow2 of the base
+        self.progress.phase(number, f"making {len(users)} overlay(s) of the base")
+        targets: list[tuple[User, ImageInfo]] = []
+        for user in users:
+            try:
+                targets.append((user, probe_image(self.make_target(work[user.name]))))
+            except QemuImgStopped:
+                break  # Ctrl-C reached the overlay too
+            except ProvisionError as exc:
+                self.fail(user, exc.message)
+        if not targets or self.cancel.is_set():
             return
+        with concurrent.futures.ThreadPoolExecutor(COPY_THREADS, thread_name_prefix="zvm-copy") as copier:
+            copies = {u.name: copier.submit(copy_base, self.base, work[u.name].partial) for u, _ in targets
+                      } if copying else {}
+            try:
+                seeded = self._seed(number, targets)
+                if seeded:
+                    self._place_all(number, seeded, work, copies)
+            finally:
+                for future in copies.values():
+                    future.cancel()  # the copies not started yet; the pool waits for the others
+
+    def make_target(self, work: WorkCopy) -> Path:
+        """What the appliance seeds: with --overlay the image itself (an overlay of the base), else an overlay
+        of the base to commit into the copy (or to convert)."""
+        if self.options.overlay:
+            work.make(self.base, overlay=True, failed=qemuimg.COPY_FAILED, full="to copy the base")
+            return work.partial
+        work.make_seeding(self.base)
+        return work.seeding
+
+    def _seed(self, number: int, targets: list[tuple[User, ImageInfo]]) -> list[User] | None:
+        """ONE appliance seeding every target; the users seeded once it shut down cleanly, else None."""
         seeded: list[User] = []
 
         def seed(appliance: Appliance, index: int) -> None:
-            user, info = copied[index]
+            user, info = targets[index]
             self.seed_one(appliance, index, info, user)
             seeded.append(user)
             self.counted.add(user.name)
             self.progress.finished(user.name, True)
 
         def fail(index: int, message: str) -> None:
-            self.fail(copied[index][0], message)
+            self.fail(targets[index][0], message)
 
         done = work_in_one_appliance(
-            number, [info for _, info in copied], readonly=False, accel=self.options.accel, cancel=self.cancel,
+            number, [info for _, info in targets], readonly=False, accel=self.options.accel, cancel=self.cancel,
             progress=self.progress, verb="seeding", each=seed, fail=fail, debug=self.options.debug,
             shutting_down="writing to disk and shutting the appliance down")
-        if done is None:
-            return  # Ctrl-C while it started (nothing written), or the appliance failed (its users with it)
+        return None if done is None else seeded  # None: Ctrl-C while it started, or the appliance failed
+
+    def _place_all(self, number: int, seeded: list[User], work: dict[str, WorkCopy],
+                   copies: dict[str, concurrent.futures.Future[None]]) -> None:
+        """Every seeded image under its final name, on every core at once: each waits for its copy, is committed
+        into it (or converted) and hashed; a user whose copy or conversion failed fails alone."""
+        output = self.options.output
+        waiting = "waiting for the copies of the base" if copies else f"writing {len(seeded)} image(s)"
+        self.progress.phase(number, waiting + (f" ({output.describe()})" if output.converted else ""))
+        stopped = threading.Event()
+
+        def place(user: User) -> None:
+            if stopped.is_set() or (self.cancel.is_set() and output.converted):
+                return  # not converted yet: interrupted, its hidden files removed with the others
+            try:
+                copy = copies.get(user.name)
+                if copy is not None:
+                    copy.result()
+                self.place(user, work[user.name], committed=copy is not None)
+            except QemuImgStopped:
+                stopped.set()  # Ctrl-C reached the copy or the conversion too
+            except ProvisionError as exc:
+                self.fail(user, exc.message)
+
         try:
-            for user in seeded:
-                if self.cancel.is_set() and self.options.output.converted:
-                    break  # not converted yet: interrupted, its seeded copy removed with the others
-                try:
-                    self.place(number, user, work[user.name])
-                except QemuImgStopped:
-                    break  # Ctrl-C reached the conversion too
-                except ProvisionError as exc:
-                    self.fail(user, exc.message)
+            # every core: a conversion, or a commit and the sha256 of a whole image (hashlib releases the GIL)
+            with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="zvm-place") as pool:
+                for future in [pool.submit(place, user) for user in seeded]:
+                    future.result()
         finally:
             hostfiles.fsync(self.out_dir)
 
-    def place(self, number: int, user: User, work: WorkCopy) -> None:
-        """A seeded copy under its final name: renamed as it is, or (--format, --compress) converted under a
-        hidden name first, then renamed; its size and sha256 recorded for report.json."""
+    def place(self, user: User, work: WorkCopy, *, committed: bool) -> None:
+        """A seeded image under its final name: the overlay committed into its copy (`committed`), or
+        (--format, --compress) the overlay converted under a hidden name, then renamed; its size and sha256
+        recorded for report.json."""
         output = self.options.output
-        if output.converted:
-            self.progress.phase(number, f"writing {work.final.name} ({output.describe()})")
-        work.finish(output, convert=output.converted, replace=True)
+        if committed:
+            work.commit_seeding()
+        seeded = work.seeding if output.converted and not self.options.overlay else None
+        work.finish(output, convert=output.converted, replace=True, seeded=seeded)
         result = self.results[user.name]
         result.output = record_output(work.final, output)
         result.status = UserStatus.SEEDED
-
-    def copy(self, work: WorkCopy) -> None:
-        """A standalone sparse qcow2 copy of the base, or an overlay backed by it (absolute path, format given)."""
-        work.make(self.base, overlay=self.options.overlay, failed=qemuimg.COPY_FAILED, full="to copy the base")
 
     def seed_one(self, appliance: Appliance, index: int, info: ImageInfo, user: User) -> None:
         result = self.results[user.name]

@@ -21,7 +21,8 @@ import pytest
 from provision.commands import batch
 from provision.commands.batch import run
 from provision.commands.batch import worker as batch_worker
-from provision.commands.workcopy import WorkCopy
+from provision.commands.workcopy import WorkCopy, copy_base
+from provision.core.disk import ImageInfo
 from provision.core.credentials.passwords import hash_password
 from provision.core.layout import load_layout
 from provision.errors import ProvisionError
@@ -243,19 +244,20 @@ def test_a_full_host_disk_is_a_clear_error_and_leaves_no_temporary_copy(tmp_path
                                                            "No space left on device")
 
     monkeypatch.setattr(subprocess, "run", full_disk)
-    base = type("Info", (), {"path": tmp_path / "base.qcow2", "format": "qcow2"})()
-    worker = batch_worker.ChunkWorker(batch.BatchOptions(Path("m"), Path("b"), tmp_path), base, tmp_path, {}, None,
-                                ui_progress.Progress(io.StringIO()), None)
+    base = ImageInfo(tmp_path / "base.qcow2", "qcow2", 1 << 30, 1 << 20, 3, None, False)  # no file: no reflink
     with pytest.raises(ProvisionError, match="host disk is full"):
-        worker.copy(WorkCopy(tmp_path / "alice.qcow2"))
+        copy_base(base, WorkCopy(tmp_path / "alice.qcow2").partial)
     assert not target.exists()
+
+
+RAW_BASE = ImageInfo(Path("/nonexistent/base.raw"), "raw", 1 << 30, 1 << 30, None, None, False)
 
 
 def test_not_enough_space_is_found_before_any_copy(tmp_path, monkeypatch):
     monkeypatch.setattr(run, "_measure", lambda base: 10 << 40)  # 10 TiB per copy
     with pytest.raises(ProvisionError, match="not enough space"):
-        run._check_space(object(), tmp_path, 3, overlay=False)
-    run._check_space(object(), tmp_path, 3, overlay=True)  # overlays are small
+        run._check_space(RAW_BASE, tmp_path, 3, overlay=False)
+    run._check_space(RAW_BASE, tmp_path, 3, overlay=True)  # overlays are small
     assert os.listdir(tmp_path) == []
 
 
