@@ -18,7 +18,7 @@ PRIVATE = "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE K
 @pytest.mark.parametrize(("content", "words"), [
     (PRIVATE, "private key"),
     ('restrict,from="10.0.0.0/8" ' + public_line(comment="release") + "\n", "authorized_keys options"),
-])
+], ids=["private-key", "key-with-options"])  # fixed ids: a generated key in an id differs between xdist workers
 def test_a_bad_signer_file_is_refused_before_any_image_is_opened(tmp_path, command, content, words):
     signer = tmp_path / "signer"
     signer.write_text(content)
