@@ -345,6 +345,45 @@ Jobs = Annotated[
     int, typer.Option("--jobs", help="Appliances running at once, each with several disks (0: one per core).",
                       min=0, max=64, metavar="N"),
 ]
+HostCA = Annotated[
+    Path | None,
+    typer.Option("--host-ca", metavar="F",
+                 help="Sign the VM's host key with this host CA: an OpenSSH private key file (unencrypted, "
+                 "readable by its owner only; never copied into the image). The certificate goes beside the host "
+                 "key, and the hand-over gives an @cert-authority line that trusts every VM the CA signs."),
+]
+HostDomain = Annotated[
+    str | None,
+    typer.Option("--host-domain", metavar="DOMAIN",
+                 help="The host certificate names HOSTNAME and HOSTNAME.DOMAIN; the @cert-authority line is for "
+                 "*.DOMAIN."),
+]
+HostCertValidity = Annotated[
+    str | None,
+    typer.Option("--host-cert-validity", metavar="N[h|d|w]",
+                 help="How long the host certificate is valid (default 52w; 'forever' only if you mean it)."),
+]
+UserCA = Annotated[
+    list[Path] | None,
+    typer.Option("--user-ca", metavar="F.pub",
+                 help="Trust user certificates this CA signs (its public key); repeat for more. The image's "
+                 "trusted user CAs become exactly these. A certificate naming a principal of --user-principal "
+                 "logs in as zvm with no authorized_keys entry."),
+]
+UserPrincipal = Annotated[
+    list[str] | None,
+    typer.Option("--user-principal", metavar="NAME",
+                 help="A principal a user certificate may name to log in as zvm (default: zvm); repeat for more."),
+]
+
+
+def cert_options(host_ca: Path | None, host_domain: str | None, host_cert_validity: str | None,
+                 user_ca: list[Path] | None, user_principal: list[str] | None):
+    from provision.commands.certoptions import CertOptions
+
+    return CertOptions(host_ca, host_domain, host_cert_validity, tuple(user_ca or ()), tuple(user_principal or ()))
+
+
 OperatorOption = typer.Option(
     "--operator", metavar="TEXT",
     help="Who seeds, for the seeding record in the image (inspect shows it): one line, at most 128 "
@@ -448,6 +487,11 @@ def seed_command(
                      "(none seeded: zvm)."),
     ] = None,
     operator: Annotated[str | None, OperatorOption] = None,
+    host_ca: HostCA = None,
+    host_domain: HostDomain = None,
+    host_cert_validity: HostCertValidity = None,
+    user_ca: UserCA = None,
+    user_principal: UserPrincipal = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show the plan; open the image read-only and change nothing.")
     ] = False,
@@ -480,6 +524,7 @@ def seed_command(
         no_host_keys=no_host_keys, new_host_keys=new_host_keys, new_machine_id=new_machine_id, hostname=hostname,
         operator=operator, dry_run=dry_run, json_out=json_out, yes=yes, accel=accel, output=output,
         compress=compress, format_name=format_name,
+        certs=cert_options(host_ca, host_domain, host_cert_validity, user_ca, user_principal),
     )
     run_seed_command(options, TerminalScreen(json_out=json_out, show=show))
 

@@ -139,6 +139,8 @@ def missing_flags(flags: SeedFlags, state: ImageState | None) -> list[Missing]:
         missing.append(Missing.PASSWORD)
     # A key is wanted where none would be left, unless a password is set: the console is a way in too.
     no_key = state is None or not state.authorized_keys
+    # A trusted user CA (with its principals, zvm by default) lets people in as a key does.
+    no_key = no_key and not flags.user_cas
     if flags.keys is None and (flags.replace_keys or (no_key and not _password_will_be_set(flags, state))):
         missing.append(Missing.KEY)
     return missing

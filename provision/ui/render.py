@@ -84,6 +84,9 @@ def outcome_to_json(outcome: SeedOutcome, *, dry_run: bool) -> dict[str, Any]:
         "authorized_keys": [{**key_summary(key), "source": plan.key_source(key)} for key in plan.authorized_keys],
         "removed_keys": [key_summary(key) for key in plan.removed_keys],
         "host_key": host_key_summary(plan.host_public_line, plan.hostname),
+        "host_certificate": None if plan.host_certificate is None else {
+            "certificate": plan.host_certificate, "cert_authority": plan.cert_authority,
+        },
         "machine_id": plan.machine_id,
         "hostname": plan.hostname,
         "record": None if plan.record is None else {
@@ -174,6 +177,11 @@ def render_summary(outcome: SeedOutcome) -> str:
             f"Host key: {host['fingerprint']} ({host['type']})",
             f"Add this to ~/.ssh/known_hosts (replace '{name}' with the VM's address):",
             f"  {host['known_hosts']}",
+        ]
+    if plan.cert_authority is not None:
+        lines += [
+            "Or, once for every VM this host CA signs (replaces the line above):",
+            f"  {plan.cert_authority}",
         ]
     if plan.machine_id:
         lines += ["", f"machine-id: {plan.machine_id}"]
