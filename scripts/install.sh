@@ -8,6 +8,7 @@ APT_PACKAGES=(
   python3-guestfs libguestfs-tools linux-image-amd64 qemu-utils qemu-system-x86  # libguestfs and its appliance
   python3-venv                                                                  # the virtual environment
   openssh-client whois nix-bin shellcheck                                       # tests: ssh-keygen, mkpasswd, nix-instantiate, shellcheck
+  openssh-server                                                                # tests: a real sshd judges the certificates
 )
 
 missing=()

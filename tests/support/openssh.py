@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ class Server:
     log: Path
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -70,7 +71,6 @@ def running_sshd(files: dict[str, bytes], *, host_cert: bool = True, user_cas: b
     """sshd -D serving `files` ("host_key", "host_cert", "user_cas", "principals": their bytes as the image
     holds them), each written root-owned with the contract's modes."""
     folder = private_folder()
-    proc = None
     try:
         def put(name: str, data: bytes, mode: int) -> Path:
             path = folder / name
@@ -83,12 +83,26 @@ def running_sshd(files: dict[str, bytes], *, host_cert: bool = True, user_cas: b
         cas = put("trusted_user_ca_keys", files["user_cas"], 0o644) if user_cas else None
         names = put("authorized_principals", files["principals"], 0o644) if principals else None
         keys = put("authorized_keys", authorized_keys, 0o600) if authorized_keys is not None else None
-        port = _free_port()
+        port = free_port()
         config = put("sshd_config", sshd_config(folder, port, host_key=key, host_cert=cert, user_cas=cas,
                                                 principals=names, authorized_keys=keys).encode(), 0o644)
+        with serving(config, folder, port) as server:
+            yield server
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def serving(config: Path, folder: Path, port: int, *options: str) -> Iterator[Server]:
+    """`sshd -D -e -f CONFIG -o OPTION...` until the block ends; ready once it says it listens."""
+    proc = None
+    try:
         log = folder / "sshd.log"
-        proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        args = [SSHD, "-D", "-e", "-f", str(config)]
+        for option in options:
+            args += ["-o", option]
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True)
         seen = []
         assert proc.stderr is not None
         for line in proc.stderr:  # blocks until sshd says it listens, or exits
@@ -97,14 +111,23 @@ def running_sshd(files: dict[str, bytes], *, host_cert: bool = True, user_cas: b
                 break
         else:
             raise AssertionError(f"sshd did not start: {''.join(seen)}")
-        with log.open("w") as sink:
-            sink.writelines(seen)
+        sink = log.open("w")
+        sink.writelines(seen)
+        sink.flush()
+        drain = threading.Thread(target=_copy_lines, args=(proc.stderr, sink), daemon=True)
+        drain.start()  # the rest of the log, so that sshd never blocks on a full pipe
         yield Server(port, folder, log)
     finally:
         if proc is not None:
             proc.terminate()
             proc.wait(timeout=60)
-        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _copy_lines(source, sink) -> None:
+    with sink:
+        for line in source:
+            sink.write(line)
+            sink.flush()
 
 
 def ssh(server: Server, work: Path, *, known_hosts: str, name: str, identity: Path,
