@@ -587,7 +587,7 @@ def inspect_command(
     if json_out:
         print(json.dumps(render_inspect.report_to_json(report, problems), indent=2))
     elif check:
-        show(render_inspect.render_check(problems))
+        show(render_inspect.render_check(problems, report.certificates.warnings))
     else:
         render_inspect.print_report(report, problems=problems)
     if check and problems:

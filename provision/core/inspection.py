@@ -9,9 +9,11 @@ and capped before it is kept here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
+from provision.core.certinspection import CertificatesReport, certificates_report
 from provision.core.credentials.hostkeys import host_key_summary
 from provision.core.credentials.identity import BUILT_IN_HOSTNAME
 from provision.core.credentials.sshkeys import AuthorizedKey
@@ -121,6 +123,7 @@ class InspectReport:
     not_examined: tuple[str, ...]
     walk_errors: tuple[str, ...] = ()
     unreadable: dict[str, str] = field(default_factory=dict)
+    certificates: CertificatesReport = field(default_factory=CertificatesReport)
 
     def path(self, path: str) -> PathReport:
         for item in self.paths:
@@ -179,7 +182,7 @@ def _path_report(entry: Entry, stat: Stat | None, required: bool, broken_parent:
 
 def build_report(
     info: ImageInfo, partitions: list[Partition] | tuple[Partition, ...], state: ImageState, walk: Walk,
-    layout: Layout, *, persist_device: str | None = None,
+    layout: Layout, *, persist_device: str | None = None, now: datetime | None = None,
 ) -> InspectReport:
     """Compare what persist holds (`state`, `walk`) with the contract. Pure: no I/O."""
     required = _required_paths(layout)
@@ -276,6 +279,7 @@ def build_report(
         not_examined=walk.not_examined,
         walk_errors=walk.errors,
         unreadable=dict(state.unreadable),
+        certificates=certificates_report(state, now),  # `now` None: a certificate's dates are not judged
     )
 
 

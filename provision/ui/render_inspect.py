@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from provision.core.certinspection import CertificatesReport, certificates_json
 from provision.core.contractcheck import check_image_contract
 from provision.core.inspection import MAX_LISTED, InspectReport, PathStatus, Severity, owner_text
 from provision.core.text import human_size, plural, shown
@@ -77,6 +78,7 @@ def report_to_json(report: InspectReport, problems: list[str] | None = None) -> 
         "hostname": {
             "state": report.hostname.state, "value": report.hostname.value, "boots_as": report.hostname.boots_as,
         },
+        "certificates": certificates_json(report.certificates),
         "record": {
             "state": report.record.state,
             "count": len(report.record.entries),
@@ -155,6 +157,8 @@ def print_report(report: InspectReport, console: Console | None = None, problems
     facts.add_row("netbird setup key", Text(report.netbird.setup_key))
     facts.add_row("netbird management", Text(report.netbird.management_url or "not set (Netbird's default)"))
     facts.add_row("hostname", Text(hostname_words(report)))
+    for item, words in certificate_rows(report.certificates):
+        facts.add_row(item, Text(words))
     facts.add_row("seeding record", Text(record_words(report)))
     console.print(facts)
 
@@ -206,9 +210,25 @@ def print_report(report: InspectReport, console: Console | None = None, problems
         console.print(Text("The image meets the persist contract.", style="bold green"))
 
 
-def render_check(problems: list[str]) -> str:
+def render_check(problems: list[str], warnings: tuple[str, ...] | list[str] = ()) -> str:
+    said = [f"WARNING: {warning}" for warning in warnings]
     if not problems:
-        return "OK: the image meets the persist contract"
+        return "\n".join(["OK: the image meets the persist contract", *said])
     lines = [f"DRIFT: {plural(len(problems), 'problem')}"]
     lines += [f"  {problem}" for problem in problems]
-    return "\n".join(lines)
+    return "\n".join([*lines, *said])
+
+
+def certificate_rows(certs: CertificatesReport) -> list[tuple[str, str]]:
+    """The certificate rows of inspect's table: the host certificate, the trusted user CAs, the principals."""
+    cert = certs.cert
+    if cert is None:
+        host = certs.host_certificate
+    else:
+        until = f"{cert.valid_before:%Y-%m-%d %H:%M} UTC" if cert.valid_before else "forever"
+        host = (f"signed by {cert.ca_fingerprint}, serial {cert.serial}, for {', '.join(map(shown, cert.principals))}, "
+                f"valid {cert.valid_after:%Y-%m-%d %H:%M} UTC to {until}")
+    host += "".join(f"; {problem}" for problem in (*certs.failures, *certs.warnings))
+    cas = "; ".join(f"{ca.fingerprint} {shown(ca.comment) or '(no comment)'}" for ca in certs.user_cas) or "none"
+    return [("host certificate", host), ("trusted user CAs", cas),
+            ("user principals", ", ".join(certs.principals) or "none")]

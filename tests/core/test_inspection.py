@@ -266,7 +266,7 @@ def test_json_schema_and_no_secret_in_any_output():
     assert set(data) == {
         "schema_version", "image", "partitions", "contract_ok", "problems", "paths", "password",
         "authorized_keys", "host_key", "machine_id", "netbird", "hostname", "record", "unexpected", "other_entries",
-        "walk",
+        "walk", "certificates",
     }
     assert data["contract_ok"] is True and data["problems"] == []
     assert data["partitions"] == [

@@ -95,7 +95,7 @@ def parse_validity(text: str) -> int | None:
     """Seconds of `--host-cert-validity` ("52w", "90d", "12h"), or None for "forever" (asked for by name)."""
     if text == FOREVER:
         return None
-    match = _VALIDITY_RE.match(text)
+    match = _VALIDITY_RE.fullmatch(text)
     if match is None:
         raise UsageError(f"--host-cert-validity {text!r} is refused: give a number and a unit, h, d or w "
                          f"(e.g. {DEFAULT_VALIDITY}, 90d), or '{FOREVER}'")
@@ -105,7 +105,7 @@ def parse_validity(text: str) -> int | None:
 def validate_domain(text: str) -> str:
     """A DNS domain for host principals: dot-separated lower-case labels, no leading or trailing dot."""
     labels = text.split(".")
-    if len(text) > 253 or not all(_LABEL_RE.match(label) for label in labels):
+    if len(text) > 253 or not all(_LABEL_RE.fullmatch(label) for label in labels):
         shown = text[:80].encode("unicode_escape").decode("ascii")
         raise UsageError(f"--host-domain {shown!r} is refused: give a DNS domain such as corp.example "
                          "(lower-case letters, digits and '-', labels separated by dots)")
@@ -113,7 +113,7 @@ def validate_domain(text: str) -> str:
 
 
 def validate_principal(text: str) -> str:
-    if not _PRINCIPAL_RE.match(text):
+    if not _PRINCIPAL_RE.fullmatch(text):
         shown = text[:80].encode("unicode_escape").decode("ascii")
         raise UsageError(f"--user-principal {shown!r} is refused: a principal is letters, digits and . _ @ + - "
                          "(no spaces or commas)")
@@ -190,22 +190,25 @@ def parse_certificate(line: str) -> CertInfo:
     )
 
 
-def certificate_problems(info: CertInfo, host_blob: bytes | None, now: datetime) -> tuple[list[str], list[str]]:
-    """(failures, warnings) of a host certificate: expired, not yet valid, not this host key, a bad signature
-    fail; expiry within 30 days warns."""
+def certificate_problems(info: CertInfo, host_blob: bytes | None,
+                         now: datetime | None) -> tuple[list[str], list[str]]:
+    """(failures, warnings) of a host certificate: not a host certificate, a bad signature, not this host key,
+    expired or not yet valid fail; expiry within 30 days warns. `now` None: the dates are not judged."""
     failures, warnings = [], []
     if info.cert_type != "host":
-        failures.append("the host certificate is a user certificate")
+        failures.append("a user certificate where the host certificate belongs")
     if not info.signature_ok:
-        failures.append("the host certificate's signature does not verify")
+        failures.append("its signature does not verify")
     if host_blob is None or info.key_blob != host_blob:
-        failures.append("the host certificate does not certify the image's host key")
+        failures.append("it does not certify the image's host key")
+    if now is None:
+        return failures, warnings
     if info.valid_before is not None and info.valid_before <= now:
-        failures.append(f"the host certificate expired on {info.valid_before:%Y-%m-%d %H:%M} UTC")
+        failures.append(f"expired on {info.valid_before:%Y-%m-%d %H:%M} UTC")
     elif info.valid_before is not None and info.valid_before - now <= EXPIRY_WARNING:
-        warnings.append(f"the host certificate expires on {info.valid_before:%Y-%m-%d %H:%M} UTC (within 30 days)")
+        warnings.append(f"expires on {info.valid_before:%Y-%m-%d %H:%M} UTC, within 30 days")
     if info.valid_after > now + BACKDATE:
-        failures.append(f"the host certificate is not valid before {info.valid_after:%Y-%m-%d %H:%M} UTC")
+        failures.append(f"not valid before {info.valid_after:%Y-%m-%d %H:%M} UTC")
     return failures, warnings
 
 
