@@ -642,6 +642,9 @@ def _inspect_fleet(images: list[Path], *, check: bool, find_key: list[str], jobs
     "In place, or with --out-dir DIR into new qcow2 copies (DIR/<name>.qcow2, never over an existing file), "
     "the images left as they were. A report (keys-report.json in --out-dir, or --report FILE; --json prints "
     "it) lists each image: changed, unchanged, refused (why), failed.\n\n"
+    "Certificates, with or without a key change: --host-ca F renews every image's host certificate (its host "
+    "key signed again for its hostname, a new serial and validity; an image with no host key is refused); "
+    "--user-ca F.pub and --user-principal set every image's trusted user CAs and principals (a CA rotation).\n\n"
     + exit_codes_help("keys"),
 )
 def keys_command(
@@ -675,6 +678,11 @@ def keys_command(
     ] = None,
     jobs: Jobs = 0,
     operator: Annotated[str | None, OperatorOption] = None,
+    host_ca: HostCA = None,
+    host_domain: HostDomain = None,
+    host_cert_validity: HostCertValidity = None,
+    user_ca: UserCA = None,
+    user_principal: UserPrincipal = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show per image what would change; open them read-only, write nothing.")
     ] = False,
@@ -683,7 +691,9 @@ def keys_command(
     debug: Debug = False,
 ) -> None:
     from provision.commands.fleet.images import gather_images
+    from provision.commands.certoptions import read_cert_options
     from provision.commands.fleet.keys import KeysOptions, run_keys
+    from provision.commands.fleet.renew import wants_certificates
     from provision.core.fleetkeys import KeyChange
     from provision.core.keyremoval import parse_selector
     from provision.fetch.forgekeys import KeyFetcher
@@ -693,11 +703,14 @@ def keys_command(
 
     check_accel(accel)
     selectors = tuple(parse_selector(text) for text in remove_key or ())
+    certs = read_cert_options(cert_options(host_ca, host_domain, host_cert_validity, user_ca, user_principal))
     paths = tuple(gather_images(images))  # the images first: a missing one is said before any key is fetched
     adding, _ = read_key_sources(add_key, KeyFetcher().fetch) if add_key else ([], [])
-    change = KeyChange(remove=selectors, add=tuple(adding))
+    # certificates alone (renewing host certificates, rotating user CAs) are a change of their own
+    alone = wants_certificates(certs) and not selectors and not adding
+    change = None if alone else KeyChange(remove=selectors, add=tuple(adding))
     options = KeysOptions(images=paths, change=change, out_dir=out_dir, dry_run=dry_run,
-                          operator=operator_of(operator), accel=accel, jobs=jobs, debug=debug_enabled())
+                          operator=operator_of(operator), accel=accel, jobs=jobs, debug=debug_enabled(), certs=certs)
     result = run_keys(options, progress.default_progress(json_out=json_out, name="keys"), report)
     if json_out:
         print(json.dumps(result.to_json(), indent=2))
@@ -776,6 +789,11 @@ def batch_command(
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Make every image again, even complete ones.")] = False,
     operator: Annotated[str | None, OperatorOption] = None,
+    host_ca: HostCA = None,
+    host_domain: HostDomain = None,
+    host_cert_validity: HostCertValidity = None,
+    user_ca: UserCA = None,
+    user_principal: UserPrincipal = None,
     json_out: JsonOut = False,
     accel: Accel = "auto",
     compress: Compress = False,
@@ -783,6 +801,7 @@ def batch_command(
     debug: Debug = False,
 ) -> None:
     from provision.commands import batch
+    from provision.commands.certoptions import read_cert_options
     from provision.core.outputformat import output_spec
     from provision.core.shards import ShardSource, choose_shard, engine_ignored
     from provision.host.operator import operator as operator_of
@@ -796,6 +815,7 @@ def batch_command(
         shard=(choice.index, choice.count) if choice is not None else None, force=force, accel=accel,
         output=output,
         operator=operator_of(operator), debug=debug_enabled(),
+        certs=read_cert_options(cert_options(host_ca, host_domain, host_cert_validity, user_ca, user_principal)),
     )
     shown = progress.default_progress(json_out=json_out)
     if choice is not None and choice.source != ShardSource.GIVEN:

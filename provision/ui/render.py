@@ -189,6 +189,18 @@ def render_summary(outcome: SeedOutcome) -> str:
     return "\n".join(lines)
 
 
+def authority_lines(certificates, more_in: object) -> list[str]:
+    """The `@cert-authority` lines of the host certificates a fleet run signed (report dicts, None where none
+    was), each once: one for the fleet with --host-domain, else one per hostname (the first five shown)."""
+    found = list(dict.fromkeys(c["cert_authority"] for c in certificates if c))
+    if not found:
+        return []
+    lines = ["Add to ~/.ssh/known_hosts once, to trust every VM the host CA signed:", *(f"  {a}" for a in found[:5])]
+    if len(found) > 5:
+        lines.append(f"  ... ({len(found) - 5} more in {more_in}; with --host-domain there is one line)")
+    return lines
+
+
 def netbird_words(plan: Plan) -> str:
     if not plan.netbird_setup_key:
         return "Netbird: not set up (no setup key)"

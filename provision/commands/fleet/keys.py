@@ -23,12 +23,15 @@ from typing import Any
 from provision.host import writing as hostfiles
 from provision.commands.batch.lock import OutputLock
 from provision.commands.batch.model import MAX_DISKS_PER_APPLIANCE, BatchProgress
+from provision.commands.certoptions import CertFlags
 from provision.commands.fleet.chunks import run_in_chunks
+from provision.commands.fleet.renew import with_certificates
 from provision.commands.flagwords import lockout_message
 from provision.commands.seed.apply import fresh_material
 from provision.commands.workcopy import WorkCopy
 from provision.core.access import LockedOut
 from provision.core.apply import apply_and_verify
+from provision.core.credentials.certificates import host_certificate_summary
 from provision.core.credentials.sshkeys import AuthorizedKey, key_summary
 from provision.core.disk import ImageInfo
 from provision.core.outputformat import OutputSpec
@@ -58,7 +61,7 @@ class Status(StrEnum):
 @dataclass(frozen=True)
 class KeysOptions:
     images: tuple[Path, ...]
-    change: KeyChange
+    change: KeyChange | None  # None: no key changes, only certificates (`certs`)
     out_dir: Path | None = None  # None: in place
     dry_run: bool = False
     operator: str | None = None
@@ -66,6 +69,7 @@ class KeysOptions:
     jobs: int = 0
     max_disks: int = MAX_DISKS_PER_APPLIANCE
     debug: bool = False  # --debug: an unexpected failure's traceback on stderr
+    certs: CertFlags = CertFlags()  # --host-ca (renew host certificates), --user-ca, --user-principal
 
 
 @dataclass
@@ -78,6 +82,7 @@ class ImageResult:
     added: tuple[AuthorizedKey, ...] = ()
     keys_after: tuple[AuthorizedKey, ...] = ()
     operations: list[str] = field(default_factory=list)  # what the plan changes, path: summary
+    host_certificate: dict[str, Any] | None = None  # the host certificate signed (serial, principals...)
 
     def to_json(self) -> dict[str, Any]:
         """No secret: fingerprints and comments, as authorized_keys itself shows them."""
@@ -86,6 +91,7 @@ class ImageResult:
             "removed_keys": [key_summary(k) for k in self.removed],
             "added_keys": [key_summary(k) for k in self.added],
             "authorized_keys": [key_summary(k) for k in self.keys_after], "changes": self.operations,
+            "host_certificate": self.host_certificate,
         }
 
 
@@ -107,8 +113,8 @@ class KeysResult:
         change = self.options.change
         return {
             "schema_version": SCHEMA_VERSION, "command": "keys", "dry_run": self.options.dry_run,
-            "operator": self.options.operator, "remove_key": [s.text for s in change.remove],
-            "add_key": [key_summary(k) for k in change.add],
+            "operator": self.options.operator, "remove_key": [s.text for s in change.remove] if change else [],
+            "add_key": [key_summary(k) for k in change.add] if change else [],
             "out_dir": str(self.options.out_dir) if self.options.out_dir else None,
             "counts": {s.value: self.count(s) for s in Status if s != Status.PENDING},
             "images": [r.to_json() for r in self.results],
@@ -147,9 +153,11 @@ class _Keys:
         layout = load_layout()
         with appliance.mount_persist(index, writable=False) as fs:  # a first look changes nothing
             state = read_state(fs, layout)
-        request = request_for(self.options.change, state.authorized_keys, self.options.operator)
+        change = self.options.change
+        request = request_for(change, state.authorized_keys, self.options.operator) if change else None
+        request = with_certificates(request, self.options.certs, self.options.operator)
         if request is None:
-            result.status, result.reason = Status.UNCHANGED, unchanged_reason(self.options.change)
+            result.status, result.reason = Status.UNCHANGED, unchanged_reason(change) if change else None
             result.keys_after = state.authorized_keys
             self.progress.finished(path.name, True, "unchanged")
             return
@@ -165,6 +173,11 @@ class _Keys:
         result.added = tuple(key for key in request.keys if key.blob not in held)
         result.keys_after = plan.authorized_keys
         result.operations = [f"{op.entry.path}: {op.summary}" for op in plan.operations if op.changes]
+        result.host_certificate = host_certificate_summary(plan)
+        if not plan.changes:  # the certificate flags asked for what the image already holds
+            result.status = Status.UNCHANGED
+            self.progress.finished(path.name, True, "unchanged")
+            return
         if not self.options.dry_run:
             with appliance.mount_persist(index, writable=True) as fs:
                 apply_and_verify(plan, fs)

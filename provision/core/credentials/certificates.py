@@ -239,3 +239,13 @@ def _b64(blob: bytes) -> str:
     import base64
 
     return base64.b64encode(blob).decode("ascii")
+
+
+def host_certificate_summary(plan) -> dict[str, object] | None:
+    """What a report says of the host certificate a plan signed (core.plan.Plan; None: none signed)."""
+    if plan.host_certificate is None:
+        return None
+    info = parse_certificate(plan.host_certificate)
+    return {"serial": info.serial, "key_id": info.key_id, "principals": list(info.principals),
+            "valid_before": info.valid_before.isoformat() if info.valid_before else "forever",
+            "ca_fingerprint": info.ca_fingerprint, "cert_authority": plan.cert_authority}
