@@ -27,8 +27,8 @@ from tests.support.command import zvm
 from tests.support.crowd import CROWD_FILES, crowd_tarball
 from tests.support.files import sha256
 from tests.support.keyfactory import public_line
-from tests.support.rendering import render_text
 from tests.support.persist import CERTIFICATE_ROLES
+from tests.support.rendering import render_text
 
 LAYOUT = load_layout()
 HASH = "$6$rounds=1000$saltsalt$" + "a" * 86
