@@ -37,6 +37,14 @@ let
     else
       fail "expected exactly one entry with role \"${role}\", found ${toString (builtins.length found)}";
 
+  # An optional role's guest path, or null when the layout has no such entry.
+  optionalRole =
+    role:
+    let
+      found = builtins.filter (e: (e.role or null) == role) entries;
+    in
+    if found == [ ] then null else guestPath (builtins.head found).path;
+
   user = {
     inherit (layout.user)
       name
@@ -148,6 +156,14 @@ in
   hostKeyPublic = guestPath (byRole "host-key-public").path;
 
   machineId = guestPath (byRole "machine-id").path;
+
+  # sshd's certificate files (modules/hardening.nix), each written by the tool only when asked for:
+  # HostCertificate, TrustedUserCAKeys, AuthorizedPrincipalsFile.
+  certificates = {
+    hostCertificate = optionalRole "host-certificate";
+    trustedUserCAKeys = optionalRole "trusted-user-ca-keys";
+    authorizedPrincipalsFile = optionalRole "authorized-principals";
+  };
 
   # The seeded hostname (modules/hostname.nix); absent on an unseeded image.
   hostnameFile = guestPath (byRole "hostname").path;

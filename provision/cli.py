@@ -353,6 +353,45 @@ Jobs = Annotated[
     int, typer.Option("--jobs", help="Appliances running at once, each with several disks (0: one per core).",
                       min=0, max=64, metavar="N"),
 ]
+HostCA = Annotated[
+    Path | None,
+    typer.Option("--host-ca", metavar="F",
+                 help="Sign the VM's host key with this host CA: an OpenSSH private key file (unencrypted, "
+                 "readable by its owner only; never copied into the image). The certificate goes beside the host "
+                 "key, and the hand-over gives an @cert-authority line that trusts every VM the CA signs."),
+]
+HostDomain = Annotated[
+    str | None,
+    typer.Option("--host-domain", metavar="DOMAIN",
+                 help="The host certificate names HOSTNAME and HOSTNAME.DOMAIN; the @cert-authority line is for "
+                 "*.DOMAIN."),
+]
+HostCertValidity = Annotated[
+    str | None,
+    typer.Option("--host-cert-validity", metavar="N[h|d|w]",
+                 help="How long the host certificate is valid (default 52w; 'forever' only if you mean it)."),
+]
+UserCA = Annotated[
+    list[Path] | None,
+    typer.Option("--user-ca", metavar="F.pub",
+                 help="Trust user certificates this CA signs (its public key); repeat for more. The image's "
+                 "trusted user CAs become exactly these. A certificate naming a principal of --user-principal "
+                 "logs in as zvm with no authorized_keys entry."),
+]
+UserPrincipal = Annotated[
+    list[str] | None,
+    typer.Option("--user-principal", metavar="NAME",
+                 help="A principal a user certificate may name to log in as zvm (default: zvm); repeat for more."),
+]
+
+
+def cert_options(host_ca: Path | None, host_domain: str | None, host_cert_validity: str | None,
+                 user_ca: list[Path] | None, user_principal: list[str] | None):
+    from provision.commands.certoptions import CertOptions
+
+    return CertOptions(host_ca, host_domain, host_cert_validity, tuple(user_ca or ()), tuple(user_principal or ()))
+
+
 OperatorOption = typer.Option(
     "--operator", metavar="TEXT",
     help="Who seeds, for the seeding record in the image (inspect shows it): one line, at most 128 "
@@ -468,6 +507,11 @@ def seed_command(
     ] = None,
     update_signer: UpdateSignerOption = None,
     operator: Annotated[str | None, OperatorOption] = None,
+    host_ca: HostCA = None,
+    host_domain: HostDomain = None,
+    host_cert_validity: HostCertValidity = None,
+    user_ca: UserCA = None,
+    user_principal: UserPrincipal = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show the plan; open the image read-only and change nothing.")
     ] = False,
@@ -500,6 +544,7 @@ def seed_command(
         no_host_keys=no_host_keys, new_host_keys=new_host_keys, new_machine_id=new_machine_id, hostname=hostname,
         update_signers=tuple(update_signer or ()), operator=operator, dry_run=dry_run, json_out=json_out, yes=yes, accel=accel, output=output,
         compress=compress, format_name=format_name,
+        certs=cert_options(host_ca, host_domain, host_cert_validity, user_ca, user_principal),
     )
     run_seed_command(options, TerminalScreen(json_out=json_out, show=show))
 
@@ -562,7 +607,7 @@ def inspect_command(
     if json_out:
         print(json.dumps(render_inspect.report_to_json(report, problems), indent=2))
     elif check:
-        show(render_inspect.render_check(problems))
+        show(render_inspect.render_check(problems, report.certificates.warnings))
     else:
         render_inspect.print_report(report, problems=problems)
     if check and problems:
@@ -623,6 +668,9 @@ def _inspect_fleet(images: list[Path], *, check: bool, find_key: list[str], jobs
     "In place, or with --out-dir DIR into new qcow2 copies (DIR/<name>.qcow2, never over an existing file), "
     "the images left as they were. A report (keys-report.json in --out-dir, or --report FILE; --json prints "
     "it) lists each image: changed, unchanged, refused (why), failed.\n\n"
+    "Certificates, with or without a key change: --host-ca F renews every image's host certificate (its host "
+    "key signed again for its hostname, a new serial and validity; an image with no host key is refused); "
+    "--user-ca F.pub and --user-principal set every image's trusted user CAs and principals (a CA rotation).\n\n"
     + exit_codes_help("keys"),
 )
 def keys_command(
@@ -658,6 +706,11 @@ def keys_command(
     update_signer: UpdateSignerOption = None,
     jobs: Jobs = 0,
     operator: Annotated[str | None, OperatorOption] = None,
+    host_ca: HostCA = None,
+    host_domain: HostDomain = None,
+    host_cert_validity: HostCertValidity = None,
+    user_ca: UserCA = None,
+    user_principal: UserPrincipal = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show per image what would change; open them read-only, write nothing.")
     ] = False,
@@ -666,7 +719,9 @@ def keys_command(
     debug: Debug = False,
 ) -> None:
     from provision.commands.fleet.images import gather_images
+    from provision.commands.certoptions import read_cert_options
     from provision.commands.fleet.keys import KeysOptions, run_keys
+    from provision.commands.fleet.renew import wants_certificates
     from provision.core.fleetkeys import KeyChange, NoSuchKey
     from provision.core.keyremoval import parse_selector
     from provision.fetch.forgekeys import KeyFetcher
@@ -676,12 +731,15 @@ def keys_command(
 
     check_accel(accel)
     selectors = tuple(parse_selector(text) for text in remove_key or ())
+    certs = read_cert_options(cert_options(host_ca, host_domain, host_cert_validity, user_ca, user_principal))
     paths = tuple(gather_images(images))  # the images first: a missing one is said before any key is fetched
     signers = read_signer_files(update_signer) if update_signer else None
     adding, _ = read_key_sources(add_key, KeyFetcher().fetch) if add_key else ([], [])
-    change = KeyChange(remove=selectors, add=tuple(adding), signers=signers)
+    # certificates alone (renewing host certificates, rotating user CAs) are a change of their own
+    alone = wants_certificates(certs) and not selectors and not adding and signers is None
+    change = None if alone else KeyChange(remove=selectors, add=tuple(adding), signers=signers)
     options = KeysOptions(images=paths, change=change, out_dir=out_dir, dry_run=dry_run,
-                          operator=operator_of(operator), accel=accel, jobs=jobs, debug=debug_enabled())
+                          operator=operator_of(operator), accel=accel, jobs=jobs, debug=debug_enabled(), certs=certs)
     result = run_keys(options, progress.default_progress(json_out=json_out, name="keys"), report)
     if json_out:
         print(json.dumps(result.to_json(), indent=2))
@@ -766,6 +824,11 @@ def batch_command(
     force: Annotated[bool, typer.Option("--force", help="Make every image again, even complete ones.")] = False,
     update_signer: UpdateSignerOption = None,
     operator: Annotated[str | None, OperatorOption] = None,
+    host_ca: HostCA = None,
+    host_domain: HostDomain = None,
+    host_cert_validity: HostCertValidity = None,
+    user_ca: UserCA = None,
+    user_principal: UserPrincipal = None,
     json_out: JsonOut = False,
     accel: Accel = "auto",
     compress: Compress = False,
@@ -774,6 +837,7 @@ def batch_command(
 ) -> None:
     from provision.commands import batch
     from provision.host.reading import read_signer_files
+    from provision.commands.certoptions import read_cert_options
     from provision.core.outputformat import output_spec
     from provision.core.shards import ShardSource, choose_shard, engine_ignored
     from provision.host.operator import operator as operator_of
@@ -788,6 +852,7 @@ def batch_command(
         output=output,
         operator=operator_of(operator), debug=debug_enabled(),
         update_signers=read_signer_files(update_signer) if update_signer else None,
+        certs=read_cert_options(cert_options(host_ca, host_domain, host_cert_validity, user_ca, user_principal)),
     )
     shown = progress.default_progress(json_out=json_out)
     if choice is not None and choice.source != ShardSource.GIVEN:

@@ -23,6 +23,15 @@ in
         AuthenticationMethods = "publickey";
         AllowUsers = [ contract.user.name ];
         X11Forwarding = false;
+      }
+      # Certificates from the persist partition, when the tool seeded them (zvm-provision --host-ca, --user-ca).
+      # Each file may be absent: sshd then logs that it could not load the host certificate and serves the plain
+      # host key, and no certificate logs in (no trusted CA, no principal); keys work as before. The principals
+      # file lists who a user certificate may name to log in as zvm (AllowUsers still admits zvm only).
+      // lib.filterAttrs (_: path: path != null) {
+        HostCertificate = contract.certificates.hostCertificate;
+        TrustedUserCAKeys = contract.certificates.trustedUserCAKeys;
+        AuthorizedPrincipalsFile = contract.certificates.authorizedPrincipalsFile;
       };
       # Keys come from the persist partition (the module still appends /etc/ssh/authorized_keys.d/%u,
       # for keys declared in users.users.<name>.openssh.authorizedKeys).

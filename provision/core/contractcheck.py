@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from provision.core.access import count_ways_in, no_way_in_reason
+from provision.core.credentials.certificates import user_ca_way_in
 from provision.core.credentials.identity import BUILT_IN_HOSTNAME, HOSTNAME_RULE
 from provision.core.fs import StatKind
 from provision.core.inspection import InspectReport, Severity
@@ -34,10 +35,13 @@ def check_image_contract(report: InspectReport) -> list[str]:
         else:
             for problem in report.authorized_keys_problems:
                 problems.append(f"{keys_path}: {problem}")
-            # No key is fine while the password lets zvm in on the console; neither is no way in at all.
+            # No key is fine while the password lets zvm in on the console, or a trusted user CA with principals
+            # lets certificates in; none of them is no way in at all.
             held = len({key.blob for key in report.authorized_keys})
-            reason = no_way_in_reason(count_ways_in(report.authorized_keys, report.read_at), report.password.state,
-                                      held=held)
+            certs = report.certificates
+            ways = (count_ways_in(report.authorized_keys, report.read_at)
+                    + int(user_ca_way_in(certs.user_cas, certs.principals)))
+            reason = no_way_in_reason(ways, report.password.state, held=held)
             if reason is not None:
                 add(keys_path, reason)
 
@@ -54,6 +58,11 @@ def check_image_contract(report: InspectReport) -> list[str]:
             add(public_path, f"missing, while {private_path} is there (half a host key pair)")
         else:
             add(private_path, f"missing or empty, while {public_path} is there (half a host key pair)")
+
+    # The host certificate is optional, but one that is there must certify this host key and be valid now.
+    cert_path = by_role["host-certificate"].entry.path
+    for problem in report.certificates.failures:
+        add(cert_path, f"the host certificate: {problem}")
 
     # The hostname is optional (absent: the VM is zvm), but one that is there must be what the VM accepts.
     hostname_path = by_role["hostname"].entry.path

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
+from provision.core.certinspection import CertificatesReport, certificates_report
 from provision.core.credentials.hostkeys import host_key_summary
 from provision.core.credentials.identity import BUILT_IN_HOSTNAME
 from provision.core.credentials.sshkeys import AuthorizedKey
@@ -141,6 +143,7 @@ class InspectReport:
     walk_errors: tuple[str, ...] = ()
     unreadable: dict[str, str] = field(default_factory=dict)
     read_at: float = field(default_factory=time.time)  # the time the keys were judged at (expiry-time)
+    certificates: CertificatesReport = field(default_factory=CertificatesReport)
 
     def path(self, path: str) -> PathReport:
         for item in self.paths:
@@ -199,7 +202,7 @@ def _path_report(entry: Entry, stat: Stat | None, required: bool, broken_parent:
 
 def build_report(
     info: ImageInfo, partitions: list[Partition] | tuple[Partition, ...], state: ImageState, walk: Walk,
-    layout: Layout, *, persist_device: str | None = None,
+    layout: Layout, *, persist_device: str | None = None, now: datetime | None = None,
 ) -> InspectReport:
     """Compare what persist holds (`state`, `walk`) with the contract. Pure: no I/O."""
     required = _required_paths(layout)
@@ -304,6 +307,7 @@ def build_report(
         not_examined=walk.not_examined,
         walk_errors=walk.errors,
         unreadable=dict(state.unreadable),
+        certificates=certificates_report(state, now),  # `now` None: a certificate's dates are not judged
     )
 
 

@@ -17,8 +17,17 @@ from datetime import datetime
 from enum import StrEnum
 
 from provision.core.access import NoPasswordYet, PasswordOutcome, count_ways_in, lockout
+from provision.core.credentials.certificates import (
+    DEFAULT_PRINCIPALS,
+    cert_authority_line,
+    host_principals,
+    render_principals,
+    render_user_ca_keys,
+    sign_host_certificate,
+    user_ca_way_in,
+)
 from provision.core.credentials.hostkeys import HostKey
-from provision.core.credentials.identity import hostname_file_content
+from provision.core.credentials.identity import booted_name, hostname_file_content
 from provision.core.credentials.signers import render_allowed_signers, signers_from_keys
 from provision.core.credentials.keysources import FetchedKeys
 from provision.core.credentials.passwords import LOCKED_PASSWORD_LINE
@@ -76,6 +85,7 @@ class FreshMaterial:
     machine_id: str
     now: datetime
     tool_version: str
+    cert_serial: int = 1  # a host certificate's serial (random, so unique across a fleet)
 
 
 @dataclass(frozen=True)
@@ -91,6 +101,8 @@ class Plan:
     record: PlannedRecord | None = None  # the record entry this plan appends (None: the plan changes nothing)
     netbird_setup_key: bool = False  # a Netbird setup key waits for first boot after the plan (never the key)
     netbird_management_url: str | None = None  # the management server after the plan (None: Netbird's own)
+    host_certificate: str | None = None  # the host certificate line this plan writes (None: none signed)
+    cert_authority: str | None = None  # its `@cert-authority` known_hosts line, for the hand-over
 
     def key_source(self, key: AuthorizedKey) -> str | None:
         """The source a key was fetched from, as the person wrote it (gh:alice), or None (a file, the image)."""
@@ -127,11 +139,13 @@ def build_plan(request: SeedRequest, state: ImageState, layout: Layout, fresh: F
     keys, removed = keys_after(state.authorized_keys, request.keys, request.remove_keys,
                                replace=request.replace_keys)
     gone = {key.blob for key in removed}
-    # Never lock everyone out: no key left that sshd lets in and no usable password is refused, whatever led
-    # there (every line of a key, not only its first: sshd tries them all).
+    # Never lock everyone out: no key left that sshd lets in, no trusted user CA with principals and no usable
+    # password is refused, whatever led there (every line of a key, not only its first: sshd tries them all).
     left = [*(() if request.replace_keys else (k for k in state.authorized_keys if k.blob not in gone)), *request.keys]
-    refusal = lockout(count_ways_in(left, fresh.now.timestamp()), _password_after(request, state), removing=bool(removed),
-                      held=len(keys))
+    user_cas = state.user_cas if request.user_cas is None else request.user_cas
+    principals = _principals_after(request, state)
+    ways = count_ways_in(left, fresh.now.timestamp()) + int(user_ca_way_in(user_cas, principals))
+    refusal = lockout(ways, _password_after(request, state), removing=bool(removed), held=len(keys))
     if refusal is not None:
         raise refusal
     if request.replace_keys:
@@ -177,6 +191,7 @@ def build_plan(request: SeedRequest, state: ImageState, layout: Layout, fresh: F
         wanted = render_allowed_signers(signers)
         if wanted != state.update_signers_raw:
             contents["update-signers"] = (wanted, plural(len(signers), "release signer"))
+    certificate, authority = _certificates(request, state, contents, host_public, hostname, machine_id, fresh)
 
     # The seeding record: appended when anything else changes, so a run with nothing to do writes nothing.
     record_entry = layout.role("seed-record")
@@ -209,7 +224,43 @@ def build_plan(request: SeedRequest, state: ImageState, layout: Layout, fresh: F
     return Plan(tuple(operations), keys, host_public, machine_id, state.stale_temps, request.fetched,
                 removed_keys=removed, hostname=hostname, record=planned_record,
                 netbird_setup_key=request.netbird_setup_key is not None or state.netbird_setup_key_present,
-                netbird_management_url=request.netbird_management_url or state.netbird_management_url)
+                netbird_management_url=request.netbird_management_url or state.netbird_management_url,
+                host_certificate=certificate, cert_authority=authority)
+
+
+def _principals_after(request: SeedRequest, state: ImageState) -> tuple[str, ...]:
+    if request.user_principals is not None:
+        return request.user_principals
+    if request.user_cas is not None and not state.principals:
+        return DEFAULT_PRINCIPALS  # a user CA with nobody to let in would be no way in at all
+    return state.principals
+
+
+def _certificates(request: SeedRequest, state: ImageState, contents: dict[str, tuple[bytes | Secret | None, str]],
+                  host_public: str | None, hostname: str | None, machine_id: str | None,
+                  fresh: FreshMaterial) -> tuple[str | None, str | None]:
+    """The host certificate (--host-ca) and the trusted user CAs with their principals, into `contents`;
+    returns the certificate line and its `@cert-authority` line (None, None when none is signed)."""
+    if request.user_cas is not None:
+        rendered = render_user_ca_keys(request.user_cas)
+        if rendered != state.user_cas_raw:
+            contents["trusted-user-ca-keys"] = (rendered, plural(len(request.user_cas), "user CA"))
+    if request.user_cas is not None or request.user_principals is not None:
+        principals = _principals_after(request, state)
+        rendered = render_principals(principals)
+        if rendered != state.principals_raw:
+            contents["authorized-principals"] = (rendered, ", ".join(principals))
+    cert_request = request.host_cert
+    if cert_request is None:
+        return None, None
+    if host_public is None:
+        raise UsageError("the image holds no host key to certify", hint="drop --no-host-keys, so one is made")
+    name = booted_name(hostname)
+    line = sign_host_certificate(cert_request, host_public, hostname=name, key_id=f"{name} {machine_id or ''}".strip(),
+                                 serial=fresh.cert_serial, now=fresh.now)
+    contents["host-certificate"] = ((line + "\n").encode("ascii"),
+                                    f"serial {fresh.cert_serial}, {' '.join(host_principals(name, cert_request.domain))}")
+    return line, cert_authority_line(cert_request.ca.public_line, name, cert_request.domain)
 
 
 def refuse_replace_with_remove(replace: bool, remove: Sequence[object]) -> None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from provision.core.credentials.certificates import HostCertRequest
 from provision.core.credentials.keysources import FetchedKeys
 from provision.core.credentials.passwords import hash_password
 from provision.core.credentials.sshkeys import AuthorizedKey
@@ -66,6 +67,9 @@ class SeedRequest:
     operator: str | None = None  # who seeds, for the seeding record
     batch_row: str | None = None  # the manifest row (batch), for the seeding record
     record_change: bool = False  # name the keys removed and added in the seeding record (`keys`)
+    host_cert: HostCertRequest | None = None  # sign the host key (--host-ca)
+    user_cas: tuple[AuthorizedKey, ...] | None = None  # the trusted user CA keys (--user-ca); None: keep
+    user_principals: tuple[str, ...] | None = None  # who a user CA's certificate may name (--user-principal)
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,9 @@ class SeedFlags:
     hostname: str | None = None
     update_signers: tuple[AuthorizedKey, ...] | None = None
     operator: str | None = None
+    host_cert: HostCertRequest | None = None
+    user_cas: tuple[AuthorizedKey, ...] | None = None
+    user_principals: tuple[str, ...] | None = None
 
     @property
     def has_password_source(self) -> bool:
@@ -98,7 +105,8 @@ class SeedFlags:
         return not (
             self.has_password_source or self.keys is not None or self.remove_keys or self.new_host_keys
             or self.new_machine_id or self.netbird_setup_key is not None or self.netbird_management_url is not None
-            or self.hostname is not None or self.update_signers is not None
+            or self.hostname is not None or self.update_signers is not None or self.host_cert is not None
+            or self.user_cas is not None or self.user_principals is not None
         )
 
     def to_request(self) -> SeedRequest:
@@ -120,6 +128,9 @@ class SeedFlags:
             hostname=self.hostname,
             update_signers=self.update_signers,
             operator=self.operator,
+            host_cert=self.host_cert,
+            user_cas=self.user_cas,
+            user_principals=self.user_principals,
         )
 
 
@@ -131,6 +142,8 @@ def missing_flags(flags: SeedFlags, state: ImageState | None) -> list[Missing]:
         missing.append(Missing.PASSWORD)
     # A key is wanted where none would be left, unless a password is set: the console is a way in too.
     no_key = state is None or not state.authorized_keys
+    # A trusted user CA (with its principals, zvm by default) lets people in as a key does.
+    no_key = no_key and not flags.user_cas
     if flags.keys is None and (flags.replace_keys or (no_key and not _password_will_be_set(flags, state))):
         missing.append(Missing.KEY)
     return missing

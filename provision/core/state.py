@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from provision.core.credentials.certificates import parse_principals
 from provision.core.credentials.identity import is_valid_machine_id, parse_hostname_file
 from provision.core.credentials.signers import UpdateSigner, parse_allowed_signers
 from provision.core.credentials.passwords import PasswordInfo, describe_password_file
@@ -29,6 +30,9 @@ _FILE_LIMITS = {
     "authorized-keys": 1 << 20,
     "host-key": 64 * 1024,
     "host-key-public": 64 * 1024,
+    "host-certificate": 64 * 1024,
+    "trusted-user-ca-keys": 1 << 20,
+    "authorized-principals": 64 * 1024,
     "machine-id": 1024,
     "netbird-setup-key": 1024,
     "netbird-management-url": 4096,
@@ -48,6 +52,11 @@ class ImageState:
     authorized_keys_problems: tuple[str, ...] = ()
     host_public_line: str | None = None
     host_private_present: bool = False
+    host_certificate_line: str | None = None  # the certificate file's first line, as read (inspect judges it)
+    user_cas: tuple[AuthorizedKey, ...] = ()  # the trusted user CA keys
+    user_cas_raw: bytes | None = None
+    principals: tuple[str, ...] = ()  # who a user CA's certificate may name to log in as zvm
+    principals_raw: bytes | None = None
     machine_id: str | None = None  # the valid id, or None when absent or malformed
     machine_id_raw: bytes | None = None
     netbird_setup_key_present: bool = False
@@ -144,6 +153,10 @@ def read_state(fs: ReadableFS, layout: Layout) -> ImageState:
         except Exception:  # a malformed public key is reported as absent; a new one will be made
             host_public = None
 
+    user_cas: tuple[AuthorizedKey, ...] = ()
+    if "trusted-user-ca-keys" in contents:  # sshd skips a line it cannot parse; so does this
+        user_cas = tuple(parse_authorized_keys_lenient(contents["trusted-user-ca-keys"].decode("utf-8", "replace"))[0])
+
     machine_id_raw = contents.get("machine-id")
     machine_id = None
     if machine_id_raw is not None:
@@ -174,6 +187,11 @@ def read_state(fs: ReadableFS, layout: Layout) -> ImageState:
         authorized_keys_problems=problems,
         host_public_line=host_public,
         host_private_present="host-key" in contents and bool(contents["host-key"].strip()),
+        host_certificate_line=_first_line(contents.get("host-certificate")),
+        user_cas=user_cas,
+        user_cas_raw=contents.get("trusted-user-ca-keys"),
+        principals=parse_principals(contents["authorized-principals"]) if "authorized-principals" in contents else (),
+        principals_raw=contents.get("authorized-principals"),
         machine_id=machine_id,
         machine_id_raw=machine_id_raw,
         netbird_setup_key_present="netbird-setup-key" in contents,

@@ -3,6 +3,7 @@ read, judged by core.inspection. `inspect`, batch's resume and the fleet's audit
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from provision.core.disk import ImageInfo
@@ -27,4 +28,4 @@ def inspect_disk(appliance: Appliance, index: int, info: ImageInfo, layout: Layo
         state = read_state(fs, layout)
         walk = walk_persist(fs, layout)
         device = fs.device
-    return build_report(info, partitions, state, walk, layout, persist_device=device)
+    return build_report(info, partitions, state, walk, layout, persist_device=device, now=datetime.now(UTC))

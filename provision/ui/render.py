@@ -84,6 +84,9 @@ def outcome_to_json(outcome: SeedOutcome, *, dry_run: bool) -> dict[str, Any]:
         "authorized_keys": [{**key_summary(key), "source": plan.key_source(key)} for key in plan.authorized_keys],
         "removed_keys": [key_summary(key) for key in plan.removed_keys],
         "host_key": host_key_summary(plan.host_public_line, plan.hostname),
+        "host_certificate": None if plan.host_certificate is None else {
+            "certificate": plan.host_certificate, "cert_authority": plan.cert_authority,
+        },
         "machine_id": plan.machine_id,
         "hostname": plan.hostname,
         "record": None if plan.record is None else {
@@ -175,10 +178,27 @@ def render_summary(outcome: SeedOutcome) -> str:
             f"Add this to ~/.ssh/known_hosts (replace '{name}' with the VM's address):",
             f"  {host['known_hosts']}",
         ]
+    if plan.cert_authority is not None:
+        lines += [
+            "Or, once for every VM this host CA signs (replaces the line above):",
+            f"  {plan.cert_authority}",
+        ]
     if plan.machine_id:
         lines += ["", f"machine-id: {plan.machine_id}"]
     lines += ["", *summary_lines(plan), netbird_words(plan)]
     return "\n".join(lines)
+
+
+def authority_lines(certificates, more_in: object) -> list[str]:
+    """The `@cert-authority` lines of the host certificates a fleet run signed (report dicts, None where none
+    was), each once: one for the fleet with --host-domain, else one per hostname (the first five shown)."""
+    found = list(dict.fromkeys(c["cert_authority"] for c in certificates if c))
+    if not found:
+        return []
+    lines = ["Add to ~/.ssh/known_hosts once, to trust every VM the host CA signed:", *(f"  {a}" for a in found[:5])]
+    if len(found) > 5:
+        lines.append(f"  ... ({len(found) - 5} more in {more_in}; with --host-domain there is one line)")
+    return lines
 
 
 def netbird_words(plan: Plan) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from provision.commands.batch.model import UserStatus
+from provision.ui.render import authority_lines
 from provision.core.text import plural
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ def render_batch(result: BatchResult) -> str:
                      "size and sha256, to check a download with sha256sum -c.")
     if result.options.shard is not None:
         lines.append(f"When every shard is done: zvm-provision batch-report {result.report_path.parent}")
+    lines += authority_lines((r.host_certificate for r in result.results), result.report_path)
     return "\n".join(lines)
 
 

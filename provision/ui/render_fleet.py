@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from provision.ui.render import authority_lines
 from provision.core.text import plural, shown
 from provision.ui.render_inspect import report_to_json
 
@@ -99,7 +100,8 @@ def keys_summary(result: KeysResult) -> str:
         word = "would change" if dry and r.status == Status.CHANGED else str(r.status)
         detail = r.reason or "; ".join(
             ([f"removed {', '.join(k.fingerprint for k in r.removed)}"] if r.removed else [])
-            + ([f"added {', '.join(k.fingerprint for k in r.added)}"] if r.added else []))
+            + ([f"added {', '.join(k.fingerprint for k in r.added)}"] if r.added else [])
+            + ([f"host certificate serial {r.host_certificate['serial']}"] if r.host_certificate else []))
         target = "" if r.written in (None, r.image) else f" -> {shown(str(r.written))}"
         lines.append(f"  {word:<12} {shown(str(r.image))}{target}" + (f"  ({detail})" if detail else ""))
         if dry and r.operations:
@@ -109,4 +111,6 @@ def keys_summary(result: KeysResult) -> str:
     lines.append(f"{plural(len(result.results), 'image')}: {counts}"
                  + (f". Report: {result.report_path}" if result.report_path else "")
                  + (" (dry run: nothing was written)" if dry else ""))
+    if not dry:
+        lines += authority_lines((r.host_certificate for r in result.results), result.report_path or "--json")
     return "\n".join(lines)

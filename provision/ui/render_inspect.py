@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
+from provision.core.certinspection import CertificatesReport, certificates_json
 from provision.core.contractcheck import check_image_contract
 from provision.core.inspection import MAX_LISTED, InspectReport, PathStatus, Severity, owner_text
 from provision.core.text import human_size, plural, shown
@@ -88,6 +89,7 @@ def report_to_json(report: InspectReport, problems: list[str] | None = None) -> 
             "signers": [{"principal": p, "fingerprint": f} for p, f in report.updates.signers],
             "problems": list(report.updates.problems),
         },
+        "certificates": certificates_json(report.certificates),
         "record": {
             "state": report.record.state,
             "count": len(report.record.entries),
@@ -163,8 +165,8 @@ def print_report(report: InspectReport, console: Console | None = None, problems
     rows = [("password", pw_text), ("machine-id", report.machine_id.value or report.machine_id.state),
             ("host key", host_text), ("netbird setup key", report.netbird.setup_key),
             ("netbird management", report.netbird.management_url or "not set (Netbird's default)"),
-            ("hostname", hostname_words(report)), ("seeding record", record_words(report)),
-            ("updates", report.updates.words)]
+            ("hostname", hostname_words(report)), *certificate_rows(report.certificates),
+            ("seeding record", record_words(report)), ("updates", report.updates.words)]
     rows += [("release signer", f"{fingerprint} {principal}") for principal, fingerprint in report.updates.signers]
     item_width = max(len(item) for item, _ in rows)
     fingerprint_width = max([len(host.fingerprint or "")] + [len(fp) for _, fp in report.updates.signers])
@@ -238,9 +240,25 @@ def print_report(report: InspectReport, console: Console | None = None, problems
         console.print(Text("The image meets the persist contract.", style="bold green"))
 
 
-def render_check(problems: list[str]) -> str:
+def render_check(problems: list[str], warnings: tuple[str, ...] | list[str] = ()) -> str:
+    said = [f"WARNING: {warning}" for warning in warnings]
     if not problems:
-        return "OK: the image meets the persist contract"
+        return "\n".join(["OK: the image meets the persist contract", *said])
     lines = [f"DRIFT: {plural(len(problems), 'problem')}"]
     lines += [f"  {problem}" for problem in problems]
-    return "\n".join(lines)
+    return "\n".join([*lines, *said])
+
+
+def certificate_rows(certs: CertificatesReport) -> list[tuple[str, str]]:
+    """The certificate rows of inspect's table: the host certificate, the trusted user CAs, the principals."""
+    cert = certs.cert
+    if cert is None:
+        host = certs.host_certificate
+    else:
+        until = f"{cert.valid_before:%Y-%m-%d %H:%M} UTC" if cert.valid_before else "forever"
+        host = (f"signed by {cert.ca_fingerprint}, serial {cert.serial}, for {', '.join(map(shown, cert.principals))}, "
+                f"valid {cert.valid_after:%Y-%m-%d %H:%M} UTC to {until}")
+    host += "".join(f"; {problem}" for problem in (*certs.failures, *certs.warnings))
+    cas = "; ".join(f"{ca.fingerprint} {shown(ca.comment) or '(no comment)'}" for ca in certs.user_cas) or "none"
+    return [("host certificate", host), ("trusted user CAs", cas),
+            ("user principals", ", ".join(certs.principals) or "none")]

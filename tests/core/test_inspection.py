@@ -73,6 +73,9 @@ def test_a_seeded_image_meets_the_contract_and_shows_every_item():
     report = report_of(fs)
     assert check_image_contract(report) == []
     for item in report.paths:
+        if item.entry.role in ("host-certificate", "trusted-user-ca-keys", "authorized-principals"):
+            assert item.status == "absent", "certificate files are written only when asked for"
+            continue
         assert item.status == "ok", (item.entry.path, item.problems)
     assert (report.password.state, report.password.algorithm, report.password.rounds) == ("set", "sha512-crypt", 1000)
     assert [k.comment for k in report.authorized_keys] == ["alice@laptop"]
@@ -272,7 +275,7 @@ def test_json_schema_and_no_secret_in_any_output():
     assert set(data) == {
         "schema_version", "image", "partitions", "contract_ok", "problems", "paths", "password",
         "authorized_keys", "host_key", "machine_id", "netbird", "hostname", "record", "unexpected", "other_entries",
-        "walk", "updates",
+        "walk", "updates", "certificates",
     }
     assert data["updates"]["state"] == "verified" and data["updates"]["verified"] is True
     assert [s["principal"] for s in data["updates"]["signers"]] == ["release@example.org"]

@@ -47,8 +47,9 @@ def test_blank_image_gets_every_contract_path_with_its_owner_and_mode():
     plan = seed(fs, first_request())
     for entry in LAYOUT.entries:
         node = fs.nodes.get(entry.path)
-        if entry.role in ("netbird-setup-key", "netbird-management-url", "hostname", "update-signers"):
-            assert node is None, "optional Netbird, hostname and signers files are only written when asked for"
+        if entry.role in ("netbird-setup-key", "netbird-management-url", "hostname", "update-signers",
+                          "host-certificate", "trusted-user-ca-keys", "authorized-principals"):
+            assert node is None, "optional Netbird, hostname, signers and certificate files are only written when asked for"
             continue
         assert node is not None, entry.path
         assert (node.kind, node.uid, node.gid, node.mode) == (entry.kind, entry.uid, entry.gid, entry.mode), entry.path

@@ -8,6 +8,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
+from provision.commands.certoptions import CertFlags
 from provision.core.credentials.sshkeys import AuthorizedKey, key_summary
 from provision.core.outputformat import OutputRecord, OutputSpec
 from provision.core.manifest import Manifest, User
@@ -35,6 +36,7 @@ class BatchOptions:
     operator: str | None = None  # who runs the batch, for each image's seeding record
     update_signers: tuple[AuthorizedKey, ...] | None = None  # --update-signer, for every image (None: none given)
     debug: bool = False  # --debug (or ZVM_PROVISION_DEBUG=1): a failed image's traceback goes to stderr
+    certs: CertFlags = CertFlags()  # --host-ca... for every image: each host key signed, the user CAs seeded
 
 
 class UserStatus(StrEnum):
@@ -59,6 +61,7 @@ class UserResult:
     netbird_setup_key: bool = False
     netbird_management_url: str | None = None
     output: OutputRecord | None = None  # format, size, sha256 of the image under its final name
+    host_certificate: dict[str, Any] | None = None  # serial, principals, the @cert-authority line (--host-ca)
 
     def to_json(self, overlay: bool, base: Path) -> dict[str, Any]:
         """This user's entry in report.json: no secret, no exception's text."""
@@ -77,6 +80,7 @@ class UserResult:
             "netbird_management_url": self.netbird_management_url,
             **OutputRecord.json_fields(self.output),  # what a recipient verifies a download against
             "hostname": self.user.hostname,
+            "host_certificate": self.host_certificate,
         }
 
 

@@ -31,6 +31,7 @@ from provision.commands.batch.model import (
 from provision.commands.seed.apply import run_seed
 from provision.commands.workcopy import WorkCopy, copy_base
 from provision.core.apply import apply_and_verify
+from provision.core.credentials.certificates import host_certificate_summary
 from provision.core.credentials.hostkeys import host_key_summary
 from provision.core.credentials.passwords import hash_password, validate_password_hash
 from provision.core.disk import ImageInfo
@@ -401,6 +402,9 @@ class ChunkWorker:
             update_signers=self.options.update_signers,
             operator=self.options.operator,
             batch_row=user.name,
+            host_cert=self.options.certs.host_cert,
+            user_cas=self.options.certs.user_cas,
+            user_principals=self.options.certs.user_principals,
         )
         disk = _Disk(appliance, index, info, user)
         try:
@@ -411,5 +415,6 @@ class ChunkWorker:
         result.authorized_keys = plan.authorized_keys
         result.host_key = host_key_summary(plan.host_public_line, user.hostname)
         result.machine_id = plan.machine_id
+        result.host_certificate = host_certificate_summary(plan)
         result.netbird_setup_key = user.netbird_setup_key is not None
         result.netbird_management_url = user.netbird_management_url

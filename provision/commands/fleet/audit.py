@@ -43,7 +43,8 @@ class _Audit:
         report = inspect_disk(appliance, index, info)
         row = self.rows[path]
         row.report, row.problems = report, check_image_contract(report)
-        row.matched = matching_keys(report.authorized_keys, self.find)
+        # a trusted user CA is found as a key is (its fingerprint or comment)
+        row.matched = matching_keys((*report.authorized_keys, *report.certificates.user_cas), self.find)
         self.progress.finished(path.name, True)
 
     def failed(self, path: Path, message: str) -> None:

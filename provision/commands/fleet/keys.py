@@ -23,11 +23,14 @@ from typing import Any
 from provision.host import writing as hostfiles
 from provision.commands.batch.lock import OutputLock
 from provision.commands.batch.model import MAX_DISKS_PER_APPLIANCE, BatchProgress
+from provision.commands.certoptions import CertFlags
 from provision.commands.fleet.chunks import run_in_chunks
+from provision.commands.fleet.renew import with_certificates
 from provision.commands.flagwords import keys_refusal
 from provision.commands.seed.apply import fresh_material
 from provision.commands.workcopy import WorkCopy
 from provision.core.apply import apply_and_verify
+from provision.core.credentials.certificates import host_certificate_summary
 from provision.core.credentials.sshkeys import AuthorizedKey, key_summary
 from provision.core.disk import ImageInfo
 from provision.core.outputformat import OutputSpec
@@ -57,7 +60,7 @@ class Status(StrEnum):
 @dataclass(frozen=True)
 class KeysOptions:
     images: tuple[Path, ...]
-    change: KeyChange
+    change: KeyChange | None  # None: no key changes, only certificates (`certs`)
     out_dir: Path | None = None  # None: in place
     dry_run: bool = False
     operator: str | None = None
@@ -65,6 +68,7 @@ class KeysOptions:
     jobs: int = 0
     max_disks: int = MAX_DISKS_PER_APPLIANCE
     debug: bool = False  # --debug: an unexpected failure's traceback on stderr
+    certs: CertFlags = CertFlags()  # --host-ca (renew host certificates), --user-ca, --user-principal
 
 
 @dataclass
@@ -77,6 +81,7 @@ class ImageResult:
     added: tuple[AuthorizedKey, ...] = ()
     keys_after: tuple[AuthorizedKey, ...] = ()
     operations: list[str] = field(default_factory=list)  # what the plan changes, path: summary
+    host_certificate: dict[str, Any] | None = None  # the host certificate signed (serial, principals...)
 
     @property
     def written(self) -> Path | None:
@@ -95,6 +100,7 @@ class ImageResult:
             "removed_keys": [key_summary(k) for k in self.removed],
             "added_keys": [key_summary(k) for k in self.added],
             "authorized_keys": [key_summary(k) for k in self.keys_after], "changes": self.operations,
+            "host_certificate": self.host_certificate,
         }
 
 
@@ -117,9 +123,9 @@ class KeysResult:
         change = self.options.change
         return {
             "schema_version": SCHEMA_VERSION, "command": "keys", "dry_run": self.options.dry_run,
-            "operator": self.options.operator, "remove_key": [s.text for s in change.remove],
+            "operator": self.options.operator, "remove_key": [s.text for s in change.remove] if change else [],
             "unmatched_remove_key": [s.text for s in self.unmatched],
-            "add_key": [key_summary(k) for k in change.add],
+            "add_key": [key_summary(k) for k in change.add] if change else [],
             "out_dir": str(self.options.out_dir) if self.options.out_dir else None,
             "counts": {s.value: self.count(s) for s in Status if s != Status.PENDING},
             "images": [r.to_json() for r in self.results],
@@ -160,10 +166,12 @@ class _Keys:
         with appliance.mount_persist(index, writable=False) as fs:  # a first look changes nothing
             state = read_state(fs, layout)
         self.held.append(state.authorized_keys)
-        request = request_for(self.options.change, state.authorized_keys, self.options.operator,
-                              state.update_signers_raw)
+        change = self.options.change
+        request = (request_for(change, state.authorized_keys, self.options.operator, state.update_signers_raw)
+                   if change else None)
+        request = with_certificates(request, self.options.certs, self.options.operator)
         if request is None:
-            result.status, result.reason = Status.UNCHANGED, unchanged_reason(self.options.change)
+            result.status, result.reason = Status.UNCHANGED, unchanged_reason(change) if change else None
             result.keys_after = state.authorized_keys
             self.progress.finished(path.name, True, "unchanged")
             return
@@ -179,6 +187,11 @@ class _Keys:
         result.added = tuple(key for key in request.keys if key.blob not in held)
         result.keys_after = plan.authorized_keys
         result.operations = [f"{op.entry.path}: {op.summary}" for op in plan.operations if op.changes]
+        result.host_certificate = host_certificate_summary(plan)
+        if not plan.changes:  # the certificate flags asked for what the image already holds
+            result.status = Status.UNCHANGED
+            self.progress.finished(path.name, True, "unchanged")
+            return
         if not self.options.dry_run:
             with appliance.mount_persist(index, writable=True) as fs:
                 apply_and_verify(plan, fs)
@@ -235,7 +248,7 @@ def run_keys(options: KeysOptions, progress: BatchProgress, report_path: Path | 
                 if result.status == Status.PENDING:
                     result.status, result.reason = Status.INTERRUPTED, "stopped before it was reached"
             outcome = KeysResult(options, list(results.values()), report_path,
-                                 unmatched(options.change.remove, keys.held))
+                                 unmatched(options.change.remove, keys.held) if options.change else ())
             if report_path is not None:  # fingerprints and comments only: readable as batch's report.json is
                 text = json.dumps(outcome.to_json(), indent=2) + "\n"
                 hostfiles.write_atomic(report_path, text.encode(), mode=0o644)

@@ -7,6 +7,7 @@ very plan shown is applied (`apply_planned`), so the host key fingerprint shown 
 
 from __future__ import annotations
 
+import secrets
 import signal
 import threading
 from collections.abc import Callable
@@ -105,8 +106,9 @@ class SeedOutcome:
 def fresh_material() -> FreshMaterial:
     from provision import __version__
 
+    # a host certificate's serial: random 63 bits, so that no two certificates of a fleet share one
     return FreshMaterial(host_key=generate_host_key(), machine_id=new_machine_id(), now=datetime.now(UTC),
-                         tool_version=__version__)
+                         tool_version=__version__, cert_serial=secrets.randbits(63) or 1)
 
 
 def plan_seed(target: SeedTarget, request: SeedRequest) -> Plan:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from provision.commands.certoptions import CertOptions, read_cert_options
 from provision.core.credentials.identity import validate_hostname
 from provision.core.credentials.netbird import validate_management_url
 from provision.core.keyremoval import KeySelector, parse_selector
@@ -58,6 +59,7 @@ class SeedOptions:
     output: Path | None = None  # a new image to hand over; IMAGE stays byte-identical
     compress: bool = False
     format_name: str | None = None
+    certs: CertOptions = CertOptions()
 
 
 def read_seed_flags(
@@ -78,6 +80,7 @@ def read_seed_flags(
     hostname: str | None = None,
     update_signers: Sequence[Path] = (),
     operator_given: str | None = None,
+    certs: CertOptions | None = None,
 ) -> SeedFlags:
     """The seed command's flags, every file read, every key source fetched (through `fetch_keys`) and every
     value checked: bad input fails here, before the image is opened. A plain password is kept (as a Secret)
@@ -105,6 +108,7 @@ def read_seed_flags(
     setup_key = read_netbird_setup_key_file(netbird_setup_key_file) if netbird_setup_key_file else None
     url = validate_management_url(netbird_management_url) if netbird_management_url is not None else None
     signers = read_signer_files(update_signers) if update_signers else None
+    cert_flags = read_cert_options(certs or CertOptions())
     keys, fetched = read_key_sources(ssh_keys, fetch_keys) if ssh_keys else (None, [])  # the network: last
     _refuse_removing_a_key_given(selectors, keys or ())
     return SeedFlags(
@@ -122,6 +126,9 @@ def read_seed_flags(
         hostname=validate_hostname(hostname, "--hostname") if hostname is not None else None,
         update_signers=signers,
         operator=operator(operator_given),
+        host_cert=cert_flags.host_cert,
+        user_cas=cert_flags.user_cas,
+        user_principals=cert_flags.user_principals,
     )
 
 

@@ -60,7 +60,7 @@ def run_seed_command(options: SeedOptions, screen: SeedScreen) -> SeedOutcome:
         remove_keys=options.remove_keys, netbird_setup_key_file=options.netbird_setup_key_file,
         netbird_management_url=options.netbird_management_url, no_host_keys=options.no_host_keys,
         new_host_keys=options.new_host_keys, new_machine_id=options.new_machine_id, hostname=options.hostname,
-        update_signers=options.update_signers, operator_given=options.operator,
+        update_signers=options.update_signers, operator_given=options.operator, certs=options.certs,
     )
     interactive = not options.yes and not options.json_out and sys.stdin.isatty() and sys.stdout.isatty()
     if flags.fetched:  # what came from the network, with fingerprints, before the image is opened

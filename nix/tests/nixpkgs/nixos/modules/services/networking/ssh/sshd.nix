@@ -71,6 +71,11 @@ in
       type = types.submodule {
         freeformType = types.attrsOf atom;
         options = {
+          # Declared there too (its certificate principals, users.users.<name>.openssh.authorizedPrincipals).
+          AuthorizedPrincipalsFile = mkOption {
+            type = types.nullOr types.str;
+            default = "none";
+          };
           LogLevel = mkOption {
             type = types.nullOr (
               types.enum [
