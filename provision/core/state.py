@@ -14,8 +14,10 @@ from provision.core.credentials.certificates import parse_principals
 from provision.core.credentials.identity import is_valid_machine_id, parse_hostname_file
 from provision.core.credentials.signers import UpdateSigner, parse_allowed_signers
 from provision.core.credentials.passwords import PasswordInfo, describe_password_file
+from provision.core.credentials.authorizedkeys import read_authorized_keys
 from provision.core.credentials.sshkeys import (
     AuthorizedKey,
+    from_key_line,
     public_key_fingerprint,
     read_image_keys,
 )
@@ -155,7 +157,10 @@ def read_state(fs: ReadableFS, layout: Layout) -> ImageState:
 
     user_cas: tuple[AuthorizedKey, ...] = ()
     if "trusted-user-ca-keys" in contents:  # sshd skips a line it cannot parse; so does this
-        user_cas = tuple(parse_authorized_keys_lenient(contents["trusted-user-ca-keys"].decode("utf-8", "replace"))[0])
+        # TrustedUserCAKeys lines are bare keys (sshkey_in_file: no options), never certificates
+        user_cas = tuple(from_key_line(line) for line in read_authorized_keys(contents["trusted-user-ca-keys"])
+                         if line.key is not None and line.problem is None and line.options.text is None
+                         and not line.key.certificate)
 
     machine_id_raw = contents.get("machine-id")
     machine_id = None
