@@ -63,6 +63,7 @@ from provision.errors import ExitCode, ProvisionError, UsageError
 from provision.fetch.forgekeys import KeyFetcher
 from provision.guest import qemuimg
 from provision.guest.diskformat import probe_image, require_image_file
+from provision.host.writing import make_private_dirs
 
 MIN_DISKS_PER_APPLIANCE = 4  # below this, a second appliance costs more than it saves
 MAX_AUTO_JOBS = 4
@@ -83,10 +84,11 @@ def run_batch(options: BatchOptions, progress: BatchProgress) -> BatchResult:
     base_info = probe_image(options.base)
     out_dir = _check_out_dir(options.out_dir, users, base_info, options.output)
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(out_dir)  # 0700: it will hold images and initial-passwords.csv
     results = {u.name: UserResult(u, image_path(out_dir, u, options.output)) for u in users}
     interrupted = False
-    owned = [u.image_name for u in users] + [report_name(options.shard), passwords_name(options.shard)]
+    owned = [image_path(out_dir, u, options.output).name for u in users]  # alice.raw with --format raw
+    owned += [report_name(options.shard), passwords_name(options.shard)]
     with OutputLock(out_dir, owned):
         try:
             _make_images(options, users, base_info, out_dir, results, progress)

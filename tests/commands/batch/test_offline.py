@@ -329,6 +329,23 @@ def test_plain_progress_prints_each_step_once_as_a_line():
 # -- the out-dir lock ------------------------------------------------------------------------------
 
 
+def test_batch_with_format_raw_locks_the_raw_images_it_writes(folder):
+    """batch --format raw writes alice.raw: it locked alice.qcow2, so a keys run on DIR/alice.raw (which locks
+    alice.raw) and this batch wrote one image at once. The real command is refused while alice.raw is held."""
+    manifest(folder, {"alice": None})
+    out = folder / "out"
+    out.mkdir()
+    with lock.OutputLock(out, ["alice.raw"]):  # as `keys DIR/alice.raw` holds it
+        result = subprocess.run(
+            [sys.executable, "-m", "provision", "batch", str(folder / "staff.csv"), "--base",
+             str(folder / "base.qcow2"), "--out-dir", str(out), "--format", "raw", "--accel", "tcg"],
+            capture_output=True, text=True, timeout=600, env={**os.environ, "ZVM_PROVISION_ACCEL": "tcg"},
+        )
+    assert result.returncode == 4, result.stderr
+    assert f"is writing to {out}: alice.raw" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == [".zvm-provision-batch.lock"]
+
+
 def test_a_second_batch_on_a_locked_out_dir_is_refused_with_exit_4_and_touches_nothing(folder):
     """The lock is held here, as a running batch holds it; the real command is refused."""
     manifest(folder, {"alice": None})
