@@ -7,6 +7,12 @@ One naming scheme for the hidden files, so every place that looks for leftovers 
 (the qcow2 being seeded) and `.FINAL.converting` (the conversion). A run that holds the folder's lock (batch,
 keys) uses them as they are, and removes a killed run's leftovers at its start. seed --output holds no lock:
 its names end in the run's own token (`.FINAL.partial-TOKEN`), and a later run only names the leftovers.
+
+Each hidden file is created here, exclusively and 0600 (host.writing.create_private), before guest.qemuimg
+writes into it: never through a link planted under its name, never a file that was there before, never
+readable by others (the image holds the password hash, the host key, the Netbird setup key), whatever the
+umask. A run that holds the lock removes what stands under its hidden names first (`remove`: a link is
+removed, never followed); seed --output's names are new.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from provision.core.outputformat import OutputFormat, OutputSpec
 from provision.errors import UsageError
 from provision.guest import qemuimg
 from provision.guest.convert import convert_image
+from provision.host.writing import create_private
 
 PARTIAL = "partial"
 CONVERTING = "converting"
@@ -48,24 +55,42 @@ class WorkCopy:
     def make(self, base: ImageInfo, *, overlay: bool, failed: str | None = None, full: str | None = None) -> None:
         """The working copy of `base`: an overlay backed by it, or a standalone sparse qcow2. `failed` and
         `full` name the overlay's purpose in its errors (qemuimg.create_overlay)."""
+        self._create(self.partial)
         if overlay:
             qemuimg.create_overlay(base, self.partial, failed=failed, full=full)
         else:
             qemuimg.copy_qcow2(base, self.partial)
 
-    def finish(self, spec: OutputSpec, *, convert: bool, replace: bool) -> None:
+    def copy(self, source: ImageInfo) -> None:
+        """The working copy: `source` converted into a plain qcow2 (keys --out-dir), synced."""
+        self._create(self.partial)
+        convert_image(Path(source.path), source.format, self.partial, OutputSpec())
+
+    @staticmethod
+    def _create(path: Path) -> None:
+        try:
+            create_private(path)
+        except FileExistsError:
+            raise UsageError(f"{path} already exists; a working file is never reused or written through",
+                             hint="remove it if no other zvm-provision run writes there, and run again") from None
+
+    def finish(self, spec: OutputSpec, *, convert: bool, replace: bool,
+               placing: contextlib.AbstractContextManager[object] | None = None) -> None:
         """The seeded copy under the final name: converted into `spec`'s format first when `convert`, then
         renamed over whatever is there (`replace`), or linked where nothing is (an existing file is never
-        replaced: UsageError). The hidden files are gone afterwards, whatever happened."""
+        replaced: UsageError), inside `placing` when given. The hidden files are gone afterwards, whatever
+        happened."""
         try:
             done = self.partial
             if convert:
+                self._create(self.converting)
                 convert_image(self.partial, "qcow2", self.converting, spec)
                 done = self.converting
-            if replace:
-                os.replace(done, self.final)
-            else:
-                _link_new(done, self.final)
+            with placing or contextlib.nullcontext():  # batch writes the image's password row around it
+                if replace:
+                    os.replace(done, self.final)
+                else:
+                    _link_new(done, self.final)
         finally:
             self.remove()
 

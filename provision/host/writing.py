@@ -3,6 +3,9 @@ through a symbolic link, synced before it counts.
 
 - write_atomic: replace a file whole (batch's report.json and initial-passwords.csv, the KVM verdict cache);
 - create_exclusive: make a file that must not exist yet (a generated key pair);
+- create_private: an empty file, 0600 from its first instant, for another program (guest.qemuimg) to fill:
+  every working copy and output image (they hold the password hash, the host key, the Netbird setup key);
+- make_private_dirs: the folders the tool creates, 0700 whatever the umask;
 - fsync: make a file's or a folder's content durable (a renamed image, a folder's new entries).
 """
 
@@ -42,6 +45,28 @@ def create_exclusive(path: Path, data: bytes, mode: int) -> None:
         _write_all(fd, data)
     finally:
         os.close(fd)
+
+
+def create_private(path: Path) -> None:
+    """An empty file at `path`, readable and writable by its owner only from its first instant, whatever the
+    umask: never an existing file, never through a link (FileExistsError). The image tool then writes into it
+    (it truncates, it keeps the mode)."""
+    os.close(os.open(path, _NEW_FILE, 0o600))
+
+
+def make_private_dirs(path: Path) -> None:
+    """`path` and each missing folder above it, created 0700 (an existing one is left as it is)."""
+    missing = []
+    for folder in (path, *path.parents):
+        if os.path.isdir(folder):
+            break
+        missing.append(folder)
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, 0o700)
+        except FileExistsError:
+            if not os.path.isdir(folder):
+                raise
 
 
 def write_atomic(path: Path, data: bytes, *, mode: int = 0o600) -> None:
