@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from provision.core.credentials.sshkeys import AuthorizedKey, key_summary
 from provision.core.outputformat import OutputRecord, OutputSpec
 from provision.core.manifest import Manifest, User
+from provision.core.rowdigest import DIGEST_FIELD
 from provision.describe import describe
 from provision.guest.launch import Accel
 
@@ -58,6 +59,7 @@ class UserResult:
     netbird_setup_key: bool = False
     netbird_management_url: str | None = None
     output: OutputRecord | None = None  # format, size, sha256 of the image under its final name
+    row_digest: str | None = None  # what the row asks, keyed (core.rowdigest): never a secret
 
     def to_json(self, overlay: bool, base: Path) -> dict[str, Any]:
         """This user's entry in report.json: no secret, no exception's text."""
@@ -76,6 +78,7 @@ class UserResult:
             "netbird_management_url": self.netbird_management_url,
             **OutputRecord.json_fields(self.output),  # what a recipient verifies a download against
             "hostname": self.user.hostname,
+            DIGEST_FIELD: self.row_digest,
         }
 
 

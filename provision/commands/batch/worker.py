@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from provision.host import writing as hostfiles
+from provision.commands.batch.outputs import PasswordRows
 from provision.commands.batch.model import (
     BatchOptions,
     BatchProgress,
@@ -236,7 +237,8 @@ class _Disk:
 
 class ChunkWorker:
     def __init__(self, options: BatchOptions, base: ImageInfo, out_dir: Path, results: dict[str, UserResult],
-                 hasher: Hasher, progress: BatchProgress, cancel: Cancel) -> None:
+                 hasher: Hasher, progress: BatchProgress, cancel: Cancel, rows: PasswordRows | None = None,
+                 ) -> None:
         self.options = options
         self.base = base
         self.out_dir = out_dir
@@ -244,6 +246,7 @@ class ChunkWorker:
         self.hasher = hasher
         self.progress = progress
         self.cancel = cancel
+        self.rows = rows  # the generated passwords' rows, each written as its image is put in place
         self.counted: set[str] = set()  # users the progress bar has counted
 
     def fail(self, user: User, message: str) -> None:
@@ -330,7 +333,8 @@ class ChunkWorker:
         output = self.options.output
         if output.converted:
             self.progress.phase(number, f"writing {work.final.name} ({output.describe()})")
-        work.finish(output, convert=output.converted, replace=True)
+        placing = self.rows.placing(user.name) if self.rows is not None else contextlib.nullcontext()
+        work.finish(output, convert=output.converted, replace=True, placing=placing)
         result = self.results[user.name]
         result.output = record_output(work.final, output)
         result.status = UserStatus.SEEDED
