@@ -6,16 +6,18 @@ through a symbolic link, synced before it counts.
 - create_private: an empty file, 0600 from its first instant, for another program (guest.qemuimg) to fill:
   every working copy and output image (they hold the password hash, the host key, the Netbird setup key);
 - make_private_dirs: the folders the tool creates, 0700 whatever the umask;
-- fsync: make a file's or a folder's content durable (a renamed image, a folder's new entries).
+- fsync: make a file's or a folder's content durable (a renamed image, a folder's new entries); sync_image
+  the same for an image the appliance wrote, its failure never ignored.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from pathlib import Path
 
-from provision.errors import UsageError
+from provision.errors import ProvisionError, UsageError
 
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -27,6 +29,17 @@ def fsync(path: Path | str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def sync_image(path: Path | str) -> None:
+    """fsync an image the appliance wrote: a failure (EIO) may have lost its writes, so it is a ProvisionError,
+    never ignored; a file that cannot be synced at all (EINVAL) has nothing to flush."""
+    try:
+        fsync(path)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise ProvisionError(f"{path} could not be written out to the host disk ({exc.strerror}); the image "
+                                 "may not be complete", hint="check the host disk, then run again") from None
 
 
 def _write_all(fd: int, data: bytes) -> None:
