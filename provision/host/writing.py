@@ -71,14 +71,14 @@ def make_private_dirs(path: Path) -> None:
     """`path` and each missing folder above it, created 0700 (an existing one is left as it is)."""
     missing = []
     for folder in (path, *path.parents):
-        if os.path.isdir(folder):
-            break
+        if os.path.lexists(folder):
+            break  # a file there: the mkdir below says "Not a directory", naming it
         missing.append(folder)
     for folder in reversed(missing):
         try:
             os.mkdir(folder, 0o700)
         except FileExistsError:
-            if not os.path.isdir(folder):
+            if not os.path.isdir(folder):  # made meanwhile by another run: a folder is fine
                 raise
 
 
