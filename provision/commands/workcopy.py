@@ -14,6 +14,12 @@ One naming scheme for the hidden files, so every place that looks for leftovers 
 (the conversion). A run that holds the folder's lock (batch,
 keys) uses them as they are, and removes a killed run's leftovers at its start. seed --output holds no lock:
 its names end in the run's own token (`.FINAL.partial-TOKEN`), and a later run only names the leftovers.
+
+Each hidden file is created here, exclusively and 0600 (host.writing.create_private), before guest.qemuimg
+writes into it: never through a link planted under its name, never a file that was there before, never
+readable by others (the image holds the password hash, the host key, the Netbird setup key), whatever the
+umask. A run that holds the lock removes what stands under its hidden names first (`remove`: a link is
+removed, never followed); seed --output's names are new.
 """
 
 from __future__ import annotations
@@ -29,8 +35,8 @@ from provision.core.outputformat import OutputFormat, OutputSpec
 from provision.errors import UsageError
 from provision.guest import qemuimg
 from provision.host.clone import can_clone, clone_file
-from provision.host.writing import fsync
 from provision.guest.convert import convert_image
+from provision.host.writing import create_private, fsync
 
 PARTIAL = "partial"
 SEEDING = "seeding"
@@ -65,12 +71,14 @@ class WorkCopy:
         """The working copy of `base`: an overlay backed by it, or a standalone sparse qcow2. `failed` and
         `full` name the overlay's purpose in its errors (qemuimg.create_overlay)."""
         if overlay:
+            create_working_file(self.partial)
             qemuimg.create_overlay(base, self.partial, failed=failed, full=full)
         else:
             copy_base(base, self.partial)
 
     def make_seeding(self, base: ImageInfo) -> None:
         """The overlay of `base` to seed while the copy is made (or, for a converted output, instead of it)."""
+        create_working_file(self.seeding)
         qemuimg.create_overlay(base, self.seeding, failed=qemuimg.COPY_FAILED, full="for the overlay to seed")
 
     def commit_seeding(self) -> None:
@@ -84,19 +92,28 @@ class WorkCopy:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.seeding)
 
-    def finish(self, spec: OutputSpec, *, convert: bool, replace: bool, seeded: Path | None = None) -> None:
+    def copy(self, source: ImageInfo) -> None:
+        """The working copy: `source` converted into a plain qcow2 (keys --out-dir), synced."""
+        create_working_file(self.partial)
+        convert_image(Path(source.path), source.format, self.partial, OutputSpec())
+
+    def finish(self, spec: OutputSpec, *, convert: bool, replace: bool, seeded: Path | None = None,
+               placing: contextlib.AbstractContextManager[object] | None = None) -> None:
         """The seeded copy (`seeded`, by default .partial) under the final name: converted into `spec`'s format
         first when `convert`, then renamed over whatever is there (`replace`), or linked where nothing is (an
-        existing file is never replaced: UsageError). The hidden files are gone afterwards, whatever happened."""
+        existing file is never replaced: UsageError), inside `placing` when given (batch writes the image's
+        password row around it). The hidden files are gone afterwards, whatever happened."""
         try:
             done = self.partial
             if convert:
+                create_working_file(self.converting)
                 convert_image(seeded or self.partial, "qcow2", self.converting, spec)
                 done = self.converting
-            if replace:
-                os.replace(done, self.final)
-            else:
-                _link_new(done, self.final)
+            with placing or contextlib.nullcontext():  # batch writes the image's password row around it
+                if replace:
+                    os.replace(done, self.final)
+                else:
+                    _link_new(done, self.final)
         finally:
             self.remove()
 
@@ -121,11 +138,23 @@ def copy_base(base: ImageInfo, target: Path) -> None:
     own (no backing file) and the filesystem shares blocks, else a sparse copy (guest.qemuimg)."""
     if _clonable(base):
         try:
-            if clone_file(Path(base.path), target):
+            if clone_file(Path(base.path), target):  # made exclusively, 0600, as create_working_file does
                 return
+        except FileExistsError:
+            pass  # create_working_file below says so
         except OSError:
             pass  # the real copy says what is wrong with the folder, if anything is
+    create_working_file(target)
     qemuimg.copy_qcow2(base, target)
+
+
+def create_working_file(path: Path) -> None:
+    """A hidden working file, empty, exclusively and 0600 (host.writing.create_private), for qemu-img to fill."""
+    try:
+        create_private(path)
+    except FileExistsError:
+        raise UsageError(f"{path} already exists; a working file is never reused or written through",
+                         hint="remove it if no other zvm-provision run writes there, and run again") from None
 
 
 def remove_leftovers(folder: Path, name: str) -> None:

@@ -33,7 +33,7 @@ from provision.core.credentials.netbird import validate_management_url, validate
 from provision.core.credentials.passwords import validate_password_hash
 from provision.core.credentials.sshkeys import AuthorizedKey, merge_keys
 from provision.core.spreadsheet import DELIMITERS, ascii_spelling, header_delimiter
-from provision.core.text import plural
+from provision.core.text import plural, shown
 from provision.errors import ExitCode, ProvisionError, UsageError
 from provision.secret import Secret
 
@@ -93,7 +93,7 @@ class ManifestError(UsageError):
     def __init__(self, path: Path, problems: list[tuple[str, str]], *, network: bool = False) -> None:
         rows = {where for where, _ in problems}
         lines = [f"{path}: {plural(len(rows), 'bad row')}; nothing was created:"]
-        lines += [f"  {where}: {reason}" for where, reason in problems]
+        lines += [f"  {where}: {shown(reason, cap=1000)}" for where, reason in problems]  # escaped: one line
         hint = "fix every row listed, then run the same command again"
         if network:  # a key source could not be fetched: the rows may be right and the network wrong (exit 1)
             hint = "fix every row listed (or the network, for a fetch that failed), then run the same command again"
@@ -359,7 +359,7 @@ def _key_entries(row: dict[str, str]) -> list[str]:
 def _row_keys(folder: Path, entry: str, files: KeysRead, fetched: KeysFetched | None) -> list[AuthorizedKey]:
     source = parse_key_source(entry) if is_remote_key_source(entry) else None
     if source is not None and fetched is None:
-        raise UsageError(f"{source.spec}: keys cannot be fetched here; give a key file")
+        raise UsageError(f"{source.shown}: keys cannot be fetched here; give a key file")
     found = files[folder / entry] if source is None else fetched[source.identity]  # type: ignore[index]
     if isinstance(found, ProvisionError):
         raise found

@@ -108,7 +108,7 @@ class Plan:
         """The source a key was fetched from, as the person wrote it (gh:alice), or None (a file, the image)."""
         for fetched in self.fetched:
             if any(k.blob == key.blob for k in fetched.keys):
-                return fetched.source.spec
+                return fetched.source.shown  # never a URL's query: it may hold a token
         return None
 
     @property

@@ -16,7 +16,6 @@ remounted read-write for the writes, stat calls are batched, and shutdown flushe
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -372,8 +371,7 @@ class Appliance:
             )
         if not self.readonly:
             for info in self.images:
-                with contextlib.suppress(OSError):
-                    hostfiles.fsync(info.path)
+                hostfiles.sync_image(info.path)  # a failure is never ignored: the writes may be lost
 
     def __enter__(self) -> Appliance:
         return self

@@ -158,8 +158,12 @@ class Launcher:
         g.set_backend_settings(["force_tcg"] if accel == "tcg" else ["force_kvm"])
         g.set_pgroup(True)  # keep the terminal's Ctrl-C away from qemu (see Appliance.launch())
         g.set_autosync(True)
-        for info in self.images:
+        for index, info in enumerate(self.images):
             g.add_drive_opts(str(info.path), readonly=self.readonly, format=info.format)
+            # qemu's default (werror=enospc) pauses the appliance when the host disk is full, and every call
+            # then waits forever: the appliance gets an I/O error instead, and the tool says so
+            for option in ("werror", "rerror"):
+                g.config("-set", f"drive.hd{index}.{option}=report")
         return g
 
     def _launch_once(self, accel: Literal["kvm", "tcg"], *, handle: Any = None) -> None:

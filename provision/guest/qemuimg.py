@@ -3,8 +3,10 @@ overlay pointed at a copy of its base and committed into it, a conversion into a
 needs, and whether another process holds an image's lock.
 
 Each run's failure is mapped here once: qemu-img missing, the terminal's Ctrl-C (QemuImgStopped), a full host
-disk, or qemu-img's own last line. The file a run was writing is removed whatever stops it. Every message that
-names the tool takes its name from QEMU_IMG (tests/test_architecture.py allows the string nowhere else).
+disk, or qemu-img's own last line. The file a run was writing is removed whatever stops it. qemu-img runs
+under umask 077: a file it creates is its owner's alone (callers create an image's file first, 0600, with
+host.writing.create_private). Every message that names the tool takes its name from QEMU_IMG
+(tests/test_architecture.py allows the string nowhere else).
 """
 
 from __future__ import annotations
@@ -136,7 +138,7 @@ def _run(args: Sequence[str], *, failed: str, target: Path | None = None, full: 
     (_Failed). `target` is removed on any failure, the exception in flight (KeyboardInterrupt) included."""
     try:
         return subprocess.run([QEMU_IMG, *args], capture_output=True, text=True, check=True,
-                              stdin=subprocess.DEVNULL, timeout=timeout).stdout
+                              stdin=subprocess.DEVNULL, timeout=timeout, umask=0o077).stdout
     except FileNotFoundError as exc:
         _remove(target)
         if exc.filename == QEMU_IMG:

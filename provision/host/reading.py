@@ -151,7 +151,7 @@ def read_key_sources(
     for item in given:
         if isinstance(item, KeySource):
             if fetch is None:
-                raise UsageError(f"{item.spec}: keys cannot be fetched here; give a key file")
+                raise UsageError(f"{item.shown}: keys cannot be fetched here; give a key file")
             served = fetch(item)
             fetched.append(served)
             item = list(served.keys)

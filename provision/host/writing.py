@@ -3,16 +3,21 @@ through a symbolic link, synced before it counts.
 
 - write_atomic: replace a file whole (batch's report.json and initial-passwords.csv, the KVM verdict cache);
 - create_exclusive: make a file that must not exist yet (a generated key pair);
-- fsync: make a file's or a folder's content durable (a renamed image, a folder's new entries).
+- create_private: an empty file, 0600 from its first instant, for another program (guest.qemuimg) to fill:
+  every working copy and output image (they hold the password hash, the host key, the Netbird setup key);
+- make_private_dirs: the folders the tool creates, 0700 whatever the umask;
+- fsync: make a file's or a folder's content durable (a renamed image, a folder's new entries); sync_image
+  the same for an image the appliance wrote, its failure never ignored.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from pathlib import Path
 
-from provision.errors import UsageError
+from provision.errors import ProvisionError, UsageError
 
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -24,6 +29,17 @@ def fsync(path: Path | str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def sync_image(path: Path | str) -> None:
+    """fsync an image the appliance wrote: a failure (EIO) may have lost its writes, so it is a ProvisionError,
+    never ignored; a file that cannot be synced at all (EINVAL) has nothing to flush."""
+    try:
+        fsync(path)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise ProvisionError(f"{path} could not be written out to the host disk ({exc.strerror}); the image "
+                                 "may not be complete", hint="check the host disk, then run again") from None
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -42,6 +58,28 @@ def create_exclusive(path: Path, data: bytes, mode: int) -> None:
         _write_all(fd, data)
     finally:
         os.close(fd)
+
+
+def create_private(path: Path) -> None:
+    """An empty file at `path`, readable and writable by its owner only from its first instant, whatever the
+    umask: never an existing file, never through a link (FileExistsError). The image tool then writes into it
+    (it truncates, it keeps the mode)."""
+    os.close(os.open(path, _NEW_FILE, 0o600))
+
+
+def make_private_dirs(path: Path) -> None:
+    """`path` and each missing folder above it, created 0700 (an existing one is left as it is)."""
+    missing = []
+    for folder in (path, *path.parents):
+        if os.path.lexists(folder):
+            break  # a file there: the mkdir below says "Not a directory", naming it
+        missing.append(folder)
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, 0o700)
+        except FileExistsError:
+            if not os.path.isdir(folder):  # made meanwhile by another run: a folder is fine
+                raise
 
 
 def write_atomic(path: Path, data: bytes, *, mode: int = 0o600) -> None:

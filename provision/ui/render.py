@@ -145,7 +145,7 @@ def render_fetched(fetched: Sequence[FetchedKeys]) -> list[str]:
     and each key as ssh-keygen -l shows it."""
     lines = []
     for served in fetched:
-        lines.append(f"SSH keys fetched from {served.source.spec} ({display_url(served.final_url)}), "
+        lines.append(f"SSH keys fetched from {served.source.shown} ({display_url(served.final_url)}), "
                      "each checked like a key file's line:")
         lines += [f"  {key.describe()}" for key in served.keys]
     return lines

@@ -483,7 +483,7 @@ class _Wizard:
                 self.ask(KEYS, names=("ssh_key_import",))
                 continue
             url = display_url(self.imported.final_url)
-            self.say(f"Fetched {plural(len(self.imported.keys), 'key')} from {self.imported.source.spec} ({url}).")
+            self.say(f"Fetched {plural(len(self.imported.keys), 'key')} from {self.imported.source.shown} ({url}).")
             picked = set(self.ask(KEYS, names=("ssh_key_import_pick",))["ssh_key_import_pick"])
             keys = tuple(key for key in self.imported.keys if key.fingerprint in picked)
             if keys:

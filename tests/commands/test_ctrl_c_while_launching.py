@@ -132,7 +132,7 @@ def test_batch_stops_its_launch_at_once_on_any_number_of_ctrl_c(sample_disk, tmp
     assert_stopped_cleanly(run)
     assert "0 image(s) made, 2 not made; no partial image is left" in run["stderr"], run
     assert sorted(p.name for p in out.iterdir()) == [
-        ".zvm-provision-batch.lock", "initial-passwords.csv", "report.json"]  # no image, no temporary copy
+        ".zvm-provision-batch.key", ".zvm-provision-batch.lock", "report.json"]  # no image, no copy, no password
     assert processes_naming(out) == []
     assert sha256(sample_disk) == before
 

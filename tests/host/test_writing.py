@@ -69,3 +69,43 @@ def test_write_atomic_never_writes_through_a_link_at_its_temporary_name(tmp_path
     (tmp_path / ".out.tmp").symlink_to(victim)  # unlinked first: the link goes, its target stays
     hostfiles.write_atomic(tmp_path / "out", b"data")
     assert victim.read_text() == "untouched" and (tmp_path / "out").read_bytes() == b"data"
+
+
+@pytest.mark.parametrize("mask", [0o000, 0o022])
+def test_create_private_is_0600_exclusive_and_never_through_a_link(tmp_path, mask):
+    old = os.umask(mask)
+    try:
+        hostfiles.create_private(tmp_path / "image")
+        hostfiles.make_private_dirs(tmp_path / "new" / "deeper")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.lstat(tmp_path / "image").st_mode) == 0o600
+    assert [stat.S_IMODE(os.lstat(p).st_mode) for p in (tmp_path / "new", tmp_path / "new" / "deeper")] == [
+        0o700, 0o700]
+    victim = tmp_path / "victim"
+    victim.write_text("untouched")
+    (tmp_path / "planted").symlink_to(victim)
+    for taken in (tmp_path / "image", tmp_path / "planted"):
+        with pytest.raises(FileExistsError):
+            hostfiles.create_private(taken)
+    assert victim.read_text() == "untouched"
+
+
+def test_make_private_dirs_under_a_file_names_it(tmp_path):
+    (tmp_path / "a-file").write_text("not a folder\n")
+    with pytest.raises(NotADirectoryError):
+        hostfiles.make_private_dirs(tmp_path / "a-file" / "images")
+
+
+def test_an_fsync_failure_of_a_written_image_is_an_error(tmp_path, monkeypatch):
+    from provision.errors import ProvisionError
+
+    image = tmp_path / "disk.qcow2"
+    image.write_bytes(b"")
+
+    def failing(path):
+        raise OSError(5, os.strerror(5), str(path))
+
+    monkeypatch.setattr(hostfiles, "fsync", failing)
+    with pytest.raises(ProvisionError, match="could not be written out to the host disk"):
+        hostfiles.sync_image(image)

@@ -12,6 +12,7 @@ from provision.commands.certoptions import CertFlags
 from provision.core.credentials.sshkeys import AuthorizedKey, key_summary
 from provision.core.outputformat import OutputRecord, OutputSpec
 from provision.core.manifest import Manifest, User
+from provision.core.rowdigest import DIGEST_FIELD
 from provision.describe import describe
 from provision.guest.launch import Accel
 
@@ -62,6 +63,7 @@ class UserResult:
     netbird_management_url: str | None = None
     output: OutputRecord | None = None  # format, size, sha256 of the image under its final name
     host_certificate: dict[str, Any] | None = None  # serial, principals, the @cert-authority line (--host-ca)
+    row_digest: str | None = None  # what the row asks, keyed (core.rowdigest): never a secret
 
     def to_json(self, overlay: bool, base: Path) -> dict[str, Any]:
         """This user's entry in report.json: no secret, no exception's text."""
@@ -81,6 +83,7 @@ class UserResult:
             **OutputRecord.json_fields(self.output),  # what a recipient verifies a download against
             "hostname": self.user.hostname,
             "host_certificate": self.host_certificate,
+            DIGEST_FIELD: self.row_digest,
         }
 
 

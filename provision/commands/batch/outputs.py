@@ -14,13 +14,15 @@ import csv
 import io
 import json
 import os
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from provision.host import writing as hostfiles
 from provision.commands.batch.model import BatchOptions, UserResult, UserStatus, passwords_name, report_name
 from provision.core.manifest import Manifest
+from provision.core.rowdigest import DIGEST_FIELD
 from provision.core.spreadsheet import safe_cell, unsafe_cell
 from provision.errors import ProvisionError
 
@@ -31,6 +33,38 @@ def write_passwords(out_dir: Path, plain: dict[str, str], shard: tuple[int, int]
     path = out_dir / passwords_name(shard)
     kept = [(name, password) for name, password in read_passwords(path) if name not in plain]
     return write_password_rows(path, [*kept, *plain.items()])
+
+
+class PasswordRows:
+    """initial-passwords.csv (or the shard's) written row by row, each just before its image takes its final
+    name (`placing`), so that a row never hands over a password that no image in place accepts: an image that
+    fails, or is not reached, leaves the earlier row (and the earlier image) as they were. The chunks' threads
+    share one; the run's lock keeps other processes out."""
+
+    def __init__(self, out_dir: Path, plain: dict[str, str], shard: tuple[int, int] | None) -> None:
+        self.path = out_dir / passwords_name(shard)
+        self._out_dir, self._plain, self._shard = out_dir, plain, shard
+        self._lock = threading.Lock()
+        if plain:
+            read_passwords(self.path)  # a file that is not ours is refused before any image is made
+
+    @contextlib.contextmanager
+    def placing(self, name: str) -> Iterator[None]:
+        """Around the rename that puts `name`'s image in place: its new row is written first; if the rename
+        fails, the earlier row (or none) is put back."""
+        if name not in self._plain:
+            yield
+            return
+        with self._lock:
+            earlier = dict(read_passwords(self.path)).get(name)
+            write_passwords(self._out_dir, {name: self._plain[name]}, self._shard)
+        try:
+            yield
+        except BaseException:
+            with self._lock:
+                rows = [(n, p) for n, p in read_passwords(self.path) if n != name]
+                write_password_rows(self.path, rows + ([(name, earlier)] if earlier is not None else []))
+            raise
 
 
 def drop_stale_passwords(
@@ -88,16 +122,29 @@ def write_report(
     kept = []
     if options.shard is None:  # a shard's report holds its own slice only: batch-report must see each row once
         kept = [entry for name, entry in read_report_entries(out_dir).items() if name not in mine]
+    earlier = read_report_entries(out_dir, options.shard)
     data = {
         "base": str(options.base.absolute()),
         "overlay": options.overlay,
         "interrupted": interrupted,  # Ctrl-C stopped the run: see each user's status
         "manifest": manifest_json(manifest),
         "shard": None if options.shard is None else {"index": options.shard[0], "count": options.shard[1]},
-        "users": [*kept, *(r.to_json(options.overlay, options.base.absolute()) for r in results)],
+        "users": [*kept, *(_entry(r, options, earlier.get(r.user.name)) for r in results)],
     }
     hostfiles.write_atomic(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"), mode=0o644)
     return path
+
+
+# What an entry says of the image made: where no image was made, the earlier entry's words still hold for the
+# image left in place (or none is known: a later run then makes it again).
+_MADE_AS = ("overlay_of", "password", DIGEST_FIELD)
+
+
+def _entry(result: UserResult, options: BatchOptions, earlier: dict[str, Any] | None) -> dict[str, Any]:
+    entry = result.to_json(options.overlay, options.base.absolute())
+    if result.status not in (UserStatus.SEEDED, UserStatus.SKIPPED):
+        entry.update({field: (earlier or {}).get(field) for field in _MADE_AS})
+    return entry
 
 
 def manifest_json(manifest: Manifest) -> dict[str, object]:

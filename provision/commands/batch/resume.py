@@ -22,6 +22,7 @@ from provision.core.contractcheck import check_image_contract
 from provision.core.inspection import InspectReport
 from provision.core.layout import load_layout
 from provision.core.manifest import User
+from provision.core.rowdigest import DIGEST_FIELD, same_row
 from provision.errors import ProvisionError
 from provision.guest.appliance import Appliance
 from provision.guest.convert import record_output
@@ -33,18 +34,21 @@ from provision.guest.report import inspect_disk
 def check_existing(
     users: Sequence[User], out_dir: Path, results: dict[str, UserResult], accel: Accel, max_disks: int,
     output: OutputSpec = OutputSpec(), shard: tuple[int, int] | None = None, *, progress: BatchProgress,
-    debug: bool = False,
+    debug: bool = False, overlay_of: str | None = None,
 ) -> Iterator[tuple[User, list[str]]]:
     """Yield (user, problems) for each existing output; no problems means complete for this manifest (and its
     result then holds the image's size and sha256). `progress` is told what a launch says as it happens."""
     recorded = read_report_entries(out_dir, shard)  # a shard reads its own report-K-of-N.json
     if not output.inspectable:
         for user in users:
-            yield user, _judge_by_report(recorded.get(user.name), user, results[user.name], output)
+            entry = recorded.get(user.name)
+            yield user, (recorded_problems(entry, user, results[user.name], overlay_of)
+                         or _judge_by_report(entry, user, results[user.name], output))
         return
     for user, problems in _inspect_existing(users, out_dir, results, accel, max_disks, progress, debug):
         if not problems:
-            problems = format_problems(recorded.get(user.name), output)
+            entry = recorded.get(user.name)
+            problems = format_problems(entry, output) or recorded_problems(entry, user, results[user.name], overlay_of)
         if not problems:
             results[user.name].output = record_output(results[user.name].image, output)
         yield user, problems
@@ -124,6 +128,27 @@ def format_problems(entry: dict[str, Any] | None, output: OutputSpec) -> list[st
         return []
     was = OutputSpec(output.format, bool(entry.get("compressed") or False))
     return [] if was == output else [f"it was written as {was.describe()}; this run asks for {output.describe()}"]
+
+
+def recorded_problems(entry: dict[str, Any] | None, user: User, result: UserResult, overlay_of: str | None,
+                      ) -> list[str]:
+    """Does the row still ask what the image was made for? The earlier run's entry says what it was made as
+    (overlay or standalone, a generated or given password) and, keyed (core.rowdigest), every input of its
+    row: a changed Netbird setup key or password hash shows only there. No entry: nothing to say."""
+    if entry is None:
+        return []
+    problems = []
+    if entry.get("overlay_of") != overlay_of:
+        problems.append("it is an overlay of the base, and this run asks for a standalone image" if overlay_of is None
+                        else "it is not an overlay of this base, and this run asks for one")
+    if entry.get("password") == "given" and user.password_hash is None:
+        problems.append("it holds a given password hash, and this row asks for a generated password")
+    if problems:
+        return problems
+    if DIGEST_FIELD in entry and not same_row(entry[DIGEST_FIELD], result.row_digest or ""):
+        problems.append("its manifest row changed since it was made (a password hash, a Netbird setup key, "
+                        "the base or the format)")
+    return problems
 
 
 def _judge_by_report(entry: dict[str, Any] | None, user: User, result: UserResult, output: OutputSpec) -> list[str]:

@@ -7,16 +7,17 @@ How a run goes:
    stops the run before anything is written.
 2. Outputs that already exist are checked in one read-only appliance (resume.py): complete ones are skipped
    unless --force, the others are made again.
-3. Generated passwords are written to DIR/initial-passwords.csv (outputs.py, 0600 from its creation) before
-   any image carrying them gets its final name, and hashed in a process pool while the copies and the launch
-   go on.
+3. Generated passwords are hashed in a process pool while the copies and the launch go on; each is written
+   to DIR/initial-passwords.csv (outputs.py, 0600 from its creation) just before its image gets its final
+   name, so an image that fails or is not reached leaves the earlier row and image as they were.
 4. The free space is checked (_check_space), then images are made in chunks (worker.py) of up to
-   MAX_DISKS_PER_APPLIANCE disks: each chunk's overlays of the base are made under hidden temporary names, all
-   of them added to ONE appliance (clones share labels and UUIDs: each disk's persist is found by its device)
-   and seeded one after the other through commands.seed.apply.run_seed (the one seeding path) while the copies
-   of the base are made behind the launch; only after the appliance shut down cleanly is each overlay committed
-   into its copy (or converted) and renamed to DIR/<name>.qcow2. So a file under its final name is always a
-   complete image. --jobs chunks run in parallel threads (launch releases the GIL).
+   MAX_DISKS_PER_APPLIANCE disks: each chunk's overlays of the base are made under hidden temporary names
+   (0600, exclusively: commands.workcopy), all of them added to ONE appliance (clones share labels and UUIDs:
+   each disk's persist is found by its device) and seeded one after the other through
+   commands.seed.apply.run_seed (the one seeding path) while the copies of the base are made behind the
+   launch; only after the appliance shut down cleanly is each overlay committed into its copy (or converted)
+   and renamed to DIR/<name>.qcow2. So a file under its final name is always a complete image. --jobs chunks
+   run in parallel threads (launch releases the GIL).
 5. DIR/report.json records every user: no secrets in it. A shard (--shard K/N) writes report-K-of-N.json and
    initial-passwords-K-of-N.csv instead, so that the shards of one roll-out can share DIR at the same time
    (lock.py: a run owns its rows' images and its own files, not the folder); batch-report merges them.
@@ -51,19 +52,22 @@ from provision.commands.batch.model import (
     passwords_name,
     report_name,
 )
-from provision.commands.batch.outputs import drop_stale_passwords, write_passwords, write_report
+from provision.commands.batch.outputs import PasswordRows, drop_stale_passwords, write_report
 from provision.commands.batch.resume import check_existing
+from provision.commands.batch.rowkey import folder_key
 from provision.commands.batch.worker import Cancel, ChunkWorker, Hasher
 from provision.commands.workcopy import copies_share_blocks, remove_leftovers
 from provision.core.credentials.passwords import generate_password
 from provision.core.disk import ImageInfo
 from provision.core.outputformat import OutputSpec, check_overlay
 from provision.core.manifest import User
+from provision.core.rowdigest import row_digest
 from provision.core.text import human_size
 from provision.errors import ExitCode, ProvisionError, UsageError
 from provision.fetch.forgekeys import KeyFetcher
 from provision.guest import qemuimg
 from provision.guest.diskformat import probe_image, require_image_file
+from provision.host.writing import make_private_dirs
 
 MIN_DISKS_PER_APPLIANCE = 4  # below this, a second appliance costs more than it saves
 MAX_AUTO_JOBS = 4
@@ -85,11 +89,16 @@ def run_batch(options: BatchOptions, progress: BatchProgress) -> BatchResult:
     base_info = probe_image(options.base)
     out_dir = _check_out_dir(options.out_dir, users, base_info, options.output)
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(out_dir)  # 0700: it will hold images and initial-passwords.csv
     results = {u.name: UserResult(u, image_path(out_dir, u, options.output)) for u in users}
     interrupted = False
-    owned = [u.image_name for u in users] + [report_name(options.shard), passwords_name(options.shard)]
+    owned = [image_path(out_dir, u, options.output).name for u in users]  # alice.raw with --format raw
+    owned += [report_name(options.shard), passwords_name(options.shard)]
     with OutputLock(out_dir, owned):
+        key = folder_key(out_dir)
+        for user in users:
+            results[user.name].row_digest = row_digest(key, user, overlay_of=_overlay_of(options),
+                                                       output=options.output)
         try:
             _make_images(options, users, base_info, out_dir, results, progress)
         except KeyboardInterrupt:
@@ -137,7 +146,7 @@ def _make_images(
         progress.phase(None, f"checking {len(existing)} existing image(s) (resume; --force makes them again)")
         for user, problems in check_existing(existing, out_dir, results, options.accel, options.max_disks,
                                              options.output, options.shard, progress=progress,
-                                             debug=options.debug):
+                                             debug=options.debug, overlay_of=_overlay_of(options)):
             if problems:
                 results[user.name].redone = "; ".join(problems[:MAX_REASONS]) + (
                     f"; and {len(problems) - MAX_REASONS} more" if len(problems) > MAX_REASONS else "")
@@ -155,8 +164,7 @@ def _make_images(
 
     _check_space(base_info, out_dir, len(todo), options.overlay, options.output.converted)
     plain = {u.name: generate_password() for u in todo if u.password_hash is None}
-    if plain:
-        write_passwords(out_dir, plain, options.shard)
+    rows = PasswordRows(out_dir, plain, options.shard)  # each row written as its image is put in place
     with Hasher(plain) as hasher:
         jobs, chunks = plan_chunks(len(todo), options.jobs, options.max_disks)
         progress.start(len(todo))
@@ -165,11 +173,16 @@ def _make_images(
             + (f"; {len(users) - len(todo)} already complete" if len(users) > len(todo) else "")
         )
         cancel = Cancel(progress)
-        worker = ChunkWorker(options, base_info, out_dir, results, hasher, progress, cancel)
+        worker = ChunkWorker(options, base_info, out_dir, results, hasher, progress, cancel, rows)
         batches = [todo[start:end] for start, end in chunks]
         with concurrent.futures.ThreadPoolExecutor(jobs, thread_name_prefix="zvm-batch") as pool:
             futures = [pool.submit(worker.run, number, batch) for number, batch in enumerate(batches, 1)]
             cancel.wait_for(futures)
+
+
+def _overlay_of(options: BatchOptions) -> str | None:
+    """The base an image of this run is an overlay of, as report.json records it (None: standalone)."""
+    return str(options.base.absolute()) if options.overlay else None
 
 
 def plan_chunks(count: int, jobs: int, max_disks: int) -> tuple[int, list[tuple[int, int]]]:

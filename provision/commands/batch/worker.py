@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from provision.host import writing as hostfiles
+from provision.commands.batch.outputs import PasswordRows
 from provision.commands.batch.model import (
     BatchOptions,
     BatchProgress,
@@ -242,7 +243,8 @@ class _Disk:
 
 class ChunkWorker:
     def __init__(self, options: BatchOptions, base: ImageInfo, out_dir: Path, results: dict[str, UserResult],
-                 hasher: Hasher, progress: BatchProgress, cancel: Cancel) -> None:
+                 hasher: Hasher, progress: BatchProgress, cancel: Cancel, rows: PasswordRows | None = None,
+                 ) -> None:
         self.options = options
         self.base = base
         self.out_dir = out_dir
@@ -250,6 +252,7 @@ class ChunkWorker:
         self.hasher = hasher
         self.progress = progress
         self.cancel = cancel
+        self.rows = rows  # the generated passwords' rows, each written as its image is put in place
         self.counted: set[str] = set()  # users the progress bar has counted
 
     def fail(self, user: User, message: str) -> None:
@@ -377,7 +380,8 @@ class ChunkWorker:
         if committed:
             work.commit_seeding()
         seeded = work.seeding if output.converted and not self.options.overlay else None
-        work.finish(output, convert=output.converted, replace=True, seeded=seeded)
+        placing = self.rows.placing(user.name) if self.rows is not None else contextlib.nullcontext()
+        work.finish(output, convert=output.converted, replace=True, seeded=seeded, placing=placing)
         result = self.results[user.name]
         result.output = record_output(work.final, output)
         result.status = UserStatus.SEEDED

@@ -33,14 +33,12 @@ from provision.core.apply import apply_and_verify
 from provision.core.credentials.certificates import host_certificate_summary
 from provision.core.credentials.sshkeys import AuthorizedKey, key_summary
 from provision.core.disk import ImageInfo
-from provision.core.outputformat import OutputSpec
 from provision.core.fleetkeys import KeyChange, request_for, unchanged_reason, unmatched
 from provision.core.layout import load_layout
 from provision.core.plan import build_plan
 from provision.core.state import read_state
 from provision.errors import ExitCode, ProvisionError, UsageError
 from provision.guest.appliance import Appliance
-from provision.guest.convert import convert_image
 from provision.guest.diskformat import probe_image
 from provision.guest.launch import Accel
 
@@ -156,9 +154,10 @@ class _Keys:
         """In place: the image itself. --out-dir: a qcow2 copy under a hidden name, renamed once complete."""
         if self.options.out_dir is None or self.options.dry_run:
             return info
-        partial = _partial(self.results[path].output)
-        convert_image(info.path, info.format, partial, OutputSpec())  # a plain qcow2, synced
-        return probe_image(partial)
+        work = WorkCopy(self.results[path].output)
+        work.remove()  # a killed run's, or anything planted under the name: this run holds its lock
+        work.copy(info)  # a plain qcow2, synced, created 0600 and exclusively
+        return probe_image(work.partial)
 
     def disk(self, appliance: Appliance, index: int, path: Path, info: ImageInfo) -> None:
         result = self.results[path]
@@ -223,7 +222,7 @@ def run_keys(options: KeysOptions, progress: BatchProgress, report_path: Path | 
     results = {path: ImageResult(path, _output(path, out_dir)) for path in options.images}
     _check_outputs(list(results.values()), out_dir)
     if out_dir is not None and not options.dry_run:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        hostfiles.make_private_dirs(out_dir)
     if report_path is None and out_dir is not None and not options.dry_run:
         report_path = out_dir / REPORT_FILE
     interrupted = False
@@ -266,12 +265,13 @@ def _partial(output: Path) -> Path:
 
 
 def _owned(results: Sequence[ImageResult] | Any, report_path: Path | None) -> dict[Path, list[str]]:
-    """The files this run writes, by folder: their names are its lock bytes there (batch.lock)."""
+    """The files this run writes, by folder: their names are its lock bytes there (batch.lock). A file is
+    named by its real path: an image reached through a symbolic link is locked where it is, as the batch
+    run that writes it there locks it."""
     owned: dict[Path, list[str]] = {}
-    for result in results:
-        owned.setdefault(result.output.absolute().parent, []).append(result.output.name)
-    if report_path is not None:
-        owned.setdefault(report_path.absolute().parent, []).append(report_path.name)
+    for path in [*(result.output for result in results), *([report_path] if report_path is not None else [])]:
+        real = Path(os.path.realpath(path))
+        owned.setdefault(real.parent, []).append(real.name)
     return owned
 
 

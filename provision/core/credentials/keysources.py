@@ -92,6 +92,12 @@ class KeySource:
         return f"{self.forge} user {self.user}" if self.forge else display_url(self.url)
 
     @property
+    def shown(self) -> str:
+        """The source as messages and the plan show it: as written (gh:alice), a URL without its query (it may
+        hold a token: ?private_token=...) through core.urls.display_url."""
+        return self.spec if self.forge else display_url(self.url)
+
+    @property
     def identity(self) -> str:
         """Equal for sources that name the same keys: forge user names are case-insensitive."""
         if self.forge and self.user:
@@ -110,7 +116,7 @@ class FetchedKeys:
 
     def describe(self) -> list[str]:
         """One line per key: what ssh-keygen -l prints, then where it came from."""
-        return [f"{key.describe()}, from {self.source.spec}" for key in self.keys]
+        return [f"{key.describe()}, from {self.source.shown}" for key in self.keys]
 
 
 def is_remote_key_source(text: str) -> bool:

@@ -155,8 +155,8 @@ def test_resume_skips_complete_images_and_makes_the_failed_one_and_the_unsafe_on
     assert info["backing-filename"] == str(roll_out["base"].absolute())
     assert info["backing-filename-format"] == "qcow2"
     leftovers = sorted(p.name for p in out.iterdir())
-    assert leftovers == [".zvm-provision-batch.lock", "alice.qcow2", "bob.qcow2", "carol.qcow2", "dave.qcow2",
-                         "initial-passwords.csv", "report.json"]
+    assert leftovers == [".zvm-provision-batch.key", ".zvm-provision-batch.lock", "alice.qcow2", "bob.qcow2",
+                         "carol.qcow2", "dave.qcow2", "initial-passwords.csv", "report.json"]
 
 
 @pytest.mark.appliance

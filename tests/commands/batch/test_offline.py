@@ -235,8 +235,9 @@ def test_ctrl_c_between_two_disks_keeps_the_finished_image_and_reports_the_other
     # got its final name
     assert len(closed_with) == 1 and {".alice.qcow2.seeding", ".bob.qcow2.seeding"} <= set(closed_with[0])
     assert set(closed_with[0]) <= {".alice.qcow2.seeding", ".bob.qcow2.seeding", ".alice.qcow2.partial",
-                                   ".bob.qcow2.partial", ".zvm-provision-batch.lock"}
-    assert sorted(p.name for p in out.iterdir()) == [".zvm-provision-batch.lock", "alice.qcow2", "report.json"]
+                                   ".bob.qcow2.partial", ".zvm-provision-batch.key", ".zvm-provision-batch.lock"}
+    assert sorted(p.name for p in out.iterdir()) == [".zvm-provision-batch.key", ".zvm-provision-batch.lock",
+                                                     "alice.qcow2", "report.json"]
     report = json.loads((out / "report.json").read_text())
     assert report["interrupted"] is True
     assert [(u["name"], u["status"], u["error"]) for u in report["users"]] == [
@@ -279,8 +280,8 @@ def test_a_row_that_now_gives_its_own_hash_drops_its_generated_password(folder, 
     _, users = read_report(folder)
     assert (users["alice"]["password"], users["bob"]["password"]) == ("given", "generated")
     leftovers = sorted(p.name for p in (folder / "out").iterdir())
-    assert leftovers == [".zvm-provision-batch.lock", "alice.qcow2", "bob.qcow2", "initial-passwords.csv",
-                         "report.json"]  # written atomically: no temporary file left
+    assert leftovers == [".zvm-provision-batch.key", ".zvm-provision-batch.lock", "alice.qcow2", "bob.qcow2",
+                         "initial-passwords.csv", "report.json"]  # written atomically: no temporary file left
 
 
 def test_when_the_new_image_fails_the_old_one_keeps_its_password_in_the_file(folder, stand_in, monkeypatch):
@@ -365,6 +366,42 @@ def test_plain_progress_prints_each_step_once_as_a_line():
 
 
 # -- the out-dir lock ------------------------------------------------------------------------------
+
+
+def test_a_cell_with_a_line_break_keeps_the_refusal_one_line_per_problem(folder):
+    """A quoted CSV cell may hold a newline: the missing key file's name split the problem over two lines, so
+    the second read as a line of its own (and a script counting problems by line miscounted)."""
+    manifest = folder / "staff.csv"
+    manifest.write_text('name,ssh_keys,password_hash\nalice,"alice\nextra line.pub",\nbob,"bob\rx.pub",\n')
+    manifest.chmod(0o600)
+    result = subprocess.run(
+        [sys.executable, "-m", "provision", "batch", str(manifest), "--base", str(folder / "base.qcow2"),
+         "--out-dir", str(folder / "out"), "--accel", "tcg"],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "ZVM_PROVISION_ACCEL": "tcg"},
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0].endswith("2 bad rows; nothing was created:") and lines[-1].startswith("hint:")
+    assert lines[1:-1] == [f"  line 2: SSH key file {folder}/alice\\nextra line.pub: no such file",
+                           f"  line 4: SSH key file {folder}/bob\\rx.pub: no such file"]
+    assert not (folder / "out").exists()
+
+
+def test_batch_with_format_raw_locks_the_raw_images_it_writes(folder):
+    """batch --format raw writes alice.raw: it locked alice.qcow2, so a keys run on DIR/alice.raw (which locks
+    alice.raw) and this batch wrote one image at once. The real command is refused while alice.raw is held."""
+    manifest(folder, {"alice": None})
+    out = folder / "out"
+    out.mkdir()
+    with lock.OutputLock(out, ["alice.raw"]):  # as `keys DIR/alice.raw` holds it
+        result = subprocess.run(
+            [sys.executable, "-m", "provision", "batch", str(folder / "staff.csv"), "--base",
+             str(folder / "base.qcow2"), "--out-dir", str(out), "--format", "raw", "--accel", "tcg"],
+            capture_output=True, text=True, timeout=600, env={**os.environ, "ZVM_PROVISION_ACCEL": "tcg"},
+        )
+    assert result.returncode == 4, result.stderr
+    assert f"is writing to {out}: alice.raw" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == [".zvm-provision-batch.lock"]
 
 
 def test_a_second_batch_on_a_locked_out_dir_is_refused_with_exit_4_and_touches_nothing(folder):

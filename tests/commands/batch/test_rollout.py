@@ -203,7 +203,7 @@ def test_the_readme_shards_run_at_once_into_one_folder_and_each_says_where_its_s
     assert rollout["at_once"] == rollout["pids"]
     out = rollout["out"]
     assert sorted(p.name for p in out.iterdir()) == [
-        ".zvm-provision-batch.lock", "alice.qcow2", "bob.qcow2", "carol.qcow2",
+        ".zvm-provision-batch.key", ".zvm-provision-batch.lock", "alice.qcow2", "bob.qcow2", "carol.qcow2",
         "initial-passwords-1-of-3.csv", "initial-passwords-3-of-3.csv", "initial-passwords.csv",
         "report-1-of-3.json", "report-2-of-3.json", "report-3-of-3.json", "report.json"]
     for index, name in enumerate(NAMES, 1):

@@ -190,7 +190,8 @@ def test_two_appliances_at_once_make_correct_independent_images_and_the_out_dir_
     users = {u["name"]: u for u in report["users"]}
     assert {name: u["status"] for name, u in users.items()} == {"erin": "seeded", "frank": "seeded"}
     assert sorted(p.name for p in out.iterdir()) == [
-        ".zvm-provision-batch.lock", "erin.qcow2", "frank.qcow2", "initial-passwords.csv", "report.json"]
+        ".zvm-provision-batch.key", ".zvm-provision-batch.lock", "erin.qcow2", "frank.qcow2",
+        "initial-passwords.csv", "report.json"]
 
     # each image is complete and holds only its own user's key, password and identity
     generated = dict(row.split(",", 1) for row in (out / "initial-passwords.csv").read_text().splitlines()[1:])
@@ -250,7 +251,7 @@ def test_ctrl_c_while_the_appliance_starts_exits_130_leaving_no_partial_image(sa
     assert "stopping (Ctrl-C)" in text
     assert "stopped by Ctrl-C: 0 image(s) made, 2 not made; no partial image is left." in flat(text)
     assert sorted(p.name for p in out.iterdir()) == [
-        ".zvm-provision-batch.lock", "initial-passwords.csv", "report.json"]  # no image, no temporary copy
+        ".zvm-provision-batch.key", ".zvm-provision-batch.lock", "report.json"]  # no image, no copy, no password
     report = json.loads((out / "report.json").read_text())
     assert report["interrupted"] is True
     assert [(u["name"], u["status"], u["error"]) for u in report["users"]] == [

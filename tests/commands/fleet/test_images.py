@@ -94,6 +94,21 @@ def test_keys_waits_for_no_batch_run_writing_its_images(tmp_path: Path):
     assert "alice.qcow2" in result.stderr and image.read_bytes() == b""
 
 
+def test_keys_on_a_link_to_an_image_locks_the_image_where_it_is(tmp_path: Path):
+    """keys on a symbolic link to DIR/alice.qcow2 took the lock in the link's folder, under the link's name: a
+    batch run writing DIR/alice.qcow2 did not exclude it. The real file's lock byte is the one taken."""
+    real = tmp_path / "out"
+    real.mkdir()
+    image = touch(real / "alice.qcow2")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "laptop.qcow2").symlink_to(image)
+    with OutputLock(real, ["alice.qcow2"]):  # as the batch run writing it holds it
+        result = zvm("keys", elsewhere / "laptop.qcow2", "--remove-key", "bob@laptop")
+    assert result.returncode == 4, result.stderr
+    assert f"is writing to {real}: alice.qcow2" in result.stderr and image.read_bytes() == b""
+
+
 def test_keys_refused_by_the_folder_s_lock_does_not_claim_the_holder_is_a_batch(tmp_path: Path):
     """The lock does not say which command holds it: batch, keys and batch-report all take it, so the refusal
     names them all (it said "another zvm-provision batch", also when another keys run was the holder)."""

@@ -253,6 +253,22 @@ def test_seed_behind_a_proxy_fetches_through_it_and_the_keys_land(forge, proxies
         assert fs.read_file("/home/zvm/.ssh/authorized_keys").decode() == served + "\n"
 
 
+@pytest.mark.appliance
+def test_a_token_in_a_key_source_url_is_never_printed(forge, sample_disk):
+    """`--ssh-key https://host/keys?private_token=T`: the fetched-keys line, the plan's key lines and the JSON
+    plan printed the URL whole beside the display URL that hides its query. Shown as display_url shows it."""
+    token = "glpat-Zvm7TokenNeverShown91"
+    serve(forge, "/team/keys.txt", lines(bare(public_line())))
+    url = f"{forge.url}/team/keys.txt?private_token={token}"
+    before = sha256(sample_disk)
+    for extra in ([], ["--json"]):
+        result = zvm("seed", str(sample_disk), "--no-password", "--ssh-key", url, "--dry-run", *extra)
+        assert result.returncode == 0, result.stderr
+        assert token not in result.stdout + result.stderr
+        assert f"{forge.url}/team/keys.txt?..." in result.stdout
+    assert sha256(sample_disk) == before
+
+
 def test_batch_behind_a_proxy_that_refuses_exits_1_before_any_copy_naming_the_proxy(forge, proxies, image,
                                                                                      tmp_path, monkeypatch):
     proxy = proxies.start(status=403)

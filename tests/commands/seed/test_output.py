@@ -277,7 +277,8 @@ def test_batch_format_vmdk_writes_vmdk_images_recorded_with_size_and_sha256(batc
 @pytest.mark.appliance
 def test_batch_failed_conversion_leaves_no_final_name_and_no_temporary_copy(batch_formats):
     assert batch_formats["first_files"] == [
-        ".zvm-provision-batch.lock", "alice.vmdk", "bob.vmdk", "initial-passwords.csv", "report.json"]
+        ".zvm-provision-batch.key", ".zvm-provision-batch.lock", "alice.vmdk", "bob.vmdk", "initial-passwords.csv",
+        "report.json"]
 
 
 @pytest.mark.appliance
@@ -300,7 +301,7 @@ def test_batch_format_raw_writes_raw_images_recorded_with_size_and_sha256(batch_
     entry = report_entries(out)["dave"]
     assert entry["status"] == "seeded"
     assert_entry_matches_file(entry, out / "dave.raw", "raw")
-    assert leftovers(out) == [".zvm-provision-batch.lock"]
+    assert leftovers(out) == [".zvm-provision-batch.key", ".zvm-provision-batch.lock"]
 
 
 @pytest.mark.parametrize("option", [["--compress"], ["--format", "raw"], ["--format", "vdi"]])
