@@ -149,7 +149,7 @@ def copy_base(base: ImageInfo, target: Path) -> None:
 
 
 def create_working_file(path: Path) -> None:
-    """A hidden working file, empty, exclusively and 0600 (host.writing.create_private), for qemu-img to fill."""
+    """A hidden working file, empty, exclusively and 0600 (host.writing.create_private), for guest.qemuimg to fill."""
     try:
         create_private(path)
     except FileExistsError:
