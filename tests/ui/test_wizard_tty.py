@@ -16,11 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from provision.core.layout import load_layout
 from tests.commands.test_ctrl_c_while_launching import left_running, qemu_pids_under
 from tests.support.files import sha256
 from tests.support.held_writes import HOLD_WRITES_ENV
 from tests.support.keyfactory import public_line
 from tests.support.onscreen import flat, wrapped
+from tests.support.openssh import keygen, list_certificate
 
 pexpect = pytest.importorskip("pexpect")
 
@@ -308,3 +310,66 @@ def test_sample_disk_shows_each_step_live_on_a_terminal_and_nothing_of_it_otherw
     assert off_tty.returncode == 0 and err == b"", err
     assert out.decode().startswith(f"created {piped}")
     assert on_tty.is_file() and piped.is_file()
+
+
+def test_the_wizard_signs_the_host_key_with_the_host_ca_given_as_a_flag(sample_disk, open_readonly, tmp_path):
+    """`zvm-provision IMAGE --host-ca F --host-domain D` on a terminal: the wizard asks nothing about
+    certificates, yet the flags reach its plan. The image then holds a host certificate, signed by that CA,
+    for the hostname typed at the wizard's question (and its --host-domain name), on the host key it carries:
+    read back through a fresh appliance and judged by real `ssh-keygen -L`."""
+
+    home, _ = home_with_keys(tmp_path)
+    host_ca = keygen(tmp_path / "host_ca", "host-ca@it")
+    host_ca.chmod(0o600)
+    domain, hostname = "corp.example", "vm-wizard"
+    args = [str(sample_disk), "--host-ca", str(host_ca), "--host-domain", domain]
+    child = spawn(sample_disk, home, args=args)
+    child.logfile_read = screen = io.StringIO()
+    try:
+        answer_keys_and_netbird(child)
+        child.expect("Password for the user zvm", timeout=LAUNCH_TIMEOUT)
+        child.send(ENTER)
+        child.expect(r"Password \(at least 8")
+        child.send(PASSWORD + ENTER)
+        child.expect("The same password again")
+        child.send(PASSWORD + ENTER)
+        child.expect("The VM's name")
+        child.send("\x7f" * 3 + hostname + ENTER)  # the answer starts as the default, zvm: erase it
+        child.expect("Write this to")
+        child.send("y")
+        child.expect(pexpect.EOF, timeout=240)
+    finally:
+        child.close()
+    seen = flat(screen.getvalue())
+    assert child.exitstatus == 0, seen[-1500:]
+    ca_public = (tmp_path / "host_ca.pub").read_text().split()
+    # the hand-over's line for the fleet
+    assert f"@cert-authority *.{domain} {ca_public[0]} {ca_public[1]}" in seen, seen[-1500:]
+    assert "PRIVATE KEY" not in seen and PASSWORD not in seen
+
+    layout = load_layout()
+    with open_readonly(sample_disk) as (_, fs):
+        cert_entry = layout.role("host-certificate")
+        certificate = fs.read_file(cert_entry.path)
+        stat = fs.lstat(cert_entry.path)
+        host_public = fs.read_file(layout.role("host-key-public").path)
+        image_hostname = fs.read_file("/etc/hostname")
+    assert image_hostname == f"{hostname}\n".encode()
+    assert (stat.uid, stat.gid, stat.mode) == (cert_entry.uid, cert_entry.gid, cert_entry.mode)
+
+    cert = tmp_path / "ssh_host_ed25519_key-cert.pub"
+    cert.write_bytes(certificate)
+    described = list_certificate(cert)  # real ssh-keygen -L
+    assert "host certificate" in described, described
+    principals = described.split("Principals:")[1].split("Critical Options:")[0].split()
+    assert principals == [hostname, f"{hostname}.{domain}"], described
+    assert f'Key ID: "{hostname} ' in described, described
+
+    def fingerprint(path: Path) -> str:
+        return subprocess.run(["ssh-keygen", "-lf", str(path)], capture_output=True, text=True,
+                              check=True).stdout.split()[1]
+
+    assert f"Signing CA: ED25519 {fingerprint(tmp_path / 'host_ca.pub')}" in described, described
+    plain = tmp_path / "host.pub"
+    plain.write_bytes(host_public)
+    assert fingerprint(cert) == fingerprint(plain)  # the certificate certifies the host key the image holds
