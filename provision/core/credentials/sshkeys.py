@@ -219,7 +219,7 @@ def _check_application(app: bytes) -> None:
 
 def _parse_key_line(raw: str) -> AuthorizedKey:
     """One non-blank, non-comment line -> AuthorizedKey, or _BadLine with a reason free of the line's text."""
-    line = raw.strip(" \t\r")
+    line = raw.lstrip(" \t").rstrip(" \t\r")  # sshd skips only spaces and tabs at the start; CRLF's "\r" ends
     if len(line.encode("utf-8", "surrogatepass")) > MAX_KEY_LINE_BYTES:
         raise _BadLine(f"the line is longer than {MAX_KEY_LINE_BYTES} bytes")
     try:
@@ -276,7 +276,7 @@ def _parse_key_line(raw: str) -> AuthorizedKey:
 def _key_lines(text: str):
     """(line number, line) for every line that is not blank or a '#' comment."""
     for lineno, raw in enumerate(text.split("\n"), 1):
-        stripped = raw.strip(" \t\r")
+        stripped = raw.lstrip(" \t").rstrip(" \t\r")  # as sshd: a "\r" before the key or "#" is no blank
         if stripped and not stripped.startswith("#"):
             yield lineno, raw
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from hypothesis import event, given
+from hypothesis import event, example, given
 from hypothesis import strategies as st
 
 from provision.core.credentials import passwords, sshkeys
@@ -215,6 +215,8 @@ def test_a_key_line_is_parsed_or_refused_with_a_usage_error(generated, ending):
 
 
 @given(authorized_keys_text())
+@example(("\r" + REAL_LINES[0], [REAL_LINES[0].split(" ")[1]]))  # sshd skips only spaces and tabs: no key read there
+@example(("\r# a comment\n" + REAL_LINES[0], [REAL_LINES[0].split(" ")[1]]))
 def test_authorized_keys_files_are_parsed_or_refused_with_a_usage_error(generated):
     check_parsers(*generated)
 
