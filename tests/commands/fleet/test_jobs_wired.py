@@ -49,11 +49,14 @@ def test_inspect_with_jobs_reads_both_images(runs):
 
 
 def test_keys_with_jobs_judges_both_images(runs):
-    """Blank images have no password yet: keys refuses to add a key there (seed's rules), each in its launch."""
+    """Blank images have no password file yet: keys refuses to add a key there, each in its launch, in its own
+    words (seed them first), never naming seed's password flags, which keys does not take."""
     rows = json.loads(runs["keys"].stdout)["images"]
     assert runs["keys"].returncode == 1
     assert [row["status"] for row in rows] == ["refused", "refused"]
-    assert all("no password yet" in row["reason"] for row in rows)
+    for row in rows:
+        assert "no password file" in row["reason"] and "seed it first (zvm-provision seed)" in row["reason"], row
+        assert "--password" not in row["reason"], row
 
 
 def test_debug_after_a_failure_inside_the_appliance_adds_the_traceback_and_keeps_the_exit_code(runs):
