@@ -1,7 +1,8 @@
 """`zvm-provision batch` through the real appliance.
 
-Launches (about 15-30 s each under TCG): the first run seeds four users in ONE appliance, with one image
-made to fail and one given, after seeding, a symlink past inspect's display limit; the second run is the
+Launches (about 15-30 s each under TCG): the first run seeds four users in ONE appliance, as overlays of the
+base (as the second run asks: resume makes a standalone image again when overlays are asked for), with one
+image made to fail and one given, after seeding, a symlink past inspect's display limit; the second run is the
 real command and resumes (one read-only check launch for the three existing images, one launch for the
 failed one and the one with the symlink, made as overlays); then a FRESH read-only handle checks all four.
 """
@@ -58,8 +59,9 @@ def password_rows(out: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def roll_out(sample_disk_template: Path, tmp_path_factory: pytest.TempPathFactory):
-    """Run 1 (carol made to fail; dave given a crowd of extra entries and a symlink after seeding), then
-    run 2: the real command, resuming with --overlay, where carol now gives her own password hash."""
+    """Run 1 with --overlay (carol made to fail; dave given a crowd of extra entries and a symlink after
+    seeding), then run 2: the real command, resuming with --overlay, where carol now gives her own password
+    hash. Both runs ask for overlays: an image made standalone would be made again (test_truthful_reruns)."""
     folder = tmp_path_factory.mktemp("rollout")
     lines = {}
     for name in NAMES:
@@ -70,7 +72,7 @@ def roll_out(sample_disk_template: Path, tmp_path_factory: pytest.TempPathFactor
     manifest = write_manifest(folder / "staff.csv", bob_hash)
     out = folder / "out"
     options = batch.BatchOptions(manifest=manifest, base=sample_disk_template, out_dir=out, accel="tcg",
-                                 operator="it@desk")
+                                 operator="it@desk", overlay=True)
     crowd = crowd_tarball(folder / "crowd.tar")
 
     real_seed_one = batch_worker.ChunkWorker.seed_one
@@ -134,7 +136,8 @@ def test_first_run_seeds_all_but_the_failing_image_in_one_launch(roll_out):
     assert first.results[2].error == "injected failure"
     assert roll_out["log1"].count("starting an appliance") == 1  # four disks, one launch
     assert sorted(roll_out["after_first"]) == ["alice.qcow2", "bob.qcow2", "dave.qcow2"]  # no half-made carol
-    assert sorted(roll_out["passwords_after_first"]) == ["alice", "carol", "dave"]
+    # a generated password's row is written only as its image is put in place: carol's never was
+    assert sorted(roll_out["passwords_after_first"]) == ["alice", "dave"]
 
 
 @pytest.mark.appliance
@@ -149,7 +152,7 @@ def test_resume_skips_complete_images_and_makes_the_failed_one_and_the_unsafe_on
     for name in ("alice.qcow2", "bob.qcow2"):
         assert (out / name).stat().st_mtime_ns == roll_out["after_first"][name], f"{name} was rewritten"
     assert second.stderr.count("starting an appliance") == 1  # carol and dave share one launch
-    # carol was made as an overlay this time: backed by the base, by absolute path, format given
+    # carol was made as an overlay too: backed by the base, by absolute path, format given
     info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(out / "carol.qcow2")],
                                      capture_output=True, text=True, check=True).stdout)
     assert info["backing-filename"] == str(roll_out["base"].absolute())
@@ -161,8 +164,8 @@ def test_resume_skips_complete_images_and_makes_the_failed_one_and_the_unsafe_on
 
 @pytest.mark.appliance
 def test_resume_keeps_only_passwords_that_open_an_image(roll_out):
-    """alice's is kept; dave's is replaced (his image was made again); carol now gives her own hash, so the
-    password generated for her in run 1 leaves the file."""
+    """alice's is kept; dave's is replaced (his image was made again); carol, whose image run 1 never put in
+    place (so no row), now gives her own hash and gets no row."""
     out, before = roll_out["out"], roll_out["passwords_after_first"]
     after = password_rows(out)
     assert sorted(after) == ["alice", "dave"]
