@@ -37,7 +37,7 @@ from tests.support.files import copy_disk, sha256
 from tests.support.held_writes import HOLD_WRITES_ENV
 from tests.support.hypervisors import stand_in
 from tests.support.keyfactory import public_line
-from tests.support.persist import CERTIFICATE_ROLES, write_file
+from tests.support.persist import ASKED_FOR_ROLES, write_file
 
 REPO = Path(__file__).resolve().parents[2]
 LAYOUT = load_layout()
@@ -424,7 +424,7 @@ def assert_contract(back: dict, *, netbird: bool) -> None:
     """Every contract path has its kind, owner and mode; the content is well-formed."""
     for entry in LAYOUT.entries:
         st = back["stats"][entry.path]
-        if entry.role in ("netbird-setup-key", "netbird-management-url", "hostname", *CERTIFICATE_ROLES) and st is None:
+        if entry.role in ("netbird-setup-key", "netbird-management-url", "hostname", *ASKED_FOR_ROLES) and st is None:
             assert not (netbird and entry.role == "netbird-setup-key"), entry.path
             continue
         assert st is not None, entry.path

@@ -27,7 +27,7 @@ from tests.support.command import zvm
 from tests.support.crowd import CROWD_FILES, crowd_tarball
 from tests.support.files import sha256
 from tests.support.keyfactory import public_line
-from tests.support.persist import CERTIFICATE_ROLES
+from tests.support.persist import ASKED_FOR_ROLES
 from tests.support.rendering import render_text
 
 LAYOUT = load_layout()
@@ -128,7 +128,7 @@ def test_cli_json_of_a_seeded_image_changes_not_one_byte_and_shows_no_secret(ima
     assert data["image"]["format"] == "qcow2"
     assert [p["label"] for p in data["partitions"] if p["persist"]] == ["persist"]
     # every path but the certificate files, which only --host-ca and --user-ca write
-    assert all(p["status"] == ("absent" if p["role"] in CERTIFICATE_ROLES else "ok") for p in data["paths"]), data["paths"]
+    assert all(p["status"] == ("absent" if p["role"] in ASKED_FOR_ROLES else "ok") for p in data["paths"]), data["paths"]
     assert data["password"] == {"state": "set", "algorithm": "sha512-crypt", "rounds": 5000}
     assert [k["comment"] for k in data["authorized_keys"]["keys"]] == ["alice@laptop"]
     assert data["host_key"]["state"] == "present" and data["host_key"]["known_hosts"].startswith("zvm-copy-0 ssh-ed25519 ")

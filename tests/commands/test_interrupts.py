@@ -29,7 +29,7 @@ from tests.commands.test_faults import _descendants
 from tests.support.files import copy_disk, sha256
 from tests.support.held_writes import HOLD_WRITES_ENV
 from tests.support.keyfactory import public_line
-from tests.support.persist import CERTIFICATE_ROLES
+from tests.support.persist import ASKED_FOR_ROLES
 
 pytestmark = pytest.mark.appliance
 
@@ -162,7 +162,7 @@ def test_ctrl_c_during_writes_lets_them_finish_says_the_image_was_seeded_hands_o
     assert back["files"]["/home/zvm/.ssh/authorized_keys"].decode() == interrupted["key_line"] + "\n"
     for entry in LAYOUT.entries:
         st = back["stats"][entry.path]
-        if entry.role in ("netbird-setup-key", "netbird-management-url", "hostname", *CERTIFICATE_ROLES):  # not asked for
+        if entry.role in ("netbird-setup-key", "netbird-management-url", "hostname", *ASKED_FOR_ROLES):  # not asked for
             continue
         assert st is not None and (st.kind, st.uid, st.gid, st.mode) == (entry.kind, entry.uid, entry.gid, entry.mode)
     assert back["files"]["/passwords/zvm"].startswith(b"$6$")

@@ -13,8 +13,10 @@ from provision.guest.diskformat import probe_image
 from provision.guest.persistfs import PersistFS
 
 LAYOUT = load_layout()
-# Contract files written only when asked for (--host-ca, --user-ca): absent after a seeding without them.
+# Contract files written only when asked for (--host-ca, --user-ca; --update-signer): absent after a seeding
+# without them.
 CERTIFICATE_ROLES = ("host-certificate", "trusted-user-ca-keys", "authorized-principals")
+ASKED_FOR_ROLES = (*CERTIFICATE_ROLES, "update-signers")
 
 
 def write_file(fs: PersistFS, path: str, data: bytes, uid: int, gid: int, mode: int) -> None:

@@ -32,7 +32,7 @@ from provision.ui import progress as ui_progress
 from tests.support import libxcrypt as crypt  # Python's crypt module is gone in 3.13
 from tests.support.crowd import crowd_tarball
 from tests.support.keyfactory import public_line
-from tests.support.persist import CERTIFICATE_ROLES
+from tests.support.persist import ASKED_FOR_ROLES
 
 SETUP_KEY = "0B1C2D3E-4F50-6172-8394-A5B6C7D8E9F0"
 BOB_PASSWORD = "bob's own password, 31 chars!!"
@@ -178,7 +178,7 @@ def test_every_image_holds_the_contract_with_owners_and_modes(images):
     for name, found in images.items():
         for entry in LAYOUT.entries:
             st = found["stats"][entry.path]
-            if entry.role in CERTIFICATE_ROLES or (entry.role in ("netbird-setup-key", "netbird-management-url")
+            if entry.role in ASKED_FOR_ROLES or (entry.role in ("netbird-setup-key", "netbird-management-url")
                                                    and name != "bob"):
                 assert st is None, (name, entry.path)
                 continue

@@ -16,7 +16,7 @@ from tests.support import libxcrypt  # Python's crypt module is gone in 3.13
 from tests.support.command import zvm
 from tests.support.files import copy_disk, sha256
 from tests.support.keyfactory import public_line
-from tests.support.persist import CERTIFICATE_ROLES, read_back
+from tests.support.persist import ASKED_FOR_ROLES, read_back
 
 pytestmark = pytest.mark.appliance
 
@@ -76,7 +76,7 @@ def test_every_contract_path_has_its_owner_and_mode(seeded):
         stats = seeded[disk]["stats"]
         for entry in LAYOUT.entries:
             stat = stats[entry.path]
-            if entry.role in CERTIFICATE_ROLES:  # not asked for here (tests/commands/seed/test_certificates.py)
+            if entry.role in ASKED_FOR_ROLES:  # not asked for here (tests/commands/seed/test_certificates.py)
                 assert stat is None, (disk, entry.path)
                 continue
             assert stat is not None, (disk, entry.path)
