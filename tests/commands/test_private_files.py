@@ -121,14 +121,21 @@ def test_each_command_succeeds(runs, name):
 def test_images_and_working_files_are_0600_before_and_after_qemu_img_writes_them(runs):
     """Every file qemu-img was given under the output folders was there, 0600 and not a link, before it
     started (created by the tool, exclusively) and still 0600 when it ended; qemu-img ran under umask 077."""
-    writes = [c for c in runs["calls"] if c["args"][0] in ("create", "convert")]
-    targets = [c["args"][-1] if c["args"][0] == "convert" else next(a for a in c["args"] if "partial" in a)
+    # create and convert write their last argument; rebase rewrites the overlay (last) and points it at the copy
+    # its commit writes into (-b), so both are checked. batch seeds an overlay (.seeding) and, --format raw,
+    # converts it (.converting); seed --output's overlay is its .partial-TOKEN; keys copies into .partial.
+    writes = [c for c in runs["calls"] if c["args"][0] in ("create", "convert", "rebase", "commit")]
+    targets = [[c["args"][-1], *([c["args"][c["args"].index("-b") + 1]] if c["args"][0] == "rebase" else [])]
                for c in writes]
-    assert any(".partial" in t for t in targets) and any(".converting" in t for t in targets), targets
-    for call, target in zip(writes, targets):
+    named = [t for ts in targets for t in ts]
+    assert all(t.startswith(str(runs["watched"])) for t in named), named  # never the base, never elsewhere
+    for stage in (".seeding", ".partial", ".converting"):
+        assert any(stage in t for t in named), (stage, named)
+    for call, files in zip(writes, targets):
         assert call["umask"] == 0o077, call
-        assert call["before"].get(target) == [0o600, False], call
-        assert call["after"].get(target) == [0o600, False], call
+        for target in files:
+            assert call["before"].get(target) == [0o600, False], call
+            assert call["after"].get(target) == [0o600, False], call
 
 
 @pytest.mark.appliance
