@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,8 @@ from provision.errors import ProvisionError
 from provision.guest.convert import convert_image, record_output
 from provision.guest.qemuimg import QemuImgStopped
 
-REAL_QEMU_IMG = "/usr/bin/qemu-img"
+# the image tool where this machine has it (found before any test puts a stand-in first on PATH)
+REAL_QEMU_IMG = shutil.which("qemu-img") or "qemu-img"
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import shutil
 import subprocess
 import sys
 import time
@@ -24,7 +25,8 @@ from tests.support.files import copy_disk, sha256
 from tests.support.keyfactory import public_line
 
 PASSWORD = "hand-over password 1234"
-REAL_QEMU_IMG = "/usr/bin/qemu-img"
+# the image tool where this machine has it (found before any test puts a stand-in first on PATH)
+REAL_QEMU_IMG = shutil.which("qemu-img") or "qemu-img"
 
 
 def path_first(folder: Path) -> dict[str, str]:
